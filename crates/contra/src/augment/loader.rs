@@ -1,0 +1,221 @@
+//! Batches of augmented views, made in worker threads ahead of the trainer.
+//!
+//! A producer thread walks the epoch's shuffled order and fills each batch with a dedicated
+//! pool of `workers` threads, keeping up to `prefetch` batches ready. The shuffle depends only
+//! on (seed, epoch) and each view's randomness only on (seed, epoch, sample, view), so the
+//! batches are identical at any thread count, and a resumed run can start at any batch.
+
+use super::Pipeline;
+use crate::data::ImageDataset;
+use crate::image::Image;
+use crate::rng::Rng;
+use rayon::prelude::*;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const SHUFFLE: u64 = 0x5348_5546;
+const VIEW: u64 = 0x5649_4557;
+
+/// Two (or more) augmented views of the same images, each `[batch, channels, height, width]`.
+#[derive(Clone, Debug)]
+pub struct ViewBatch {
+    pub views: Vec<Vec<f32>>,
+    pub indices: Vec<usize>,
+    pub labels: Option<Vec<u32>>,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl ViewBatch {
+    pub fn len(&self) -> usize {
+        self.indices.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+    pub fn shape(&self) -> [usize; 4] {
+        [self.len(), self.channels, self.height, self.width]
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LoaderConfig {
+    pub batch_size: usize,
+    pub views: usize,
+    pub workers: usize,
+    pub prefetch: usize,
+    pub seed: u64,
+}
+
+/// The number of full batches in an epoch (the last partial batch is dropped, as SimCLR does).
+pub fn batches_per_epoch(len: usize, batch_size: usize) -> usize {
+    len / batch_size
+}
+
+/// The sample order of an epoch.
+pub fn epoch_order(seed: u64, epoch: u64, len: usize) -> Vec<usize> {
+    Rng::derive(seed, &[SHUFFLE, epoch]).permutation(len)
+}
+
+/// One view of one sample: its randomness depends only on (seed, epoch, index, view).
+pub fn make_view(
+    data: &ImageDataset,
+    pipeline: &Pipeline,
+    seed: u64,
+    epoch: u64,
+    index: usize,
+    view: usize,
+) -> Image {
+    let img = Image::from_bytes(data.image(index), data.channels, data.height, data.width);
+    pipeline.apply(
+        img,
+        &mut Rng::derive(seed, &[VIEW, epoch, index as u64, view as u64]),
+    )
+}
+
+/// Build one batch from sample indices, in parallel on the current rayon pool.
+pub fn make_batch(
+    data: &ImageDataset,
+    pipeline: &Pipeline,
+    cfg: &LoaderConfig,
+    epoch: u64,
+    indices: &[usize],
+) -> ViewBatch {
+    let (h, w) = pipeline.output_size(data.height, data.width);
+    let c = data.channels;
+    let per = c * h * w;
+    let mut views = vec![vec![0f32; indices.len() * per]; cfg.views];
+    for (v, buf) in views.iter_mut().enumerate() {
+        buf.par_chunks_mut(per)
+            .zip(indices.par_iter())
+            .for_each(|(dst, &i)| {
+                let img = make_view(data, pipeline, cfg.seed, epoch, i, v);
+                dst.copy_from_slice(&img.data);
+            });
+    }
+    let labels = data
+        .labels
+        .as_ref()
+        .map(|l| indices.iter().map(|&i| l[i]).collect());
+    ViewBatch {
+        views,
+        indices: indices.to_vec(),
+        labels,
+        channels: c,
+        height: h,
+        width: w,
+    }
+}
+
+/// The batches of one epoch, produced in the background.
+pub struct EpochLoader {
+    rx: Option<Receiver<ViewBatch>>,
+    handle: Option<JoinHandle<()>>,
+    /// Time the consumer spent blocked waiting for a batch.
+    pub waited: Duration,
+}
+
+impl EpochLoader {
+    /// Start producing epoch `epoch` from batch `skip` on.
+    pub fn start(
+        data: Arc<ImageDataset>,
+        pipeline: Arc<Pipeline>,
+        cfg: LoaderConfig,
+        epoch: u64,
+        skip: usize,
+    ) -> Self {
+        let (tx, rx) = sync_channel(cfg.prefetch.max(1));
+        let handle = std::thread::Builder::new()
+            .name("contra-loader".into())
+            .spawn(move || produce(data, pipeline, cfg, epoch, skip, tx))
+            .expect("spawning the loader thread");
+        Self {
+            rx: Some(rx),
+            handle: Some(handle),
+            waited: Duration::ZERO,
+        }
+    }
+}
+
+fn produce(
+    data: Arc<ImageDataset>,
+    pipeline: Arc<Pipeline>,
+    cfg: LoaderConfig,
+    epoch: u64,
+    skip: usize,
+    tx: SyncSender<ViewBatch>,
+) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cfg.workers.max(1))
+        .thread_name(|i| format!("contra-augment-{i}"))
+        .build()
+        .expect("building the augmentation thread pool");
+    let order = epoch_order(cfg.seed, epoch, data.len);
+    let n = batches_per_epoch(data.len, cfg.batch_size);
+    for b in skip..n {
+        let idx = &order[b * cfg.batch_size..(b + 1) * cfg.batch_size];
+        let batch = pool.install(|| make_batch(&data, &pipeline, &cfg, epoch, idx));
+        if tx.send(batch).is_err() {
+            return; // the trainer stopped listening
+        }
+    }
+}
+
+impl Iterator for EpochLoader {
+    type Item = ViewBatch;
+    fn next(&mut self) -> Option<ViewBatch> {
+        let t = Instant::now();
+        let b = self.rx.as_ref()?.recv().ok();
+        self.waited += t.elapsed();
+        b
+    }
+}
+
+impl Drop for EpochLoader {
+    fn drop(&mut self) {
+        self.rx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_do_not_depend_on_worker_count_and_skip_resumes_exactly() {
+        let data = Arc::new(crate::data::digits::load().take(200));
+        let p = Arc::new(Pipeline::simclr(8, vec![0.3], vec![0.3]));
+        let cfg = |workers| LoaderConfig {
+            batch_size: 32,
+            views: 2,
+            workers,
+            prefetch: 2,
+            seed: 9,
+        };
+        let one: Vec<ViewBatch> =
+            EpochLoader::start(data.clone(), p.clone(), cfg(1), 3, 0).collect();
+        let two: Vec<ViewBatch> =
+            EpochLoader::start(data.clone(), p.clone(), cfg(2), 3, 0).collect();
+        assert_eq!(one.len(), 6);
+        for (a, b) in one.iter().zip(&two) {
+            assert_eq!(a.views, b.views);
+            assert_eq!(a.indices, b.indices);
+        }
+        let resumed: Vec<ViewBatch> =
+            EpochLoader::start(data.clone(), p.clone(), cfg(2), 3, 4).collect();
+        assert_eq!(resumed.len(), 2);
+        assert_eq!(resumed[0].views, one[4].views);
+        assert_ne!(
+            one[0].views[0], one[0].views[1],
+            "two views of the same image differ"
+        );
+        let other_epoch: Vec<ViewBatch> = EpochLoader::start(data, p, cfg(2), 4, 0).collect();
+        assert_ne!(other_epoch[0].indices, one[0].indices);
+    }
+}

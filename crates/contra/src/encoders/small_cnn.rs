@@ -1,0 +1,88 @@
+//! A small convolutional encoder: four blocks of 3x3 convolution, BatchNorm and ReLU, with
+//! 2x2 max-pooling after the first three, then global average pooling.
+
+use super::global_avg_pool;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+#[derive(Module, Debug)]
+pub struct ConvBlock {
+    conv: Conv2d,
+    norm: BatchNorm,
+}
+
+impl ConvBlock {
+    pub fn new(cin: usize, cout: usize, device: &Device) -> Self {
+        let conv = Conv2dConfig::new([cin, cout], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .with_bias(false)
+            .init(device);
+        Self {
+            conv,
+            norm: BatchNormConfig::new(cout).init(device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        relu(self.norm.forward(self.conv.forward(x)))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct SmallCnn {
+    blocks: Vec<ConvBlock>,
+    pool: MaxPool2d,
+}
+
+#[derive(Clone, Debug)]
+pub struct SmallCnnConfig {
+    pub in_channels: usize,
+    pub widths: [usize; 4],
+}
+
+impl SmallCnnConfig {
+    pub fn new(in_channels: usize) -> Self {
+        Self {
+            in_channels,
+            widths: [32, 64, 128, 256],
+        }
+    }
+
+    pub fn init(&self, device: &Device) -> SmallCnn {
+        let mut cin = self.in_channels;
+        let blocks = self
+            .widths
+            .iter()
+            .map(|&w| {
+                let b = ConvBlock::new(cin, w, device);
+                cin = w;
+                b
+            })
+            .collect();
+        SmallCnn {
+            blocks,
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+        }
+    }
+}
+
+impl SmallCnn {
+    pub fn forward(&self, mut x: Tensor<4>) -> Tensor<2> {
+        let last = self.blocks.len() - 1;
+        for (i, b) in self.blocks.iter().enumerate() {
+            x = b.forward(x);
+            let [_, _, h, w] = x.dims();
+            if i < last && h >= 2 && w >= 2 {
+                x = self.pool.forward(x);
+            }
+        }
+        global_avg_pool(x)
+    }
+
+    pub fn output_dim(&self) -> usize {
+        self.blocks.last().map_or(0, |b| b.norm.gamma.dims()[0])
+    }
+}

@@ -1,0 +1,69 @@
+//! Features for evaluation: the encoder's pooled output (before the projection head), computed
+//! in batches with BatchNorm in inference mode; or the normalised raw pixels as a baseline.
+
+use super::Features;
+use crate::augment::Normalize;
+use crate::data::ImageDataset;
+use crate::encoders::Encoder;
+use crate::image::Image;
+use crate::tensor_util::{tensor4, to_vec};
+use burn::module::Module;
+use burn::prelude::*;
+
+fn normalized(data: &ImageDataset, i: usize, norm: Option<&Normalize>) -> Vec<f32> {
+    let mut img = Image::from_bytes(data.image(i), data.channels, data.height, data.width);
+    if let Some(n) = norm {
+        img.normalize(&n.mean, &n.std);
+    }
+    img.data
+}
+
+/// Normalised pixels, one row per image.
+pub fn raw(data: &ImageDataset, norm: Option<&Normalize>) -> Features {
+    let dim = data.image_size();
+    let mut out = Vec::with_capacity(data.len * dim);
+    (0..data.len).for_each(|i| out.extend(normalized(data, i, norm)));
+    Features {
+        data: out,
+        rows: data.len,
+        dim,
+    }
+}
+
+/// Encoder features for every image, `batch` images at a time, on `device` (without
+/// autodiff; BatchNorm uses its running statistics). Images are resized to `size` when the
+/// encoder was trained on another size.
+pub fn encode(
+    encoder: &Encoder,
+    data: &ImageDataset,
+    norm: Option<&Normalize>,
+    size: (usize, usize),
+    batch: usize,
+    device: &Device,
+) -> Features {
+    let encoder = encoder.valid().to_device(device);
+    let dim = encoder.output_dim();
+    let (h, w) = size;
+    let mut out = Vec::with_capacity(data.len * dim);
+    for start in (0..data.len).step_by(batch.max(1)) {
+        let end = (start + batch).min(data.len);
+        let mut pixels = Vec::with_capacity((end - start) * data.channels * h * w);
+        for i in start..end {
+            let mut img = Image::from_bytes(data.image(i), data.channels, data.height, data.width);
+            if (h, w) != (data.height, data.width) {
+                img = img.resize(h, w);
+            }
+            if let Some(n) = norm {
+                img.normalize(&n.mean, &n.std);
+            }
+            pixels.extend_from_slice(&img.data);
+        }
+        let x = tensor4(pixels, [end - start, data.channels, h, w], device);
+        out.extend(to_vec(encoder.forward(x)));
+    }
+    Features {
+        data: out,
+        rows: data.len,
+        dim,
+    }
+}

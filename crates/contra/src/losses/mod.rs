@@ -1,0 +1,4 @@
+//! Contrastive losses, one per file.
+
+pub mod nt_xent;
+pub use nt_xent::NtXentLoss;

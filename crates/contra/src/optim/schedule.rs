@@ -1,0 +1,92 @@
+//! Linear warmup then cosine decay, per step.
+//!
+//! `lr(s) = peak * (s + 1) / warmup` for the first `warmup` steps, then
+//! `final + (peak - final) * (1 + cos(pi * (s - warmup) / (total - warmup))) / 2`.
+//! Any peak is accepted, including the values above 1 that LARS recipes use.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// Warmup length in epochs (fractions allowed).
+    #[serde(default)]
+    pub warmup_epochs: f64,
+    /// `cosine` or `constant` after warmup.
+    #[serde(default = "cosine")]
+    pub decay: String,
+    /// Learning rate at the end, as a fraction of the peak.
+    #[serde(default)]
+    pub final_fraction: f64,
+}
+fn cosine() -> String {
+    "cosine".into()
+}
+
+impl Default for ScheduleSpec {
+    fn default() -> Self {
+        Self {
+            warmup_epochs: 0.0,
+            decay: cosine(),
+            final_fraction: 0.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    pub peak: f64,
+    pub warmup_steps: u64,
+    pub total_steps: u64,
+    pub cosine: bool,
+    pub final_lr: f64,
+}
+
+impl Schedule {
+    pub fn new(spec: &ScheduleSpec, peak: f64, steps_per_epoch: u64, epochs: u64) -> Self {
+        let total = steps_per_epoch * epochs;
+        Self {
+            peak,
+            warmup_steps: ((spec.warmup_epochs * steps_per_epoch as f64).round() as u64).min(total),
+            total_steps: total,
+            cosine: spec.decay == "cosine",
+            final_lr: peak * spec.final_fraction,
+        }
+    }
+
+    pub fn lr(&self, step: u64) -> f64 {
+        if step < self.warmup_steps {
+            return self.peak * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        if !self.cosine || self.total_steps <= self.warmup_steps {
+            return self.peak;
+        }
+        let t = (step - self.warmup_steps) as f64 / (self.total_steps - self.warmup_steps) as f64;
+        self.final_lr
+            + (self.peak - self.final_lr) * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warmup_then_cosine_with_a_peak_above_one() {
+        let s = Schedule::new(
+            &ScheduleSpec {
+                warmup_epochs: 1.0,
+                ..Default::default()
+            },
+            4.8,
+            10,
+            3,
+        );
+        assert_eq!(s.warmup_steps, 10);
+        assert!((s.lr(0) - 0.48).abs() < 1e-12);
+        assert!((s.lr(9) - 4.8).abs() < 1e-12);
+        assert!((s.lr(10) - 4.8).abs() < 1e-12);
+        assert!((s.lr(20) - 2.4).abs() < 1e-12);
+        assert!(s.lr(29) < 0.05 && s.lr(29) > 0.0);
+    }
+}

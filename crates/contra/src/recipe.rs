@@ -1,0 +1,325 @@
+//! Recipes: one TOML file that says what to train, on what, and how to evaluate it.
+//!
+//! Every table rejects unknown keys, and every value is checked before training starts, so a
+//! typo is reported with its key and line instead of being silently ignored.
+
+use crate::augment::{Augmentation, Pipeline, channel_stats};
+use crate::data::ImageDataset;
+use crate::data::locate::DataSpec;
+use crate::encoders::EncoderSpec;
+use crate::error::{Error, Result};
+use crate::heads::ProjectionHeadSpec;
+use crate::optim::OptimizerSpec;
+use crate::optim::schedule::ScheduleSpec;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The recipe contra runs when none is given: SimCLR on the bundled 8x8 digits.
+pub const DEFAULT_RECIPE: &str = include_str!("../../../recipes/default.toml");
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    #[serde(default = "default_name")]
+    pub name: String,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub data: DataSpec,
+    #[serde(default)]
+    pub augment: AugmentSpec,
+    #[serde(default)]
+    pub encoder: EncoderSpec,
+    #[serde(default)]
+    pub head: ProjectionHeadSpec,
+    #[serde(default)]
+    pub method: MethodSpec,
+    pub optimizer: OptimizerSpec,
+    #[serde(default)]
+    pub schedule: ScheduleSpec,
+    #[serde(default)]
+    pub train: TrainSpec,
+    #[serde(default)]
+    pub eval: EvalSpec,
+}
+fn default_name() -> String {
+    "run".into()
+}
+
+/// `preset = "simclr"` (lightly's SimCLR views at the data's size, normalised with the
+/// training set's statistics), or an explicit list of `[[augment.steps]]`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AugmentSpec {
+    #[serde(default)]
+    pub preset: Option<String>,
+    /// Output size for the preset (defaults to the data's height).
+    #[serde(default)]
+    pub size: Option<usize>,
+    #[serde(default)]
+    pub steps: Vec<Augmentation>,
+}
+
+impl Default for AugmentSpec {
+    fn default() -> Self {
+        Self {
+            preset: Some("simclr".into()),
+            size: None,
+            steps: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MethodSpec {
+    /// `simclr`.
+    #[serde(default = "simclr")]
+    pub kind: String,
+    #[serde(default = "default_temperature")]
+    pub temperature: f32,
+}
+fn simclr() -> String {
+    "simclr".into()
+}
+fn default_temperature() -> f32 {
+    0.5
+}
+
+impl Default for MethodSpec {
+    fn default() -> Self {
+        Self {
+            kind: simclr(),
+            temperature: default_temperature(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    #[serde(default = "default_epochs")]
+    pub epochs: u64,
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Augmentation worker threads.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// Batches prepared ahead of the trainer.
+    #[serde(default = "default_prefetch")]
+    pub prefetch: usize,
+    /// Write a checkpoint every N steps (and at the end of every epoch); 0: epochs only.
+    #[serde(default)]
+    pub checkpoint_every: u64,
+    /// Where the run's files go (relative to the working directory).
+    #[serde(default)]
+    pub out: Option<PathBuf>,
+    /// `cpu`, `cuda:N`, `tch-cpu` or `tch-cuda:N`.
+    #[serde(default = "default_device")]
+    pub device: String,
+}
+fn default_epochs() -> u64 {
+    10
+}
+fn default_batch() -> usize {
+    256
+}
+fn default_workers() -> usize {
+    1
+}
+fn default_prefetch() -> usize {
+    4
+}
+fn default_device() -> String {
+    "cpu".into()
+}
+
+impl Default for TrainSpec {
+    fn default() -> Self {
+        Self {
+            epochs: default_epochs(),
+            batch_size: default_batch(),
+            workers: default_workers(),
+            prefetch: default_prefetch(),
+            checkpoint_every: 0,
+            out: None,
+            device: default_device(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSpec {
+    #[serde(default = "default_k")]
+    pub knn_k: usize,
+    #[serde(default = "default_knn_t")]
+    pub knn_temperature: f32,
+    /// Few-label evaluations: N labels per class.
+    #[serde(default = "default_few")]
+    pub labels_per_class: Vec<usize>,
+    /// Seeds averaged for each few-label setting.
+    #[serde(default = "default_seeds")]
+    pub seeds: u64,
+    #[serde(default = "default_probe_epochs")]
+    pub probe_epochs: usize,
+    #[serde(default = "default_probe_lr")]
+    pub probe_lr: f64,
+    #[serde(default = "default_probe_wd")]
+    pub probe_weight_decay: f64,
+}
+fn default_k() -> usize {
+    200
+}
+fn default_knn_t() -> f32 {
+    0.1
+}
+fn default_few() -> Vec<usize> {
+    vec![10]
+}
+fn default_seeds() -> u64 {
+    5
+}
+fn default_probe_epochs() -> usize {
+    100
+}
+fn default_probe_lr() -> f64 {
+    0.01
+}
+fn default_probe_wd() -> f64 {
+    1e-4
+}
+
+impl Default for EvalSpec {
+    fn default() -> Self {
+        Self {
+            knn_k: default_k(),
+            knn_temperature: default_knn_t(),
+            labels_per_class: default_few(),
+            seeds: default_seeds(),
+            probe_epochs: default_probe_epochs(),
+            probe_lr: default_probe_lr(),
+            probe_weight_decay: default_probe_wd(),
+        }
+    }
+}
+
+impl Recipe {
+    /// Parse recipe text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self> {
+        let r: Recipe = toml::from_str(text)
+            .map_err(|e| Error::format(origin, format!("invalid recipe: {e}")))?;
+        r.validate()?;
+        Ok(r)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&text, path)
+    }
+
+    pub fn default_recipe() -> Self {
+        Self::parse(DEFAULT_RECIPE, Path::new("<built-in recipes/default.toml>"))
+            .expect("the built-in recipe is valid")
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.encoder.validate()?;
+        self.optimizer.validate()?;
+        if self.method.kind != "simclr" {
+            return Err(Error::config(
+                "method.kind",
+                format!("unknown method `{}`; expected simclr", self.method.kind),
+            ));
+        }
+        if !(self.method.temperature > 0.0) {
+            return Err(Error::config("method.temperature", "must be positive"));
+        }
+        if self.train.batch_size < 2 {
+            return Err(Error::config(
+                "train.batch_size",
+                "must be at least 2 (a contrastive batch needs negatives)",
+            ));
+        }
+        if self.train.epochs == 0 {
+            return Err(Error::config("train.epochs", "must be at least 1"));
+        }
+        if self.eval.knn_k == 0 {
+            return Err(Error::config("eval.knn_k", "must be at least 1"));
+        }
+        match (&self.augment.preset, self.augment.steps.is_empty()) {
+            (Some(p), _) if p != "simclr" => {
+                return Err(Error::config(
+                    "augment.preset",
+                    format!("unknown preset `{p}`; expected simclr"),
+                ));
+            }
+            (Some(_), false) => {
+                return Err(Error::config(
+                    "augment",
+                    "give either `preset` or `steps`, not both",
+                ));
+            }
+            (None, true) => {
+                return Err(Error::config(
+                    "augment",
+                    "give a `preset` or a list of `steps`",
+                ));
+            }
+            _ => {}
+        }
+        crate::device::parse(&self.train.device)?;
+        Ok(())
+    }
+
+    /// The augmentation pipeline for training on `train`.
+    pub fn pipeline(&self, train: &ImageDataset) -> Result<Pipeline> {
+        match &self.augment.preset {
+            Some(_) => {
+                let (mean, std) = channel_stats(train);
+                Ok(Pipeline::simclr(
+                    self.augment.size.unwrap_or(train.height),
+                    mean,
+                    std,
+                ))
+            }
+            None => Pipeline::new(self.augment.steps.clone()),
+        }
+    }
+
+    /// The folder the run writes to.
+    pub fn out_dir(&self) -> PathBuf {
+        self.train
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs").join(&self.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_recipe_parses_and_errors_name_the_key() {
+        let r = Recipe::default_recipe();
+        assert_eq!(r.data.source, "digits");
+        let p = Path::new("bad.toml");
+        let e = Recipe::parse("[optimizer]\nlr = 0.1\nmomentun = 0.9\n", p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad.toml") && e.contains("momentun"), "{e}");
+        let e = Recipe::parse("[optimizer]\nlr = -1.0\n", p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("optimizer.lr"), "{e}");
+        let e = Recipe::parse("[optimizer]\nlr = 0.1\n[train]\nbatch_size = \"x\"\n", p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("batch_size") && e.contains("line 4"), "{e}");
+        let e = Recipe::parse("[optimizer]\nlr = 0.1\n[encoder]\nkind = \"vit\"\n", p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("encoder.kind") && e.contains("vit"), "{e}");
+    }
+}

@@ -1,0 +1,383 @@
+//! The one training loop: any [`Method`] on batches of augmented views, with the optimizer
+//! and schedule of the recipe, a progress line, a JSONL metrics log, and checkpoints that let
+//! `--resume` continue a killed run to the same result as an uninterrupted one.
+
+pub mod progress;
+
+use crate::augment::Pipeline;
+use crate::augment::loader::{EpochLoader, LoaderConfig, batches_per_epoch};
+use crate::checkpoint::{
+    HostTensor, load_module, module_tensors, read_safetensors, write_atomic, write_safetensors,
+};
+use crate::data::ImageDataset;
+use crate::error::{Error, Result};
+use crate::methods::{Method, SimClr};
+use crate::optim::Optimizer;
+use crate::optim::schedule::Schedule;
+use crate::recipe::Recipe;
+use crate::tensor_util::tensor4;
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use progress::Progress;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+static INIT_LOCK: Mutex<()> = Mutex::new(());
+
+/// Run `f` with the device's random generator seeded: weight initialisation is reproducible.
+/// The generator is global in burn, so concurrent initialisations are serialised.
+pub fn seeded<T>(device: &Device, seed: u64, f: impl FnOnce() -> T) -> T {
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    device.seed(seed);
+    f()
+}
+
+/// The SimCLR model a recipe describes, freshly initialised from the recipe's seed.
+pub fn build_simclr(recipe: &Recipe, in_channels: usize, device: &Device) -> Result<SimClr> {
+    seeded(device, recipe.seed, || {
+        let encoder = recipe.encoder.init(in_channels, device)?;
+        let head = recipe.head.init(encoder.output_dim(), device);
+        Ok(SimClr::new(encoder, head, recipe.method.temperature))
+    })
+}
+
+/// Names of the files a run writes in its output folder.
+pub struct RunFiles {
+    pub dir: PathBuf,
+}
+
+impl RunFiles {
+    pub fn checkpoint(&self) -> PathBuf {
+        self.dir.join("checkpoint.safetensors")
+    }
+    pub fn model(&self) -> PathBuf {
+        self.dir.join("model.safetensors")
+    }
+    pub fn metrics(&self) -> PathBuf {
+        self.dir.join("metrics.jsonl")
+    }
+    pub fn recipe(&self) -> PathBuf {
+        self.dir.join("recipe.toml")
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TrainOptions {
+    /// Continue from the run folder's checkpoint.
+    pub resume: bool,
+    /// No progress line.
+    pub quiet: bool,
+}
+
+/// What a finished run reports.
+#[derive(Debug)]
+pub struct TrainReport<M> {
+    pub model: M,
+    pub final_loss: f32,
+    pub steps: u64,
+    /// Images per second through the model (every view counts), over the steps of this process.
+    pub images_per_second: f64,
+    /// Fraction of the wall time the trainer spent waiting for batches.
+    pub data_wait_fraction: f64,
+    pub seconds: f64,
+}
+
+/// Where a run stands: saved in every checkpoint.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct TrainerState {
+    epoch: u64,
+    step_in_epoch: usize,
+    global_step: u64,
+    optimizer_steps: u64,
+    last_loss: f32,
+    seed: u64,
+    recipe: String,
+}
+
+fn save_checkpoint<M: Method>(
+    files: &RunFiles,
+    model: &M,
+    opt: &Optimizer,
+    state: &TrainerState,
+) -> Result<()> {
+    let mut tensors: BTreeMap<String, HostTensor> = module_tensors(model)
+        .into_iter()
+        .map(|(k, v)| (format!("model.{k}"), v))
+        .collect();
+    for (k, data) in opt.state_tensors() {
+        let n = data.len();
+        tensors.insert(
+            format!("optim.{k}"),
+            HostTensor {
+                shape: vec![n],
+                data,
+            },
+        );
+    }
+    let mut meta = HashMap::new();
+    meta.insert(
+        "contra.trainer".to_string(),
+        serde_json::to_string(state).expect("serialisable state"),
+    );
+    write_safetensors(&files.checkpoint(), &tensors, meta)
+}
+
+fn load_checkpoint<M: Method>(
+    path: &Path,
+    model: M,
+    opt: &mut Optimizer,
+    device: &Device,
+) -> Result<(M, TrainerState)> {
+    let (tensors, meta) = read_safetensors(path)?;
+    let state: TrainerState = meta
+        .get("contra.trainer")
+        .and_then(|s| serde_json::from_str(s).ok())
+        .ok_or_else(|| {
+            Error::format(path, "not a contra training checkpoint (no trainer state)")
+        })?;
+    let model = load_module(model, &tensors, "model.", path)?;
+    let mut optim: Vec<(String, Vec<f32>)> = tensors
+        .into_iter()
+        .filter_map(|(k, v)| k.strip_prefix("optim.").map(|k| (k.to_string(), v.data)))
+        .collect();
+    // Slots of one parameter must load in order.
+    optim.sort_by(|a, b| {
+        let split = |s: &str| {
+            s.rsplit_once('#')
+                .map(|(p, n)| (p.to_string(), n.parse::<usize>().unwrap_or(0)))
+        };
+        split(&a.0).cmp(&split(&b.0))
+    });
+    opt.load_state(state.optimizer_steps, optim, device)?;
+    Ok((model, state))
+}
+
+/// Drop metric records past `global_step` (they were logged after the checkpoint).
+fn truncate_metrics(path: &Path, global_step: u64) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
+                .is_some_and(|s| s <= global_step)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    write_atomic(path, kept.as_bytes())
+}
+
+/// Pretrain SimCLR as the recipe says on `train`, writing into the recipe's output folder.
+pub fn pretrain(
+    recipe: &Recipe,
+    train: &ImageDataset,
+    opts: &TrainOptions,
+) -> Result<TrainReport<SimClr>> {
+    let device = crate::device::parse(&recipe.train.device)?;
+    let ad = device.clone().autodiff();
+    let pipeline = recipe.pipeline(train)?;
+    let model = build_simclr(recipe, train.channels, &ad)?;
+    run(recipe, train, pipeline, model, &ad, opts)
+}
+
+/// The training loop for any method.
+pub fn run<M: Method>(
+    recipe: &Recipe,
+    train: &ImageDataset,
+    pipeline: Pipeline,
+    mut model: M,
+    device: &Device,
+    opts: &TrainOptions,
+) -> Result<TrainReport<M>> {
+    let files = RunFiles {
+        dir: recipe.out_dir(),
+    };
+    let bs = recipe.train.batch_size;
+    let steps_per_epoch = batches_per_epoch(train.len, bs) as u64;
+    if steps_per_epoch == 0 {
+        return Err(Error::config(
+            "train.batch_size",
+            format!("{bs} is larger than the {} training images", train.len),
+        ));
+    }
+    let total = steps_per_epoch * recipe.train.epochs;
+    let schedule = Schedule::new(
+        &recipe.schedule,
+        recipe.optimizer.lr,
+        steps_per_epoch,
+        recipe.train.epochs,
+    );
+    let mut opt = Optimizer::new(recipe.optimizer.clone())?;
+    let recipe_text = toml::to_string(recipe)
+        .map_err(|e| Error::other(format!("cannot serialise recipe: {e}")))?;
+    let mut state = TrainerState {
+        epoch: 0,
+        step_in_epoch: 0,
+        global_step: 0,
+        optimizer_steps: 0,
+        last_loss: f32::NAN,
+        seed: recipe.seed,
+        recipe: recipe_text.clone(),
+    };
+    if opts.resume {
+        let path = files.checkpoint();
+        if !path.is_file() {
+            return Err(Error::format(
+                &path,
+                "cannot resume: no checkpoint here (run without --resume to start)",
+            ));
+        }
+        let (m, s) = load_checkpoint(&path, model, &mut opt, device)?;
+        if s.recipe != recipe_text {
+            return Err(Error::format(
+                &path,
+                "cannot resume: the checkpoint was written by a different recipe",
+            ));
+        }
+        model = m;
+        state = s;
+        truncate_metrics(&files.metrics(), state.global_step)?;
+    } else {
+        std::fs::create_dir_all(&files.dir).map_err(|e| Error::io(&files.dir, e))?;
+        write_atomic(&files.metrics(), b"")?;
+    }
+    write_atomic(&files.recipe(), recipe_text.as_bytes())?;
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(files.metrics())
+        .map_err(|e| Error::io(files.metrics(), e))?;
+
+    let data = Arc::new(train.clone());
+    let pipeline = Arc::new(pipeline);
+    let cfg = LoaderConfig {
+        batch_size: bs,
+        views: 2,
+        workers: recipe.train.workers,
+        prefetch: recipe.train.prefetch,
+        seed: recipe.seed,
+    };
+    let mut progress = Progress::new(!opts.quiet, total);
+    let started = Instant::now();
+    let mut waited = std::time::Duration::ZERO;
+    let mut images = 0u64;
+    let mut steps_here = 0u64;
+    while state.epoch < recipe.train.epochs {
+        let epoch = state.epoch;
+        let mut loader = EpochLoader::start(
+            data.clone(),
+            pipeline.clone(),
+            cfg.clone(),
+            epoch,
+            state.step_in_epoch,
+        );
+        let mut epoch_loss = 0f64;
+        let mut epoch_steps = 0u64;
+        for batch in loader.by_ref() {
+            let shape = batch.shape();
+            let views: Vec<Tensor<4>> = batch
+                .views
+                .into_iter()
+                .map(|v| tensor4(v, shape, device))
+                .collect();
+            let lr = schedule.lr(state.global_step);
+            let loss = model.loss(&views);
+            let loss_value: f32 = loss.clone().into_scalar();
+            if !loss_value.is_finite() {
+                return Err(Error::other(format!(
+                    "loss became {loss_value} at step {} (epoch {epoch}); lower the learning rate or raise the temperature",
+                    state.global_step
+                )));
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = opt.step(lr, model, grads);
+            model = model.after_step(state.global_step, total);
+            state.global_step += 1;
+            state.step_in_epoch += 1;
+            state.optimizer_steps = opt.steps;
+            state.last_loss = loss_value;
+            epoch_loss += loss_value as f64;
+            epoch_steps += 1;
+            images += (2 * shape[0]) as u64;
+            steps_here += 1;
+            let elapsed = started.elapsed().as_secs_f64();
+            let rate = images as f64 / elapsed.max(1e-9);
+            writeln!(
+                log,
+                "{}",
+                serde_json::json!({"step": state.global_step, "epoch": epoch, "loss": loss_value, "lr": lr, "images_per_second": rate})
+            )
+            .map_err(|e| Error::io(files.metrics(), e))?;
+            progress.update(
+                state.global_step,
+                epoch + 1,
+                recipe.train.epochs,
+                loss_value,
+                lr,
+                rate,
+                steps_here,
+            );
+            let every = recipe.train.checkpoint_every;
+            if every > 0
+                && state.global_step % every == 0
+                && (state.step_in_epoch as u64) < steps_per_epoch
+            {
+                log.flush().ok();
+                save_checkpoint(&files, &model, &opt, &state)?;
+            }
+        }
+        waited += loader.waited;
+        drop(loader);
+        state.epoch += 1;
+        state.step_in_epoch = 0;
+        log.flush().ok();
+        save_checkpoint(&files, &model, &opt, &state)?;
+        if epoch_steps > 0 {
+            writeln!(log, "{}", serde_json::json!({"step": state.global_step, "epoch": epoch, "epoch_mean_loss": epoch_loss / epoch_steps as f64}))
+                .map_err(|e| Error::io(files.metrics(), e))?;
+        }
+    }
+    progress.finish();
+    let weights: BTreeMap<String, HostTensor> = module_tensors(&model);
+    let mut meta = HashMap::new();
+    meta.insert("contra.recipe".to_string(), recipe_text);
+    write_safetensors(&files.model(), &weights, meta)?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(TrainReport {
+        model,
+        final_loss: state.last_loss,
+        steps: state.global_step,
+        images_per_second: images as f64 / seconds.max(1e-9),
+        data_wait_fraction: waited.as_secs_f64() / seconds.max(1e-9),
+        seconds,
+    })
+}
+
+/// A trained SimCLR model from a run's `model.safetensors` (or a checkpoint), with the recipe
+/// stored inside it.
+pub fn load_trained(path: &Path, in_channels: usize, device: &Device) -> Result<(SimClr, Recipe)> {
+    let (tensors, meta) = read_safetensors(path)?;
+    let (recipe_text, prefix) = match (meta.get("contra.recipe"), meta.get("contra.trainer")) {
+        (Some(r), _) => (r.clone(), ""),
+        (None, Some(t)) => {
+            let s: TrainerState = serde_json::from_str(t)
+                .map_err(|e| Error::format(path, format!("bad trainer state: {e}")))?;
+            (s.recipe, "model.")
+        }
+        _ => {
+            return Err(Error::format(
+                path,
+                "not a contra model: it carries no recipe",
+            ));
+        }
+    };
+    let recipe = Recipe::parse(&recipe_text, path)?;
+    let model = build_simclr(&recipe, in_channels, device)?;
+    Ok((load_module(model, &tensors, prefix, path)?, recipe))
+}
