@@ -1,1 +1,263 @@
-fn main() {}
+//! `contra`: contrastive pretraining, evaluation and export from the command line.
+
+use clap::{Args, Parser, Subcommand};
+use contra::data::locate::{self, load_splits};
+use contra::data::Splits;
+use contra::eval::report::{self, Protocols};
+use contra::recipe::Recipe;
+use contra::train::{self, TrainOptions};
+use contra::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "contra", version, about = "Contrastive representation learning: pretrain an encoder on unlabeled data, then evaluate and export its embeddings.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Pretrain an encoder (SimCLR) from a recipe, then compare its kNN accuracy with raw pixels.
+    Pretrain(PretrainArgs),
+    /// Evaluate a trained model's embedding against raw pixels.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+    /// Write embeddings (backbone features) of a data split as .npy files.
+    Embed(EmbedArgs),
+    /// Show the build's backends and devices, and which data sets are found.
+    Info,
+}
+
+#[derive(Args)]
+struct PretrainArgs {
+    /// Recipe file (TOML). Without it, the built-in recipe: SimCLR on the bundled 8x8 digits.
+    #[arg(long, short)]
+    recipe: Option<PathBuf>,
+    /// Continue the run in the output folder from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Override `train.epochs`.
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Override `train.batch_size`.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Override `train.device`: cpu, cuda:N, tch-cpu or tch-cuda:N.
+    #[arg(long)]
+    device: Option<String>,
+    /// Override `train.out`, the folder for checkpoints, metrics and the model.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Override `seed`.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Override `data.path`.
+    #[arg(long)]
+    data_path: Option<PathBuf>,
+    /// Override `data.train_limit` (use the first N training images).
+    #[arg(long)]
+    train_limit: Option<usize>,
+    /// Override `train.checkpoint_every` (steps).
+    #[arg(long)]
+    checkpoint_every: Option<u64>,
+    /// Skip the evaluation after training.
+    #[arg(long)]
+    no_eval: bool,
+    /// No progress line.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    /// A run's model.safetensors (or checkpoint.safetensors).
+    #[arg(long, short)]
+    model: PathBuf,
+    /// Device: cpu, cuda:N, tch-cpu or tch-cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Override the data folder stored in the model's recipe.
+    #[arg(long)]
+    data_path: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Weighted kNN (cosine) on the full training labels and with few labels per class.
+    Knn {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Labels per class for the few-label rows (comma-separated); 0 to skip them.
+        #[arg(long, value_delimiter = ',')]
+        labels_per_class: Option<Vec<usize>>,
+    },
+    /// Linear probe on frozen features, on all labels and with few labels per class.
+    Linear {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long, value_delimiter = ',')]
+        labels_per_class: Option<Vec<usize>>,
+    },
+}
+
+#[derive(Args)]
+struct EmbedArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Which split: train or test.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Output folder: embeddings.npy and labels.npy.
+    #[arg(long, short)]
+    out: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Pretrain(a) => pretrain(a),
+        Command::Eval(EvalCommand::Knn { model, labels_per_class }) => eval(model, labels_per_class, false),
+        Command::Eval(EvalCommand::Linear { model, labels_per_class }) => eval(model, labels_per_class, true),
+        Command::Embed(a) => embed(a),
+        Command::Info => info(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn pretrain(a: PretrainArgs) -> Result<()> {
+    let mut recipe = match &a.recipe {
+        Some(p) => Recipe::from_file(p)?,
+        None => Recipe::default_recipe(),
+    };
+    if let Some(v) = a.epochs {
+        recipe.train.epochs = v;
+    }
+    if let Some(v) = a.batch_size {
+        recipe.train.batch_size = v;
+    }
+    if let Some(v) = a.device {
+        recipe.train.device = v;
+    }
+    if let Some(v) = a.out {
+        recipe.train.out = Some(v);
+    }
+    if let Some(v) = a.seed {
+        recipe.seed = v;
+    }
+    if let Some(v) = a.data_path {
+        recipe.data.path = Some(v);
+    }
+    if let Some(v) = a.train_limit {
+        recipe.data.train_limit = Some(v);
+    }
+    if let Some(v) = a.checkpoint_every {
+        recipe.train.checkpoint_every = v;
+    }
+    recipe.validate()?;
+    let splits = load_splits(&recipe.data)?;
+    let out = recipe.out_dir();
+    eprintln!(
+        "contra pretrain: {} ({} images {}x{}x{}) -> {}",
+        recipe.name,
+        splits.train.len,
+        splits.train.channels,
+        splits.train.height,
+        splits.train.width,
+        out.display()
+    );
+    let pipeline = recipe.pipeline(&splits.train)?;
+    let report = train::pretrain(&recipe, &splits.train, &TrainOptions { resume: a.resume, quiet: a.quiet })?;
+    println!(
+        "trained {} steps in {:.1} s: final loss {:.4}, {:.0} images/s, data wait {:.1}% of the time",
+        report.steps,
+        report.seconds,
+        report.final_loss,
+        report.images_per_second,
+        100.0 * report.data_wait_fraction
+    );
+    println!("model: {}", out.join("model.safetensors").display());
+    if a.no_eval || splits.test.labels.is_none() {
+        return Ok(());
+    }
+    let device = contra::device::parse(&recipe.train.device)?;
+    let size = pipeline.output_size(splits.train.height, splits.train.width);
+    let (learned, pixels) = report::embed_splits(&report.model.encoder, &splits, pipeline.normalization(), size, &device);
+    let rows = report::compare(&learned, &pixels, &splits, &recipe.eval, Protocols { knn: true, linear: false, few_label: false }, &device)?;
+    println!("\nevaluation on {} test images:\n{}", splits.test.len, report::table(&rows));
+    Ok(())
+}
+
+fn load_for_eval(m: &ModelArgs) -> Result<(contra::methods::SimClr, Recipe, Splits, contra::Device)> {
+    let device = contra::device::parse(&m.device)?;
+    let (_, meta) = contra::checkpoint::read_safetensors(&m.model)?;
+    let recipe_text = meta
+        .get("contra.recipe")
+        .cloned()
+        .or_else(|| meta.get("contra.trainer").and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok()?.get("recipe")?.as_str().map(String::from)))
+        .ok_or_else(|| Error::format(&m.model, "not a contra model: it carries no recipe"))?;
+    let mut recipe = Recipe::parse(&recipe_text, &m.model)?;
+    if let Some(p) = &m.data_path {
+        recipe.data.path = Some(p.clone());
+    }
+    let splits = load_splits(&recipe.data)?;
+    let (model, _) = train::load_trained(&m.model, splits.train.channels, &device)?;
+    Ok((model, recipe, splits, device))
+}
+
+fn eval(m: ModelArgs, labels_per_class: Option<Vec<usize>>, linear: bool) -> Result<()> {
+    let (model, mut recipe, splits, device) = load_for_eval(&m)?;
+    if let Some(l) = labels_per_class {
+        recipe.eval.labels_per_class = l.into_iter().filter(|&n| n > 0).collect();
+    }
+    let pipeline = recipe.pipeline(&splits.train)?;
+    let size = pipeline.output_size(splits.train.height, splits.train.width);
+    let (learned, pixels) = report::embed_splits(&model.encoder, &splits, pipeline.normalization(), size, &device);
+    let which = Protocols { knn: !linear, linear, few_label: !recipe.eval.labels_per_class.is_empty() };
+    let mut rows = report::compare(&learned, &pixels, &splits, &recipe.eval, which, &device)?;
+    rows.retain(|r| r.protocol.starts_with(if linear { "linear" } else { "kNN" }));
+    println!("{}", report::table(&rows));
+    Ok(())
+}
+
+fn embed(a: EmbedArgs) -> Result<()> {
+    let (model, recipe, splits, device) = load_for_eval(&a.model)?;
+    let data = match a.split.as_str() {
+        "train" => &splits.train,
+        "test" => &splits.test,
+        other => return Err(Error::config("--split", format!("`{other}`; expected train or test"))),
+    };
+    let pipeline = recipe.pipeline(&splits.train)?;
+    let size = pipeline.output_size(splits.train.height, splits.train.width);
+    let f = contra::eval::features::encode(&model.encoder, data, pipeline.normalization(), size, 512, &device);
+    let out: &Path = &a.out;
+    contra::embed::write_npy_f32(&out.join("embeddings.npy"), &f.data, f.rows, f.dim)?;
+    if let Some(l) = &data.labels {
+        contra::embed::write_npy_labels(&out.join("labels.npy"), l)?;
+    }
+    println!("wrote {} embeddings of dimension {} to {}", f.rows, f.dim, out.display());
+    Ok(())
+}
+
+fn info() -> Result<()> {
+    println!("contra {}", env!("CARGO_PKG_VERSION"));
+    println!("backends compiled in: {}", contra::device::features().join(", "));
+    println!("devices: {}", contra::device::available().join(", "));
+    println!("data sets:");
+    println!("  digits: bundled (1,797 images, 8x8)");
+    for name in ["fashion-mnist", "mnist", "cifar10"] {
+        let found = locate::candidates(name, None).into_iter().find(|p| p.is_dir());
+        match found {
+            Some(p) => println!("  {name}: {}", p.display()),
+            None => println!("  {name}: not found (searched $CONTRA_DATA/{name}{})", if name == "fashion-mnist" { " and /usr/share/datasets/fashion-mnist" } else { "" }),
+        }
+    }
+    Ok(())
+}

@@ -23,3 +23,4 @@ pub mod tensor_util;
 pub mod train;
 
 pub use error::{Error, Result};
+pub use burn::prelude::Device;

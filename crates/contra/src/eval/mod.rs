@@ -5,6 +5,7 @@ pub mod features;
 pub mod fewshot;
 pub mod knn;
 pub mod linear;
+pub mod report;
 
 /// Fraction of equal entries.
 pub fn accuracy(pred: &[u32], truth: &[u32]) -> f64 {
