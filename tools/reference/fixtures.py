@@ -1,0 +1,127 @@
+"""Fixture values for contra's Rust tests, computed with PyTorch (float64 for the reference
+values, float32 inputs as stored)."""
+import json
+import pathlib
+
+import torch
+import torch.nn.functional as F
+
+OUT = pathlib.Path(__file__).resolve().parents[2] / "crates" / "contra" / "tests" / "fixtures"
+
+
+def nt_xent(out0, out1, temperature):
+    """NT-Xent over 2N views: for each view, the other view of the same item is the positive and
+    the other 2N-2 embeddings are negatives; the self-similarity is excluded."""
+    out0 = F.normalize(out0, dim=1)
+    out1 = F.normalize(out1, dim=1)
+    n = out0.shape[0]
+    keep = ~torch.eye(n, dtype=torch.bool)
+    l00 = (out0 @ out0.T / temperature)[keep].view(n, -1)
+    l11 = (out1 @ out1.T / temperature)[keep].view(n, -1)
+    l01 = out0 @ out1.T / temperature
+    l10 = out1 @ out0.T / temperature
+    logits = torch.cat([torch.cat([l01, l00], 1), torch.cat([l10, l11], 1)], 0)
+    labels = torch.arange(n).repeat(2)
+    return F.cross_entropy(logits, labels)
+
+
+def nt_xent_cases():
+    g = torch.Generator().manual_seed(0)
+    cases = []
+    specs = [
+        ("random_t0.5", 8, 16, 0.5, None),
+        ("random_t0.05", 8, 16, 0.05, None),
+        ("random_t0.1_batch32", 32, 8, 0.1, None),
+        ("duplicates_t0.1", 6, 8, 0.1, "duplicates"),
+        ("identical_t0.01", 4, 8, 0.01, "identical"),
+        ("zero_rows_t0.5", 4, 8, 0.5, "zeros"),
+    ]
+    for name, n, d, t, kind in specs:
+        a = torch.randn(n, d, generator=g)
+        b = torch.randn(n, d, generator=g)
+        if kind == "duplicates":
+            a[1] = a[0]
+            b[3] = a[0]
+        if kind == "identical":
+            a[:] = a[0]
+            b[:] = a[0]
+        if kind == "zeros":
+            a[2] = 0.0
+        a32, b32 = a.float(), b.float()
+        a64 = a32.double().requires_grad_()
+        b64 = b32.double().requires_grad_()
+        loss = nt_xent(a64, b64, t)
+        loss.backward()
+        cases.append({
+            "name": name, "n": n, "d": d, "temperature": t,
+            "a": a32.flatten().tolist(), "b": b32.flatten().tolist(),
+            "loss": loss.item(),
+            "grad_a": a64.grad.flatten().tolist(), "grad_b": b64.grad.flatten().tolist(),
+        })
+    return cases
+
+
+def lars_step(params, grads, bufs, lr, momentum, weight_decay, eta, first):
+    """LARS (You et al. 2017) with SimCLR's exclusion of 1-d parameters from decay and
+    adaptation, on top of SGD with momentum as torch implements it (first buffer = gradient)."""
+    out = []
+    for i, (p, g) in enumerate(zip(params, grads)):
+        g = g.clone()
+        if p.ndim > 1:
+            g = g + weight_decay * p
+            pn, gn = p.norm(), g.norm()
+            q = eta * pn / gn if (pn > 0 and gn > 0) else torch.tensor(1.0, dtype=p.dtype)
+            g = g * q
+        bufs[i] = g.clone() if first else momentum * bufs[i] + g
+        out.append(p - lr * bufs[i])
+    return out
+
+
+def optimizer_cases():
+    g = torch.Generator().manual_seed(1)
+    w0 = torch.randn(4, 3, generator=g).double()
+    b0 = torch.randn(3, generator=g).double()
+    grads = [(torch.randn(4, 3, generator=g).double(), torch.randn(3, generator=g).double()) for _ in range(3)]
+    lrs = [0.1, 0.05, 2.5]
+    cases = []
+
+    def run(make):
+        w = w0.clone().requires_grad_()
+        b = b0.clone().requires_grad_()
+        opt = make(w, b)
+        for (gw, gb), lr in zip(grads, lrs):
+            for group in opt.param_groups:
+                group["lr"] = lr
+            w.grad = gw.clone()
+            b.grad = gb.clone()
+            opt.step()
+        return w.detach(), b.detach()
+
+    sgd = lambda w, b: torch.optim.SGD([{"params": [w], "weight_decay": 5e-4}, {"params": [b], "weight_decay": 0.0}], lr=0.1, momentum=0.9)
+    nesterov = lambda w, b: torch.optim.SGD([{"params": [w], "weight_decay": 1e-2}, {"params": [b], "weight_decay": 0.0}], lr=0.1, momentum=0.9, nesterov=True)
+    adamw = lambda w, b: torch.optim.AdamW([{"params": [w], "weight_decay": 0.05}, {"params": [b], "weight_decay": 0.0}], lr=0.1, betas=(0.9, 0.999), eps=1e-8)
+    for name, make, spec in [
+        ("sgd", sgd, {"kind": "sgd", "momentum": 0.9, "weight_decay": 5e-4, "nesterov": False}),
+        ("sgd_nesterov", nesterov, {"kind": "sgd", "momentum": 0.9, "weight_decay": 1e-2, "nesterov": True}),
+        ("adamw", adamw, {"kind": "adamw", "momentum": 0.9, "weight_decay": 0.05, "nesterov": False}),
+    ]:
+        w, b = run(make)
+        cases.append({"name": name, "spec": spec, "weight": w.flatten().tolist(), "bias": b.flatten().tolist()})
+    params = [w0.clone(), b0.clone()]
+    bufs = [None, None]
+    for k, ((gw, gb), lr) in enumerate(zip(grads, lrs)):
+        params = lars_step(params, [gw, gb], bufs, lr, 0.9, 1e-6, 1e-3, k == 0)
+    cases.append({"name": "lars", "spec": {"kind": "lars", "momentum": 0.9, "weight_decay": 1e-6, "nesterov": False, "eta": 1e-3},
+                  "weight": params[0].flatten().tolist(), "bias": params[1].flatten().tolist()})
+    return {
+        "weight0": w0.flatten().tolist(), "bias0": b0.tolist(), "lrs": lrs,
+        "grads": [{"weight": gw.flatten().tolist(), "bias": gb.tolist()} for gw, gb in grads],
+        "cases": cases,
+    }
+
+
+if __name__ == "__main__":
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "nt_xent.json").write_text(json.dumps({"cases": nt_xent_cases()}))
+    (OUT / "optimizers.json").write_text(json.dumps(optimizer_cases()))
+    print("wrote", OUT)
