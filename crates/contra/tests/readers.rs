@@ -1,0 +1,189 @@
+//! Data readers on real and broken files: every broken file gets an error naming it.
+
+use contra::data::locate::{DataSpec, load_splits};
+use contra::data::{cifar, folder, idx};
+use std::path::{Path, PathBuf};
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("contra-readers-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn write_png(path: &Path, w: u32, h: u32, color: png::ColorType, data: &[u8]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut enc = png::Encoder::new(f, w, h);
+    enc.set_color(color);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header().unwrap().write_image_data(data).unwrap();
+}
+
+fn idx_set(dir: &Path, n: usize, gz: bool) {
+    let images: Vec<u8> = (0..n * 28 * 28).map(|i| (i % 251) as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    for (prefix, count) in [("train", n), ("t10k", n / 2)] {
+        let ip = dir.join(format!("{prefix}-images-idx3-ubyte"));
+        let lp = dir.join(format!("{prefix}-labels-idx1-ubyte"));
+        idx::write_idx(&ip, &[count, 28, 28], &images[..count * 784]).unwrap();
+        idx::write_idx(&lp, &[count], &labels[..count]).unwrap();
+        if gz {
+            for p in [&ip, &lp] {
+                let raw = std::fs::read(p).unwrap();
+                std::fs::write(format!("{}.gz", p.display()), gzip(&raw)).unwrap();
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn idx_raw_and_gzipped_read_the_same() {
+    let raw = tmp("idx-raw");
+    let gz = tmp("idx-gz");
+    idx_set(&raw, 20, false);
+    idx_set(&gz, 20, true);
+    assert!(gz.join("train-images-idx3-ubyte.gz").is_file());
+    let spec = |p: &Path| DataSpec { source: "mnist".into(), path: Some(p.to_path_buf()), ..Default::default() };
+    let a = load_splits(&spec(&raw)).unwrap();
+    let b = load_splits(&spec(&gz)).unwrap();
+    assert_eq!(a.train, b.train);
+    assert_eq!((a.train.len, a.test.len, a.train.height), (20, 10, 28));
+    assert_eq!(a.train.labels.as_ref().unwrap()[..3], [0, 1, 2]);
+    assert_eq!(a.train.image(1)[0], (784 % 251) as u8);
+}
+
+#[test]
+fn broken_idx_files_are_named_in_the_error() {
+    let d = tmp("idx-broken");
+    let p = d.join("x-idx3-ubyte");
+    idx::write_idx(&p, &[3, 28, 28], &vec![0u8; 3 * 784]).unwrap();
+    let full = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &full[..full.len() - 100]).unwrap();
+    let e = idx::read_images(&p).unwrap_err().to_string();
+    assert!(e.contains("x-idx3-ubyte") && e.contains("truncated"), "{e}");
+    std::fs::write(&p, [0u8, 0, 8]).unwrap();
+    assert!(idx::read_images(&p).unwrap_err().to_string().contains("too short"));
+    std::fs::write(&p, [1u8, 2, 8, 3, 0, 0, 0, 1]).unwrap();
+    assert!(idx::read_images(&p).unwrap_err().to_string().contains("magic"));
+    std::fs::write(&p, [0u8, 0, 0x0D, 1, 0, 0, 0, 1, 0, 0, 0, 0]).unwrap();
+    assert!(idx::read_images(&p).unwrap_err().to_string().contains("0x0d"));
+    // A label file where images are expected.
+    idx::write_idx(&p, &[4], &[1, 2, 3, 4]).unwrap();
+    assert!(idx::read_images(&p).unwrap_err().to_string().contains("3 dimensions"));
+    // Corrupt gzip: valid header, garbage body.
+    let gz = d.join("y-idx3-ubyte.gz");
+    let mut bytes = gzip(&full);
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&gz, bytes).unwrap();
+    let e = idx::read_images(&gz).unwrap_err().to_string();
+    assert!(e.contains("y-idx3-ubyte.gz") && e.contains("gzip"), "{e}");
+    // Labels and images that disagree in count.
+    let il = d.join("labels");
+    idx::write_idx(&il, &[2], &[1, 2]).unwrap();
+    idx::write_idx(&p, &[3, 28, 28], &vec![0u8; 3 * 784]).unwrap();
+    let e = idx::read_labelled(&p, &il).unwrap_err().to_string();
+    assert!(e.contains("2 labels") && e.contains("3 images"), "{e}");
+}
+
+#[test]
+fn missing_and_incomplete_data_sets_say_where_they_looked() {
+    let d = tmp("missing");
+    let spec = DataSpec { source: "fashion-mnist".into(), path: Some(d.join("nowhere")), ..Default::default() };
+    let e = load_splits(&spec).unwrap_err().to_string();
+    assert!(e.contains("not found") && e.contains("nowhere") && e.contains("apt-get install dataset-fashion-mnist"), "{e}");
+    idx::write_idx(&d.join("train-images-idx3-ubyte"), &[1, 2, 2], &[0; 4]).unwrap();
+    let spec = DataSpec { source: "mnist".into(), path: Some(d.clone()), ..Default::default() };
+    let e = load_splits(&spec).unwrap_err().to_string();
+    assert!(e.contains("incomplete") && e.contains("t10k-labels-idx1-ubyte"), "{e}");
+    let spec = DataSpec { source: "imagenet".into(), ..Default::default() };
+    assert!(load_splits(&spec).unwrap_err().to_string().contains("data.source"));
+}
+
+#[test]
+fn cifar_batches_read_and_broken_ones_fail_clearly() {
+    let d = tmp("cifar");
+    let mut rec = Vec::new();
+    for i in 0..4u8 {
+        rec.push(i % 10);
+        rec.extend((0..3072).map(|j| ((j / 1024) as u8) * 50 + i));
+    }
+    for i in 1..=5 {
+        std::fs::write(d.join(format!("data_batch_{i}.bin")), &rec).unwrap();
+    }
+    std::fs::write(d.join("test_batch.bin"), &rec).unwrap();
+    let s = cifar::read_dir(&d).unwrap();
+    assert_eq!((s.train.len, s.test.len, s.train.channels, s.train.height), (20, 4, 3, 32));
+    // CHW: red plane then green then blue.
+    let img = s.train.image(1);
+    assert_eq!((img[0], img[1024], img[2048]), (1, 51, 101));
+    assert_eq!(s.train.class_names[1], "automobile");
+    std::fs::write(d.join("test_batch.bin"), &rec[..5000]).unwrap();
+    let e = cifar::read_dir(&d).unwrap_err().to_string();
+    assert!(e.contains("test_batch.bin") && e.contains("truncated"), "{e}");
+    let mut bad = rec.clone();
+    bad[3073] = 42;
+    std::fs::write(d.join("test_batch.bin"), &bad).unwrap();
+    let e = cifar::read_dir(&d).unwrap_err().to_string();
+    assert!(e.contains("record 1") && e.contains("42"), "{e}");
+}
+
+#[test]
+fn image_folders_read_png_and_jpeg_with_classes() {
+    let d = tmp("folder");
+    std::fs::create_dir_all(d.join("cats/inner")).unwrap();
+    std::fs::create_dir_all(d.join("dogs")).unwrap();
+    write_png(&d.join("cats/a.png"), 2, 2, png::ColorType::Rgb, &[255, 0, 0, 255, 0, 0, 255, 0, 0, 255, 0, 0]);
+    write_png(&d.join("cats/inner/b.png"), 2, 2, png::ColorType::Grayscale, &[0, 255, 0, 255]);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    std::fs::copy(fixtures.join("two_tone.jpg"), d.join("dogs/c.JPG")).unwrap();
+    std::fs::copy(fixtures.join("gray.jpg"), d.join("dogs/d.jpeg")).unwrap();
+    std::fs::write(d.join("dogs/notes.txt"), "not an image").unwrap();
+    let set = folder::read_folder(&d, 3, 4, 4).unwrap();
+    assert_eq!(set.len, 4);
+    assert_eq!(set.class_names, vec!["cats", "dogs"]);
+    assert_eq!(set.labels.as_ref().unwrap(), &vec![0, 0, 1, 1]);
+    // A red PNG: red plane 255, green 0.
+    assert_eq!((set.image(0)[0], set.image(0)[16]), (255, 0));
+    // The two-tone JPEG keeps its left half redder than its right half.
+    let c = set.image(2);
+    assert!(c[0] > 150 && c[3] < 70, "{:?}", &c[..4]);
+    // Mid-gray JPEG stays near 128 in every channel.
+    assert!(set.image(3).iter().all(|&v| (120..=136).contains(&v)));
+    let gray = folder::read_folder(&d, 1, 2, 2).unwrap();
+    assert_eq!(gray.channels, 1);
+    // An unlabeled folder: images directly in the root.
+    let u = tmp("folder-unlabeled");
+    write_png(&u.join("x.png"), 3, 3, png::ColorType::Grayscale, &[7; 9]);
+    let set = folder::read_folder(&u, 1, 3, 3).unwrap();
+    assert!(set.labels.is_none() && set.image(0).iter().all(|&v| v == 7));
+}
+
+#[test]
+fn broken_images_are_named_in_the_error() {
+    let d = tmp("folder-broken");
+    std::fs::create_dir_all(d.join("a")).unwrap();
+    let good = d.join("a/good.png");
+    write_png(&good, 4, 4, png::ColorType::Grayscale, &[9; 16]);
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(d.join("a/cut.png"), &bytes[..bytes.len() - 20]).unwrap();
+    let e = folder::read_folder(&d, 1, 4, 4).unwrap_err().to_string();
+    assert!(e.contains("cut.png") && e.contains("PNG"), "{e}");
+    std::fs::remove_file(d.join("a/cut.png")).unwrap();
+    let jpg = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/two_tone.jpg")).unwrap();
+    std::fs::write(d.join("a/cut.jpg"), &jpg[..jpg.len() / 2]).unwrap();
+    let e = folder::read_folder(&d, 1, 4, 4).unwrap_err().to_string();
+    assert!(e.contains("cut.jpg") && e.contains("JPEG"), "{e}");
+    std::fs::write(d.join("a/cut.jpg"), b"GIF89a").unwrap();
+    let e = folder::read_folder(&d, 1, 4, 4).unwrap_err().to_string();
+    assert!(e.contains("cut.jpg") && e.contains("not a PNG or JPEG"), "{e}");
+    let empty = tmp("folder-empty");
+    assert!(folder::read_folder(&empty, 1, 4, 4).unwrap_err().to_string().contains("no PNG or JPEG"));
+}
