@@ -49,7 +49,9 @@ pub fn module_tensors<M: Module>(module: &M) -> BTreeMap<String, HostTensor> {
         path: Vec::new(),
         out: BTreeMap::new(),
     };
-    module.visit(&mut c);
+    // `valid()` folds pending BatchNorm running-statistic updates into their values; reading
+    // the module directly could see statistics one step stale.
+    module.valid().visit(&mut c);
     c.out
 }
 
