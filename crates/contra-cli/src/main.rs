@@ -1,8 +1,8 @@
 //! `contra`: contrastive pretraining, evaluation and export from the command line.
 
 use clap::{Args, Parser, Subcommand};
-use contra::data::locate::{self, load_splits};
 use contra::data::Splits;
+use contra::data::locate::{self, load_splits};
 use contra::eval::report::{self, Protocols};
 use contra::recipe::Recipe;
 use contra::train::{self, TrainOptions};
@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "contra", version, about = "Contrastive representation learning: pretrain an encoder on unlabeled data, then evaluate and export its embeddings.")]
+#[command(
+    name = "contra",
+    version,
+    about = "Contrastive representation learning: pretrain an encoder on unlabeled data, then evaluate and export its embeddings."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -118,8 +122,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pretrain(a) => pretrain(a),
-        Command::Eval(EvalCommand::Knn { model, labels_per_class }) => eval(model, labels_per_class, false),
-        Command::Eval(EvalCommand::Linear { model, labels_per_class }) => eval(model, labels_per_class, true),
+        Command::Eval(EvalCommand::Knn {
+            model,
+            labels_per_class,
+        }) => eval(model, labels_per_class, false),
+        Command::Eval(EvalCommand::Linear {
+            model,
+            labels_per_class,
+        }) => eval(model, labels_per_class, true),
         Command::Embed(a) => embed(a),
         Command::Info => info(),
     };
@@ -174,7 +184,14 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
         out.display()
     );
     let pipeline = recipe.pipeline(&splits.train)?;
-    let report = train::pretrain(&recipe, &splits.train, &TrainOptions { resume: a.resume, quiet: a.quiet })?;
+    let report = train::pretrain(
+        &recipe,
+        &splits.train,
+        &TrainOptions {
+            resume: a.resume,
+            quiet: a.quiet,
+        },
+    )?;
     println!(
         "trained {} steps in {:.1} s: final loss {:.4}, {:.0} images/s, data wait {:.1}% of the time",
         report.steps,
@@ -189,19 +206,50 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
     }
     let device = contra::device::parse(&recipe.train.device)?;
     let size = pipeline.output_size(splits.train.height, splits.train.width);
-    let (learned, pixels) = report::embed_splits(&report.model.encoder, &splits, pipeline.normalization(), size, &device);
-    let rows = report::compare(&learned, &pixels, &splits, &recipe.eval, Protocols { knn: true, linear: false, few_label: false }, &device)?;
-    println!("\nevaluation on {} test images:\n{}", splits.test.len, report::table(&rows));
+    let (learned, pixels) = report::embed_splits(
+        &report.model.encoder,
+        &splits,
+        pipeline.normalization(),
+        size,
+        &device,
+    );
+    let rows = report::compare(
+        &learned,
+        &pixels,
+        &splits,
+        &recipe.eval,
+        Protocols {
+            knn: true,
+            linear: false,
+            few_label: false,
+        },
+        &device,
+    )?;
+    println!(
+        "\nevaluation on {} test images:\n{}",
+        splits.test.len,
+        report::table(&rows)
+    );
     Ok(())
 }
 
-fn load_for_eval(m: &ModelArgs) -> Result<(contra::methods::SimClr, Recipe, Splits, contra::Device)> {
+fn load_for_eval(
+    m: &ModelArgs,
+) -> Result<(contra::methods::SimClr, Recipe, Splits, contra::Device)> {
     let device = contra::device::parse(&m.device)?;
     let (_, meta) = contra::checkpoint::read_safetensors(&m.model)?;
     let recipe_text = meta
         .get("contra.recipe")
         .cloned()
-        .or_else(|| meta.get("contra.trainer").and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok()?.get("recipe")?.as_str().map(String::from)))
+        .or_else(|| {
+            meta.get("contra.trainer").and_then(|t| {
+                serde_json::from_str::<serde_json::Value>(t)
+                    .ok()?
+                    .get("recipe")?
+                    .as_str()
+                    .map(String::from)
+            })
+        })
         .ok_or_else(|| Error::format(&m.model, "not a contra model: it carries no recipe"))?;
     let mut recipe = Recipe::parse(&recipe_text, &m.model)?;
     if let Some(p) = &m.data_path {
@@ -219,10 +267,23 @@ fn eval(m: ModelArgs, labels_per_class: Option<Vec<usize>>, linear: bool) -> Res
     }
     let pipeline = recipe.pipeline(&splits.train)?;
     let size = pipeline.output_size(splits.train.height, splits.train.width);
-    let (learned, pixels) = report::embed_splits(&model.encoder, &splits, pipeline.normalization(), size, &device);
-    let which = Protocols { knn: !linear, linear, few_label: !recipe.eval.labels_per_class.is_empty() };
+    let (learned, pixels) = report::embed_splits(
+        &model.encoder,
+        &splits,
+        pipeline.normalization(),
+        size,
+        &device,
+    );
+    let which = Protocols {
+        knn: !linear,
+        linear,
+        few_label: !recipe.eval.labels_per_class.is_empty(),
+    };
     let mut rows = report::compare(&learned, &pixels, &splits, &recipe.eval, which, &device)?;
-    rows.retain(|r| r.protocol.starts_with(if linear { "linear" } else { "kNN" }));
+    rows.retain(|r| {
+        r.protocol
+            .starts_with(if linear { "linear" } else { "kNN" })
+    });
     println!("{}", report::table(&rows));
     Ok(())
 }
@@ -232,31 +293,60 @@ fn embed(a: EmbedArgs) -> Result<()> {
     let data = match a.split.as_str() {
         "train" => &splits.train,
         "test" => &splits.test,
-        other => return Err(Error::config("--split", format!("`{other}`; expected train or test"))),
+        other => {
+            return Err(Error::config(
+                "--split",
+                format!("`{other}`; expected train or test"),
+            ));
+        }
     };
     let pipeline = recipe.pipeline(&splits.train)?;
     let size = pipeline.output_size(splits.train.height, splits.train.width);
-    let f = contra::eval::features::encode(&model.encoder, data, pipeline.normalization(), size, 512, &device);
+    let f = contra::eval::features::encode(
+        &model.encoder,
+        data,
+        pipeline.normalization(),
+        size,
+        512,
+        &device,
+    );
     let out: &Path = &a.out;
     contra::embed::write_npy_f32(&out.join("embeddings.npy"), &f.data, f.rows, f.dim)?;
     if let Some(l) = &data.labels {
         contra::embed::write_npy_labels(&out.join("labels.npy"), l)?;
     }
-    println!("wrote {} embeddings of dimension {} to {}", f.rows, f.dim, out.display());
+    println!(
+        "wrote {} embeddings of dimension {} to {}",
+        f.rows,
+        f.dim,
+        out.display()
+    );
     Ok(())
 }
 
 fn info() -> Result<()> {
     println!("contra {}", env!("CARGO_PKG_VERSION"));
-    println!("backends compiled in: {}", contra::device::features().join(", "));
+    println!(
+        "backends compiled in: {}",
+        contra::device::features().join(", ")
+    );
     println!("devices: {}", contra::device::available().join(", "));
     println!("data sets:");
     println!("  digits: bundled (1,797 images, 8x8)");
     for name in ["fashion-mnist", "mnist", "cifar10"] {
-        let found = locate::candidates(name, None).into_iter().find(|p| p.is_dir());
+        let found = locate::candidates(name, None)
+            .into_iter()
+            .find(|p| p.is_dir());
         match found {
             Some(p) => println!("  {name}: {}", p.display()),
-            None => println!("  {name}: not found (searched $CONTRA_DATA/{name}{})", if name == "fashion-mnist" { " and /usr/share/datasets/fashion-mnist" } else { "" }),
+            None => println!(
+                "  {name}: not found (searched $CONTRA_DATA/{name}{})",
+                if name == "fashion-mnist" {
+                    " and /usr/share/datasets/fashion-mnist"
+                } else {
+                    ""
+                }
+            ),
         }
     }
     Ok(())

@@ -16,7 +16,10 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 /// A small, quick recipe on 320 bundled digits.
@@ -65,7 +68,12 @@ probe_epochs = 20
 }
 
 fn final_loss(stdout: &str) -> String {
-    stdout.split("final loss ").nth(1).and_then(|s| s.split(',').next()).unwrap_or_else(|| panic!("no final loss in {stdout}")).to_string()
+    stdout
+        .split("final loss ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or_else(|| panic!("no final loss in {stdout}"))
+        .to_string()
 }
 
 fn step_records(metrics: &Path) -> Vec<u64> {
@@ -95,7 +103,14 @@ fn killed_run_resumes_to_the_uninterrupted_result() {
 
     let killed = dir.join("killed");
     let mut child = contra()
-        .args(["pretrain", "-q", "--no-eval", "--checkpoint-every", "4", "-r"])
+        .args([
+            "pretrain",
+            "-q",
+            "--no-eval",
+            "--checkpoint-every",
+            "4",
+            "-r",
+        ])
         .arg(&recipe)
         .arg("--out")
         .arg(&killed)
@@ -106,15 +121,32 @@ fn killed_run_resumes_to_the_uninterrupted_result() {
     // 10 steps per epoch: wait for step 25, mid-way through the third epoch, then SIGKILL.
     let start = Instant::now();
     while step_records(&killed.join("metrics.jsonl")).len() < 25 {
-        assert!(start.elapsed() < Duration::from_secs(120), "training made no progress");
-        assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "training made no progress"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run finished before it could be killed"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(!killed.join("model.safetensors").exists(), "killed before the end");
+    assert!(
+        !killed.join("model.safetensors").exists(),
+        "killed before the end"
+    );
     let o = contra()
-        .args(["pretrain", "-q", "--no-eval", "--checkpoint-every", "4", "--resume", "-r"])
+        .args([
+            "pretrain",
+            "-q",
+            "--no-eval",
+            "--checkpoint-every",
+            "4",
+            "--resume",
+            "-r",
+        ])
         .arg(&recipe)
         .arg("--out")
         .arg(&killed)
@@ -132,7 +164,10 @@ fn killed_run_resumes_to_the_uninterrupted_result() {
         assert_eq!(Some(t), b.get(k), "tensor {k} differs after resume");
     }
     // The log has every step exactly once.
-    assert_eq!(step_records(&killed.join("metrics.jsonl")), (1..=300).collect::<Vec<u64>>());
+    assert_eq!(
+        step_records(&killed.join("metrics.jsonl")),
+        (1..=300).collect::<Vec<u64>>()
+    );
 }
 
 #[test]
@@ -140,21 +175,47 @@ fn eval_and_embed_read_a_trained_model() {
     let dir = tmp("eval");
     let recipe = small_recipe(&dir, 2);
     let run = dir.join("run");
-    let o = contra().args(["pretrain", "-q", "-r"]).arg(&recipe).arg("--out").arg(&run).output().unwrap();
+    let o = contra()
+        .args(["pretrain", "-q", "-r"])
+        .arg(&recipe)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stderr}");
-    assert!(stdout.contains("kNN (k=10, t=0.1)") && stdout.contains("raw pixels"), "{stdout}");
+    assert!(
+        stdout.contains("kNN (k=10, t=0.1)") && stdout.contains("raw pixels"),
+        "{stdout}"
+    );
     let model = run.join("model.safetensors");
-    let o = contra().args(["eval", "knn", "--labels-per-class", "5", "-m"]).arg(&model).output().unwrap();
+    let o = contra()
+        .args(["eval", "knn", "--labels-per-class", "5", "-m"])
+        .arg(&model)
+        .output()
+        .unwrap();
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stderr}");
     assert!(stdout.contains("kNN, 5 labels/class (2 seeds)"), "{stdout}");
-    let o = contra().args(["eval", "linear", "--labels-per-class", "0", "-m"]).arg(&model).output().unwrap();
+    let o = contra()
+        .args(["eval", "linear", "--labels-per-class", "0", "-m"])
+        .arg(&model)
+        .output()
+        .unwrap();
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stderr}");
-    assert!(stdout.contains("linear probe, all labels") && !stdout.contains("labels/class"), "{stdout}");
+    assert!(
+        stdout.contains("linear probe, all labels") && !stdout.contains("labels/class"),
+        "{stdout}"
+    );
     let emb = dir.join("emb");
-    let o = contra().args(["embed", "--split", "test", "-m"]).arg(&model).arg("-o").arg(&emb).output().unwrap();
+    let o = contra()
+        .args(["embed", "--split", "test", "-m"])
+        .arg(&model)
+        .arg("-o")
+        .arg(&emb)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o).1);
     let e = std::fs::read(emb.join("embeddings.npy")).unwrap();
     let header = String::from_utf8_lossy(&e[10..128]).into_owned();
@@ -165,7 +226,10 @@ fn eval_and_embed_read_a_trained_model() {
 
 fn assert_clean_failure(o: &Output, needles: &[&str]) {
     let (_, stderr) = text(o);
-    assert!(!o.status.success(), "expected failure, got success: {stderr}");
+    assert!(
+        !o.status.success(),
+        "expected failure, got success: {stderr}"
+    );
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     for n in needles {
@@ -177,18 +241,60 @@ fn assert_clean_failure(o: &Output, needles: &[&str]) {
 fn bad_input_gets_a_clear_error_and_a_non_zero_exit() {
     let dir = tmp("errors");
     let bad = dir.join("bad.toml");
-    std::fs::write(&bad, "[optimizer]\nlr = 0.1\n[train]\nepochs = 2\nbatchsize = 3\n").unwrap();
-    assert_clean_failure(&contra().args(["pretrain", "-r"]).arg(&bad).output().unwrap(), &["bad.toml", "batchsize", "line 5"]);
+    std::fs::write(
+        &bad,
+        "[optimizer]\nlr = 0.1\n[train]\nepochs = 2\nbatchsize = 3\n",
+    )
+    .unwrap();
+    assert_clean_failure(
+        &contra()
+            .args(["pretrain", "-r"])
+            .arg(&bad)
+            .output()
+            .unwrap(),
+        &["bad.toml", "batchsize", "line 5"],
+    );
     std::fs::write(&bad, "[optimizer]\nlr = 0.1\nkind = \"lbfgs\"\n").unwrap();
-    assert_clean_failure(&contra().args(["pretrain", "-r"]).arg(&bad).output().unwrap(), &["optimizer.kind", "lbfgs"]);
-    assert_clean_failure(&contra().args(["pretrain", "-r"]).arg(dir.join("none.toml")).output().unwrap(), &["none.toml"]);
+    assert_clean_failure(
+        &contra()
+            .args(["pretrain", "-r"])
+            .arg(&bad)
+            .output()
+            .unwrap(),
+        &["optimizer.kind", "lbfgs"],
+    );
+    assert_clean_failure(
+        &contra()
+            .args(["pretrain", "-r"])
+            .arg(dir.join("none.toml"))
+            .output()
+            .unwrap(),
+        &["none.toml"],
+    );
     // A data set that is not there.
-    std::fs::write(&bad, format!("[data]\nsource = \"mnist\"\npath = \"{}\"\n[optimizer]\nlr = 0.1\n", dir.join("no-mnist").display())).unwrap();
-    assert_clean_failure(&contra().args(["pretrain", "-r"]).arg(&bad).output().unwrap(), &["not found", "no-mnist"]);
+    std::fs::write(
+        &bad,
+        format!(
+            "[data]\nsource = \"mnist\"\npath = \"{}\"\n[optimizer]\nlr = 0.1\n",
+            dir.join("no-mnist").display()
+        ),
+    )
+    .unwrap();
+    assert_clean_failure(
+        &contra()
+            .args(["pretrain", "-r"])
+            .arg(&bad)
+            .output()
+            .unwrap(),
+        &["not found", "no-mnist"],
+    );
     // A truncated IDX file.
     let m = dir.join("mnist");
     std::fs::create_dir_all(&m).unwrap();
-    for (name, dims) in [("train-images-idx3-ubyte", vec![4, 28, 28]), ("t10k-images-idx3-ubyte", vec![4, 28, 28])] {
+    for (name, dims) in [
+        ("train-images-idx3-ubyte", vec![4, 28, 28]),
+        ("t10k-images-idx3-ubyte", vec![4, 28, 28]),
+    ] {
         contra::data::idx::write_idx(&m.join(name), &dims, &[0u8; 4 * 784]).unwrap();
     }
     for name in ["train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"] {
@@ -197,23 +303,68 @@ fn bad_input_gets_a_clear_error_and_a_non_zero_exit() {
     let p = m.join("train-images-idx3-ubyte");
     let bytes = std::fs::read(&p).unwrap();
     std::fs::write(&p, &bytes[..1000]).unwrap();
-    std::fs::write(&bad, format!("[data]\nsource = \"mnist\"\npath = \"{}\"\n[optimizer]\nlr = 0.1\n", m.display())).unwrap();
-    assert_clean_failure(&contra().args(["pretrain", "-r"]).arg(&bad).output().unwrap(), &["train-images-idx3-ubyte", "truncated"]);
+    std::fs::write(
+        &bad,
+        format!(
+            "[data]\nsource = \"mnist\"\npath = \"{}\"\n[optimizer]\nlr = 0.1\n",
+            m.display()
+        ),
+    )
+    .unwrap();
+    assert_clean_failure(
+        &contra()
+            .args(["pretrain", "-r"])
+            .arg(&bad)
+            .output()
+            .unwrap(),
+        &["train-images-idx3-ubyte", "truncated"],
+    );
     // A corrupt PNG in an image folder.
     let f = dir.join("pics/a");
     std::fs::create_dir_all(&f).unwrap();
     std::fs::write(f.join("x.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
-    std::fs::write(&bad, format!("[data]\nsource = \"folder\"\npath = \"{}\"\n[optimizer]\nlr = 0.1\n", dir.join("pics").display())).unwrap();
-    assert_clean_failure(&contra().args(["pretrain", "-r"]).arg(&bad).output().unwrap(), &["x.png", "PNG"]);
+    std::fs::write(
+        &bad,
+        format!(
+            "[data]\nsource = \"folder\"\npath = \"{}\"\n[optimizer]\nlr = 0.1\n",
+            dir.join("pics").display()
+        ),
+    )
+    .unwrap();
+    assert_clean_failure(
+        &contra()
+            .args(["pretrain", "-r"])
+            .arg(&bad)
+            .output()
+            .unwrap(),
+        &["x.png", "PNG"],
+    );
     // Resuming with no checkpoint, an unknown device, a model that is not one.
     assert_clean_failure(
-        &contra().args(["pretrain", "--resume", "--out"]).arg(dir.join("fresh")).output().unwrap(),
+        &contra()
+            .args(["pretrain", "--resume", "--out"])
+            .arg(dir.join("fresh"))
+            .output()
+            .unwrap(),
         &["cannot resume", "checkpoint.safetensors"],
     );
-    assert_clean_failure(&contra().args(["pretrain", "--device", "tpu"]).output().unwrap(), &["unknown device `tpu`"]);
+    assert_clean_failure(
+        &contra()
+            .args(["pretrain", "--device", "tpu"])
+            .output()
+            .unwrap(),
+        &["unknown device `tpu`"],
+    );
     let fake = dir.join("fake.safetensors");
     std::fs::write(&fake, b"not safetensors").unwrap();
-    assert_clean_failure(&contra().args(["eval", "knn", "-m"]).arg(&fake).output().unwrap(), &["fake.safetensors", "safetensors"]);
+    assert_clean_failure(
+        &contra()
+            .args(["eval", "knn", "-m"])
+            .arg(&fake)
+            .output()
+            .unwrap(),
+        &["fake.safetensors", "safetensors"],
+    );
 }
 
 #[test]
@@ -230,5 +381,8 @@ fn help_lists_every_command() {
     }
     let o = contra().arg("info").output().unwrap();
     let (stdout, _) = text(&o);
-    assert!(stdout.contains("flex") && stdout.contains("digits: bundled"), "{stdout}");
+    assert!(
+        stdout.contains("flex") && stdout.contains("digits: bundled"),
+        "{stdout}"
+    );
 }

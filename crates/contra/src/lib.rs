@@ -22,5 +22,5 @@ pub mod rng;
 pub mod tensor_util;
 pub mod train;
 
-pub use error::{Error, Result};
 pub use burn::prelude::Device;
+pub use error::{Error, Result};

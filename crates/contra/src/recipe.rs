@@ -232,7 +232,7 @@ impl Recipe {
                 format!("unknown method `{}`; expected simclr", self.method.kind),
             ));
         }
-        if !(self.method.temperature > 0.0) {
+        if self.method.temperature.is_nan() || self.method.temperature <= 0.0 {
             return Err(Error::config("method.temperature", "must be positive"));
         }
         if self.train.batch_size < 2 {

@@ -51,7 +51,11 @@ fn idx_raw_and_gzipped_read_the_same() {
     idx_set(&raw, 20, false);
     idx_set(&gz, 20, true);
     assert!(gz.join("train-images-idx3-ubyte.gz").is_file());
-    let spec = |p: &Path| DataSpec { source: "mnist".into(), path: Some(p.to_path_buf()), ..Default::default() };
+    let spec = |p: &Path| DataSpec {
+        source: "mnist".into(),
+        path: Some(p.to_path_buf()),
+        ..Default::default()
+    };
     let a = load_splits(&spec(&raw)).unwrap();
     let b = load_splits(&spec(&gz)).unwrap();
     assert_eq!(a.train, b.train);
@@ -70,14 +74,34 @@ fn broken_idx_files_are_named_in_the_error() {
     let e = idx::read_images(&p).unwrap_err().to_string();
     assert!(e.contains("x-idx3-ubyte") && e.contains("truncated"), "{e}");
     std::fs::write(&p, [0u8, 0, 8]).unwrap();
-    assert!(idx::read_images(&p).unwrap_err().to_string().contains("too short"));
+    assert!(
+        idx::read_images(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("too short")
+    );
     std::fs::write(&p, [1u8, 2, 8, 3, 0, 0, 0, 1]).unwrap();
-    assert!(idx::read_images(&p).unwrap_err().to_string().contains("magic"));
+    assert!(
+        idx::read_images(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("magic")
+    );
     std::fs::write(&p, [0u8, 0, 0x0D, 1, 0, 0, 0, 1, 0, 0, 0, 0]).unwrap();
-    assert!(idx::read_images(&p).unwrap_err().to_string().contains("0x0d"));
+    assert!(
+        idx::read_images(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("0x0d")
+    );
     // A label file where images are expected.
     idx::write_idx(&p, &[4], &[1, 2, 3, 4]).unwrap();
-    assert!(idx::read_images(&p).unwrap_err().to_string().contains("3 dimensions"));
+    assert!(
+        idx::read_images(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("3 dimensions")
+    );
     // Corrupt gzip: valid header, garbage body.
     let gz = d.join("y-idx3-ubyte.gz");
     let mut bytes = gzip(&full);
@@ -96,15 +120,39 @@ fn broken_idx_files_are_named_in_the_error() {
 #[test]
 fn missing_and_incomplete_data_sets_say_where_they_looked() {
     let d = tmp("missing");
-    let spec = DataSpec { source: "fashion-mnist".into(), path: Some(d.join("nowhere")), ..Default::default() };
+    let spec = DataSpec {
+        source: "fashion-mnist".into(),
+        path: Some(d.join("nowhere")),
+        ..Default::default()
+    };
     let e = load_splits(&spec).unwrap_err().to_string();
-    assert!(e.contains("not found") && e.contains("nowhere") && e.contains("apt-get install dataset-fashion-mnist"), "{e}");
+    assert!(
+        e.contains("not found")
+            && e.contains("nowhere")
+            && e.contains("apt-get install dataset-fashion-mnist"),
+        "{e}"
+    );
     idx::write_idx(&d.join("train-images-idx3-ubyte"), &[1, 2, 2], &[0; 4]).unwrap();
-    let spec = DataSpec { source: "mnist".into(), path: Some(d.clone()), ..Default::default() };
+    let spec = DataSpec {
+        source: "mnist".into(),
+        path: Some(d.clone()),
+        ..Default::default()
+    };
     let e = load_splits(&spec).unwrap_err().to_string();
-    assert!(e.contains("incomplete") && e.contains("t10k-labels-idx1-ubyte"), "{e}");
-    let spec = DataSpec { source: "imagenet".into(), ..Default::default() };
-    assert!(load_splits(&spec).unwrap_err().to_string().contains("data.source"));
+    assert!(
+        e.contains("incomplete") && e.contains("t10k-labels-idx1-ubyte"),
+        "{e}"
+    );
+    let spec = DataSpec {
+        source: "imagenet".into(),
+        ..Default::default()
+    };
+    assert!(
+        load_splits(&spec)
+            .unwrap_err()
+            .to_string()
+            .contains("data.source")
+    );
 }
 
 #[test]
@@ -120,14 +168,20 @@ fn cifar_batches_read_and_broken_ones_fail_clearly() {
     }
     std::fs::write(d.join("test_batch.bin"), &rec).unwrap();
     let s = cifar::read_dir(&d).unwrap();
-    assert_eq!((s.train.len, s.test.len, s.train.channels, s.train.height), (20, 4, 3, 32));
+    assert_eq!(
+        (s.train.len, s.test.len, s.train.channels, s.train.height),
+        (20, 4, 3, 32)
+    );
     // CHW: red plane then green then blue.
     let img = s.train.image(1);
     assert_eq!((img[0], img[1024], img[2048]), (1, 51, 101));
     assert_eq!(s.train.class_names[1], "automobile");
     std::fs::write(d.join("test_batch.bin"), &rec[..5000]).unwrap();
     let e = cifar::read_dir(&d).unwrap_err().to_string();
-    assert!(e.contains("test_batch.bin") && e.contains("truncated"), "{e}");
+    assert!(
+        e.contains("test_batch.bin") && e.contains("truncated"),
+        "{e}"
+    );
     let mut bad = rec.clone();
     bad[3073] = 42;
     std::fs::write(d.join("test_batch.bin"), &bad).unwrap();
@@ -140,8 +194,20 @@ fn image_folders_read_png_and_jpeg_with_classes() {
     let d = tmp("folder");
     std::fs::create_dir_all(d.join("cats/inner")).unwrap();
     std::fs::create_dir_all(d.join("dogs")).unwrap();
-    write_png(&d.join("cats/a.png"), 2, 2, png::ColorType::Rgb, &[255, 0, 0, 255, 0, 0, 255, 0, 0, 255, 0, 0]);
-    write_png(&d.join("cats/inner/b.png"), 2, 2, png::ColorType::Grayscale, &[0, 255, 0, 255]);
+    write_png(
+        &d.join("cats/a.png"),
+        2,
+        2,
+        png::ColorType::Rgb,
+        &[255, 0, 0, 255, 0, 0, 255, 0, 0, 255, 0, 0],
+    );
+    write_png(
+        &d.join("cats/inner/b.png"),
+        2,
+        2,
+        png::ColorType::Grayscale,
+        &[0, 255, 0, 255],
+    );
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     std::fs::copy(fixtures.join("two_tone.jpg"), d.join("dogs/c.JPG")).unwrap();
     std::fs::copy(fixtures.join("gray.jpg"), d.join("dogs/d.jpeg")).unwrap();
@@ -177,13 +243,65 @@ fn broken_images_are_named_in_the_error() {
     let e = folder::read_folder(&d, 1, 4, 4).unwrap_err().to_string();
     assert!(e.contains("cut.png") && e.contains("PNG"), "{e}");
     std::fs::remove_file(d.join("a/cut.png")).unwrap();
-    let jpg = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/two_tone.jpg")).unwrap();
+    let jpg =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/two_tone.jpg"))
+            .unwrap();
     std::fs::write(d.join("a/cut.jpg"), &jpg[..jpg.len() / 2]).unwrap();
     let e = folder::read_folder(&d, 1, 4, 4).unwrap_err().to_string();
     assert!(e.contains("cut.jpg") && e.contains("JPEG"), "{e}");
     std::fs::write(d.join("a/cut.jpg"), b"GIF89a").unwrap();
     let e = folder::read_folder(&d, 1, 4, 4).unwrap_err().to_string();
-    assert!(e.contains("cut.jpg") && e.contains("not a PNG or JPEG"), "{e}");
+    assert!(
+        e.contains("cut.jpg") && e.contains("not a PNG or JPEG"),
+        "{e}"
+    );
     let empty = tmp("folder-empty");
-    assert!(folder::read_folder(&empty, 1, 4, 4).unwrap_err().to_string().contains("no PNG or JPEG"));
+    assert!(
+        folder::read_folder(&empty, 1, 4, 4)
+            .unwrap_err()
+            .to_string()
+            .contains("no PNG or JPEG")
+    );
+}
+
+/// Real Fashion-MNIST as Debian's `dataset-fashion-mnist` installs it (CI installs it; on a
+/// machine without it the test says so and passes unless CONTRA_REQUIRE_DATA=1).
+#[test]
+fn real_fashion_mnist_reads_with_known_labels() {
+    let spec = DataSpec {
+        source: "fashion-mnist".into(),
+        ..Default::default()
+    };
+    let splits = match load_splits(&spec) {
+        Ok(s) => s,
+        Err(e) if std::env::var_os("CONTRA_REQUIRE_DATA").is_none() => {
+            eprintln!("skipping: {e}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!((splits.train.len, splits.test.len), (60_000, 10_000));
+    assert_eq!(
+        (
+            splits.train.channels,
+            splits.train.height,
+            splits.train.width
+        ),
+        (1, 28, 28)
+    );
+    assert_eq!(
+        splits.train.labels.as_ref().unwrap()[..10],
+        [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
+    );
+    assert_eq!(splits.test.labels.as_ref().unwrap()[..5], [9, 2, 1, 1, 6]);
+    let mut counts = [0usize; 10];
+    splits
+        .train
+        .labels
+        .as_ref()
+        .unwrap()
+        .iter()
+        .for_each(|&l| counts[l as usize] += 1);
+    assert!(counts.iter().all(|&c| c == 6000));
+    assert_eq!(splits.train.class_names[9], "Ankle boot");
 }

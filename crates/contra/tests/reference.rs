@@ -12,12 +12,18 @@ use std::collections::HashMap;
 use std::path::Path;
 
 fn fixture(name: &str) -> Value {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
 fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
 }
 
 fn assert_close(name: &str, got: &[f32], want: &[f32], tol: f32) {
@@ -25,7 +31,10 @@ fn assert_close(name: &str, got: &[f32], want: &[f32], tol: f32) {
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(g.is_finite(), "{name}[{i}] = {g}");
         let err = (g - w).abs() / w.abs().max(1.0);
-        assert!(err <= tol, "{name}[{i}]: got {g}, PyTorch {w} (error {err:e})");
+        assert!(
+            err <= tol,
+            "{name}[{i}]: got {g}, PyTorch {w} (error {err:e})"
+        );
     }
 }
 
@@ -39,16 +48,36 @@ fn nt_xent_matches_pytorch_in_value_and_gradient() {
     let cases = fixture("nt_xent.json");
     for case in cases["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let (n, d) = (case["n"].as_u64().unwrap() as usize, case["d"].as_u64().unwrap() as usize);
+        let (n, d) = (
+            case["n"].as_u64().unwrap() as usize,
+            case["d"].as_u64().unwrap() as usize,
+        );
         let t = case["temperature"].as_f64().unwrap() as f32;
-        let a = Tensor::<2>::from_data(TensorData::new(floats(&case["a"]), [n, d]), &dev).require_grad();
-        let b = Tensor::<2>::from_data(TensorData::new(floats(&case["b"]), [n, d]), &dev).require_grad();
+        let a = Tensor::<2>::from_data(TensorData::new(floats(&case["a"]), [n, d]), &dev)
+            .require_grad();
+        let b = Tensor::<2>::from_data(TensorData::new(floats(&case["b"]), [n, d]), &dev)
+            .require_grad();
         let loss = NtXentLoss::new(t).forward(a.clone(), b.clone());
         let grads = loss.backward();
         let value = loss.into_scalar::<f32>();
-        assert_close(&format!("{name} loss"), &[value], &[case["loss"].as_f64().unwrap() as f32], 1e-5);
-        assert_close(&format!("{name} grad a"), &to_vec(a.grad(&grads).unwrap()), &floats(&case["grad_a"]), 1e-5);
-        assert_close(&format!("{name} grad b"), &to_vec(b.grad(&grads).unwrap()), &floats(&case["grad_b"]), 1e-5);
+        assert_close(
+            &format!("{name} loss"),
+            &[value],
+            &[case["loss"].as_f64().unwrap() as f32],
+            1e-5,
+        );
+        assert_close(
+            &format!("{name} grad a"),
+            &to_vec(a.grad(&grads).unwrap()),
+            &floats(&case["grad_a"]),
+            1e-5,
+        );
+        assert_close(
+            &format!("{name} grad b"),
+            &to_vec(b.grad(&grads).unwrap()),
+            &floats(&case["grad_b"]),
+            1e-5,
+        );
     }
 }
 
@@ -80,22 +109,40 @@ fn nt_xent_is_stable_at_batch_4096_and_temperature_0_05() {
     let total: f64 = (0..m)
         .into_par_iter()
         .map(|i| {
-            let logits: Vec<f64> = (0..m).map(|j| z[i].iter().zip(&z[j]).map(|(x, y)| x * y).sum::<f64>() / t).collect();
-            let max = (0..m).filter(|&j| j != i).map(|j| logits[j]).fold(f64::MIN, f64::max);
-            let lse = max + (0..m).filter(|&j| j != i).map(|j| (logits[j] - max).exp()).sum::<f64>().ln();
+            let logits: Vec<f64> = (0..m)
+                .map(|j| z[i].iter().zip(&z[j]).map(|(x, y)| x * y).sum::<f64>() / t)
+                .collect();
+            let max = (0..m)
+                .filter(|&j| j != i)
+                .map(|j| logits[j])
+                .fold(f64::MIN, f64::max);
+            let lse = max
+                + (0..m)
+                    .filter(|&j| j != i)
+                    .map(|j| (logits[j] - max).exp())
+                    .sum::<f64>()
+                    .ln();
             lse - logits[(i + n) % m]
         })
         .sum();
     let want = total / m as f64;
     assert!(got.is_finite() && got > 0.0, "{got}");
-    assert!((got - want).abs() / want < 1e-4, "loss {got} vs float64 {want}");
+    assert!(
+        (got - want).abs() / want < 1e-4,
+        "loss {got} vs float64 {want}"
+    );
 }
 
 #[test]
 fn optimizers_match_pytorch_over_three_steps() {
     let dev = device();
     let f = fixture("optimizers.json");
-    let lrs: Vec<f64> = f["lrs"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let lrs: Vec<f64> = f["lrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
     for case in f["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let s = &case["spec"];
@@ -109,19 +156,42 @@ fn optimizers_match_pytorch_over_three_steps() {
         };
         let mut layer = burn::nn::LinearConfig::new(4, 3).init(&dev);
         let mut init = HashMap::new();
-        init.insert("weight".to_string(), HostTensor { shape: vec![4, 3], data: floats(&f["weight0"]) });
-        init.insert("bias".to_string(), HostTensor { shape: vec![3], data: floats(&f["bias0"]) });
+        init.insert(
+            "weight".to_string(),
+            HostTensor {
+                shape: vec![4, 3],
+                data: floats(&f["weight0"]),
+            },
+        );
+        init.insert(
+            "bias".to_string(),
+            HostTensor {
+                shape: vec![3],
+                data: floats(&f["bias0"]),
+            },
+        );
         layer = load_module(layer, &init, "", Path::new("fixture")).unwrap();
         let mut opt = Optimizer::new(spec).unwrap();
         for (g, &lr) in f["grads"].as_array().unwrap().iter().zip(&lrs) {
             // loss = sum(W * Gw) + sum(b * Gb) has exactly the fixture's gradients.
             let gw = Tensor::<2>::from_data(TensorData::new(floats(&g["weight"]), [4, 3]), &dev);
             let gb = Tensor::<1>::from_data(TensorData::new(floats(&g["bias"]), [3]), &dev);
-            let loss = (layer.weight.val() * gw).sum() + (layer.bias.as_ref().unwrap().val() * gb).sum();
+            let loss =
+                (layer.weight.val() * gw).sum() + (layer.bias.as_ref().unwrap().val() * gb).sum();
             let grads = GradientsParams::from_grads(loss.backward(), &layer);
             layer = opt.step(lr, layer, grads);
         }
-        assert_close(&format!("{name} weight"), &to_vec(layer.weight.val()), &floats(&case["weight"]), 1e-5);
-        assert_close(&format!("{name} bias"), &to_vec(layer.bias.unwrap().val()), &floats(&case["bias"]), 1e-5);
+        assert_close(
+            &format!("{name} weight"),
+            &to_vec(layer.weight.val()),
+            &floats(&case["weight"]),
+            1e-5,
+        );
+        assert_close(
+            &format!("{name} bias"),
+            &to_vec(layer.bias.unwrap().val()),
+            &floats(&case["bias"]),
+            1e-5,
+        );
     }
 }

@@ -306,7 +306,7 @@ impl Augmentation {
                     || a.std.iter().any(|&s| s <= 0.0)
                 {
                     return Err(Error::config(
-                        format!("{key}"),
+                        key.to_string(),
                         "mean and std need the same non-zero length and std > 0",
                     ));
                 }

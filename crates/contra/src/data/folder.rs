@@ -125,8 +125,8 @@ fn interleaved_to_image(buf: &[u8], src_channels: usize, h: usize, w: usize) -> 
     for y in 0..h {
         for x in 0..w {
             let px = &buf[(y * w + x) * src_channels..];
-            for ch in 0..c {
-                img.data[(ch * h + y) * w + x] = px[ch] as f32 / 255.0;
+            for (ch, &v) in px[..c].iter().enumerate() {
+                img.data[(ch * h + y) * w + x] = v as f32 / 255.0;
             }
         }
     }

@@ -35,7 +35,7 @@ impl ImageDataset {
         labels: Option<Vec<u32>>,
     ) -> Result<Self> {
         let size = channels * height * width;
-        if size == 0 || pixels.len() % size != 0 {
+        if size == 0 || !pixels.len().is_multiple_of(size) {
             return Err(Error::other(format!(
                 "{} bytes do not hold whole images of {channels}x{height}x{width}",
                 pixels.len()

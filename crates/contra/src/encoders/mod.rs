@@ -17,6 +17,7 @@ pub fn global_avg_pool(x: Tensor<4>) -> Tensor<2> {
 
 /// An encoder chosen by a recipe.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // one encoder per model: size does not matter
 pub enum Encoder {
     SmallCnn(SmallCnn),
     ResNet(ResNet),

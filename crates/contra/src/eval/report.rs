@@ -34,55 +34,141 @@ pub struct Embeddings {
 }
 
 /// Encoder and raw-pixel features of both splits.
-pub fn embed_splits(encoder: &Encoder, splits: &Splits, norm: Option<&Normalize>, size: (usize, usize), device: &Device) -> (Embeddings, Embeddings) {
+pub fn embed_splits(
+    encoder: &Encoder,
+    splits: &Splits,
+    norm: Option<&Normalize>,
+    size: (usize, usize),
+    device: &Device,
+) -> (Embeddings, Embeddings) {
     let learned = Embeddings {
         train: encode(encoder, &splits.train, norm, size, 512, device),
         test: encode(encoder, &splits.test, norm, size, 512, device),
     };
-    let pixels = Embeddings { train: raw(&splits.train, norm), test: raw(&splits.test, norm) };
+    let pixels = Embeddings {
+        train: raw(&splits.train, norm),
+        test: raw(&splits.test, norm),
+    };
     (learned, pixels)
 }
 
 /// Run the chosen protocols on both feature sets.
-pub fn compare(learned: &Embeddings, pixels: &Embeddings, splits: &Splits, spec: &EvalSpec, which: Protocols, device: &Device) -> Result<Vec<Row>> {
+pub fn compare(
+    learned: &Embeddings,
+    pixels: &Embeddings,
+    splits: &Splits,
+    spec: &EvalSpec,
+    which: Protocols,
+    device: &Device,
+) -> Result<Vec<Row>> {
     let yl = splits.train.labels_or_err("evaluation")?;
     let yt = splits.test.labels_or_err("evaluation")?;
     let classes = splits.train.num_classes().max(splits.test.num_classes());
-    let probe = ProbeConfig { epochs: spec.probe_epochs, lr: spec.probe_lr, weight_decay: spec.probe_weight_decay, ..Default::default() };
+    let probe = ProbeConfig {
+        epochs: spec.probe_epochs,
+        lr: spec.probe_lr,
+        weight_decay: spec.probe_weight_decay,
+        ..Default::default()
+    };
     let mut rows = Vec::new();
     let both = |f: &dyn Fn(&Embeddings) -> f64| (f(learned), f(pixels));
     if which.knn {
-        let (a, b) = both(&|e| accuracy(&knn::predict(&e.train, yl, &e.test, classes, spec.knn_k, spec.knn_temperature, device), yt));
-        rows.push(Row { protocol: format!("kNN (k={}, t={})", spec.knn_k, spec.knn_temperature), learned: (a, 0.0), raw: (b, 0.0) });
+        let (a, b) = both(&|e| {
+            accuracy(
+                &knn::predict(
+                    &e.train,
+                    yl,
+                    &e.test,
+                    classes,
+                    spec.knn_k,
+                    spec.knn_temperature,
+                    device,
+                ),
+                yt,
+            )
+        });
+        rows.push(Row {
+            protocol: format!("kNN (k={}, t={})", spec.knn_k, spec.knn_temperature),
+            learned: (a, 0.0),
+            raw: (b, 0.0),
+        });
     }
     if which.linear {
-        let (a, b) = both(&|e| accuracy(&linear::fit_predict(&e.train, yl, &e.test, classes, &probe, device), yt));
-        rows.push(Row { protocol: "linear probe, all labels".into(), learned: (a, 0.0), raw: (b, 0.0) });
+        let (a, b) = both(&|e| {
+            accuracy(
+                &linear::fit_predict(&e.train, yl, &e.test, classes, &probe, device),
+                yt,
+            )
+        });
+        rows.push(Row {
+            protocol: "linear probe, all labels".into(),
+            learned: (a, 0.0),
+            raw: (b, 0.0),
+        });
     }
     if which.few_label {
         for &n in &spec.labels_per_class {
             let run = |e: &Embeddings| {
-                let set = EvalSet { train: &e.train, train_labels: yl, test: &e.test, test_labels: yt, num_classes: classes };
-                evaluate(&set, n, spec.seeds, spec.knn_k, spec.knn_temperature, &probe, device)
+                let set = EvalSet {
+                    train: &e.train,
+                    train_labels: yl,
+                    test: &e.test,
+                    test_labels: yt,
+                    num_classes: classes,
+                };
+                evaluate(
+                    &set,
+                    n,
+                    spec.seeds,
+                    spec.knn_k,
+                    spec.knn_temperature,
+                    &probe,
+                    device,
+                )
             };
             let (a, b) = (run(learned), run(pixels));
-            rows.push(Row { protocol: format!("kNN, {n} labels/class ({} seeds)", spec.seeds), learned: a.knn, raw: b.knn });
-            rows.push(Row { protocol: format!("linear probe, {n} labels/class ({} seeds)", spec.seeds), learned: a.probe, raw: b.probe });
+            rows.push(Row {
+                protocol: format!("kNN, {n} labels/class ({} seeds)", spec.seeds),
+                learned: a.knn,
+                raw: b.knn,
+            });
+            rows.push(Row {
+                protocol: format!("linear probe, {n} labels/class ({} seeds)", spec.seeds),
+                learned: a.probe,
+                raw: b.probe,
+            });
         }
     }
     Ok(rows)
 }
 
 fn cell(v: (f64, f64)) -> String {
-    if v.1 > 0.0 { format!("{:.4} ± {:.4}", v.0, v.1) } else { format!("{:.4}", v.0) }
+    if v.1 > 0.0 {
+        format!("{:.4} ± {:.4}", v.0, v.1)
+    } else {
+        format!("{:.4}", v.0)
+    }
 }
 
 /// A plain-text table of the rows.
 pub fn table(rows: &[Row]) -> String {
-    let w = rows.iter().map(|r| r.protocol.len()).max().unwrap_or(8).max(8);
-    let mut s = format!("{:<w$}  {:>17}  {:>17}\n", "protocol", "learned", "raw pixels");
+    let w = rows
+        .iter()
+        .map(|r| r.protocol.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let mut s = format!(
+        "{:<w$}  {:>17}  {:>17}\n",
+        "protocol", "learned", "raw pixels"
+    );
     for r in rows {
-        s += &format!("{:<w$}  {:>17}  {:>17}\n", r.protocol, cell(r.learned), cell(r.raw));
+        s += &format!(
+            "{:<w$}  {:>17}  {:>17}\n",
+            r.protocol,
+            cell(r.learned),
+            cell(r.raw)
+        );
     }
     s
 }

@@ -325,7 +325,7 @@ pub fn run<M: Method>(
             );
             let every = recipe.train.checkpoint_every;
             if every > 0
-                && state.global_step % every == 0
+                && state.global_step.is_multiple_of(every)
                 && (state.step_in_epoch as u64) < steps_per_epoch
             {
                 log.flush().ok();
