@@ -1,0 +1,102 @@
+"""PyTorch side of contra's benchmarks: the same SimCLR training step (eager fp32) and the same
+augmentation pipeline with torchvision v2. Prints one JSON object per measurement.
+
+    python bench/pytorch_bench.py train small_cnn 256 10 --threads 2
+    python bench/pytorch_bench.py augment 5000
+"""
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torchvision
+from torchvision.transforms import v2
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools" / "reference"))
+from fixtures import nt_xent  # noqa: E402
+from simclr_reference import SmallCnn, head  # noqa: E402
+
+
+def resnet18_cifar():
+    m = torchvision.models.resnet18()
+    m.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+    m.maxpool = nn.Identity()
+    m.fc = nn.Identity()
+    m.out_dim = 512
+    return m
+
+
+def train(kind, pairs, steps, channels_last):
+    torch.manual_seed(0)
+    if kind == "small_cnn":
+        enc, c, hw = SmallCnn(1), 1, 28
+    else:
+        enc, c, hw = resnet18_cifar(), 3, 32
+    model = nn.Sequential(enc, head(enc.out_dim))
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    rest = [p for p in model.parameters() if p.ndim <= 1]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4}, {"params": rest, "weight_decay": 0.0}], lr=0.06, momentum=0.9)
+    a, b = torch.randn(pairs, c, hw, hw), torch.randn(pairs, c, hw, hw)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    warmup = 2
+    for step in range(warmup + steps):
+        if step == warmup:
+            start = time.perf_counter()
+        x = torch.cat([a, b])
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        z = model(x)
+        loss = nt_xent(z[:pairs], z[pairs:], 0.5)
+        loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    secs = time.perf_counter() - start
+    name = "pytorch-eager" + ("-channels-last" if channels_last else "")
+    print(json.dumps({"bench": "train", "impl": name, "model": kind, "pairs": pairs, "steps": steps,
+                      "threads": torch.get_num_threads(), "images_per_second": 2 * pairs * steps / secs}))
+
+
+def augment(images):
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(2)
+    n = 512
+    a, b, p = torch.rand(n, generator=g), torch.rand(n, generator=g), torch.rand(n, generator=g) * 6.28
+    y, x = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    imgs = []
+    for i in range(n):
+        planes = [0.5 + 0.5 * torch.sin((x * a[i] + y * b[i]) * 0.3 + p[i] + c) for c in range(3)]
+        imgs.append((torch.stack(planes) * 255).to(torch.uint8))
+    t = v2.Compose([
+        v2.RandomResizedCrop(32, scale=(0.08, 1.0)),
+        v2.RandomHorizontalFlip(0.5),
+        v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+        v2.RandomGrayscale(0.2),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize([0.49, 0.48, 0.45], [0.25, 0.24, 0.26]),
+    ])
+    start = time.perf_counter()
+    s = 0.0
+    for i in range(images):
+        s += float(t(imgs[i % n])[0, 0, 0])
+    secs = time.perf_counter() - start
+    print(json.dumps({"bench": "augment", "impl": "torchvision-v2", "threads": 1, "images": images,
+                      "images_per_second": images / secs}))
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["train", "augment"])
+    ap.add_argument("args", nargs="*")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--channels-last", action="store_true")
+    o = ap.parse_args()
+    torch.set_num_threads(o.threads)
+    if o.what == "train":
+        train(o.args[0], int(o.args[1]), int(o.args[2]) if len(o.args) > 2 else 10, o.channels_last)
+    else:
+        augment(int(o.args[0]) if o.args else 5000)

@@ -1,0 +1,129 @@
+//! contra's side of the benchmarks in BENCHMARKS.md (run by bench/run.sh beside
+//! bench/pytorch_bench.py). Prints one JSON object per measurement.
+//!
+//!     contra-bench train small_cnn 256 [steps]    SimCLR step, 256 pairs of 28x28x1
+//!     contra-bench train resnet18 64 [steps]      SimCLR step, 64 pairs of 32x32x3
+//!     contra-bench augment [images]               SimCLR views, 32x32x3, one thread
+
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use contra::augment::Pipeline;
+use contra::augment::loader::make_view;
+use contra::data::ImageDataset;
+use contra::encoders::EncoderSpec;
+use contra::heads::ProjectionHeadSpec;
+use contra::methods::{Method, SimClr};
+use contra::optim::{Optimizer, OptimizerSpec};
+use contra::rng::Rng;
+use contra::tensor_util::tensor4;
+use std::time::Instant;
+
+fn train(kind: &str, pairs: usize, steps: usize) {
+    let (c, hw, encoder) = match kind {
+        "small_cnn" => (
+            1,
+            28,
+            EncoderSpec {
+                kind: "small_cnn".into(),
+                widths: Some([32, 64, 128, 256]),
+            },
+        ),
+        "resnet18" => (
+            3,
+            32,
+            EncoderSpec {
+                kind: "resnet18".into(),
+                widths: None,
+            },
+        ),
+        other => panic!("unknown model {other}"),
+    };
+    let device = contra::device::parse("cpu").unwrap().autodiff();
+    let mut model = contra::train::seeded(&device, 0, || {
+        let e = encoder.init(c, &device).unwrap();
+        let h = ProjectionHeadSpec {
+            hidden_dim: 512,
+            output_dim: 128,
+            batch_norm: true,
+        }
+        .init(e.output_dim(), &device);
+        SimClr::new(e, h, 0.5)
+    });
+    let mut opt = Optimizer::new(OptimizerSpec::sgd(0.06, 0.9, 5e-4)).unwrap();
+    let mut rng = Rng::new(1);
+    let n = pairs * c * hw * hw;
+    let views: Vec<Vec<f32>> = (0..2)
+        .map(|_| (0..n).map(|_| rng.normal() as f32).collect())
+        .collect();
+    let warmup = 2;
+    let mut start = Instant::now();
+    for step in 0..warmup + steps {
+        if step == warmup {
+            start = Instant::now();
+        }
+        let x: Vec<Tensor<4>> = views
+            .iter()
+            .map(|v| tensor4(v.clone(), [pairs, c, hw, hw], &device))
+            .collect();
+        let loss = model.loss(&x);
+        let _: f32 = loss.clone().into_scalar();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = opt.step(0.06, model, grads);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let ips = (2 * pairs * steps) as f64 / secs;
+    println!(
+        "{}",
+        serde_json::json!({"bench": "train", "impl": "contra-flex", "model": kind, "pairs": pairs, "steps": steps, "images_per_second": ips})
+    );
+}
+
+fn augment(images: usize) {
+    let mut rng = Rng::new(2);
+    // Smooth synthetic 32x32 colour images (random noise would make every crop alike).
+    let n = 512;
+    let mut pixels = Vec::with_capacity(n * 3 * 32 * 32);
+    for _ in 0..n {
+        let (a, b, p) = (rng.uniform(), rng.uniform(), rng.uniform() * 6.28);
+        for c in 0..3 {
+            for y in 0..32 {
+                for x in 0..32 {
+                    let v = 0.5 + 0.5 * ((x as f64 * a + y as f64 * b) * 0.3 + p + c as f64).sin();
+                    pixels.push((v * 255.0) as u8);
+                }
+            }
+        }
+    }
+    let data = ImageDataset::new(pixels, 3, 32, 32, None).unwrap();
+    let pipeline = Pipeline::simclr(32, vec![0.49, 0.48, 0.45], vec![0.25, 0.24, 0.26]);
+    let start = Instant::now();
+    let mut checksum = 0f32;
+    for i in 0..images {
+        let v = make_view(&data, &pipeline, 0, 0, i % n, i / n);
+        checksum += v.data[0];
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"bench": "augment", "impl": "contra", "threads": 1, "images": images, "images_per_second": images as f64 / secs, "checksum": checksum})
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("train") => {
+            let kind = args.get(1).map_or("small_cnn", String::as_str);
+            let pairs = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(256);
+            let steps = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10);
+            train(kind, pairs, steps);
+        }
+        Some("augment") => augment(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20_000)),
+        _ => {
+            eprintln!(
+                "usage: contra-bench train small_cnn|resnet18 PAIRS [STEPS] | contra-bench augment [IMAGES]"
+            );
+            std::process::exit(2);
+        }
+    }
+}
