@@ -6,6 +6,7 @@ augmentation pipeline with torchvision v2. Prints one JSON object per measuremen
 """
 import argparse
 import json
+import math
 import pathlib
 import sys
 import time
@@ -65,7 +66,7 @@ def augment(images):
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(2)
     n = 512
-    a, b, p = torch.rand(n, generator=g), torch.rand(n, generator=g), torch.rand(n, generator=g) * 6.28
+    a, b, p = torch.rand(n, generator=g), torch.rand(n, generator=g), torch.rand(n, generator=g) * 2 * math.pi
     y, x = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
     imgs = []
     for i in range(n):

@@ -84,7 +84,7 @@ fn augment(images: usize) {
     let n = 512;
     let mut pixels = Vec::with_capacity(n * 3 * 32 * 32);
     for _ in 0..n {
-        let (a, b, p) = (rng.uniform(), rng.uniform(), rng.uniform() * 6.28);
+        let (a, b, p) = (rng.uniform(), rng.uniform(), rng.uniform() * std::f64::consts::TAU);
         for c in 0..3 {
             for y in 0..32 {
                 for x in 0..32 {
