@@ -84,7 +84,11 @@ fn augment(images: usize) {
     let n = 512;
     let mut pixels = Vec::with_capacity(n * 3 * 32 * 32);
     for _ in 0..n {
-        let (a, b, p) = (rng.uniform(), rng.uniform(), rng.uniform() * std::f64::consts::TAU);
+        let (a, b, p) = (
+            rng.uniform(),
+            rng.uniform(),
+            rng.uniform() * std::f64::consts::TAU,
+        );
         for c in 0..3 {
             for y in 0..32 {
                 for x in 0..32 {
@@ -110,6 +114,7 @@ fn augment(images: usize) {
 }
 
 fn main() {
+    contra::runtime::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("train") => {

@@ -120,6 +120,7 @@ struct EmbedArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    contra::runtime::keep_freed_memory();
     let result = match cli.command {
         Command::Pretrain(a) => pretrain(a),
         Command::Eval(EvalCommand::Knn {

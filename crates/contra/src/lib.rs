@@ -19,6 +19,7 @@ pub mod methods;
 pub mod optim;
 pub mod recipe;
 pub mod rng;
+pub mod runtime;
 pub mod tensor_util;
 pub mod train;
 
