@@ -238,26 +238,13 @@ fn load_for_eval(
     m: &ModelArgs,
 ) -> Result<(contra::methods::SimClr, Recipe, Splits, contra::Device)> {
     let device = contra::device::parse(&m.device)?;
-    let (_, meta) = contra::checkpoint::read_safetensors(&m.model)?;
-    let recipe_text = meta
-        .get("contra.recipe")
-        .cloned()
-        .or_else(|| {
-            meta.get("contra.trainer").and_then(|t| {
-                serde_json::from_str::<serde_json::Value>(t)
-                    .ok()?
-                    .get("recipe")?
-                    .as_str()
-                    .map(String::from)
-            })
-        })
-        .ok_or_else(|| Error::format(&m.model, "not a contra model: it carries no recipe"))?;
-    let mut recipe = Recipe::parse(&recipe_text, &m.model)?;
+    let file = train::TrainedFile::read(&m.model)?;
+    let mut recipe = file.recipe.clone();
     if let Some(p) = &m.data_path {
         recipe.data.path = Some(p.clone());
     }
     let splits = load_splits(&recipe.data)?;
-    let (model, _) = train::load_trained(&m.model, splits.train.channels, &device)?;
+    let model = file.simclr(splits.train.channels, &device)?;
     Ok((model, recipe, splits, device))
 }
 

@@ -137,14 +137,15 @@ fn killed_run_resumes_to_the_uninterrupted_result() {
         !killed.join("model.safetensors").exists(),
         "killed before the end"
     );
+    // A resume with a recipe that trains differently is refused...
     let o = contra()
         .args([
             "pretrain",
             "-q",
             "--no-eval",
-            "--checkpoint-every",
-            "4",
             "--resume",
+            "--seed",
+            "4",
             "-r",
         ])
         .arg(&recipe)
@@ -152,9 +153,16 @@ fn killed_run_resumes_to_the_uninterrupted_result() {
         .arg(&killed)
         .output()
         .unwrap();
+    assert!(!o.status.success() && text(&o).1.contains("different recipe"));
+    // ...one that differs only in how often it writes checkpoints and in threads is accepted.
+    let o = contra()
+        .args(["pretrain", "-q", "--no-eval", "--resume", "-r"])
+        .arg(&recipe)
+        .arg("--out")
+        .arg(&killed)
+        .output()
+        .unwrap();
     let (out_b, err_b) = text(&o);
-    // --checkpoint-every changes the recipe only in when files are written; the resumed run
-    // must be told the same to accept the checkpoint.
     assert!(o.status.success(), "{err_b}");
     assert_eq!(final_loss(&out_a), final_loss(&out_b));
     let (a, _) = contra::checkpoint::read_safetensors(&straight.join("model.safetensors")).unwrap();

@@ -155,6 +155,23 @@ fn load_checkpoint<M: Method>(
     Ok((model, state))
 }
 
+/// Whether a checkpoint's recipe trains the same model as `recipe`: where files go, how often
+/// checkpoints are written, the device and the number of worker threads may differ.
+fn same_results(saved: &str, recipe: &Recipe, path: &Path) -> Result<bool> {
+    let normalise = |r: &Recipe| {
+        let mut r = r.clone();
+        r.train.checkpoint_every = 0;
+        r.train.out = None;
+        r.train.device = String::new();
+        r.train.workers = 1;
+        r.train.prefetch = 1;
+        r.eval = Default::default();
+        r
+    };
+    let saved = Recipe::parse(saved, path)?;
+    Ok(normalise(&saved) == normalise(recipe))
+}
+
 /// Drop metric records past `global_step` (they were logged after the checkpoint).
 fn truncate_metrics(path: &Path, global_step: u64) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else {
@@ -234,7 +251,7 @@ pub fn run<M: Method>(
             ));
         }
         let (m, s) = load_checkpoint(&path, model, &mut opt, device)?;
-        if s.recipe != recipe_text {
+        if !same_results(&s.recipe, recipe, &path)? {
             return Err(Error::format(
                 &path,
                 "cannot resume: the checkpoint was written by a different recipe",
@@ -359,25 +376,43 @@ pub fn run<M: Method>(
     })
 }
 
-/// A trained SimCLR model from a run's `model.safetensors` (or a checkpoint), with the recipe
-/// stored inside it.
-pub fn load_trained(path: &Path, in_channels: usize, device: &Device) -> Result<(SimClr, Recipe)> {
-    let (tensors, meta) = read_safetensors(path)?;
-    let (recipe_text, prefix) = match (meta.get("contra.recipe"), meta.get("contra.trainer")) {
-        (Some(r), _) => (r.clone(), ""),
-        (None, Some(t)) => {
-            let s: TrainerState = serde_json::from_str(t)
-                .map_err(|e| Error::format(path, format!("bad trainer state: {e}")))?;
-            (s.recipe, "model.")
-        }
-        _ => {
-            return Err(Error::format(
-                path,
-                "not a contra model: it carries no recipe",
-            ));
-        }
-    };
-    let recipe = Recipe::parse(&recipe_text, path)?;
-    let model = build_simclr(&recipe, in_channels, device)?;
-    Ok((load_module(model, &tensors, prefix, path)?, recipe))
+/// A run's `model.safetensors` (or a checkpoint): its tensors and the recipe stored inside.
+pub struct TrainedFile {
+    pub path: PathBuf,
+    pub recipe: Recipe,
+    tensors: HashMap<String, HostTensor>,
+    prefix: &'static str,
+}
+
+impl TrainedFile {
+    pub fn read(path: &Path) -> Result<Self> {
+        let (tensors, meta) = read_safetensors(path)?;
+        let (recipe_text, prefix) = match (meta.get("contra.recipe"), meta.get("contra.trainer")) {
+            (Some(r), _) => (r.clone(), ""),
+            (None, Some(t)) => {
+                let s: TrainerState = serde_json::from_str(t)
+                    .map_err(|e| Error::format(path, format!("bad trainer state: {e}")))?;
+                (s.recipe, "model.")
+            }
+            _ => {
+                return Err(Error::format(
+                    path,
+                    "not a contra model: it carries no recipe",
+                ));
+            }
+        };
+        let recipe = Recipe::parse(&recipe_text, path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            recipe,
+            tensors,
+            prefix,
+        })
+    }
+
+    /// The SimCLR model, for inputs with `in_channels` channels.
+    pub fn simclr(&self, in_channels: usize, device: &Device) -> Result<SimClr> {
+        let model = build_simclr(&self.recipe, in_channels, device)?;
+        load_module(model, &self.tensors, self.prefix, &self.path)
+    }
 }
