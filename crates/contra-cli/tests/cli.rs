@@ -394,3 +394,41 @@ fn help_lists_every_command() {
         "{stdout}"
     );
 }
+
+/// The same seed gives the same weights with 1 or 3 compute threads and 1 or 3 augmentation
+/// workers.
+#[test]
+fn results_do_not_depend_on_the_number_of_threads() {
+    let dir = tmp("threads");
+    let base = std::fs::read_to_string(small_recipe(&dir, 2)).unwrap();
+    let run = |threads: &str, workers: &str, out: &str| {
+        // Upscaled 24x24 views make the activations large enough for every parallel code path.
+        let body = base
+            .replace("size = 8,", "size = 24,")
+            .replace("workers = 2", &format!("workers = {workers}"));
+        let recipe = dir.join(format!("{out}.toml"));
+        std::fs::write(&recipe, body).unwrap();
+        let o = contra()
+            .env("RAYON_NUM_THREADS", threads)
+            .args(["pretrain", "-q", "--no-eval", "-r"])
+            .arg(&recipe)
+            .arg("--out")
+            .arg(dir.join(out))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o).1);
+        contra::checkpoint::read_safetensors(&dir.join(out).join("model.safetensors"))
+            .unwrap()
+            .0
+    };
+    let one = run("1", "1", "one");
+    let three = run("3", "3", "three");
+    assert!(!one.is_empty());
+    for (k, t) in &one {
+        assert_eq!(
+            Some(t),
+            three.get(k),
+            "tensor {k} depends on the thread count"
+        );
+    }
+}
