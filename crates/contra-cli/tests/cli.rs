@@ -249,26 +249,29 @@ fn assert_clean_failure(o: &Output, needles: &[&str]) {
 fn bad_input_gets_a_clear_error_and_a_non_zero_exit() {
     let dir = tmp("errors");
     let bad = dir.join("bad.toml");
-    std::fs::write(
-        &bad,
+    let pretrain_fails = |recipe: &str, needles: &[&str]| {
+        std::fs::write(&bad, recipe).unwrap();
+        assert_clean_failure(
+            &contra()
+                .args(["pretrain", "-r"])
+                .arg(&bad)
+                .output()
+                .unwrap(),
+            needles,
+        );
+    };
+    let with_data = |source: &str, path: &Path| {
+        format!(
+            "[data]\nsource = \"{source}\"\npath = \"{}\"\n[optimizer]\nlr = 0.1\n",
+            path.display()
+        )
+    };
+    pretrain_fails(
         "[optimizer]\nlr = 0.1\n[train]\nepochs = 2\nbatchsize = 3\n",
-    )
-    .unwrap();
-    assert_clean_failure(
-        &contra()
-            .args(["pretrain", "-r"])
-            .arg(&bad)
-            .output()
-            .unwrap(),
         &["bad.toml", "batchsize", "line 5"],
     );
-    std::fs::write(&bad, "[optimizer]\nlr = 0.1\nkind = \"lbfgs\"\n").unwrap();
-    assert_clean_failure(
-        &contra()
-            .args(["pretrain", "-r"])
-            .arg(&bad)
-            .output()
-            .unwrap(),
+    pretrain_fails(
+        "[optimizer]\nlr = 0.1\nkind = \"lbfgs\"\n",
         &["optimizer.kind", "lbfgs"],
     );
     assert_clean_failure(
@@ -280,30 +283,15 @@ fn bad_input_gets_a_clear_error_and_a_non_zero_exit() {
         &["none.toml"],
     );
     // A data set that is not there.
-    std::fs::write(
-        &bad,
-        format!(
-            "[data]\nsource = \"mnist\"\npath = \"{}\"\n[optimizer]\nlr = 0.1\n",
-            dir.join("no-mnist").display()
-        ),
-    )
-    .unwrap();
-    assert_clean_failure(
-        &contra()
-            .args(["pretrain", "-r"])
-            .arg(&bad)
-            .output()
-            .unwrap(),
+    pretrain_fails(
+        &with_data("mnist", &dir.join("no-mnist")),
         &["not found", "no-mnist"],
     );
     // A truncated IDX file.
     let m = dir.join("mnist");
     std::fs::create_dir_all(&m).unwrap();
-    for (name, dims) in [
-        ("train-images-idx3-ubyte", vec![4, 28, 28]),
-        ("t10k-images-idx3-ubyte", vec![4, 28, 28]),
-    ] {
-        contra::data::idx::write_idx(&m.join(name), &dims, &[0u8; 4 * 784]).unwrap();
+    for name in ["train-images-idx3-ubyte", "t10k-images-idx3-ubyte"] {
+        contra::data::idx::write_idx(&m.join(name), &[4, 28, 28], &[0u8; 4 * 784]).unwrap();
     }
     for name in ["train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"] {
         contra::data::idx::write_idx(&m.join(name), &[4], &[0, 1, 2, 3]).unwrap();
@@ -311,42 +299,15 @@ fn bad_input_gets_a_clear_error_and_a_non_zero_exit() {
     let p = m.join("train-images-idx3-ubyte");
     let bytes = std::fs::read(&p).unwrap();
     std::fs::write(&p, &bytes[..1000]).unwrap();
-    std::fs::write(
-        &bad,
-        format!(
-            "[data]\nsource = \"mnist\"\npath = \"{}\"\n[optimizer]\nlr = 0.1\n",
-            m.display()
-        ),
-    )
-    .unwrap();
-    assert_clean_failure(
-        &contra()
-            .args(["pretrain", "-r"])
-            .arg(&bad)
-            .output()
-            .unwrap(),
+    pretrain_fails(
+        &with_data("mnist", &m),
         &["train-images-idx3-ubyte", "truncated"],
     );
     // A corrupt PNG in an image folder.
     let f = dir.join("pics/a");
     std::fs::create_dir_all(&f).unwrap();
     std::fs::write(f.join("x.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
-    std::fs::write(
-        &bad,
-        format!(
-            "[data]\nsource = \"folder\"\npath = \"{}\"\n[optimizer]\nlr = 0.1\n",
-            dir.join("pics").display()
-        ),
-    )
-    .unwrap();
-    assert_clean_failure(
-        &contra()
-            .args(["pretrain", "-r"])
-            .arg(&bad)
-            .output()
-            .unwrap(),
-        &["x.png", "PNG"],
-    );
+    pretrain_fails(&with_data("folder", &dir.join("pics")), &["x.png", "PNG"]);
     // Resuming with no checkpoint, an unknown device, a model that is not one.
     assert_clean_failure(
         &contra()
