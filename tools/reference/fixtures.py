@@ -1,6 +1,7 @@
 """Fixture values for contra's Rust tests, computed with PyTorch (float64 for the reference
 values, float32 inputs as stored)."""
 import json
+import math
 import pathlib
 
 import torch
@@ -59,6 +60,99 @@ def nt_xent_cases():
             "grad_a": a64.grad.flatten().tolist(), "grad_b": b64.grad.flatten().tolist(),
         })
     return cases
+
+
+def supcon(views, labels, temperature, base_temperature=None):
+    """SupCon L_out (Khosla et al. 2020) over all views; anchors without a positive are left out
+    of the mean."""
+    base_temperature = base_temperature or temperature
+    n = views[0].shape[0]
+    z = F.normalize(torch.cat(views), dim=1)
+    m = z.shape[0]
+    lab = (torch.arange(n) if labels is None else torch.as_tensor(labels)).repeat(len(views))
+    self_mask = torch.eye(m, dtype=torch.bool)
+    pos = (lab[:, None] == lab[None, :]) & ~self_mask
+    logits = (z @ z.T / temperature).masked_fill(self_mask, float("-inf"))
+    log_prob = torch.log_softmax(logits, dim=1).masked_fill(self_mask, 0.0)
+    count = pos.sum(1)
+    valid = count > 0
+    mean_pos = (log_prob * pos).sum(1)[valid] / count[valid]
+    if mean_pos.numel() == 0:
+        return (z * 0).sum()
+    return -(temperature / base_temperature) * mean_pos.mean()
+
+
+def info_nce(q, k, bank, temperature):
+    q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
+    if bank is None:
+        logits, target = q @ k.T, torch.arange(q.shape[0])
+    else:
+        logits = torch.cat([(q * k).sum(1, keepdim=True), q @ F.normalize(bank, dim=1).T], 1)
+        target = torch.zeros(q.shape[0], dtype=torch.long)
+    return F.cross_entropy(logits / temperature, target)
+
+
+def clip_loss(img, txt, logit_scale):
+    scale = logit_scale.clamp(max=math.log(100)).exp()
+    logits = scale * F.normalize(img, dim=1) @ F.normalize(txt, dim=1).T
+    target = torch.arange(img.shape[0])
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def siglip_loss(img, txt, logit_scale, bias):
+    logits = logit_scale.exp() * F.normalize(img, dim=1) @ F.normalize(txt, dim=1).T + bias
+    n = img.shape[0]
+    signs = 2 * torch.eye(n, dtype=logits.dtype) - 1
+    return -F.logsigmoid(signs * logits).sum() / n
+
+
+def leaf(x):
+    return x.float().double().requires_grad_()
+
+
+def flat(t):
+    return t.detach().flatten().tolist()
+
+
+def more_loss_cases():
+    g = torch.Generator().manual_seed(2)
+    out = {"supcon": [], "info_nce": [], "clip": [], "siglip": []}
+    for name, n, d, t, labels, nviews in [
+        ("labels", 8, 6, 0.1, [0, 1, 0, 2, 1, 1, 3, 0], 2),
+        ("one_class", 5, 4, 0.07, [4, 4, 4, 4, 4], 2),
+        ("no_labels", 6, 5, 0.5, None, 2),
+        ("three_views_t0.01", 4, 5, 0.01, [0, 1, 1, 0], 3),
+    ]:
+        views = [leaf(torch.randn(n, d, generator=g)) for _ in range(nviews)]
+        loss = supcon(views, labels, t)
+        loss.backward()
+        out["supcon"].append({"name": name, "n": n, "d": d, "temperature": t, "labels": labels,
+                              "views": [flat(v) for v in views], "loss": loss.item(),
+                              "grads": [flat(v.grad) for v in views]})
+    for name, n, d, m, t in [("in_batch", 6, 5, 0, 0.2), ("bank", 5, 4, 7, 0.07)]:
+        q, k = leaf(torch.randn(n, d, generator=g)), leaf(torch.randn(n, d, generator=g))
+        bank = torch.randn(m, d, generator=g).float().double() if m else None
+        loss = info_nce(q, k, bank, t)
+        loss.backward()
+        out["info_nce"].append({"name": name, "n": n, "d": d, "m": m, "temperature": t, "q": flat(q), "k": flat(k),
+                                "bank": flat(bank) if m else [], "loss": loss.item(), "grad_q": flat(q.grad), "grad_k": flat(k.grad)})
+    for name, n, d, scale in [("init", 6, 5, 1 / 0.07), ("clamped", 4, 3, 150.0)]:
+        img, txt = leaf(torch.randn(n, d, generator=g)), leaf(torch.randn(n, d, generator=g))
+        ls = torch.tensor([math.log(scale)], dtype=torch.float64, requires_grad=True)
+        loss = clip_loss(img, txt, ls)
+        loss.backward()
+        out["clip"].append({"name": name, "n": n, "d": d, "scale": scale, "img": flat(img), "txt": flat(txt), "loss": loss.item(),
+                            "grad_img": flat(img.grad), "grad_txt": flat(txt.grad), "grad_logit_scale": ls.grad.item()})
+    for name, n, d, scale, bias in [("init", 6, 5, 10.0, -10.0), ("trained", 5, 4, 30.0, -3.0)]:
+        img, txt = leaf(torch.randn(n, d, generator=g)), leaf(torch.randn(n, d, generator=g))
+        ls = torch.tensor([math.log(scale)], dtype=torch.float64, requires_grad=True)
+        b = torch.tensor([bias], dtype=torch.float64, requires_grad=True)
+        loss = siglip_loss(img, txt, ls, b)
+        loss.backward()
+        out["siglip"].append({"name": name, "n": n, "d": d, "scale": scale, "bias": bias, "img": flat(img), "txt": flat(txt),
+                              "loss": loss.item(), "grad_img": flat(img.grad), "grad_txt": flat(txt.grad),
+                              "grad_logit_scale": ls.grad.item(), "grad_bias": b.grad.item()})
+    return out
 
 
 def lars_step(params, grads, bufs, lr, momentum, weight_decay, eta, first):
@@ -124,4 +218,5 @@ if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "nt_xent.json").write_text(json.dumps({"cases": nt_xent_cases()}))
     (OUT / "optimizers.json").write_text(json.dumps(optimizer_cases()))
+    (OUT / "losses.json").write_text(json.dumps(more_loss_cases()))
     print("wrote", OUT)

@@ -195,3 +195,201 @@ fn optimizers_match_pytorch_over_three_steps() {
         );
     }
 }
+
+fn matrix(v: &Value, rows: usize, cols: usize, dev: &Device) -> Tensor<2> {
+    Tensor::<2>::from_data(TensorData::new(floats(v), [rows, cols]), dev).require_grad()
+}
+
+fn usize_of(v: &Value) -> usize {
+    v.as_u64().unwrap() as usize
+}
+
+#[test]
+fn supcon_matches_pytorch_and_reduces_to_nt_xent_without_labels() {
+    use contra::losses::SupConLoss;
+    let dev = device();
+    let f = fixture("losses.json");
+    for case in f["supcon"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let (n, d) = (usize_of(&case["n"]), usize_of(&case["d"]));
+        let t = case["temperature"].as_f64().unwrap() as f32;
+        let labels: Option<Vec<u32>> = case["labels"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_u64().unwrap() as u32).collect());
+        let views: Vec<Tensor<2>> = case["views"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| matrix(v, n, d, &dev))
+            .collect();
+        let loss = SupConLoss::new(t).forward(&views, labels.as_deref());
+        let grads = loss.backward();
+        assert_close(
+            &format!("supcon {name}"),
+            &[loss.into_scalar::<f32>()],
+            &[case["loss"].as_f64().unwrap() as f32],
+            1e-5,
+        );
+        for (i, (v, g)) in views
+            .iter()
+            .zip(case["grads"].as_array().unwrap())
+            .enumerate()
+        {
+            assert_close(
+                &format!("supcon {name} grad {i}"),
+                &to_vec(v.grad(&grads).unwrap()),
+                &floats(g),
+                1e-5,
+            );
+        }
+        if labels.is_none() {
+            let nt = NtXentLoss::new(t)
+                .forward(views[0].clone(), views[1].clone())
+                .into_scalar::<f32>();
+            assert_close(
+                &format!("supcon {name} = NT-Xent"),
+                &[nt],
+                &[case["loss"].as_f64().unwrap() as f32],
+                1e-6,
+            );
+        }
+    }
+}
+
+#[test]
+fn info_nce_matches_pytorch_with_batch_and_bank_negatives() {
+    use contra::losses::{InfoNceLoss, Negatives};
+    let dev = device();
+    for case in fixture("losses.json")["info_nce"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let (n, d, m) = (
+            usize_of(&case["n"]),
+            usize_of(&case["d"]),
+            usize_of(&case["m"]),
+        );
+        let q = matrix(&case["q"], n, d, &dev);
+        let k = matrix(&case["k"], n, d, &dev);
+        let negatives = if m == 0 {
+            Negatives::InBatch
+        } else {
+            Negatives::Bank(matrix(&case["bank"], m, d, &dev))
+        };
+        let loss = InfoNceLoss::new(case["temperature"].as_f64().unwrap() as f32).forward(
+            q.clone(),
+            k.clone(),
+            &negatives,
+        );
+        let grads = loss.backward();
+        assert_close(
+            &format!("info_nce {name}"),
+            &[loss.into_scalar::<f32>()],
+            &[case["loss"].as_f64().unwrap() as f32],
+            1e-5,
+        );
+        assert_close(
+            &format!("info_nce {name} grad q"),
+            &to_vec(q.grad(&grads).unwrap()),
+            &floats(&case["grad_q"]),
+            1e-5,
+        );
+        assert_close(
+            &format!("info_nce {name} grad k"),
+            &to_vec(k.grad(&grads).unwrap()),
+            &floats(&case["grad_k"]),
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn clip_and_siglip_match_pytorch_including_their_learnable_scales() {
+    use contra::losses::{ClipLoss, SigLipLoss};
+    let dev = device();
+    let f = fixture("losses.json");
+    for case in f["clip"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let (n, d) = (usize_of(&case["n"]), usize_of(&case["d"]));
+        let (img, txt) = (
+            matrix(&case["img"], n, d, &dev),
+            matrix(&case["txt"], n, d, &dev),
+        );
+        let loss_fn = ClipLoss::with_scale(case["scale"].as_f64().unwrap() as f32, &dev);
+        let loss = loss_fn.forward(img.clone(), txt.clone());
+        let grads = loss.backward();
+        assert_close(
+            &format!("clip {name}"),
+            &[loss.into_scalar::<f32>()],
+            &[case["loss"].as_f64().unwrap() as f32],
+            1e-5,
+        );
+        assert_close(
+            &format!("clip {name} grad img"),
+            &to_vec(img.grad(&grads).unwrap()),
+            &floats(&case["grad_img"]),
+            1e-5,
+        );
+        assert_close(
+            &format!("clip {name} grad txt"),
+            &to_vec(txt.grad(&grads).unwrap()),
+            &floats(&case["grad_txt"]),
+            1e-5,
+        );
+        let gs = to_vec(loss_fn.logit_scale.val().grad(&grads).unwrap());
+        assert_close(
+            &format!("clip {name} grad scale"),
+            &gs,
+            &[case["grad_logit_scale"].as_f64().unwrap() as f32],
+            1e-5,
+        );
+    }
+    assert!(
+        (contra::tensor_util::to_vec(ClipLoss::new(&dev).scale())[0] - 1.0 / 0.07).abs() < 1e-3
+    );
+    for case in f["siglip"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let (n, d) = (usize_of(&case["n"]), usize_of(&case["d"]));
+        let (img, txt) = (
+            matrix(&case["img"], n, d, &dev),
+            matrix(&case["txt"], n, d, &dev),
+        );
+        let loss_fn = SigLipLoss::with(
+            case["scale"].as_f64().unwrap() as f32,
+            case["bias"].as_f64().unwrap() as f32,
+            &dev,
+        );
+        let loss = loss_fn.forward(img.clone(), txt.clone());
+        let grads = loss.backward();
+        assert_close(
+            &format!("siglip {name}"),
+            &[loss.into_scalar::<f32>()],
+            &[case["loss"].as_f64().unwrap() as f32],
+            1e-5,
+        );
+        assert_close(
+            &format!("siglip {name} grad img"),
+            &to_vec(img.grad(&grads).unwrap()),
+            &floats(&case["grad_img"]),
+            1e-5,
+        );
+        assert_close(
+            &format!("siglip {name} grad txt"),
+            &to_vec(txt.grad(&grads).unwrap()),
+            &floats(&case["grad_txt"]),
+            1e-5,
+        );
+        let gs = to_vec(loss_fn.logit_scale.val().grad(&grads).unwrap());
+        assert_close(
+            &format!("siglip {name} grad scale"),
+            &gs,
+            &[case["grad_logit_scale"].as_f64().unwrap() as f32],
+            1e-5,
+        );
+        let gb = to_vec(loss_fn.logit_bias.val().grad(&grads).unwrap());
+        assert_close(
+            &format!("siglip {name} grad bias"),
+            &gb,
+            &[case["grad_bias"].as_f64().unwrap() as f32],
+            1e-5,
+        );
+    }
+}

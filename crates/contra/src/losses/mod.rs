@@ -1,4 +1,13 @@
-//! Contrastive losses, one per file.
+//! Contrastive losses, one per file, each with its formula and paper in its doc comment.
 
+pub mod clip;
+pub mod info_nce;
 pub mod nt_xent;
+pub mod siglip;
+pub mod supcon;
+
+pub use clip::ClipLoss;
+pub use info_nce::{InfoNceLoss, Negatives};
 pub use nt_xent::NtXentLoss;
+pub use siglip::SigLipLoss;
+pub use supcon::SupConLoss;
