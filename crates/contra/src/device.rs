@@ -63,7 +63,9 @@ pub fn parse(name: &str) -> Result<Device> {
             return Err(not_built(name, "flex"));
         }
         "tch-cpu" => {
+            // burn 0.22 marks burn-tch deprecated; contra keeps it as an opt-in backend.
             #[cfg(feature = "tch")]
+            #[allow(deprecated)]
             return Ok(Device::libtorch());
             #[cfg(not(feature = "tch"))]
             return Err(not_built(name, "tch"));
@@ -71,6 +73,7 @@ pub fn parse(name: &str) -> Result<Device> {
         _ if name.starts_with("tch-cuda:") => {
             let _i = index(name, "tch-cuda:")?;
             #[cfg(feature = "tch")]
+            #[allow(deprecated)]
             return Ok(Device::libtorch_cuda(_i));
             #[cfg(not(feature = "tch"))]
             return Err(not_built(name, "tch"));

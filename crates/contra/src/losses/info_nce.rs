@@ -19,6 +19,7 @@ use burn::tensor::activation::log_softmax;
 
 /// Where the negatives of each query come from.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // built once per step, never stored in bulk
 pub enum Negatives {
     /// The keys of the other items in the batch.
     InBatch,
