@@ -106,6 +106,30 @@ def siglip_loss(img, txt, logit_scale, bias):
     return -F.logsigmoid(signs * logits).sum() / n
 
 
+def dcl_one_way(a, b, temperature, weight_sigma):
+    n = a.shape[0]
+    off = ~torch.eye(n, dtype=torch.bool)
+    s_aa, s_ab = a @ a.T / temperature, a @ b.T / temperature
+    positive = -s_ab.diag()
+    if weight_sigma is not None:
+        positive = positive * (2 - n * torch.softmax((a * b).sum(1) / weight_sigma, dim=0))
+    negatives = torch.cat([s_aa[off].view(n, -1), s_ab[off].view(n, -1)], 1)
+    return (positive + torch.logsumexp(negatives, dim=1)).mean()
+
+
+def dcl(za, zb, temperature, weight_sigma=None):
+    """DCL / DCLW (Yeh et al. 2022): symmetric, positive left out of the denominator."""
+    a, b = F.normalize(za, dim=1), F.normalize(zb, dim=1)
+    return 0.5 * (dcl_one_way(a, b, temperature, weight_sigma) + dcl_one_way(b, a, temperature, weight_sigma))
+
+
+def contrastive_pair(x, y, similar, margin):
+    """Hadsell et al. 2006: Y D^2 / 2 + (1 - Y) max(0, m - D)^2 / 2, averaged."""
+    d = (x - y).norm(dim=1)
+    sim = torch.as_tensor(similar, dtype=x.dtype)
+    return (0.5 * (sim * d ** 2 + (1 - sim) * torch.clamp(margin - d, min=0) ** 2)).mean()
+
+
 def leaf(x):
     return x.float().double().requires_grad_()
 
@@ -116,7 +140,7 @@ def flat(t):
 
 def more_loss_cases():
     g = torch.Generator().manual_seed(2)
-    out = {"supcon": [], "info_nce": [], "clip": [], "siglip": []}
+    out = {"supcon": [], "info_nce": [], "clip": [], "siglip": [], "dcl": [], "pair": []}
     for name, n, d, t, labels, nviews in [
         ("labels", 8, 6, 0.1, [0, 1, 0, 2, 1, 1, 3, 0], 2),
         ("one_class", 5, 4, 0.07, [4, 4, 4, 4, 4], 2),
@@ -152,6 +176,19 @@ def more_loss_cases():
         out["siglip"].append({"name": name, "n": n, "d": d, "scale": scale, "bias": bias, "img": flat(img), "txt": flat(txt),
                               "loss": loss.item(), "grad_img": flat(img.grad), "grad_txt": flat(txt.grad),
                               "grad_logit_scale": ls.grad.item(), "grad_bias": b.grad.item()})
+    for name, n, d, t, sigma in [("dcl_t0.1", 6, 5, 0.1, None), ("dclw_t0.1", 6, 5, 0.1, 0.5), ("dcl_t0.01", 4, 3, 0.01, None)]:
+        za, zb = leaf(torch.randn(n, d, generator=g)), leaf(torch.randn(n, d, generator=g))
+        loss = dcl(za, zb, t, sigma)
+        loss.backward()
+        out["dcl"].append({"name": name, "n": n, "d": d, "temperature": t, "sigma": sigma, "a": flat(za), "b": flat(zb),
+                           "loss": loss.item(), "grad_a": flat(za.grad), "grad_b": flat(zb.grad)})
+    n, d = 6, 4
+    x, y = leaf(torch.randn(n, d, generator=g)), leaf(torch.randn(n, d, generator=g) * 0.4)
+    similar = [True, False, True, False, False, True]
+    loss = contrastive_pair(x, y, similar, 1.5)
+    loss.backward()
+    out["pair"].append({"name": "mixed", "n": n, "d": d, "margin": 1.5, "similar": similar, "x": flat(x), "y": flat(y),
+                        "loss": loss.item(), "grad_x": flat(x.grad), "grad_y": flat(y.grad)})
     return out
 
 

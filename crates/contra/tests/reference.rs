@@ -393,3 +393,95 @@ fn clip_and_siglip_match_pytorch_including_their_learnable_scales() {
         );
     }
 }
+
+#[test]
+fn dcl_dclw_and_pair_loss_match_pytorch() {
+    use contra::losses::{ContrastivePairLoss, DclLoss};
+    let dev = device();
+    let f = fixture("losses.json");
+    for case in f["dcl"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let (n, d) = (usize_of(&case["n"]), usize_of(&case["d"]));
+        let t = case["temperature"].as_f64().unwrap() as f32;
+        let loss_fn = match case["sigma"].as_f64() {
+            Some(s) => DclLoss::dclw(t, s as f32),
+            None => DclLoss::dcl(t),
+        };
+        let (a, b) = (
+            matrix(&case["a"], n, d, &dev),
+            matrix(&case["b"], n, d, &dev),
+        );
+        let loss = loss_fn.forward(a.clone(), b.clone());
+        let grads = loss.backward();
+        assert_close(
+            name,
+            &[loss.into_scalar::<f32>()],
+            &[case["loss"].as_f64().unwrap() as f32],
+            1e-5,
+        );
+        assert_close(
+            &format!("{name} grad a"),
+            &to_vec(a.grad(&grads).unwrap()),
+            &floats(&case["grad_a"]),
+            1e-5,
+        );
+        assert_close(
+            &format!("{name} grad b"),
+            &to_vec(b.grad(&grads).unwrap()),
+            &floats(&case["grad_b"]),
+            1e-5,
+        );
+    }
+    for case in f["pair"].as_array().unwrap() {
+        let (n, d) = (usize_of(&case["n"]), usize_of(&case["d"]));
+        let similar: Vec<bool> = case["similar"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_bool().unwrap())
+            .collect();
+        let (x, y) = (
+            matrix(&case["x"], n, d, &dev),
+            matrix(&case["y"], n, d, &dev),
+        );
+        let loss = ContrastivePairLoss::new(case["margin"].as_f64().unwrap() as f32).forward(
+            x.clone(),
+            y.clone(),
+            &similar,
+        );
+        let grads = loss.backward();
+        assert_close(
+            "pair",
+            &[loss.into_scalar::<f32>()],
+            &[case["loss"].as_f64().unwrap() as f32],
+            1e-5,
+        );
+        assert_close(
+            "pair grad x",
+            &to_vec(x.grad(&grads).unwrap()),
+            &floats(&case["grad_x"]),
+            1e-5,
+        );
+        assert_close(
+            "pair grad y",
+            &to_vec(y.grad(&grads).unwrap()),
+            &floats(&case["grad_y"]),
+            1e-5,
+        );
+    }
+    // Identical pairs: zero loss for similar ones, margin^2/2 for dissimilar ones, no NaN.
+    let x = Tensor::<2>::ones([2, 3], &dev).require_grad();
+    let loss = ContrastivePairLoss::new(2.0).forward(x.clone(), x.clone(), &[true, false]);
+    let grads = loss.backward();
+    assert_close(
+        "identical pairs",
+        &[loss.into_scalar::<f32>()],
+        &[1.0],
+        1e-6,
+    );
+    assert!(
+        to_vec(x.grad(&grads).unwrap())
+            .iter()
+            .all(|g| g.is_finite())
+    );
+}

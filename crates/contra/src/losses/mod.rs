@@ -1,12 +1,16 @@
 //! Contrastive losses, one per file, each with its formula and paper in its doc comment.
 
 pub mod clip;
+pub mod contrastive_pair;
+pub mod dcl;
 pub mod info_nce;
 pub mod nt_xent;
 pub mod siglip;
 pub mod supcon;
 
 pub use clip::ClipLoss;
+pub use contrastive_pair::ContrastivePairLoss;
+pub use dcl::DclLoss;
 pub use info_nce::{InfoNceLoss, Negatives};
 pub use nt_xent::NtXentLoss;
 pub use siglip::SigLipLoss;
