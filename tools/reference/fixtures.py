@@ -130,6 +130,52 @@ def contrastive_pair(x, y, similar, margin):
     return (0.5 * (sim * d ** 2 + (1 - sim) * torch.clamp(margin - d, min=0) ** 2)).mean()
 
 
+def pairwise(x, distance):
+    z = F.normalize(x, dim=1)
+    if distance == "cosine":
+        return 1 - z @ z.T
+    return torch.cdist(z, z)
+
+
+def mine(d, labels, miner, margin):
+    """Triplet miners as pytorch-metric-learning defines them (all, hard, semihard, easy) plus
+    batch-hard (Hermans et al. 2017): per anchor its farthest positive and nearest negative."""
+    n = len(labels)
+    out = []
+    for a in range(n):
+        pos = [p for p in range(n) if p != a and labels[p] == labels[a]]
+        neg = [q for q in range(n) if labels[q] != labels[a]]
+        if not pos or not neg:
+            continue
+        if miner == "batch_hard":
+            p = max(pos, key=lambda j: (d[a, j].item(), -j))
+            q = min(neg, key=lambda j: (d[a, j].item(), j))
+            out.append((a, p, q))
+            continue
+        for p in pos:
+            for q in neg:
+                ap, an = d[a, p].item(), d[a, q].item()
+                keep = {"batch_all": True, "semihard": ap < an < ap + margin,
+                        "hard": an < ap + margin, "easy": an >= ap + margin}[miner]
+                if keep:
+                    out.append((a, p, q))
+    return out
+
+
+def triplet(x, labels, miner, margin, distance="euclidean", swap=False, soft=False):
+    d = pairwise(x, distance)
+    trips = mine(d.detach(), labels, miner, margin)
+    if not trips:
+        return (x * 0).sum(), 0
+    a, p, q = (torch.tensor([t[i] for t in trips]) for i in range(3))
+    ap, an = d[a, p], d[a, q]
+    if swap:
+        an = torch.minimum(an, d[p, q])
+    per = F.softplus(ap - an) if soft else torch.clamp(ap - an + margin, min=0)
+    active = max(int((per > 0).sum()), 1)
+    return per.sum() / active, len(trips)
+
+
 def leaf(x):
     return x.float().double().requires_grad_()
 
@@ -140,7 +186,7 @@ def flat(t):
 
 def more_loss_cases():
     g = torch.Generator().manual_seed(2)
-    out = {"supcon": [], "info_nce": [], "clip": [], "siglip": [], "dcl": [], "pair": []}
+    out = {"supcon": [], "info_nce": [], "clip": [], "siglip": [], "dcl": [], "pair": [], "triplet": []}
     for name, n, d, t, labels, nviews in [
         ("labels", 8, 6, 0.1, [0, 1, 0, 2, 1, 1, 3, 0], 2),
         ("one_class", 5, 4, 0.07, [4, 4, 4, 4, 4], 2),
@@ -189,6 +235,27 @@ def more_loss_cases():
     loss.backward()
     out["pair"].append({"name": "mixed", "n": n, "d": d, "margin": 1.5, "similar": similar, "x": flat(x), "y": flat(y),
                         "loss": loss.item(), "grad_x": flat(x.grad), "grad_y": flat(y.grad)})
+    labels8 = [0, 1, 2, 0, 1, 2, 0, 1]
+    for name, labels, miner, margin, distance, swap, soft, dup in [
+        ("batch_all", labels8, "batch_all", 0.2, "euclidean", False, False, False),
+        ("batch_hard", labels8, "batch_hard", 0.2, "euclidean", False, False, False),
+        ("batch_hard_ties_cosine", labels8, "batch_hard", 0.2, "cosine", False, False, True),
+        ("semihard", labels8, "semihard", 0.5, "euclidean", False, False, False),
+        ("hard_swap", labels8, "hard", 0.3, "euclidean", True, False, False),
+        ("easy", labels8, "easy", 0.1, "euclidean", False, False, False),
+        ("soft_cosine", labels8, "batch_all", 0.0, "cosine", False, True, False),
+        ("one_class", [3] * 6, "batch_all", 0.2, "euclidean", False, False, False),
+    ]:
+        x = torch.randn(len(labels), 5, generator=g)
+        if dup:
+            x[4] = x[1]
+            x[7] = x[1]
+        x = leaf(x)
+        loss, count = triplet(x, labels, miner, margin, distance, swap, soft)
+        loss.backward()
+        out["triplet"].append({"name": name, "labels": labels, "miner": miner, "margin": margin, "distance": distance,
+                               "swap": swap, "soft": soft, "x": flat(x), "d": 5, "loss": loss.item(), "count": count,
+                               "grad": flat(x.grad)})
     return out
 
 

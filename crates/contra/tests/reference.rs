@@ -485,3 +485,56 @@ fn dcl_dclw_and_pair_loss_match_pytorch() {
             .all(|g| g.is_finite())
     );
 }
+
+#[test]
+fn triplet_loss_and_miners_match_pytorch() {
+    use contra::losses::{Distance, Miner, TripletLoss};
+    let dev = device();
+    for case in fixture("losses.json")["triplet"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let labels: Vec<u32> = case["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let margin = case["margin"].as_f64().unwrap() as f32;
+        let miner = match case["miner"].as_str().unwrap() {
+            "batch_all" => Miner::BatchAll,
+            "batch_hard" => Miner::BatchHard,
+            "semihard" => Miner::SemiHard { margin },
+            "hard" => Miner::Hard { margin },
+            _ => Miner::Easy { margin },
+        };
+        let loss_fn = TripletLoss {
+            margin,
+            distance: if case["distance"] == "cosine" {
+                Distance::Cosine
+            } else {
+                Distance::Euclidean
+            },
+            swap: case["swap"].as_bool().unwrap(),
+            soft_margin: case["soft"].as_bool().unwrap(),
+        };
+        let x = matrix(&case["x"], labels.len(), usize_of(&case["d"]), &dev);
+        let mined = loss_fn.forward(x.clone(), &labels, miner);
+        assert_eq!(
+            mined.triplets,
+            usize_of(&case["count"]),
+            "{name}: triplet count"
+        );
+        let grads = mined.loss.backward();
+        assert_close(
+            name,
+            &[mined.loss.into_scalar::<f32>()],
+            &[case["loss"].as_f64().unwrap() as f32],
+            1e-5,
+        );
+        assert_close(
+            &format!("{name} grad"),
+            &to_vec(x.grad(&grads).unwrap()),
+            &floats(&case["grad"]),
+            1e-5,
+        );
+    }
+}

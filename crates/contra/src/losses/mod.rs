@@ -7,6 +7,7 @@ pub mod info_nce;
 pub mod nt_xent;
 pub mod siglip;
 pub mod supcon;
+pub mod triplet;
 
 pub use clip::ClipLoss;
 pub use contrastive_pair::ContrastivePairLoss;
@@ -15,3 +16,4 @@ pub use info_nce::{InfoNceLoss, Negatives};
 pub use nt_xent::NtXentLoss;
 pub use siglip::SigLipLoss;
 pub use supcon::SupConLoss;
+pub use triplet::{Distance, MinedLoss, Miner, TripletLoss};
