@@ -4,6 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use contra::data::Splits;
 use contra::data::locate::{self, load_splits};
 use contra::eval::report::{self, Protocols};
+use contra::methods::Method;
 use contra::recipe::Recipe;
 use contra::train::{self, TrainOptions};
 use contra::{Error, Result};
@@ -23,7 +24,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Pretrain an encoder (SimCLR) from a recipe, then compare its kNN accuracy with raw pixels.
+    /// Pretrain an encoder (SimCLR or MoCo v2) from a recipe, then compare its kNN accuracy with raw pixels.
     Pretrain(PretrainArgs),
     /// Evaluate a trained model's embedding against raw pixels.
     #[command(subcommand)]
@@ -208,7 +209,7 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
     let device = contra::device::parse(&recipe.train.device)?;
     let size = pipeline.output_size(splits.train.height, splits.train.width);
     let (learned, pixels) = report::embed_splits(
-        &report.model.encoder,
+        report.model.encoder(),
         &splits,
         pipeline.normalization(),
         size,
@@ -236,7 +237,7 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
 
 fn load_for_eval(
     m: &ModelArgs,
-) -> Result<(contra::methods::SimClr, Recipe, Splits, contra::Device)> {
+) -> Result<(contra::methods::Model, Recipe, Splits, contra::Device)> {
     let device = contra::device::parse(&m.device)?;
     let file = train::TrainedFile::read(&m.model)?;
     let mut recipe = file.recipe.clone();
@@ -244,7 +245,7 @@ fn load_for_eval(
         recipe.data.path = Some(p.clone());
     }
     let splits = load_splits(&recipe.data)?;
-    let model = file.simclr(splits.train.channels, &device)?;
+    let model = file.model(splits.train.channels, &device)?;
     Ok((model, recipe, splits, device))
 }
 
@@ -256,7 +257,7 @@ fn eval(m: ModelArgs, labels_per_class: Option<Vec<usize>>, linear: bool) -> Res
     let pipeline = recipe.pipeline(&splits.train)?;
     let size = pipeline.output_size(splits.train.height, splits.train.width);
     let (learned, pixels) = report::embed_splits(
-        &model.encoder,
+        model.encoder(),
         &splits,
         pipeline.normalization(),
         size,
@@ -291,7 +292,7 @@ fn embed(a: EmbedArgs) -> Result<()> {
     let pipeline = recipe.pipeline(&splits.train)?;
     let size = pipeline.output_size(splits.train.height, splits.train.width);
     let f = contra::eval::features::encode(
-        &model.encoder,
+        model.encoder(),
         data,
         pipeline.normalization(),
         size,

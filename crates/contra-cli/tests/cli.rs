@@ -88,8 +88,23 @@ fn step_records(metrics: &Path) -> Vec<u64> {
 
 #[test]
 fn killed_run_resumes_to_the_uninterrupted_result() {
-    let dir = tmp("resume");
+    kill_and_resume("resume", "");
+}
+
+/// MoCo's queue and key encoder are part of the checkpoint: a resumed run ends identical too.
+#[test]
+fn killed_moco_run_resumes_with_its_queue_and_key_encoder() {
+    kill_and_resume(
+        "resume-moco",
+        "[method]\nkind = \"moco\"\nqueue_size = 96\ntemperature = 0.2\nmomentum = 0.99\n",
+    );
+}
+
+fn kill_and_resume(name: &str, extra: &str) {
+    let dir = tmp(name);
     let recipe = small_recipe(&dir, 30);
+    let base = std::fs::read_to_string(&recipe).unwrap();
+    std::fs::write(&recipe, format!("{base}{extra}")).unwrap();
     let straight = dir.join("straight");
     let o = contra()
         .args(["pretrain", "-q", "--no-eval", "-r"])

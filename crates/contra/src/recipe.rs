@@ -73,11 +73,29 @@ impl Default for AugmentSpec {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MethodSpec {
-    /// `simclr`.
+    /// `simclr` or `moco` (MoCo v2).
     #[serde(default = "simclr")]
     pub kind: String,
     #[serde(default = "default_temperature")]
     pub temperature: f32,
+    /// MoCo: number of past keys kept as negatives.
+    #[serde(default = "default_queue")]
+    pub queue_size: usize,
+    /// MoCo: key-encoder momentum.
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    /// MoCo: `constant`, or `cosine` to raise the momentum to 1 over training.
+    #[serde(default = "constant")]
+    pub momentum_schedule: String,
+}
+fn default_queue() -> usize {
+    65_536
+}
+fn default_momentum() -> f64 {
+    0.999
+}
+fn constant() -> String {
+    "constant".into()
 }
 fn simclr() -> String {
     "simclr".into()
@@ -91,6 +109,9 @@ impl Default for MethodSpec {
         Self {
             kind: simclr(),
             temperature: default_temperature(),
+            queue_size: default_queue(),
+            momentum: default_momentum(),
+            momentum_schedule: constant(),
         }
     }
 }
@@ -226,11 +247,34 @@ impl Recipe {
     pub fn validate(&self) -> Result<()> {
         self.encoder.validate()?;
         self.optimizer.validate()?;
-        if self.method.kind != "simclr" {
+        if !matches!(self.method.kind.as_str(), "simclr" | "moco") {
             return Err(Error::config(
                 "method.kind",
-                format!("unknown method `{}`; expected simclr", self.method.kind),
+                format!(
+                    "unknown method `{}`; expected simclr or moco",
+                    self.method.kind
+                ),
             ));
+        }
+        if self.method.kind == "moco" {
+            if self.method.queue_size < self.train.batch_size {
+                return Err(Error::config(
+                    "method.queue_size",
+                    "must be at least train.batch_size",
+                ));
+            }
+            if !(0.0..=1.0).contains(&self.method.momentum) {
+                return Err(Error::config("method.momentum", "must be in [0, 1]"));
+            }
+            if !matches!(
+                self.method.momentum_schedule.as_str(),
+                "constant" | "cosine"
+            ) {
+                return Err(Error::config(
+                    "method.momentum_schedule",
+                    "expected constant or cosine",
+                ));
+            }
         }
         if self.method.temperature.is_nan() || self.method.temperature <= 0.0 {
             return Err(Error::config("method.temperature", "must be positive"));

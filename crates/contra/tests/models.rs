@@ -118,8 +118,12 @@ fn simclr_training_learns_the_contrastive_task_and_writes_its_files() {
     )
     .unwrap();
     let pipeline = recipe.pipeline(&splits.train).unwrap();
-    let random = contra::train::build_simclr(&recipe, 1, &cpu()).unwrap();
-    let trained = positive_retrieval(&report.model, &splits.test, &pipeline);
+    let simclr = |m: contra::methods::Model| match m {
+        contra::methods::Model::SimClr(s) => s,
+        _ => panic!("the default recipe is SimCLR"),
+    };
+    let random = simclr(contra::train::build_model(&recipe, 1, &cpu()).unwrap());
+    let trained = positive_retrieval(&simclr(report.model), &splits.test, &pipeline);
     let untrained = positive_retrieval(&random, &splits.test, &pipeline);
     assert!(report.final_loss.is_finite());
     // Measured: 0.18 after training, 0.04 at initialisation (many digits are near-duplicates).
@@ -140,5 +144,112 @@ fn simclr_training_learns_the_contrastive_task_and_writes_its_files() {
     assert_eq!(
         lines.lines().filter(|l| l.contains("\"lr\"")).count() as u64,
         report.steps
+    );
+}
+
+#[test]
+fn moco_key_encoder_gets_no_gradient_and_follows_the_ema_exactly() {
+    use burn::optim::GradientsParams;
+    use contra::checkpoint::module_tensors;
+    use contra::methods::{Method, Model};
+    let mut recipe = Recipe::default_recipe();
+    recipe.method.kind = "moco".into();
+    recipe.method.queue_size = 64;
+    recipe.method.momentum = 0.9;
+    recipe.train.batch_size = 16;
+    recipe.validate().unwrap();
+    let ad = cpu().autodiff();
+    let Model::MoCo(moco) = contra::train::build_model(&recipe, 1, &ad).unwrap() else {
+        panic!("moco")
+    };
+    let before = module_tensors(&moco);
+    // The key networks start as exact copies of the query networks.
+    for (k, v) in &before {
+        if let Some(rest) = k
+            .strip_prefix("key_encoder.")
+            .or_else(|| k.strip_prefix("key_head."))
+        {
+            let q = if k.starts_with("key_encoder.") {
+                format!("encoder.{rest}")
+            } else {
+                format!("head.{rest}")
+            };
+            if !k.contains("running_") {
+                assert_eq!(Some(v), before.get(&q), "{k} copied from {q}");
+            }
+        }
+    }
+    let splits = digits::splits();
+    let pipeline = recipe.pipeline(&splits.train).unwrap();
+    let cfg = LoaderConfig {
+        batch_size: 16,
+        views: 2,
+        workers: 1,
+        prefetch: 1,
+        seed: 1,
+    };
+    let b = make_batch(
+        &splits.train,
+        &pipeline,
+        &cfg,
+        0,
+        &(0..16).collect::<Vec<_>>(),
+    );
+    let views: Vec<Tensor<4>> = b
+        .views
+        .iter()
+        .map(|v| contra::tensor_util::tensor4(v.clone(), b.shape(), &ad))
+        .collect();
+    let loss = moco.loss(&views);
+    let grads = loss.backward();
+    let grads = GradientsParams::from_grads(grads, &moco);
+    // Gradients for every trainable tensor of the query networks and nothing else.
+    let trainable = before
+        .keys()
+        .filter(|k| {
+            (k.starts_with("encoder.") || k.starts_with("head.")) && !k.contains("running_")
+        })
+        .count();
+    assert_eq!(grads.len(), trainable);
+    let mut opt = contra::optim::Optimizer::new(recipe.optimizer.clone()).unwrap();
+    let moco = opt.step(0.1, moco, grads);
+    let mid = module_tensors(&moco);
+    // The optimizer changed the query weights and left the key weights alone.
+    assert_ne!(
+        mid["encoder.SmallCnn.blocks.0.conv.weight"],
+        before["encoder.SmallCnn.blocks.0.conv.weight"]
+    );
+    assert_eq!(
+        mid["key_encoder.SmallCnn.blocks.0.conv.weight"],
+        before["key_encoder.SmallCnn.blocks.0.conv.weight"]
+    );
+    let moco = moco.after_step(0, 10);
+    let after = module_tensors(&moco);
+    for (k, v) in &after {
+        let Some(rest) = k.strip_prefix("key_") else {
+            continue;
+        };
+        if k.contains("running_") {
+            continue;
+        }
+        let (old_key, new_query) = (&mid[k], &mid[rest]);
+        for ((got, &kk), &qq) in v.data.iter().zip(&old_key.data).zip(&new_query.data) {
+            let want = 0.9 * kk + 0.1 * qq;
+            assert!(
+                (got - want).abs() <= 1e-6 * want.abs().max(1.0),
+                "{k}: {got} vs {want}"
+            );
+        }
+    }
+    // The step's keys entered the queue, newest first, unit length.
+    let queue = &after["queue"];
+    assert_eq!(queue.shape, vec![64, 64]);
+    let norm: f32 = queue.data[..64].iter().map(|v| v * v).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-5);
+    assert_ne!(queue.data[..64], before["queue"].data[..64]);
+    assert_eq!(
+        queue.data[16 * 64..],
+        before["queue"].data[..48 * 64],
+        "old keys shift back by the batch"
     );
 }

@@ -2,7 +2,9 @@
 //! [`Module`](burn::module::Module) holding its networks, trained by the one loop in
 //! [`crate::train`].
 
+pub mod moco;
 pub mod simclr;
+pub use moco::MoCo;
 pub use simclr::SimClr;
 
 use crate::encoders::Encoder;
@@ -19,5 +21,36 @@ pub trait Method: burn::module::Module + Sized {
     /// Called after each optimizer step (momentum encoders update here).
     fn after_step(self, _global_step: u64, _total_steps: u64) -> Self {
         self
+    }
+}
+
+/// Any method a recipe can name.
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // one model per run
+pub enum Model {
+    SimClr(SimClr),
+    MoCo(MoCo),
+}
+
+impl Method for Model {
+    fn loss(&self, views: &[Tensor<4>]) -> Tensor<1> {
+        match self {
+            Model::SimClr(m) => m.loss(views),
+            Model::MoCo(m) => m.loss(views),
+        }
+    }
+
+    fn encoder(&self) -> &Encoder {
+        match self {
+            Model::SimClr(m) => m.encoder(),
+            Model::MoCo(m) => m.encoder(),
+        }
+    }
+
+    fn after_step(self, global_step: u64, total_steps: u64) -> Self {
+        match self {
+            Model::SimClr(m) => Model::SimClr(m.after_step(global_step, total_steps)),
+            Model::MoCo(m) => Model::MoCo(m.after_step(global_step, total_steps)),
+        }
     }
 }

@@ -11,7 +11,7 @@ use crate::checkpoint::{
 };
 use crate::data::ImageDataset;
 use crate::error::{Error, Result};
-use crate::methods::{Method, SimClr};
+use crate::methods::{Method, MoCo, Model, SimClr};
 use crate::optim::Optimizer;
 use crate::optim::schedule::Schedule;
 use crate::recipe::Recipe;
@@ -35,12 +35,35 @@ pub fn seeded<T>(device: &Device, seed: u64, f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// The SimCLR model a recipe describes, freshly initialised from the recipe's seed.
-pub fn build_simclr(recipe: &Recipe, in_channels: usize, device: &Device) -> Result<SimClr> {
+/// The model a recipe describes, freshly initialised from the recipe's seed.
+pub fn build_model(recipe: &Recipe, in_channels: usize, device: &Device) -> Result<Model> {
     seeded(device, recipe.seed, || {
         let encoder = recipe.encoder.init(in_channels, device)?;
         let head = recipe.head.init(encoder.output_dim(), device);
-        Ok(SimClr::new(encoder, head, recipe.method.temperature))
+        let m = &recipe.method;
+        Ok(match m.kind.as_str() {
+            "moco" => {
+                let key_encoder = recipe.encoder.init(in_channels, device)?;
+                let key_head = recipe.head.init(key_encoder.output_dim(), device);
+                let queue = Tensor::random(
+                    [m.queue_size, recipe.head.output_dim],
+                    burn::tensor::Distribution::Normal(0.0, 1.0),
+                    device,
+                );
+                let cosine = m.momentum_schedule == "cosine";
+                Model::MoCo(MoCo::new(
+                    encoder,
+                    head,
+                    key_encoder,
+                    key_head,
+                    queue,
+                    m.temperature,
+                    m.momentum,
+                    cosine,
+                ))
+            }
+            _ => Model::SimClr(SimClr::new(encoder, head, m.temperature)),
+        })
     })
 }
 
@@ -190,16 +213,16 @@ fn truncate_metrics(path: &Path, global_step: u64) -> Result<()> {
     write_atomic(path, kept.as_bytes())
 }
 
-/// Pretrain SimCLR as the recipe says on `train`, writing into the recipe's output folder.
+/// Pretrain the recipe's method on `train`, writing into the recipe's output folder.
 pub fn pretrain(
     recipe: &Recipe,
     train: &ImageDataset,
     opts: &TrainOptions,
-) -> Result<TrainReport<SimClr>> {
+) -> Result<TrainReport<Model>> {
     let device = crate::device::parse(&recipe.train.device)?;
     let ad = device.clone().autodiff();
     let pipeline = recipe.pipeline(train)?;
-    let model = build_simclr(recipe, train.channels, &ad)?;
+    let model = build_model(recipe, train.channels, &ad)?;
     run(recipe, train, pipeline, model, &ad, opts)
 }
 
@@ -410,9 +433,9 @@ impl TrainedFile {
         })
     }
 
-    /// The SimCLR model, for inputs with `in_channels` channels.
-    pub fn simclr(&self, in_channels: usize, device: &Device) -> Result<SimClr> {
-        let model = build_simclr(&self.recipe, in_channels, device)?;
+    /// The trained model, for inputs with `in_channels` channels.
+    pub fn model(&self, in_channels: usize, device: &Device) -> Result<Model> {
+        let model = build_model(&self.recipe, in_channels, device)?;
         load_module(model, &self.tensors, self.prefix, &self.path)
     }
 }

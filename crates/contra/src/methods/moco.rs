@@ -1,0 +1,188 @@
+//! MoCo v2: He et al. (2020), "Momentum Contrast for Unsupervised Visual Representation
+//! Learning"; Chen et al. (2020), "Improved Baselines with Momentum Contrastive Learning".
+//!
+//! A query encoder and head are trained; a key encoder and head follow them as an exponential
+//! moving average, `theta_k <- m * theta_k + (1 - m) * theta_q` after every optimizer step
+//! (m = 0.999, optionally rising to 1 on a cosine schedule), and receive no gradient. Queries
+//! of the first view are contrasted (InfoNCE, temperature 0.2) with the keys of the second view
+//! as positives and a FIFO queue of past keys (65,536 in the paper) as negatives; each step's
+//! keys enter the queue after the loss.
+//!
+//! The key encoder is a fresh initialisation with the query weights copied in, never a module
+//! clone (which in burn would share parameter ids and BatchNorm state). Its BatchNorm statistics
+//! come from its own forward passes, as in MoCo. The queue is module state, so checkpoints carry
+//! it and a resumed run continues with the same negatives.
+
+use super::Method;
+use crate::encoders::Encoder;
+use crate::heads::ProjectionHead;
+use crate::losses::{InfoNceLoss, Negatives};
+use crate::tensor_util::l2_normalize;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, RunningState};
+use burn::prelude::*;
+use std::collections::HashMap;
+
+#[derive(Module, Debug)]
+pub struct MoCo {
+    pub encoder: Encoder,
+    pub head: ProjectionHead,
+    pub key_encoder: Encoder,
+    pub key_head: ProjectionHead,
+    /// `[K, D]` past keys, newest first.
+    pub queue: RunningState<Tensor<2>>,
+    pub temperature: f32,
+    pub momentum: f64,
+    /// Raise the momentum to 1 on a cosine schedule over training.
+    pub cosine_momentum: bool,
+}
+
+/// Collects the trainable tensors of a module by path (BatchNorm statistics left out).
+struct Collect {
+    path: Vec<String>,
+    out: HashMap<String, Tensor<1>>,
+}
+
+fn is_statistic(path: &[String]) -> bool {
+    path.last().is_some_and(|p| p.starts_with("running_"))
+}
+
+impl ModuleVisitor for Collect {
+    fn enter_module(&mut self, name: &str, _c: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _n: &str, _c: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if !is_statistic(&self.path) {
+            let t = param.val().inner().detach();
+            let n = t.shape().num_elements();
+            self.out.insert(self.path.join("."), t.reshape([n]));
+        }
+    }
+}
+
+/// `key <- m * key + (1 - m) * query` for every parameter of the same path.
+struct Ema<'a> {
+    path: Vec<String>,
+    query: &'a HashMap<String, Tensor<1>>,
+    momentum: f64,
+}
+
+impl ModuleMapper for Ema<'_> {
+    fn enter_module(&mut self, name: &str, _c: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _n: &str, _c: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if is_statistic(&self.path) {
+            return param;
+        }
+        let (id, key, mapper) = param.consume();
+        let q = self
+            .query
+            .get(&self.path.join("."))
+            .expect("query and key modules have the same structure");
+        let shape = key.dims();
+        let updated = key.inner().mul_scalar(self.momentum)
+            + q.clone().reshape(shape).mul_scalar(1.0 - self.momentum);
+        Param::from_mapped_value(id, Tensor::from_inner(updated), mapper)
+    }
+}
+
+fn ema<M: Module>(key: M, query: &M, momentum: f64) -> M {
+    let mut c = Collect {
+        path: Vec::new(),
+        out: HashMap::new(),
+    };
+    query.visit(&mut c);
+    key.map(&mut Ema {
+        path: Vec::new(),
+        query: &c.out,
+        momentum,
+    })
+}
+
+impl MoCo {
+    /// `fresh_key_*` must be a separate initialisation of the same architecture; the query
+    /// weights are copied into it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        encoder: Encoder,
+        head: ProjectionHead,
+        fresh_key_encoder: Encoder,
+        fresh_key_head: ProjectionHead,
+        queue: Tensor<2>,
+        temperature: f32,
+        momentum: f64,
+        cosine_momentum: bool,
+    ) -> Self {
+        let key_encoder = ema(fresh_key_encoder, &encoder, 0.0).no_grad();
+        let key_head = ema(fresh_key_head, &head, 0.0).no_grad();
+        Self {
+            encoder,
+            head,
+            key_encoder,
+            key_head,
+            queue: RunningState::new(l2_normalize(queue)),
+            temperature,
+            momentum,
+            cosine_momentum,
+        }
+    }
+
+    /// The momentum at `step` of `total`.
+    pub fn momentum_at(&self, step: u64, total: u64) -> f64 {
+        if !self.cosine_momentum || total == 0 {
+            return self.momentum;
+        }
+        let progress = (step as f64 / total as f64).min(1.0);
+        1.0 - (1.0 - self.momentum) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+    }
+
+    /// Apply one EMA step to the key networks.
+    pub fn update_keys(self, momentum: f64) -> Self {
+        let key_encoder = ema(self.key_encoder, &self.encoder, momentum);
+        let key_head = ema(self.key_head, &self.head, momentum);
+        Self {
+            key_encoder,
+            key_head,
+            ..self
+        }
+    }
+}
+
+impl Method for MoCo {
+    fn loss(&self, views: &[Tensor<4>]) -> Tensor<1> {
+        assert!(views.len() == 2, "MoCo takes two views");
+        let q = self.head.forward(self.encoder.forward(views[0].clone()));
+        let k = self
+            .key_head
+            .forward(self.key_encoder.forward(views[1].clone()))
+            .detach();
+        let queue = self.queue.value_sync();
+        let loss = InfoNceLoss::new(self.temperature).forward(
+            q,
+            k.clone(),
+            &Negatives::Bank(queue.clone()),
+        );
+        // Enqueue this step's keys (newest first), dropping the oldest.
+        let [size, _] = queue.dims();
+        let [b, _] = k.dims();
+        let kept = queue.narrow(0, 0, size - b.min(size));
+        let new_queue = Tensor::cat(vec![l2_normalize(k).narrow(0, 0, b.min(size)), kept], 0);
+        self.queue.update(new_queue.detach());
+        loss
+    }
+
+    fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    fn after_step(self, global_step: u64, total_steps: u64) -> Self {
+        let m = self.momentum_at(global_step, total_steps);
+        self.update_keys(m)
+    }
+}
