@@ -65,7 +65,7 @@ fn train(kind: &str, pairs: usize, steps: usize) {
             .iter()
             .map(|v| tensor4(v.clone(), [pairs, c, hw, hw], &device))
             .collect();
-        let loss = model.loss(&x);
+        let loss = model.loss(&x, None);
         let _: f32 = loss.clone().into_scalar();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = opt.step(0.06, model, grads);

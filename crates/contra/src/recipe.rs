@@ -73,7 +73,7 @@ impl Default for AugmentSpec {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MethodSpec {
-    /// `simclr` or `moco` (MoCo v2).
+    /// `simclr`, `moco` (MoCo v2), or from labels `supcon` or `triplet`.
     #[serde(default = "simclr")]
     pub kind: String,
     #[serde(default = "default_temperature")]
@@ -87,6 +87,30 @@ pub struct MethodSpec {
     /// MoCo: `constant`, or `cosine` to raise the momentum to 1 over training.
     #[serde(default = "constant")]
     pub momentum_schedule: String,
+    /// Triplet: margin (FaceNet: 0.2 on normalised embeddings).
+    #[serde(default = "default_margin")]
+    pub margin: f32,
+    /// Triplet: `batch_hard`, `batch_all`, `semi_hard`, `hard` or `easy`.
+    #[serde(default = "batch_hard")]
+    pub miner: String,
+    /// Triplet: `euclidean` or `cosine` (1 - cosine similarity).
+    #[serde(default = "euclidean")]
+    pub distance: String,
+    /// Triplet: use min(d(a,n), d(p,n)) as the negative distance.
+    #[serde(default)]
+    pub swap: bool,
+    /// Triplet: log(1 + exp(d(a,p) - d(a,n))) instead of the hinge.
+    #[serde(default)]
+    pub soft_margin: bool,
+}
+fn default_margin() -> f32 {
+    0.2
+}
+fn batch_hard() -> String {
+    "batch_hard".into()
+}
+fn euclidean() -> String {
+    "euclidean".into()
 }
 fn default_queue() -> usize {
     65_536
@@ -112,7 +136,40 @@ impl Default for MethodSpec {
             queue_size: default_queue(),
             momentum: default_momentum(),
             momentum_schedule: constant(),
+            margin: default_margin(),
+            miner: batch_hard(),
+            distance: euclidean(),
+            swap: false,
+            soft_margin: false,
         }
+    }
+}
+
+impl MethodSpec {
+    /// Whether the method trains from labels.
+    pub fn needs_labels(&self) -> bool {
+        matches!(self.kind.as_str(), "supcon" | "triplet")
+    }
+
+    /// The triplet miner named by `miner`.
+    pub fn triplet_miner(&self) -> Result<crate::losses::Miner> {
+        use crate::losses::Miner;
+        let margin = self.margin;
+        Ok(match self.miner.as_str() {
+            "batch_hard" => Miner::BatchHard,
+            "batch_all" => Miner::BatchAll,
+            "semi_hard" => Miner::SemiHard { margin },
+            "hard" => Miner::Hard { margin },
+            "easy" => Miner::Easy { margin },
+            other => {
+                return Err(Error::config(
+                    "method.miner",
+                    format!(
+                        "unknown miner `{other}`; expected batch_hard, batch_all, semi_hard, hard or easy"
+                    ),
+                ));
+            }
+        })
     }
 }
 
@@ -129,6 +186,10 @@ pub struct TrainSpec {
     /// Batches prepared ahead of the trainer.
     #[serde(default = "default_prefetch")]
     pub prefetch: usize,
+    /// Class-balanced batches of `batch_size / per_class` classes with `per_class` items each
+    /// (P x K sampling, for metric learning); 0 for a plain shuffle.
+    #[serde(default)]
+    pub per_class: usize,
     /// Write a checkpoint every N steps (and at the end of every epoch); 0: epochs only.
     #[serde(default)]
     pub checkpoint_every: u64,
@@ -162,6 +223,7 @@ impl Default for TrainSpec {
             batch_size: default_batch(),
             workers: default_workers(),
             prefetch: default_prefetch(),
+            per_class: 0,
             checkpoint_every: 0,
             out: None,
             device: default_device(),
@@ -247,13 +309,32 @@ impl Recipe {
     pub fn validate(&self) -> Result<()> {
         self.encoder.validate()?;
         self.optimizer.validate()?;
-        if !matches!(self.method.kind.as_str(), "simclr" | "moco") {
+        if !matches!(
+            self.method.kind.as_str(),
+            "simclr" | "moco" | "supcon" | "triplet"
+        ) {
             return Err(Error::config(
                 "method.kind",
                 format!(
-                    "unknown method `{}`; expected simclr or moco",
+                    "unknown method `{}`; expected simclr, moco, supcon or triplet",
                     self.method.kind
                 ),
+            ));
+        }
+        if self.method.kind == "triplet" {
+            self.method.triplet_miner()?;
+            if !matches!(self.method.distance.as_str(), "euclidean" | "cosine") {
+                return Err(Error::config(
+                    "method.distance",
+                    "expected euclidean or cosine",
+                ));
+            }
+        }
+        let k = self.train.per_class;
+        if k == 1 || (k > 0 && !self.train.batch_size.is_multiple_of(k)) {
+            return Err(Error::config(
+                "train.per_class",
+                "must be 0 (plain shuffle) or at least 2 and divide train.batch_size",
             ));
         }
         if self.method.kind == "moco" {

@@ -68,6 +68,7 @@ fn positive_retrieval(
         workers: 1,
         prefetch: 1,
         seed: 99,
+        per_class: 0,
     };
     let idx: Vec<usize> = (0..test.len).collect();
     let b = make_batch(test, pipeline, &cfg, 0, &idx);
@@ -187,6 +188,7 @@ fn moco_key_encoder_gets_no_gradient_and_follows_the_ema_exactly() {
         workers: 1,
         prefetch: 1,
         seed: 1,
+        per_class: 0,
     };
     let b = make_batch(
         &splits.train,
@@ -200,7 +202,7 @@ fn moco_key_encoder_gets_no_gradient_and_follows_the_ema_exactly() {
         .iter()
         .map(|v| contra::tensor_util::tensor4(v.clone(), b.shape(), &ad))
         .collect();
-    let loss = moco.loss(&views);
+    let loss = moco.loss(&views, None);
     let grads = loss.backward();
     let grads = GradientsParams::from_grads(grads, &moco);
     // Gradients for every trainable tensor of the query networks and nothing else.
@@ -251,5 +253,89 @@ fn moco_key_encoder_gets_no_gradient_and_follows_the_ema_exactly() {
         queue.data[16 * 64..],
         before["queue"].data[..48 * 64],
         "old keys shift back by the batch"
+    );
+}
+
+/// kNN accuracy of the encoder's features on the digits test split.
+fn digits_knn(model: &contra::methods::Model, recipe: &Recipe) -> f64 {
+    use contra::eval::{accuracy, features, knn};
+    use contra::methods::Method;
+    let splits = digits::splits();
+    let pipeline = recipe.pipeline(&splits.train).unwrap();
+    let d = cpu();
+    let f = |s| {
+        features::encode(
+            model.encoder(),
+            s,
+            pipeline.normalization(),
+            (8, 8),
+            512,
+            &d,
+        )
+    };
+    let pred = knn::predict(
+        &f(&splits.train),
+        splits.train.labels.as_ref().unwrap(),
+        &f(&splits.test),
+        10,
+        20,
+        0.1,
+        &d,
+    );
+    accuracy(&pred, splits.test.labels.as_ref().unwrap())
+}
+
+#[test]
+fn supervised_methods_learn_from_labels_with_class_balanced_batches() {
+    let splits = digits::splits();
+    let random = {
+        let r = Recipe::default_recipe();
+        digits_knn(&contra::train::build_model(&r, 1, &cpu()).unwrap(), &r)
+    };
+    // Measured: random init 0.944; SupCon 0.972 after 15 epochs; triplet (batch-all) 0.989.
+    for (kind, miner, epochs, floor) in [
+        ("supcon", "batch_hard", 15, 0.96),
+        ("triplet", "batch_all", 10, 0.97),
+    ] {
+        let mut recipe = Recipe::default_recipe();
+        recipe.method.kind = kind.into();
+        recipe.method.temperature = 0.1;
+        recipe.method.miner = miner.into();
+        recipe.train.epochs = epochs;
+        recipe.train.per_class = 8;
+        recipe.train.out =
+            Some(std::env::temp_dir().join(format!("contra-{kind}-{}", std::process::id())));
+        recipe.validate().unwrap();
+        let report = pretrain(
+            &recipe,
+            &splits.train,
+            &TrainOptions {
+                resume: false,
+                quiet: true,
+            },
+        )
+        .unwrap();
+        let acc = digits_knn(&report.model, &recipe);
+        assert!(
+            acc > floor && acc > random,
+            "{kind}: kNN {acc} (random encoder {random})"
+        );
+    }
+    // Without labels they refuse to start.
+    let mut recipe = Recipe::default_recipe();
+    recipe.method.kind = "supcon".into();
+    let mut unlabeled = splits.train.clone();
+    unlabeled.labels = None;
+    let e = pretrain(&recipe, &unlabeled, &TrainOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("method.kind") && e.contains("labels"), "{e}");
+    recipe.train.per_class = 5;
+    assert!(
+        recipe
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("train.per_class")
     );
 }

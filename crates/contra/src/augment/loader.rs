@@ -48,6 +48,8 @@ pub struct LoaderConfig {
     pub workers: usize,
     pub prefetch: usize,
     pub seed: u64,
+    /// 0: plain shuffle; K: class-balanced batches of `batch_size / K` classes x K items.
+    pub per_class: usize,
 }
 
 /// The number of full batches in an epoch (the last partial batch is dropped, as SimCLR does).
@@ -55,9 +57,47 @@ pub fn batches_per_epoch(len: usize, batch_size: usize) -> usize {
     len / batch_size
 }
 
-/// The sample order of an epoch.
-pub fn epoch_order(seed: u64, epoch: u64, len: usize) -> Vec<usize> {
-    Rng::derive(seed, &[SHUFFLE, epoch]).permutation(len)
+/// The sample order of an epoch: a shuffle, or with `per_class = K` batches of
+/// `batch_size / K` distinct classes with K items each (P x K sampling). Each batch draws its
+/// classes at random; each class's items come in a shuffled order that starts over when used
+/// up, so small classes repeat rather than run out.
+pub fn epoch_order(
+    seed: u64,
+    epoch: u64,
+    data: &ImageDataset,
+    batch_size: usize,
+    per_class: usize,
+) -> Vec<usize> {
+    let mut rng = Rng::derive(seed, &[SHUFFLE, epoch]);
+    let labels = match (per_class, &data.labels) {
+        (k, Some(l)) if k > 0 => l,
+        _ => return rng.permutation(data.len),
+    };
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); data.num_classes()];
+    labels
+        .iter()
+        .enumerate()
+        .for_each(|(i, &c)| by_class[c as usize].push(i));
+    by_class.retain(|c| !c.is_empty());
+    by_class.iter_mut().for_each(|c| rng.shuffle(c));
+    let mut cursor = vec![0usize; by_class.len()];
+    let classes_per_batch = (batch_size / per_class).min(by_class.len()).max(1);
+    let mut order = Vec::with_capacity(data.len);
+    while order.len() + batch_size <= data.len {
+        let mut batch = Vec::with_capacity(batch_size);
+        let classes = rng.permutation(by_class.len());
+        for &c in classes.iter().take(classes_per_batch).cycle() {
+            if batch.len() == batch_size {
+                break;
+            }
+            for _ in 0..per_class.min(batch_size - batch.len()) {
+                batch.push(by_class[c][cursor[c] % by_class[c].len()]);
+                cursor[c] += 1;
+            }
+        }
+        order.extend(batch);
+    }
+    order
 }
 
 /// One view of one sample: its randomness depends only on (seed, epoch, index, view).
@@ -153,7 +193,7 @@ fn produce(
         .thread_name(|i| format!("contra-augment-{i}"))
         .build()
         .expect("building the augmentation thread pool");
-    let order = epoch_order(cfg.seed, epoch, data.len);
+    let order = epoch_order(cfg.seed, epoch, &data, cfg.batch_size, cfg.per_class);
     let n = batches_per_epoch(data.len, cfg.batch_size);
     for b in skip..n {
         let idx = &order[b * cfg.batch_size..(b + 1) * cfg.batch_size];
@@ -197,6 +237,7 @@ mod tests {
             workers,
             prefetch: 2,
             seed: 9,
+            per_class: 0,
         };
         let one: Vec<ViewBatch> =
             EpochLoader::start(data.clone(), p.clone(), cfg(1), 3, 0).collect();
@@ -217,5 +258,32 @@ mod tests {
         );
         let other_epoch: Vec<ViewBatch> = EpochLoader::start(data, p, cfg(2), 4, 0).collect();
         assert_ne!(other_epoch[0].indices, one[0].indices);
+    }
+}
+
+#[cfg(test)]
+mod sampler_tests {
+    use super::*;
+
+    #[test]
+    fn class_balanced_batches_hold_k_items_of_each_of_p_classes() {
+        let data = crate::data::digits::load().take(500);
+        let order = epoch_order(4, 0, &data, 32, 4);
+        assert_eq!(order.len(), 500 / 32 * 32);
+        let labels = data.labels.as_ref().unwrap();
+        for batch in order.chunks(32) {
+            let mut counts = std::collections::BTreeMap::new();
+            batch
+                .iter()
+                .for_each(|&i| *counts.entry(labels[i]).or_insert(0) += 1);
+            // 8 distinct classes x 4 items.
+            assert_eq!(counts.len(), 8, "{counts:?}");
+            assert!(counts.values().all(|&c| c == 4));
+        }
+        assert_eq!(order, epoch_order(4, 0, &data, 32, 4));
+        assert_ne!(order, epoch_order(4, 1, &data, 32, 4));
+        let mut plain = epoch_order(4, 0, &data, 32, 0);
+        plain.sort_unstable();
+        assert_eq!(plain, (0..500).collect::<Vec<_>>());
     }
 }

@@ -155,7 +155,7 @@ impl MoCo {
 }
 
 impl Method for MoCo {
-    fn loss(&self, views: &[Tensor<4>]) -> Tensor<1> {
+    fn loss(&self, views: &[Tensor<4>], _labels: Option<&[u32]>) -> Tensor<1> {
         assert!(views.len() == 2, "MoCo takes two views");
         let q = self.head.forward(self.encoder.forward(views[0].clone()));
         let k = self

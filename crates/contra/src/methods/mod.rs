@@ -4,16 +4,19 @@
 
 pub mod moco;
 pub mod simclr;
+pub mod supervised;
 pub use moco::MoCo;
 pub use simclr::SimClr;
+pub use supervised::{Objective, Supervised};
 
 use crate::encoders::Encoder;
 use burn::prelude::*;
 
 /// A self-supervised method on the shared training loop.
 pub trait Method: burn::module::Module + Sized {
-    /// The training loss for a batch of views, each `[batch, channels, height, width]`.
-    fn loss(&self, views: &[Tensor<4>]) -> Tensor<1>;
+    /// The training loss for a batch of views, each `[batch, channels, height, width]`, with
+    /// the items' labels where the data have them (supervised methods need them).
+    fn loss(&self, views: &[Tensor<4>], labels: Option<&[u32]>) -> Tensor<1>;
 
     /// The backbone whose features are evaluated and exported.
     fn encoder(&self) -> &Encoder;
@@ -30,13 +33,15 @@ pub trait Method: burn::module::Module + Sized {
 pub enum Model {
     SimClr(SimClr),
     MoCo(MoCo),
+    Supervised(Supervised),
 }
 
 impl Method for Model {
-    fn loss(&self, views: &[Tensor<4>]) -> Tensor<1> {
+    fn loss(&self, views: &[Tensor<4>], labels: Option<&[u32]>) -> Tensor<1> {
         match self {
-            Model::SimClr(m) => m.loss(views),
-            Model::MoCo(m) => m.loss(views),
+            Model::SimClr(m) => m.loss(views, labels),
+            Model::MoCo(m) => m.loss(views, labels),
+            Model::Supervised(m) => m.loss(views, labels),
         }
     }
 
@@ -44,6 +49,7 @@ impl Method for Model {
         match self {
             Model::SimClr(m) => m.encoder(),
             Model::MoCo(m) => m.encoder(),
+            Model::Supervised(m) => m.encoder(),
         }
     }
 
@@ -51,6 +57,7 @@ impl Method for Model {
         match self {
             Model::SimClr(m) => Model::SimClr(m.after_step(global_step, total_steps)),
             Model::MoCo(m) => Model::MoCo(m.after_step(global_step, total_steps)),
+            Model::Supervised(m) => Model::Supervised(m.after_step(global_step, total_steps)),
         }
     }
 }

@@ -30,7 +30,7 @@ impl SimClr {
 }
 
 impl Method for SimClr {
-    fn loss(&self, views: &[Tensor<4>]) -> Tensor<1> {
+    fn loss(&self, views: &[Tensor<4>], _labels: Option<&[u32]>) -> Tensor<1> {
         assert!(views.len() == 2, "SimCLR takes two views");
         // Both views go through the network as one batch: one pass, and BatchNorm statistics
         // over all 2N images.

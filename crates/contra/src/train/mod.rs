@@ -11,7 +11,8 @@ use crate::checkpoint::{
 };
 use crate::data::ImageDataset;
 use crate::error::{Error, Result};
-use crate::methods::{Method, MoCo, Model, SimClr};
+use crate::losses::{Distance, SupConLoss, TripletLoss};
+use crate::methods::{Method, MoCo, Model, Objective, SimClr, Supervised};
 use crate::optim::Optimizer;
 use crate::optim::schedule::Schedule;
 use crate::recipe::Recipe;
@@ -61,6 +62,31 @@ pub fn build_model(recipe: &Recipe, in_channels: usize, device: &Device) -> Resu
                     m.momentum,
                     cosine,
                 ))
+            }
+            "supcon" | "triplet" => {
+                let objective = if m.kind == "supcon" {
+                    Objective::SupCon(SupConLoss::new(m.temperature))
+                } else {
+                    let loss = TripletLoss {
+                        margin: m.margin,
+                        distance: if m.distance == "cosine" {
+                            Distance::Cosine
+                        } else {
+                            Distance::Euclidean
+                        },
+                        swap: m.swap,
+                        soft_margin: m.soft_margin,
+                    };
+                    Objective::Triplet {
+                        loss,
+                        miner: m.triplet_miner()?,
+                    }
+                };
+                Model::Supervised(Supervised {
+                    encoder,
+                    head,
+                    objective,
+                })
             }
             _ => Model::SimClr(SimClr::new(encoder, head, m.temperature)),
         })
@@ -219,6 +245,15 @@ pub fn pretrain(
     train: &ImageDataset,
     opts: &TrainOptions,
 ) -> Result<TrainReport<Model>> {
+    if recipe.method.needs_labels() && train.labels.is_none() {
+        return Err(Error::config(
+            "method.kind",
+            format!(
+                "`{}` learns from labels, and the training data have none",
+                recipe.method.kind
+            ),
+        ));
+    }
     let device = crate::device::parse(&recipe.train.device)?;
     let ad = device.clone().autodiff();
     let pipeline = recipe.pipeline(train)?;
@@ -302,6 +337,7 @@ pub fn run<M: Method>(
         workers: recipe.train.workers,
         prefetch: recipe.train.prefetch,
         seed: recipe.seed,
+        per_class: recipe.train.per_class,
     };
     let mut progress = Progress::new(!opts.quiet, total);
     let started = Instant::now();
@@ -327,7 +363,7 @@ pub fn run<M: Method>(
                 .map(|v| tensor4(v, shape, device))
                 .collect();
             let lr = schedule.lr(state.global_step);
-            let loss = model.loss(&views);
+            let loss = model.loss(&views, batch.labels.as_deref());
             let loss_value: f32 = loss.clone().into_scalar();
             if !loss_value.is_finite() {
                 return Err(Error::other(format!(
