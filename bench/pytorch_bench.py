@@ -17,7 +17,7 @@ import torchvision
 from torchvision.transforms import v2
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools" / "reference"))
-from fixtures import nt_xent  # noqa: E402
+from fixtures import dcl, nt_xent, supcon  # noqa: E402
 from simclr_reference import SmallCnn, head  # noqa: E402
 
 
@@ -89,9 +89,33 @@ def augment(images):
                       "images_per_second": images / secs}))
 
 
+def loss_bench(kind, n, d, reps=3):
+    import resource
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(n, d, generator=g)
+    b = a + 0.3 * torch.randn(n, d, generator=g)
+    labels = torch.arange(n) % 100
+    times = []
+    for _ in range(reps + 1):
+        za, zb = a.clone().requires_grad_(), b.clone().requires_grad_()
+        start = time.perf_counter()
+        if kind == "nt_xent":
+            loss = nt_xent(za, zb, 0.1)
+        elif kind == "supcon":
+            loss = supcon([za, zb], labels, 0.1)
+        else:
+            loss = dcl(za, zb, 0.1)
+        loss.backward()
+        za.grad.sum().item()
+        times.append(time.perf_counter() - start)
+    ms = 1000 * sum(times[1:]) / reps
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"bench": "loss", "impl": "pytorch", "loss": kind, "n": n, "d": d, "ms": ms, "peak_rss_mib": rss}))
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["train", "augment"])
+    ap.add_argument("what", choices=["train", "augment", "loss"])
     ap.add_argument("args", nargs="*")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--channels-last", action="store_true")
@@ -99,5 +123,7 @@ if __name__ == "__main__":
     torch.set_num_threads(o.threads)
     if o.what == "train":
         train(o.args[0], int(o.args[1]), int(o.args[2]) if len(o.args) > 2 else 10, o.channels_last)
+    elif o.what == "loss":
+        loss_bench(o.args[0], int(o.args[1]) if len(o.args) > 1 else 4096, int(o.args[2]) if len(o.args) > 2 else 128)
     else:
         augment(int(o.args[0]) if o.args else 5000)

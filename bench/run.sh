@@ -16,3 +16,7 @@ nproc; lscpu | grep -E "Model name|Flags" | sed 's/Flags:.*avx512f.*/Flags: ... 
 "$PYTHON" bench/pytorch_bench.py train resnet18 64 5 --threads 2 --channels-last
 "$BIN" augment 20000
 "$PYTHON" bench/pytorch_bench.py augment 5000
+for loss in nt_xent supcon dcl; do
+  "$BIN" loss $loss 4096 128
+  "$PYTHON" bench/pytorch_bench.py loss $loss 4096 128 --threads 2
+done

@@ -4,6 +4,7 @@
 //!     contra-bench train small_cnn 256 [steps]    SimCLR step, 256 pairs of 28x28x1
 //!     contra-bench train resnet18 64 [steps]      SimCLR step, 64 pairs of 32x32x3
 //!     contra-bench augment [images]               SimCLR views, 32x32x3, one thread
+//!     contra-bench loss nt_xent|supcon|dcl [n] [d]  loss forward + backward, n pairs
 
 use burn::optim::GradientsParams;
 use burn::prelude::*;
@@ -113,6 +114,49 @@ fn augment(images: usize) {
     );
 }
 
+/// Peak resident memory of this process so far, in MiB (Linux).
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Forward and backward of one loss at `n` pairs of `d`-dimensional embeddings.
+fn loss(kind: &str, n: usize, d: usize, reps: usize) {
+    use contra::losses::{DclLoss, NtXentLoss, SupConLoss};
+    let device = contra::device::parse("cpu").unwrap().autodiff();
+    let mut rng = Rng::new(3);
+    let a: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
+    let b: Vec<f32> = a.iter().map(|v| v + 0.3 * rng.normal() as f32).collect();
+    let labels: Vec<u32> = (0..n as u32).map(|i| i % 100).collect();
+    let mut times = Vec::new();
+    for _ in 0..reps + 1 {
+        let za = contra::tensor_util::tensor2(a.clone(), [n, d], &device).require_grad();
+        let zb = contra::tensor_util::tensor2(b.clone(), [n, d], &device).require_grad();
+        let start = Instant::now();
+        let loss = match kind {
+            "nt_xent" => NtXentLoss::new(0.1).forward(za.clone(), zb.clone()),
+            "supcon" => SupConLoss::new(0.1).forward(&[za.clone(), zb.clone()], Some(&labels)),
+            "dcl" => DclLoss::dcl(0.1).forward(za.clone(), zb.clone()),
+            other => panic!("unknown loss {other}"),
+        };
+        let grads = loss.backward();
+        let _: Vec<f32> = contra::tensor_util::to_vec(za.grad(&grads).unwrap());
+        times.push(start.elapsed().as_secs_f64());
+    }
+    times.remove(0);
+    let ms = 1000.0 * times.iter().sum::<f64>() / times.len() as f64;
+    println!(
+        "{}",
+        serde_json::json!({"bench": "loss", "impl": "contra-flex", "loss": kind, "n": n, "d": d, "ms": ms, "peak_rss_mib": peak_rss_mib()})
+    );
+}
+
 fn main() {
     contra::runtime::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -123,6 +167,12 @@ fn main() {
             let steps = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10);
             train(kind, pairs, steps);
         }
+        Some("loss") => loss(
+            args.get(1).map_or("nt_xent", String::as_str),
+            args.get(2).and_then(|s| s.parse().ok()).unwrap_or(4096),
+            args.get(3).and_then(|s| s.parse().ok()).unwrap_or(128),
+            3,
+        ),
         Some("augment") => augment(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20_000)),
         _ => {
             eprintln!(
