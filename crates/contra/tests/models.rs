@@ -9,6 +9,21 @@ use contra::recipe::Recipe;
 use contra::tensor_util::{l2_normalize, to_vec};
 use contra::train::{TrainOptions, pretrain};
 
+fn train_quietly(
+    recipe: &Recipe,
+    train: &contra::data::ImageDataset,
+) -> contra::train::TrainReport<contra::methods::Model> {
+    pretrain(
+        recipe,
+        train,
+        &TrainOptions {
+            resume: false,
+            quiet: true,
+        },
+    )
+    .unwrap()
+}
+
 fn cpu() -> Device {
     contra::device::parse("cpu").unwrap()
 }
@@ -109,15 +124,7 @@ fn simclr_training_learns_the_contrastive_task_and_writes_its_files() {
     recipe.train.out =
         Some(std::env::temp_dir().join(format!("contra-models-{}", std::process::id())));
     let splits = digits::splits();
-    let report = pretrain(
-        &recipe,
-        &splits.train,
-        &TrainOptions {
-            resume: false,
-            quiet: true,
-        },
-    )
-    .unwrap();
+    let report = train_quietly(&recipe, &splits.train);
     let pipeline = recipe.pipeline(&splits.train).unwrap();
     let simclr = |m: contra::methods::Model| match m {
         contra::methods::Model::SimClr(s) => s,
@@ -306,15 +313,7 @@ fn supervised_methods_learn_from_labels_with_class_balanced_batches() {
         recipe.train.out =
             Some(std::env::temp_dir().join(format!("contra-{kind}-{}", std::process::id())));
         recipe.validate().unwrap();
-        let report = pretrain(
-            &recipe,
-            &splits.train,
-            &TrainOptions {
-                resume: false,
-                quiet: true,
-            },
-        )
-        .unwrap();
+        let report = train_quietly(&recipe, &splits.train);
         let acc = digits_knn(&report.model, &recipe);
         assert!(
             acc > floor && acc > random,

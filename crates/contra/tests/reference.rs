@@ -38,6 +38,16 @@ fn assert_close(name: &str, got: &[f32], want: &[f32], tol: f32) {
     }
 }
 
+/// The gradient of `t` equals the fixture's values.
+fn assert_grad<const D: usize>(
+    name: &str,
+    t: &Tensor<D>,
+    grads: &burn::tensor::Gradients,
+    want: &Value,
+) {
+    assert_close(name, &to_vec(t.grad(grads).unwrap()), &floats(want), 1e-5);
+}
+
 fn device() -> Device {
     contra::device::parse("cpu").unwrap().autodiff()
 }
@@ -66,18 +76,8 @@ fn nt_xent_matches_pytorch_in_value_and_gradient() {
             &[case["loss"].as_f64().unwrap() as f32],
             1e-5,
         );
-        assert_close(
-            &format!("{name} grad a"),
-            &to_vec(a.grad(&grads).unwrap()),
-            &floats(&case["grad_a"]),
-            1e-5,
-        );
-        assert_close(
-            &format!("{name} grad b"),
-            &to_vec(b.grad(&grads).unwrap()),
-            &floats(&case["grad_b"]),
-            1e-5,
-        );
+        assert_grad(&format!("{name} grad a"), &a, &grads, &case["grad_a"]);
+        assert_grad(&format!("{name} grad b"), &b, &grads, &case["grad_b"]);
     }
 }
 
@@ -235,12 +235,7 @@ fn supcon_matches_pytorch_and_reduces_to_nt_xent_without_labels() {
             .zip(case["grads"].as_array().unwrap())
             .enumerate()
         {
-            assert_close(
-                &format!("supcon {name} grad {i}"),
-                &to_vec(v.grad(&grads).unwrap()),
-                &floats(g),
-                1e-5,
-            );
+            assert_grad(&format!("supcon {name} grad {i}"), &v, &grads, g);
         }
         if labels.is_none() {
             let nt = NtXentLoss::new(t)
@@ -286,17 +281,17 @@ fn info_nce_matches_pytorch_with_batch_and_bank_negatives() {
             &[case["loss"].as_f64().unwrap() as f32],
             1e-5,
         );
-        assert_close(
+        assert_grad(
             &format!("info_nce {name} grad q"),
-            &to_vec(q.grad(&grads).unwrap()),
-            &floats(&case["grad_q"]),
-            1e-5,
+            &q,
+            &grads,
+            &case["grad_q"],
         );
-        assert_close(
+        assert_grad(
             &format!("info_nce {name} grad k"),
-            &to_vec(k.grad(&grads).unwrap()),
-            &floats(&case["grad_k"]),
-            1e-5,
+            &k,
+            &grads,
+            &case["grad_k"],
         );
     }
 }
@@ -322,17 +317,17 @@ fn clip_and_siglip_match_pytorch_including_their_learnable_scales() {
             &[case["loss"].as_f64().unwrap() as f32],
             1e-5,
         );
-        assert_close(
+        assert_grad(
             &format!("clip {name} grad img"),
-            &to_vec(img.grad(&grads).unwrap()),
-            &floats(&case["grad_img"]),
-            1e-5,
+            &img,
+            &grads,
+            &case["grad_img"],
         );
-        assert_close(
+        assert_grad(
             &format!("clip {name} grad txt"),
-            &to_vec(txt.grad(&grads).unwrap()),
-            &floats(&case["grad_txt"]),
-            1e-5,
+            &txt,
+            &grads,
+            &case["grad_txt"],
         );
         let gs = to_vec(loss_fn.logit_scale.val().grad(&grads).unwrap());
         assert_close(
@@ -365,17 +360,17 @@ fn clip_and_siglip_match_pytorch_including_their_learnable_scales() {
             &[case["loss"].as_f64().unwrap() as f32],
             1e-5,
         );
-        assert_close(
+        assert_grad(
             &format!("siglip {name} grad img"),
-            &to_vec(img.grad(&grads).unwrap()),
-            &floats(&case["grad_img"]),
-            1e-5,
+            &img,
+            &grads,
+            &case["grad_img"],
         );
-        assert_close(
+        assert_grad(
             &format!("siglip {name} grad txt"),
-            &to_vec(txt.grad(&grads).unwrap()),
-            &floats(&case["grad_txt"]),
-            1e-5,
+            &txt,
+            &grads,
+            &case["grad_txt"],
         );
         let gs = to_vec(loss_fn.logit_scale.val().grad(&grads).unwrap());
         assert_close(
@@ -419,18 +414,8 @@ fn dcl_dclw_and_pair_loss_match_pytorch() {
             &[case["loss"].as_f64().unwrap() as f32],
             1e-5,
         );
-        assert_close(
-            &format!("{name} grad a"),
-            &to_vec(a.grad(&grads).unwrap()),
-            &floats(&case["grad_a"]),
-            1e-5,
-        );
-        assert_close(
-            &format!("{name} grad b"),
-            &to_vec(b.grad(&grads).unwrap()),
-            &floats(&case["grad_b"]),
-            1e-5,
-        );
+        assert_grad(&format!("{name} grad a"), &a, &grads, &case["grad_a"]);
+        assert_grad(&format!("{name} grad b"), &b, &grads, &case["grad_b"]);
     }
     for case in f["pair"].as_array().unwrap() {
         let (n, d) = (usize_of(&case["n"]), usize_of(&case["d"]));
@@ -456,18 +441,8 @@ fn dcl_dclw_and_pair_loss_match_pytorch() {
             &[case["loss"].as_f64().unwrap() as f32],
             1e-5,
         );
-        assert_close(
-            "pair grad x",
-            &to_vec(x.grad(&grads).unwrap()),
-            &floats(&case["grad_x"]),
-            1e-5,
-        );
-        assert_close(
-            "pair grad y",
-            &to_vec(y.grad(&grads).unwrap()),
-            &floats(&case["grad_y"]),
-            1e-5,
-        );
+        assert_grad("pair grad x", &x, &grads, &case["grad_x"]);
+        assert_grad("pair grad y", &y, &grads, &case["grad_y"]);
     }
     // Identical pairs: zero loss for similar ones, margin^2/2 for dissimilar ones, no NaN.
     let x = Tensor::<2>::ones([2, 3], &dev).require_grad();
@@ -530,11 +505,6 @@ fn triplet_loss_and_miners_match_pytorch() {
             &[case["loss"].as_f64().unwrap() as f32],
             1e-5,
         );
-        assert_close(
-            &format!("{name} grad"),
-            &to_vec(x.grad(&grads).unwrap()),
-            &floats(&case["grad"]),
-            1e-5,
-        );
+        assert_grad(&format!("{name} grad"), &x, &grads, &case["grad"]);
     }
 }
