@@ -235,7 +235,7 @@ fn supcon_matches_pytorch_and_reduces_to_nt_xent_without_labels() {
             .zip(case["grads"].as_array().unwrap())
             .enumerate()
         {
-            assert_grad(&format!("supcon {name} grad {i}"), &v, &grads, g);
+            assert_grad(&format!("supcon {name} grad {i}"), v, &grads, g);
         }
         if labels.is_none() {
             let nt = NtXentLoss::new(t)
