@@ -73,7 +73,7 @@ impl Default for AugmentSpec {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MethodSpec {
-    /// `simclr`, `moco` (MoCo v2), or from labels `supcon` or `triplet`.
+    /// `simclr`, `moco` (MoCo v2), `moco_v3`, or from labels `supcon` or `triplet`.
     #[serde(default = "simclr")]
     pub kind: String,
     #[serde(default = "default_temperature")]
@@ -311,12 +311,12 @@ impl Recipe {
         self.optimizer.validate()?;
         if !matches!(
             self.method.kind.as_str(),
-            "simclr" | "moco" | "supcon" | "triplet"
+            "simclr" | "moco" | "moco_v3" | "supcon" | "triplet"
         ) {
             return Err(Error::config(
                 "method.kind",
                 format!(
-                    "unknown method `{}`; expected simclr, moco, supcon or triplet",
+                    "unknown method `{}`; expected simclr, moco, moco_v3, supcon or triplet",
                     self.method.kind
                 ),
             ));
@@ -337,8 +337,8 @@ impl Recipe {
                 "must be 0 (plain shuffle) or at least 2 and divide train.batch_size",
             ));
         }
-        if self.method.kind == "moco" {
-            if self.method.queue_size < self.train.batch_size {
+        if self.method.kind.starts_with("moco") {
+            if self.method.kind == "moco" && self.method.queue_size < self.train.batch_size {
                 return Err(Error::config(
                     "method.queue_size",
                     "must be at least train.batch_size",

@@ -338,3 +338,70 @@ fn supervised_methods_learn_from_labels_with_class_balanced_batches() {
             .contains("train.per_class")
     );
 }
+
+#[test]
+fn moco_v3_trains_query_and_predictor_only_and_keys_follow_the_ema() {
+    use burn::optim::GradientsParams;
+    use contra::checkpoint::module_tensors;
+    use contra::methods::{Method, Model};
+    let mut recipe = Recipe::default_recipe();
+    recipe.method.kind = "moco_v3".into();
+    recipe.method.momentum = 0.8;
+    recipe.validate().unwrap();
+    let ad = cpu().autodiff();
+    let Model::MoCoV3(model) = contra::train::build_model(&recipe, 1, &ad).unwrap() else {
+        panic!("moco_v3")
+    };
+    let before = module_tensors(&model);
+    let splits = digits::splits();
+    let pipeline = recipe.pipeline(&splits.train).unwrap();
+    let cfg = LoaderConfig {
+        batch_size: 16,
+        views: 2,
+        workers: 1,
+        prefetch: 1,
+        seed: 2,
+        per_class: 0,
+    };
+    let b = make_batch(
+        &splits.train,
+        &pipeline,
+        &cfg,
+        0,
+        &(0..16).collect::<Vec<_>>(),
+    );
+    let views: Vec<Tensor<4>> = b
+        .views
+        .iter()
+        .map(|v| contra::tensor_util::tensor4(v.clone(), b.shape(), &ad))
+        .collect();
+    let loss = model.loss(&views, None);
+    assert!(loss.clone().into_scalar::<f32>().is_finite());
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let trainable = before
+        .keys()
+        .filter(|k| !k.starts_with("key_") && !k.contains("running_"))
+        .count();
+    assert_eq!(
+        grads.len(),
+        trainable,
+        "gradients for encoder, head and predictor only"
+    );
+    let mut opt = contra::optim::Optimizer::new(recipe.optimizer.clone()).unwrap();
+    let model = opt.step(0.1, model, grads);
+    let mid = module_tensors(&model);
+    let after = module_tensors(&model.after_step(0, 10));
+    let key = "key_head.output.weight";
+    assert_eq!(
+        mid[key], before[key],
+        "the optimizer leaves the key networks alone"
+    );
+    for ((got, &k), &q) in after[key]
+        .data
+        .iter()
+        .zip(&mid[key].data)
+        .zip(&mid["head.output.weight"].data)
+    {
+        assert!((got - (0.8 * k + 0.2 * q)).abs() < 1e-6);
+    }
+}

@@ -92,7 +92,8 @@ impl ModuleMapper for Ema<'_> {
     }
 }
 
-fn ema<M: Module>(key: M, query: &M, momentum: f64) -> M {
+/// The key module after one EMA step towards the query module (BatchNorm statistics untouched).
+pub(crate) fn ema<M: Module>(key: M, query: &M, momentum: f64) -> M {
     let mut c = Collect {
         path: Vec::new(),
         out: HashMap::new(),

@@ -3,9 +3,11 @@
 //! [`crate::train`].
 
 pub mod moco;
+pub mod moco_v3;
 pub mod simclr;
 pub mod supervised;
 pub use moco::MoCo;
+pub use moco_v3::MoCoV3;
 pub use simclr::SimClr;
 pub use supervised::{Objective, Supervised};
 
@@ -33,6 +35,7 @@ pub trait Method: burn::module::Module + Sized {
 pub enum Model {
     SimClr(SimClr),
     MoCo(MoCo),
+    MoCoV3(MoCoV3),
     Supervised(Supervised),
 }
 
@@ -41,6 +44,7 @@ impl Method for Model {
         match self {
             Model::SimClr(m) => m.loss(views, labels),
             Model::MoCo(m) => m.loss(views, labels),
+            Model::MoCoV3(m) => m.loss(views, labels),
             Model::Supervised(m) => m.loss(views, labels),
         }
     }
@@ -49,6 +53,7 @@ impl Method for Model {
         match self {
             Model::SimClr(m) => m.encoder(),
             Model::MoCo(m) => m.encoder(),
+            Model::MoCoV3(m) => m.encoder(),
             Model::Supervised(m) => m.encoder(),
         }
     }
@@ -57,6 +62,7 @@ impl Method for Model {
         match self {
             Model::SimClr(m) => Model::SimClr(m.after_step(global_step, total_steps)),
             Model::MoCo(m) => Model::MoCo(m.after_step(global_step, total_steps)),
+            Model::MoCoV3(m) => Model::MoCoV3(m.after_step(global_step, total_steps)),
             Model::Supervised(m) => Model::Supervised(m.after_step(global_step, total_steps)),
         }
     }

@@ -12,7 +12,7 @@ use crate::checkpoint::{
 use crate::data::ImageDataset;
 use crate::error::{Error, Result};
 use crate::losses::{Distance, SupConLoss, TripletLoss};
-use crate::methods::{Method, MoCo, Model, Objective, SimClr, Supervised};
+use crate::methods::{Method, MoCo, MoCoV3, Model, Objective, SimClr, Supervised};
 use crate::optim::Optimizer;
 use crate::optim::schedule::Schedule;
 use crate::recipe::Recipe;
@@ -58,6 +58,27 @@ pub fn build_model(recipe: &Recipe, in_channels: usize, device: &Device) -> Resu
                     key_encoder,
                     key_head,
                     queue,
+                    m.temperature,
+                    m.momentum,
+                    cosine,
+                ))
+            }
+            "moco_v3" => {
+                let predictor_spec = crate::heads::ProjectionHeadSpec {
+                    hidden_dim: recipe.head.hidden_dim,
+                    output_dim: recipe.head.output_dim,
+                    batch_norm: true,
+                };
+                let predictor = predictor_spec.init(recipe.head.output_dim, device);
+                let key_encoder = recipe.encoder.init(in_channels, device)?;
+                let key_head = recipe.head.init(key_encoder.output_dim(), device);
+                let cosine = m.momentum_schedule == "cosine";
+                Model::MoCoV3(MoCoV3::new(
+                    encoder,
+                    head,
+                    predictor,
+                    key_encoder,
+                    key_head,
                     m.temperature,
                     m.momentum,
                     cosine,

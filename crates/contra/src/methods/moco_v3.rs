@@ -1,0 +1,102 @@
+//! MoCo v3: Chen, Xie and He (2021), "An Empirical Study of Training Self-Supervised Vision
+//! Transformers".
+//!
+//! No queue: both views pass through the query encoder, projector and a predictor, and through
+//! the momentum (EMA) key encoder and projector; each query is contrasted with the keys of the
+//! other view in the batch, symmetrically:
+//!
+//! ```text
+//! L = ctr(q1, k2) + ctr(q2, k1),   ctr(q, k) = 2t * CE( q k^T / t, diag )
+//! ```
+//!
+//! on L2-normalised vectors, temperature `t` (paper: 0.2 for ResNet, 0.1 for ViT), key momentum
+//! 0.99 rising to 1 on a cosine schedule. The key networks are built by a fresh initialisation
+//! plus a weight copy and receive no gradient.
+
+use super::Method;
+use super::moco::ema;
+use crate::encoders::Encoder;
+use crate::heads::ProjectionHead;
+use crate::losses::{InfoNceLoss, Negatives};
+use burn::prelude::*;
+
+#[derive(Module, Debug)]
+pub struct MoCoV3 {
+    pub encoder: Encoder,
+    pub head: ProjectionHead,
+    pub predictor: ProjectionHead,
+    pub key_encoder: Encoder,
+    pub key_head: ProjectionHead,
+    pub temperature: f32,
+    pub momentum: f64,
+    pub cosine_momentum: bool,
+}
+
+impl MoCoV3 {
+    /// `fresh_key_*` must be a separate initialisation of the same architecture.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        encoder: Encoder,
+        head: ProjectionHead,
+        predictor: ProjectionHead,
+        fresh_key_encoder: Encoder,
+        fresh_key_head: ProjectionHead,
+        temperature: f32,
+        momentum: f64,
+        cosine_momentum: bool,
+    ) -> Self {
+        let key_encoder = ema(fresh_key_encoder, &encoder, 0.0).no_grad();
+        let key_head = ema(fresh_key_head, &head, 0.0).no_grad();
+        Self {
+            encoder,
+            head,
+            predictor,
+            key_encoder,
+            key_head,
+            temperature,
+            momentum,
+            cosine_momentum,
+        }
+    }
+
+    pub fn momentum_at(&self, step: u64, total: u64) -> f64 {
+        if !self.cosine_momentum || total == 0 {
+            return self.momentum;
+        }
+        let progress = (step as f64 / total as f64).min(1.0);
+        1.0 - (1.0 - self.momentum) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+    }
+}
+
+impl Method for MoCoV3 {
+    fn loss(&self, views: &[Tensor<4>], _labels: Option<&[u32]>) -> Tensor<1> {
+        assert!(views.len() == 2, "MoCo v3 takes two views");
+        let n = views[0].dims()[0];
+        let x = Tensor::cat(views.to_vec(), 0);
+        let q = self
+            .predictor
+            .forward(self.head.forward(self.encoder.forward(x.clone())));
+        let k = self.key_head.forward(self.key_encoder.forward(x)).detach();
+        let ctr = InfoNceLoss::new(self.temperature);
+        let (q1, q2) = (q.clone().narrow(0, 0, n), q.narrow(0, n, n));
+        let (k1, k2) = (k.clone().narrow(0, 0, n), k.narrow(0, n, n));
+        let loss =
+            ctr.forward(q1, k2, &Negatives::InBatch) + ctr.forward(q2, k1, &Negatives::InBatch);
+        loss.mul_scalar(2.0 * self.temperature)
+    }
+
+    fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    fn after_step(self, global_step: u64, total_steps: u64) -> Self {
+        let m = self.momentum_at(global_step, total_steps);
+        let key_encoder = ema(self.key_encoder, &self.encoder, m);
+        let key_head = ema(self.key_head, &self.head, m);
+        Self {
+            key_encoder,
+            key_head,
+            ..self
+        }
+    }
+}
