@@ -92,6 +92,16 @@ impl ModuleMapper for Ema<'_> {
     }
 }
 
+/// The key momentum at `step` of `total`: `base`, or with `cosine` rising from `base` to 1
+/// as `1 - (1 - base) * (1 + cos(pi * step / total)) / 2`.
+pub(crate) fn momentum_at(base: f64, cosine: bool, step: u64, total: u64) -> f64 {
+    if !cosine || total == 0 {
+        return base;
+    }
+    let progress = (step as f64 / total as f64).min(1.0);
+    1.0 - (1.0 - base) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+}
+
 /// The key module after one EMA step towards the query module (BatchNorm statistics untouched).
 pub(crate) fn ema<M: Module>(key: M, query: &M, momentum: f64) -> M {
     let mut c = Collect {
@@ -136,11 +146,7 @@ impl MoCo {
 
     /// The momentum at `step` of `total`.
     pub fn momentum_at(&self, step: u64, total: u64) -> f64 {
-        if !self.cosine_momentum || total == 0 {
-            return self.momentum;
-        }
-        let progress = (step as f64 / total as f64).min(1.0);
-        1.0 - (1.0 - self.momentum) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+        momentum_at(self.momentum, self.cosine_momentum, step, total)
     }
 
     /// Apply one EMA step to the key networks.
@@ -185,5 +191,17 @@ impl Method for MoCo {
     fn after_step(self, global_step: u64, total_steps: u64) -> Self {
         let m = self.momentum_at(global_step, total_steps);
         self.update_keys(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cosine_momentum_rises_from_base_to_one() {
+        let m = |step| super::momentum_at(0.99, true, step, 100);
+        assert!((m(0) - 0.99).abs() < 1e-12);
+        assert!((m(50) - 0.995).abs() < 1e-12);
+        assert!((m(100) - 1.0).abs() < 1e-12);
+        assert_eq!(super::momentum_at(0.99, false, 50, 100), 0.99);
     }
 }

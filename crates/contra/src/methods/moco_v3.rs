@@ -14,7 +14,7 @@
 //! plus a weight copy and receive no gradient.
 
 use super::Method;
-use super::moco::ema;
+use super::moco::{ema, momentum_at};
 use crate::encoders::Encoder;
 use crate::heads::ProjectionHead;
 use crate::losses::{InfoNceLoss, Negatives};
@@ -60,11 +60,7 @@ impl MoCoV3 {
     }
 
     pub fn momentum_at(&self, step: u64, total: u64) -> f64 {
-        if !self.cosine_momentum || total == 0 {
-            return self.momentum;
-        }
-        let progress = (step as f64 / total as f64).min(1.0);
-        1.0 - (1.0 - self.momentum) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+        momentum_at(self.momentum, self.cosine_momentum, step, total)
     }
 }
 
