@@ -185,7 +185,6 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
         splits.train.width,
         out.display()
     );
-    let pipeline = recipe.pipeline(&splits.train)?;
     let report = train::pretrain(
         &recipe,
         &splits.train,
@@ -207,11 +206,13 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
         return Ok(());
     }
     let device = contra::device::parse(&recipe.train.device)?;
-    let size = pipeline.output_size(splits.train.height, splits.train.width);
+    let size = report
+        .pipeline
+        .output_size(splits.train.height, splits.train.width);
     let (learned, pixels) = report::embed_splits(
         report.model.encoder(),
         &splits,
-        pipeline.normalization(),
+        report.pipeline.normalization(),
         size,
         &device,
     );
@@ -235,9 +236,18 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn load_for_eval(
-    m: &ModelArgs,
-) -> Result<(contra::methods::Model, Recipe, Splits, contra::Device)> {
+/// A trained model with the data and preprocessing its recipe names.
+struct Loaded {
+    model: contra::methods::Model,
+    recipe: Recipe,
+    splits: Splits,
+    device: contra::Device,
+    /// Evaluation applies the training normalisation at the training size.
+    pipeline: contra::augment::Pipeline,
+    size: (usize, usize),
+}
+
+fn load_for_eval(m: &ModelArgs) -> Result<Loaded> {
     let device = contra::device::parse(&m.device)?;
     let file = train::TrainedFile::read(&m.model)?;
     let mut recipe = file.recipe.clone();
@@ -246,16 +256,30 @@ fn load_for_eval(
     }
     let splits = load_splits(&recipe.data)?;
     let model = file.model(splits.train.channels, &device)?;
-    Ok((model, recipe, splits, device))
+    let pipeline = recipe.pipeline(&splits.train)?;
+    let size = pipeline.output_size(splits.train.height, splits.train.width);
+    Ok(Loaded {
+        model,
+        recipe,
+        splits,
+        device,
+        pipeline,
+        size,
+    })
 }
 
 fn eval(m: ModelArgs, labels_per_class: Option<Vec<usize>>, linear: bool) -> Result<()> {
-    let (model, mut recipe, splits, device) = load_for_eval(&m)?;
+    let Loaded {
+        model,
+        mut recipe,
+        splits,
+        device,
+        pipeline,
+        size,
+    } = load_for_eval(&m)?;
     if let Some(l) = labels_per_class {
         recipe.eval.labels_per_class = l.into_iter().filter(|&n| n > 0).collect();
     }
-    let pipeline = recipe.pipeline(&splits.train)?;
-    let size = pipeline.output_size(splits.train.height, splits.train.width);
     let (learned, pixels) = report::embed_splits(
         model.encoder(),
         &splits,
@@ -278,7 +302,14 @@ fn eval(m: ModelArgs, labels_per_class: Option<Vec<usize>>, linear: bool) -> Res
 }
 
 fn embed(a: EmbedArgs) -> Result<()> {
-    let (model, recipe, splits, device) = load_for_eval(&a.model)?;
+    let Loaded {
+        model,
+        splits,
+        device,
+        pipeline,
+        size,
+        ..
+    } = load_for_eval(&a.model)?;
     let data = match a.split.as_str() {
         "train" => &splits.train,
         "test" => &splits.test,
@@ -289,8 +320,6 @@ fn embed(a: EmbedArgs) -> Result<()> {
             ));
         }
     };
-    let pipeline = recipe.pipeline(&splits.train)?;
-    let size = pipeline.output_size(splits.train.height, splits.train.width);
     let f = contra::eval::features::encode(
         model.encoder(),
         data,

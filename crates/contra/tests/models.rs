@@ -24,6 +24,25 @@ fn train_quietly(
     .unwrap()
 }
 
+/// Two augmented views of the first 16 training digits, on `device`.
+fn digit_views(recipe: &Recipe, seed: u64, device: &Device) -> Vec<Tensor<4>> {
+    let train = digits::splits().train;
+    let pipeline = recipe.pipeline(&train).unwrap();
+    let cfg = LoaderConfig {
+        batch_size: 16,
+        views: 2,
+        workers: 1,
+        prefetch: 1,
+        seed,
+        per_class: 0,
+    };
+    let b = make_batch(&train, &pipeline, &cfg, 0, &(0..16).collect::<Vec<_>>());
+    b.views
+        .iter()
+        .map(|v| contra::tensor_util::tensor4(v.clone(), b.shape(), device))
+        .collect()
+}
+
 fn cpu() -> Device {
     contra::device::parse("cpu").unwrap()
 }
@@ -187,28 +206,7 @@ fn moco_key_encoder_gets_no_gradient_and_follows_the_ema_exactly() {
             }
         }
     }
-    let splits = digits::splits();
-    let pipeline = recipe.pipeline(&splits.train).unwrap();
-    let cfg = LoaderConfig {
-        batch_size: 16,
-        views: 2,
-        workers: 1,
-        prefetch: 1,
-        seed: 1,
-        per_class: 0,
-    };
-    let b = make_batch(
-        &splits.train,
-        &pipeline,
-        &cfg,
-        0,
-        &(0..16).collect::<Vec<_>>(),
-    );
-    let views: Vec<Tensor<4>> = b
-        .views
-        .iter()
-        .map(|v| contra::tensor_util::tensor4(v.clone(), b.shape(), &ad))
-        .collect();
+    let views = digit_views(&recipe, 1, &ad);
     let loss = moco.loss(&views, None);
     let grads = loss.backward();
     let grads = GradientsParams::from_grads(grads, &moco);
@@ -353,28 +351,7 @@ fn moco_v3_trains_query_and_predictor_only_and_keys_follow_the_ema() {
         panic!("moco_v3")
     };
     let before = module_tensors(&model);
-    let splits = digits::splits();
-    let pipeline = recipe.pipeline(&splits.train).unwrap();
-    let cfg = LoaderConfig {
-        batch_size: 16,
-        views: 2,
-        workers: 1,
-        prefetch: 1,
-        seed: 2,
-        per_class: 0,
-    };
-    let b = make_batch(
-        &splits.train,
-        &pipeline,
-        &cfg,
-        0,
-        &(0..16).collect::<Vec<_>>(),
-    );
-    let views: Vec<Tensor<4>> = b
-        .views
-        .iter()
-        .map(|v| contra::tensor_util::tensor4(v.clone(), b.shape(), &ad))
-        .collect();
+    let views = digit_views(&recipe, 2, &ad);
     let loss = model.loss(&views, None);
     assert!(loss.clone().into_scalar::<f32>().is_finite());
     let grads = GradientsParams::from_grads(loss.backward(), &model);

@@ -92,6 +92,11 @@ impl ModuleMapper for Ema<'_> {
     }
 }
 
+/// A key network from a fresh initialisation: the query weights copied in, gradients off.
+pub(crate) fn key_copy<M: Module>(fresh: M, query: &M) -> M {
+    ema(fresh, query, 0.0).no_grad()
+}
+
 /// The key momentum at `step` of `total`: `base`, or with `cosine` rising from `base` to 1
 /// as `1 - (1 - base) * (1 + cos(pi * step / total)) / 2`.
 pub(crate) fn momentum_at(base: f64, cosine: bool, step: u64, total: u64) -> f64 {
@@ -130,8 +135,8 @@ impl MoCo {
         momentum: f64,
         cosine_momentum: bool,
     ) -> Self {
-        let key_encoder = ema(fresh_key_encoder, &encoder, 0.0).no_grad();
-        let key_head = ema(fresh_key_head, &head, 0.0).no_grad();
+        let key_encoder = key_copy(fresh_key_encoder, &encoder);
+        let key_head = key_copy(fresh_key_head, &head);
         Self {
             encoder,
             head,

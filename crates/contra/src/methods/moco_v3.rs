@@ -14,7 +14,7 @@
 //! plus a weight copy and receive no gradient.
 
 use super::Method;
-use super::moco::{ema, momentum_at};
+use super::moco::{ema, key_copy, momentum_at};
 use crate::encoders::Encoder;
 use crate::heads::ProjectionHead;
 use crate::losses::{InfoNceLoss, Negatives};
@@ -45,8 +45,8 @@ impl MoCoV3 {
         momentum: f64,
         cosine_momentum: bool,
     ) -> Self {
-        let key_encoder = ema(fresh_key_encoder, &encoder, 0.0).no_grad();
-        let key_head = ema(fresh_key_head, &head, 0.0).no_grad();
+        let key_encoder = key_copy(fresh_key_encoder, &encoder);
+        let key_head = key_copy(fresh_key_head, &head);
         Self {
             encoder,
             head,

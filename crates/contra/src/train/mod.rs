@@ -42,16 +42,21 @@ pub fn build_model(recipe: &Recipe, in_channels: usize, device: &Device) -> Resu
         let encoder = recipe.encoder.init(in_channels, device)?;
         let head = recipe.head.init(encoder.output_dim(), device);
         let m = &recipe.method;
+        // Momentum methods: a second, independent initialisation for the key networks.
+        let fresh_keys = || -> Result<_> {
+            let key_encoder = recipe.encoder.init(in_channels, device)?;
+            let key_head = recipe.head.init(key_encoder.output_dim(), device);
+            Ok((key_encoder, key_head))
+        };
+        let cosine = m.momentum_schedule == "cosine";
         Ok(match m.kind.as_str() {
             "moco" => {
-                let key_encoder = recipe.encoder.init(in_channels, device)?;
-                let key_head = recipe.head.init(key_encoder.output_dim(), device);
+                let (key_encoder, key_head) = fresh_keys()?;
                 let queue = Tensor::random(
                     [m.queue_size, recipe.head.output_dim],
                     burn::tensor::Distribution::Normal(0.0, 1.0),
                     device,
                 );
-                let cosine = m.momentum_schedule == "cosine";
                 Model::MoCo(MoCo::new(
                     encoder,
                     head,
@@ -70,9 +75,7 @@ pub fn build_model(recipe: &Recipe, in_channels: usize, device: &Device) -> Resu
                     batch_norm: true,
                 };
                 let predictor = predictor_spec.init(recipe.head.output_dim, device);
-                let key_encoder = recipe.encoder.init(in_channels, device)?;
-                let key_head = recipe.head.init(key_encoder.output_dim(), device);
-                let cosine = m.momentum_schedule == "cosine";
+                let (key_encoder, key_head) = fresh_keys()?;
                 Model::MoCoV3(MoCoV3::new(
                     encoder,
                     head,
@@ -146,6 +149,8 @@ pub struct TrainOptions {
 #[derive(Debug)]
 pub struct TrainReport<M> {
     pub model: M,
+    /// The augmentation pipeline of the run (its normalisation is what evaluation applies).
+    pub pipeline: Pipeline,
     pub final_loss: f32,
     pub steps: u64,
     /// Images per second through the model (every view counts), over the steps of this process.
@@ -352,6 +357,7 @@ pub fn run<M: Method>(
 
     let data = Arc::new(train.clone());
     let pipeline = Arc::new(pipeline);
+    let used_pipeline = (*pipeline).clone();
     let cfg = LoaderConfig {
         batch_size: bs,
         views: 2,
@@ -448,6 +454,7 @@ pub fn run<M: Method>(
     let seconds = started.elapsed().as_secs_f64();
     Ok(TrainReport {
         model,
+        pipeline: used_pipeline,
         final_loss: state.last_loss,
         steps: state.global_step,
         images_per_second: images as f64 / seconds.max(1e-9),
