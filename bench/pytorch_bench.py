@@ -3,6 +3,7 @@ augmentation pipeline with torchvision v2. Prints one JSON object per measuremen
 
     python bench/pytorch_bench.py train small_cnn 256 10 --threads 2
     python bench/pytorch_bench.py augment 5000
+    python bench/pytorch_bench.py train resnet18 64 10 --device cuda
 """
 import argparse
 import json
@@ -30,17 +31,17 @@ def resnet18_cifar():
     return m
 
 
-def train(kind, pairs, steps, channels_last):
+def train(kind, pairs, steps, channels_last, device="cpu"):
     torch.manual_seed(0)
     if kind == "small_cnn":
         enc, c, hw = SmallCnn(1), 1, 28
     else:
         enc, c, hw = resnet18_cifar(), 3, 32
-    model = nn.Sequential(enc, head(enc.out_dim))
+    model = nn.Sequential(enc, head(enc.out_dim)).to(device)
     decay = [p for p in model.parameters() if p.ndim > 1]
     rest = [p for p in model.parameters() if p.ndim <= 1]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4}, {"params": rest, "weight_decay": 0.0}], lr=0.06, momentum=0.9)
-    a, b = torch.randn(pairs, c, hw, hw), torch.randn(pairs, c, hw, hw)
+    a, b = torch.randn(pairs, c, hw, hw, device=device), torch.randn(pairs, c, hw, hw, device=device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     warmup = 2
@@ -57,7 +58,7 @@ def train(kind, pairs, steps, channels_last):
         loss.backward()
         opt.step()
     secs = time.perf_counter() - start
-    name = "pytorch-eager" + ("-channels-last" if channels_last else "")
+    name = "pytorch-eager" + ("-channels-last" if channels_last else "") + ("" if device == "cpu" else f"-{device}")
     print(json.dumps({"bench": "train", "impl": name, "model": kind, "pairs": pairs, "steps": steps,
                       "threads": torch.get_num_threads(), "images_per_second": 2 * pairs * steps / secs}))
 
@@ -89,12 +90,12 @@ def augment(images):
                       "images_per_second": images / secs}))
 
 
-def loss_bench(kind, n, d, reps=3):
+def loss_bench(kind, n, d, reps=3, device="cpu"):
     import resource
     g = torch.Generator().manual_seed(3)
-    a = torch.randn(n, d, generator=g)
-    b = a + 0.3 * torch.randn(n, d, generator=g)
-    labels = torch.arange(n) % 100
+    a = torch.randn(n, d, generator=g).to(device)
+    b = a + 0.3 * torch.randn(n, d, generator=g).to(device)
+    labels = (torch.arange(n) % 100).to(device)
     times = []
     for _ in range(reps + 1):
         za, zb = a.clone().requires_grad_(), b.clone().requires_grad_()
@@ -109,8 +110,11 @@ def loss_bench(kind, n, d, reps=3):
         za.grad.sum().item()
         times.append(time.perf_counter() - start)
     ms = 1000 * sum(times[1:]) / reps
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"bench": "loss", "impl": "pytorch", "loss": kind, "n": n, "d": d, "ms": ms, "peak_rss_mib": rss}))
+    if device == "cpu":
+        mem = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    else:
+        mem = {"peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20}
+    print(json.dumps({"bench": "loss", "impl": "pytorch" + ("" if device == "cpu" else f"-{device}"), "loss": kind, "n": n, "d": d, "ms": ms, **mem}))
 
 
 if __name__ == "__main__":
@@ -119,11 +123,12 @@ if __name__ == "__main__":
     ap.add_argument("args", nargs="*")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     o = ap.parse_args()
     torch.set_num_threads(o.threads)
     if o.what == "train":
-        train(o.args[0], int(o.args[1]), int(o.args[2]) if len(o.args) > 2 else 10, o.channels_last)
+        train(o.args[0], int(o.args[1]), int(o.args[2]) if len(o.args) > 2 else 10, o.channels_last, o.device)
     elif o.what == "loss":
-        loss_bench(o.args[0], int(o.args[1]) if len(o.args) > 1 else 4096, int(o.args[2]) if len(o.args) > 2 else 128)
+        loss_bench(o.args[0], int(o.args[1]) if len(o.args) > 1 else 4096, int(o.args[2]) if len(o.args) > 2 else 128, device=o.device)
     else:
         augment(int(o.args[0]) if o.args else 5000)

@@ -5,6 +5,9 @@
 //!     contra-bench train resnet18 64 [steps]      SimCLR step, 64 pairs of 32x32x3
 //!     contra-bench augment [images]               SimCLR views, 32x32x3, one thread
 //!     contra-bench loss nt_xent|supcon|dcl [n] [d]  loss forward + backward, n pairs
+//!
+//! `CONTRA_BENCH_DEVICE` picks the device of `train` and `loss` (contra's `--device` syntax,
+//! default `cpu`); build with `--features tch` or `cuda` for the GPU ones.
 
 use burn::optim::GradientsParams;
 use burn::prelude::*;
@@ -18,6 +21,21 @@ use contra::optim::{Optimizer, OptimizerSpec};
 use contra::rng::Rng;
 use contra::tensor_util::tensor4;
 use std::time::Instant;
+
+/// The device named by `CONTRA_BENCH_DEVICE` (default `cpu`), and its label for the JSON lines.
+fn bench_device() -> (Device, String) {
+    let name = std::env::var("CONTRA_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let device = contra::device::parse(&name).unwrap_or_else(|e| {
+        eprintln!("CONTRA_BENCH_DEVICE: {e}");
+        std::process::exit(2)
+    });
+    let label = if name == "cpu" {
+        "contra-flex".to_string()
+    } else {
+        format!("contra-{name}")
+    };
+    (device.autodiff(), label)
+}
 
 fn train(kind: &str, pairs: usize, steps: usize) {
     let (c, hw, encoder) = match kind {
@@ -39,7 +57,7 @@ fn train(kind: &str, pairs: usize, steps: usize) {
         ),
         other => panic!("unknown model {other}"),
     };
-    let device = contra::device::parse("cpu").unwrap().autodiff();
+    let (device, label) = bench_device();
     let mut model = contra::train::seeded(&device, 0, || {
         let e = encoder.init(c, &device).unwrap();
         let h = ProjectionHeadSpec {
@@ -75,7 +93,7 @@ fn train(kind: &str, pairs: usize, steps: usize) {
     let ips = (2 * pairs * steps) as f64 / secs;
     println!(
         "{}",
-        serde_json::json!({"bench": "train", "impl": "contra-flex", "model": kind, "pairs": pairs, "steps": steps, "images_per_second": ips})
+        serde_json::json!({"bench": "train", "impl": label, "model": kind, "pairs": pairs, "steps": steps, "images_per_second": ips})
     );
 }
 
@@ -129,7 +147,7 @@ fn peak_rss_mib() -> f64 {
 /// Forward and backward of one loss at `n` pairs of `d`-dimensional embeddings.
 fn loss(kind: &str, n: usize, d: usize, reps: usize) {
     use contra::losses::{DclLoss, NtXentLoss, SupConLoss};
-    let device = contra::device::parse("cpu").unwrap().autodiff();
+    let (device, label) = bench_device();
     let mut rng = Rng::new(3);
     let a: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
     let b: Vec<f32> = a.iter().map(|v| v + 0.3 * rng.normal() as f32).collect();
@@ -153,7 +171,7 @@ fn loss(kind: &str, n: usize, d: usize, reps: usize) {
     let ms = 1000.0 * times.iter().sum::<f64>() / times.len() as f64;
     println!(
         "{}",
-        serde_json::json!({"bench": "loss", "impl": "contra-flex", "loss": kind, "n": n, "d": d, "ms": ms, "peak_rss_mib": peak_rss_mib()})
+        serde_json::json!({"bench": "loss", "impl": label, "loss": kind, "n": n, "d": d, "ms": ms, "peak_rss_mib": peak_rss_mib()})
     );
 }
 

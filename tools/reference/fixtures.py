@@ -16,13 +16,13 @@ def nt_xent(out0, out1, temperature):
     out0 = F.normalize(out0, dim=1)
     out1 = F.normalize(out1, dim=1)
     n = out0.shape[0]
-    keep = ~torch.eye(n, dtype=torch.bool)
+    keep = ~torch.eye(n, dtype=torch.bool, device=out0.device)
     l00 = (out0 @ out0.T / temperature)[keep].view(n, -1)
     l11 = (out1 @ out1.T / temperature)[keep].view(n, -1)
     l01 = out0 @ out1.T / temperature
     l10 = out1 @ out0.T / temperature
     logits = torch.cat([torch.cat([l01, l00], 1), torch.cat([l10, l11], 1)], 0)
-    labels = torch.arange(n).repeat(2)
+    labels = torch.arange(n, device=out0.device).repeat(2)
     return F.cross_entropy(logits, labels)
 
 
@@ -69,8 +69,8 @@ def supcon(views, labels, temperature, base_temperature=None):
     n = views[0].shape[0]
     z = F.normalize(torch.cat(views), dim=1)
     m = z.shape[0]
-    lab = (torch.arange(n) if labels is None else torch.as_tensor(labels)).repeat(len(views))
-    self_mask = torch.eye(m, dtype=torch.bool)
+    lab = (torch.arange(n) if labels is None else torch.as_tensor(labels)).to(z.device).repeat(len(views))
+    self_mask = torch.eye(m, dtype=torch.bool, device=z.device)
     pos = (lab[:, None] == lab[None, :]) & ~self_mask
     logits = (z @ z.T / temperature).masked_fill(self_mask, float("-inf"))
     log_prob = torch.log_softmax(logits, dim=1).masked_fill(self_mask, 0.0)
@@ -108,7 +108,7 @@ def siglip_loss(img, txt, logit_scale, bias):
 
 def dcl_one_way(a, b, temperature, weight_sigma):
     n = a.shape[0]
-    off = ~torch.eye(n, dtype=torch.bool)
+    off = ~torch.eye(n, dtype=torch.bool, device=a.device)
     s_aa, s_ab = a @ a.T / temperature, a @ b.T / temperature
     positive = -s_ab.diag()
     if weight_sigma is not None:
@@ -130,7 +130,9 @@ def contrastive_pair(x, y, similar, margin):
     return (0.5 * (sim * d ** 2 + (1 - sim) * torch.clamp(margin - d, min=0) ** 2)).mean()
 
 
-def pairwise(x, distance):
+def pairwise(x, distance, normalize=True):
+    if distance == "euclidean" and not normalize:
+        return torch.cdist(x, x)
     z = F.normalize(x, dim=1)
     if distance == "cosine":
         return 1 - z @ z.T
@@ -162,8 +164,8 @@ def mine(d, labels, miner, margin):
     return out
 
 
-def triplet(x, labels, miner, margin, distance="euclidean", swap=False, soft=False):
-    d = pairwise(x, distance)
+def triplet(x, labels, miner, margin, distance="euclidean", swap=False, soft=False, normalize=True):
+    d = pairwise(x, distance, normalize)
     trips = mine(d.detach(), labels, miner, margin)
     if not trips:
         return (x * 0).sum(), 0
@@ -236,7 +238,7 @@ def more_loss_cases():
     out["pair"].append({"name": "mixed", "n": n, "d": d, "margin": 1.5, "similar": similar, "x": flat(x), "y": flat(y),
                         "loss": loss.item(), "grad_x": flat(x.grad), "grad_y": flat(y.grad)})
     labels8 = [0, 1, 2, 0, 1, 2, 0, 1]
-    for name, labels, miner, margin, distance, swap, soft, dup in [
+    for name, labels, miner, margin, distance, swap, soft, dup, *raw in [
         ("batch_all", labels8, "batch_all", 0.2, "euclidean", False, False, False),
         ("batch_hard", labels8, "batch_hard", 0.2, "euclidean", False, False, False),
         ("batch_hard_ties_cosine", labels8, "batch_hard", 0.2, "cosine", False, False, True),
@@ -245,16 +247,19 @@ def more_loss_cases():
         ("easy", labels8, "easy", 0.1, "euclidean", False, False, False),
         ("soft_cosine", labels8, "batch_all", 0.0, "cosine", False, True, False),
         ("one_class", [3] * 6, "batch_all", 0.2, "euclidean", False, False, False),
+        # Raw (unnormalised) embeddings, as Hermans et al. train them.
+        ("raw_batch_hard_soft", labels8, "batch_hard", 0.0, "euclidean", False, True, False, "raw"),
+        ("raw_batch_all", labels8, "batch_all", 1.0, "euclidean", False, False, False, "raw"),
     ]:
         x = torch.randn(len(labels), 5, generator=g)
         if dup:
             x[4] = x[1]
             x[7] = x[1]
         x = leaf(x)
-        loss, count = triplet(x, labels, miner, margin, distance, swap, soft)
+        loss, count = triplet(x, labels, miner, margin, distance, swap, soft, normalize=not raw)
         loss.backward()
         out["triplet"].append({"name": name, "labels": labels, "miner": miner, "margin": margin, "distance": distance,
-                               "swap": swap, "soft": soft, "x": flat(x), "d": 5, "loss": loss.item(), "count": count,
+                               "swap": swap, "soft": soft, "normalize": not raw, "x": flat(x), "d": 5, "loss": loss.item(), "count": count,
                                "grad": flat(x.grad)})
     return out
 

@@ -64,6 +64,9 @@ struct PretrainArgs {
     /// Override `data.train_limit` (use the first N training images).
     #[arg(long)]
     train_limit: Option<usize>,
+    /// Override `train.workers`, the augmentation threads.
+    #[arg(long)]
+    workers: Option<usize>,
     /// Override `train.checkpoint_every` (steps).
     #[arg(long)]
     checkpoint_every: Option<u64>,
@@ -154,6 +157,9 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
     }
     if let Some(v) = a.batch_size {
         recipe.train.batch_size = v;
+    }
+    if let Some(v) = a.workers {
+        recipe.train.workers = v;
     }
     if let Some(v) = a.device {
         recipe.train.device = v;

@@ -100,6 +100,15 @@ fn killed_moco_run_resumes_with_its_queue_and_key_encoder() {
     );
 }
 
+/// So is NNCLR's support set.
+#[test]
+fn killed_nnclr_run_resumes_with_its_support_set() {
+    kill_and_resume(
+        "resume-nnclr",
+        "[method]\nkind = \"nnclr\"\nqueue_size = 96\ntemperature = 0.2\n",
+    );
+}
+
 fn kill_and_resume(name: &str, extra: &str) {
     let dir = tmp(name);
     let recipe = small_recipe(&dir, 30);

@@ -73,12 +73,19 @@ impl Default for AugmentSpec {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MethodSpec {
-    /// `simclr`, `moco` (MoCo v2), `moco_v3`, or from labels `supcon` or `triplet`.
+    /// `simclr`, `moco` (MoCo v2), `moco_v3`, `nnclr`, or from labels `supcon` or `triplet`.
     #[serde(default = "simclr")]
     pub kind: String,
     #[serde(default = "default_temperature")]
     pub temperature: f32,
-    /// MoCo: number of past keys kept as negatives.
+    /// SimCLR: `nt_xent`, or the decoupled `dcl` or `dclw` (positive left out of the
+    /// denominator).
+    #[serde(default = "nt_xent")]
+    pub loss: String,
+    /// DCLW: width of the von Mises-Fisher weighting of positives.
+    #[serde(default = "default_dclw_sigma")]
+    pub dclw_sigma: f32,
+    /// MoCo: number of past keys kept as negatives; NNCLR: size of the support set.
     #[serde(default = "default_queue")]
     pub queue_size: usize,
     /// MoCo: key-encoder momentum.
@@ -102,6 +109,12 @@ pub struct MethodSpec {
     /// Triplet: log(1 + exp(d(a,p) - d(a,n))) instead of the hinge.
     #[serde(default)]
     pub soft_margin: bool,
+    /// Triplet: L2-normalise embeddings before Euclidean distances.
+    #[serde(default = "yes")]
+    pub normalize: bool,
+}
+fn yes() -> bool {
+    true
 }
 fn default_margin() -> f32 {
     0.2
@@ -111,6 +124,12 @@ fn batch_hard() -> String {
 }
 fn euclidean() -> String {
     "euclidean".into()
+}
+fn nt_xent() -> String {
+    "nt_xent".into()
+}
+fn default_dclw_sigma() -> f32 {
+    0.5
 }
 fn default_queue() -> usize {
     65_536
@@ -133,6 +152,8 @@ impl Default for MethodSpec {
         Self {
             kind: simclr(),
             temperature: default_temperature(),
+            loss: nt_xent(),
+            dclw_sigma: default_dclw_sigma(),
             queue_size: default_queue(),
             momentum: default_momentum(),
             momentum_schedule: constant(),
@@ -141,6 +162,7 @@ impl Default for MethodSpec {
             distance: euclidean(),
             swap: false,
             soft_margin: false,
+            normalize: true,
         }
     }
 }
@@ -190,6 +212,10 @@ pub struct TrainSpec {
     /// (P x K sampling, for metric learning); 0 for a plain shuffle.
     #[serde(default)]
     pub per_class: usize,
+    /// Semi-supervised SupCon: keep the labels of only this many training items per class
+    /// (chosen with the seed); the rest train unlabelled. 0: every label.
+    #[serde(default)]
+    pub labelled_per_class: usize,
     /// Write a checkpoint every N steps (and at the end of every epoch); 0: epochs only.
     #[serde(default)]
     pub checkpoint_every: u64,
@@ -224,6 +250,7 @@ impl Default for TrainSpec {
             workers: default_workers(),
             prefetch: default_prefetch(),
             per_class: 0,
+            labelled_per_class: 0,
             checkpoint_every: 0,
             out: None,
             device: default_device(),
@@ -311,15 +338,47 @@ impl Recipe {
         self.optimizer.validate()?;
         if !matches!(
             self.method.kind.as_str(),
-            "simclr" | "moco" | "moco_v3" | "supcon" | "triplet"
+            "simclr" | "moco" | "moco_v3" | "nnclr" | "supcon" | "triplet"
         ) {
             return Err(Error::config(
                 "method.kind",
                 format!(
-                    "unknown method `{}`; expected simclr, moco, moco_v3, supcon or triplet",
+                    "unknown method `{}`; expected simclr, moco, moco_v3, nnclr, supcon or triplet",
                     self.method.kind
                 ),
             ));
+        }
+        if !matches!(self.method.loss.as_str(), "nt_xent" | "dcl" | "dclw") {
+            return Err(Error::config(
+                "method.loss",
+                format!(
+                    "unknown loss `{}`; expected nt_xent, dcl or dclw",
+                    self.method.loss
+                ),
+            ));
+        }
+        if self.method.loss != "nt_xent" && self.method.kind != "simclr" {
+            return Err(Error::config(
+                "method.loss",
+                "only the simclr method takes another loss; leave it out or use kind = \"simclr\"",
+            ));
+        }
+        if self.method.dclw_sigma.is_nan() || self.method.dclw_sigma <= 0.0 {
+            return Err(Error::config("method.dclw_sigma", "must be positive"));
+        }
+        if self.train.labelled_per_class > 0 {
+            if self.method.kind != "supcon" {
+                return Err(Error::config(
+                    "train.labelled_per_class",
+                    "semi-supervised training is SupCon's: set method.kind = \"supcon\"",
+                ));
+            }
+            if self.train.per_class > 0 {
+                return Err(Error::config(
+                    "train.labelled_per_class",
+                    "cannot be combined with class-balanced batches (train.per_class)",
+                ));
+            }
         }
         if self.method.kind == "triplet" {
             self.method.triplet_miner()?;
@@ -356,6 +415,12 @@ impl Recipe {
                     "expected constant or cosine",
                 ));
             }
+        }
+        if self.method.kind == "nnclr" && self.method.queue_size < self.train.batch_size {
+            return Err(Error::config(
+                "method.queue_size",
+                "must be at least train.batch_size",
+            ));
         }
         if self.method.temperature.is_nan() || self.method.temperature <= 0.0 {
             return Err(Error::config("method.temperature", "must be positive"));

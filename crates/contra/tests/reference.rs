@@ -490,6 +490,7 @@ fn triplet_loss_and_miners_match_pytorch() {
             },
             swap: case["swap"].as_bool().unwrap(),
             soft_margin: case["soft"].as_bool().unwrap(),
+            normalize: case["normalize"].as_bool().unwrap_or(true),
         };
         let x = matrix(&case["x"], labels.len(), usize_of(&case["d"]), &dev);
         let mined = loss_fn.forward(x.clone(), &labels, miner);

@@ -1,11 +1,16 @@
 //! Evaluation of an embedding: features from a frozen encoder, weighted kNN, a linear probe,
-//! and their few-label variants, each also on raw pixels as the baseline.
+//! and their few-label variants, each also on raw pixels as the baseline; anomaly scores and
+//! their metrics, retrieval metrics, and diagnostics of the embedding space.
 
+pub mod anomaly;
 pub mod features;
 pub mod fewshot;
 pub mod knn;
 pub mod linear;
 pub mod report;
+pub mod retrieval;
+pub mod scores;
+pub mod space;
 
 /// Fraction of equal entries.
 pub fn accuracy(pred: &[u32], truth: &[u32]) -> f64 {

@@ -15,5 +15,5 @@ pub use dcl::DclLoss;
 pub use info_nce::{InfoNceLoss, Negatives};
 pub use nt_xent::NtXentLoss;
 pub use siglip::SigLipLoss;
-pub use supcon::SupConLoss;
+pub use supcon::{SupConLoss, UNLABELLED};
 pub use triplet::{Distance, MinedLoss, Miner, TripletLoss};

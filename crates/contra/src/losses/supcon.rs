@@ -12,10 +12,17 @@
 //! with `s` the cosine similarity, `t` the temperature (paper: 0.1; reference code 0.07) and
 //! `t_base` the base temperature (defaults to `t`, so the factor is 1). Without labels every
 //! item is its own class, and with two views the loss is exactly NT-Xent.
+//!
+//! Semi-supervised batches mix labelled items with items labelled [`UNLABELLED`]: each of the
+//! latter is its own class, so labelled anchors get SupCon's positives and unlabelled anchors
+//! only their other views (NT-Xent), all against the same batch in the denominator.
 
 use crate::tensor_util::{diagonal, l2_normalize, tensor2};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
+
+/// The label of an item whose class is unknown (semi-supervised training).
+pub const UNLABELLED: u32 = u32::MAX;
 
 #[derive(Clone, Debug)]
 pub struct SupConLoss {
@@ -32,7 +39,7 @@ impl SupConLoss {
     }
 
     /// `views`: one `[N, D]` tensor per view of the same `N` items; `labels`: one class per
-    /// item, or `None` for instance discrimination.
+    /// item ([`UNLABELLED`] where unknown), or `None` for instance discrimination.
     pub fn forward(&self, views: &[Tensor<2>], labels: Option<&[u32]>) -> Tensor<1> {
         let [n, _] = views[0].dims();
         let m = n * views.len();
@@ -40,7 +47,11 @@ impl SupConLoss {
         if let Some(l) = labels {
             assert_eq!(l.len(), n, "one label per item");
         }
-        let class = |i: usize| labels.map_or((i % n) as u64, |l| l[i % n] as u64);
+        // An unlabelled item is a class of its own, numbered past every real label.
+        let class = |i: usize| match labels.map(|l| l[i % n]) {
+            Some(l) if l != UNLABELLED => l as u64,
+            _ => (1 << 32) + (i % n) as u64,
+        };
         let mut positives = vec![0f32; m * m];
         let mut weights = vec![0f32; m];
         for i in 0..m {
@@ -63,5 +74,30 @@ impl SupConLoss {
         let weights = tensor2(weights, [m, 1], &device);
         let scale = self.temperature / self.base_temperature / anchors.max(1.0);
         (per_anchor * weights).sum().mul_scalar(-scale)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::losses::NtXentLoss;
+    use crate::tensor_util::{scalar, tensor2};
+
+    #[test]
+    fn unlabelled_items_are_classes_of_their_own() {
+        let device = crate::device::parse("cpu").unwrap();
+        let v = |s: f32| {
+            let x: Vec<f32> = (0..24).map(|i| ((i as f32) * s).sin()).collect();
+            tensor2(x, [6, 4], &device)
+        };
+        let (a, b) = (v(0.7), v(1.3));
+        let loss = SupConLoss::new(0.1);
+        let views = [a.clone(), b.clone()];
+        let semi = scalar(loss.forward(&views, Some(&[0, UNLABELLED, 0, 1, UNLABELLED, 1])));
+        let unique = scalar(loss.forward(&views, Some(&[0, 7, 0, 1, 8, 1])));
+        assert!((semi - unique).abs() < 1e-6, "{semi} vs {unique}");
+        let none = scalar(loss.forward(&views, Some(&[UNLABELLED; 6])));
+        let ntx = scalar(NtXentLoss::new(0.1).forward(a, b));
+        assert!((none - ntx).abs() < 1e-5, "{none} vs {ntx}");
     }
 }

@@ -3,7 +3,7 @@
 //! Beyer and Leibe (2017), "In Defense of the Triplet Loss for Person Re-Identification".
 //!
 //! For a triplet (anchor `a`, positive `p` of the same class, negative `n` of another class)
-//! on L2-normalised embeddings, with distance `d` (Euclidean, or `1 - cosine`) and margin `m`:
+//! on L2-normalised embeddings (or raw ones, as an option), with distance `d` (Euclidean, or `1 - cosine`) and margin `m`:
 //!
 //! ```text
 //! l = max(0, d(a, p) - d(a, n) + m)        (soft margin: log(1 + exp(d(a, p) - d(a, n))))
@@ -41,13 +41,22 @@ pub enum Miner {
     Easy { margin: f32 },
 }
 
-/// Pairwise distances of normalised rows, `[N, N]`.
-pub fn pairwise_distances(x: Tensor<2>, distance: Distance) -> Tensor<2> {
+/// Pairwise distances of the rows, `[N, N]`; Euclidean ones of the L2-normalised rows when
+/// `normalize` (cosine distance always normalises).
+pub fn pairwise_distances(x: Tensor<2>, distance: Distance, normalize: bool) -> Tensor<2> {
+    if distance == Distance::Euclidean && !normalize {
+        // ||x - y||^2 = |x|^2 + |y|^2 - 2 x.y, clamped so equal rows have a finite gradient.
+        let sq = (x.clone() * x.clone()).sum_dim(1); // [n, 1]
+        let gram = x.clone().matmul(x.transpose());
+        return (gram.mul_scalar(-2.0) + sq.clone() + sq.transpose())
+            .clamp_min(1e-12)
+            .sqrt();
+    }
     let z = l2_normalize(x);
     let cos = z.clone().matmul(z.transpose());
     match distance {
         Distance::Cosine => cos.neg().add_scalar(1.0),
-        // ||x - y||^2 = 2 - 2 cos for unit vectors; clamped so equal rows have a finite gradient.
+        // ||x - y||^2 = 2 - 2 cos for unit vectors.
         Distance::Euclidean => cos.mul_scalar(-2.0).add_scalar(2.0).clamp_min(1e-12).sqrt(),
     }
 }
@@ -105,6 +114,9 @@ pub struct TripletLoss {
     pub distance: Distance,
     pub swap: bool,
     pub soft_margin: bool,
+    /// L2-normalise embeddings before Euclidean distances (pytorch-metric-learning's default;
+    /// Hermans et al. use raw embeddings with the soft margin).
+    pub normalize: bool,
 }
 
 /// A loss value with the number of triplets the miner found.
@@ -120,12 +132,13 @@ impl TripletLoss {
             distance: Distance::Euclidean,
             swap: false,
             soft_margin: false,
+            normalize: true,
         }
     }
 
     /// Mine triplets from the batch with `miner`, then the loss over them.
     pub fn forward(&self, embeddings: Tensor<2>, labels: &[u32], miner: Miner) -> MinedLoss {
-        let dist = pairwise_distances(embeddings, self.distance);
+        let dist = pairwise_distances(embeddings, self.distance, self.normalize);
         let triplets = miner.mine(&to_vec(dist.clone().detach()), labels);
         MinedLoss {
             loss: self.loss_on(dist, &triplets),

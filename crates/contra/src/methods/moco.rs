@@ -107,6 +107,15 @@ pub(crate) fn momentum_at(base: f64, cosine: bool, step: u64, total: u64) -> f64
     1.0 - (1.0 - base) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
 }
 
+/// A FIFO queue `[K, D]` (newest first) after `entries` `[B, D]` enter it and the oldest
+/// leave; detached.
+pub(crate) fn enqueue(queue: Tensor<2>, entries: Tensor<2>) -> Tensor<2> {
+    let [size, _] = queue.dims();
+    let b = entries.dims()[0].min(size);
+    let kept = queue.narrow(0, 0, size - b);
+    Tensor::cat(vec![entries.narrow(0, 0, b), kept], 0).detach()
+}
+
 /// The key module after one EMA step towards the query module (BatchNorm statistics untouched).
 pub(crate) fn ema<M: Module>(key: M, query: &M, momentum: f64) -> M {
     let mut c = Collect {
@@ -180,12 +189,7 @@ impl Method for MoCo {
             k.clone(),
             &Negatives::Bank(queue.clone()),
         );
-        // Enqueue this step's keys (newest first), dropping the oldest.
-        let [size, _] = queue.dims();
-        let [b, _] = k.dims();
-        let kept = queue.narrow(0, 0, size - b.min(size));
-        let new_queue = Tensor::cat(vec![l2_normalize(k).narrow(0, 0, b.min(size)), kept], 0);
-        self.queue.update(new_queue.detach());
+        self.queue.update(enqueue(queue, l2_normalize(k)));
         loss
     }
 

@@ -4,11 +4,13 @@
 
 pub mod moco;
 pub mod moco_v3;
+pub mod nnclr;
 pub mod simclr;
 pub mod supervised;
 pub use moco::MoCo;
 pub use moco_v3::MoCoV3;
-pub use simclr::SimClr;
+pub use nnclr::Nnclr;
+pub use simclr::{PairObjective, SimClr};
 pub use supervised::{Objective, Supervised};
 
 use crate::encoders::Encoder;
@@ -36,6 +38,7 @@ pub enum Model {
     SimClr(SimClr),
     MoCo(MoCo),
     MoCoV3(MoCoV3),
+    Nnclr(Nnclr),
     Supervised(Supervised),
 }
 
@@ -45,6 +48,7 @@ impl Method for Model {
             Model::SimClr(m) => m.loss(views, labels),
             Model::MoCo(m) => m.loss(views, labels),
             Model::MoCoV3(m) => m.loss(views, labels),
+            Model::Nnclr(m) => m.loss(views, labels),
             Model::Supervised(m) => m.loss(views, labels),
         }
     }
@@ -54,6 +58,7 @@ impl Method for Model {
             Model::SimClr(m) => m.encoder(),
             Model::MoCo(m) => m.encoder(),
             Model::MoCoV3(m) => m.encoder(),
+            Model::Nnclr(m) => m.encoder(),
             Model::Supervised(m) => m.encoder(),
         }
     }
@@ -63,6 +68,7 @@ impl Method for Model {
             Model::SimClr(m) => Model::SimClr(m.after_step(global_step, total_steps)),
             Model::MoCo(m) => Model::MoCo(m.after_step(global_step, total_steps)),
             Model::MoCoV3(m) => Model::MoCoV3(m.after_step(global_step, total_steps)),
+            Model::Nnclr(m) => Model::Nnclr(m.after_step(global_step, total_steps)),
             Model::Supervised(m) => Model::Supervised(m.after_step(global_step, total_steps)),
         }
     }

@@ -11,8 +11,10 @@ use crate::checkpoint::{
 };
 use crate::data::ImageDataset;
 use crate::error::{Error, Result};
-use crate::losses::{Distance, SupConLoss, TripletLoss};
-use crate::methods::{Method, MoCo, MoCoV3, Model, Objective, SimClr, Supervised};
+use crate::losses::{DclLoss, Distance, NtXentLoss, SupConLoss, TripletLoss};
+use crate::methods::{
+    Method, MoCo, MoCoV3, Model, Nnclr, Objective, PairObjective, SimClr, Supervised,
+};
 use crate::optim::Optimizer;
 use crate::optim::schedule::Schedule;
 use crate::recipe::Recipe;
@@ -87,6 +89,20 @@ pub fn build_model(recipe: &Recipe, in_channels: usize, device: &Device) -> Resu
                     cosine,
                 ))
             }
+            "nnclr" => {
+                let predictor = crate::heads::ProjectionHeadSpec {
+                    hidden_dim: recipe.head.hidden_dim,
+                    output_dim: recipe.head.output_dim,
+                    batch_norm: true,
+                }
+                .init(recipe.head.output_dim, device);
+                let support = Tensor::random(
+                    [m.queue_size, recipe.head.output_dim],
+                    burn::tensor::Distribution::Normal(0.0, 1.0),
+                    device,
+                );
+                Model::Nnclr(Nnclr::new(encoder, head, predictor, support, m.temperature))
+            }
             "supcon" | "triplet" => {
                 let objective = if m.kind == "supcon" {
                     Objective::SupCon(SupConLoss::new(m.temperature))
@@ -100,6 +116,7 @@ pub fn build_model(recipe: &Recipe, in_channels: usize, device: &Device) -> Resu
                         },
                         swap: m.swap,
                         soft_margin: m.soft_margin,
+                        normalize: m.normalize,
                     };
                     Objective::Triplet {
                         loss,
@@ -112,7 +129,14 @@ pub fn build_model(recipe: &Recipe, in_channels: usize, device: &Device) -> Resu
                     objective,
                 })
             }
-            _ => Model::SimClr(SimClr::new(encoder, head, m.temperature)),
+            _ => {
+                let objective = match m.loss.as_str() {
+                    "dcl" => PairObjective::Dcl(DclLoss::dcl(m.temperature)),
+                    "dclw" => PairObjective::Dcl(DclLoss::dclw(m.temperature, m.dclw_sigma)),
+                    _ => PairObjective::NtXent(NtXentLoss::new(m.temperature)),
+                };
+                Model::SimClr(SimClr::with_objective(encoder, head, objective))
+            }
         })
     })
 }
@@ -284,7 +308,24 @@ pub fn pretrain(
     let ad = device.clone().autodiff();
     let pipeline = recipe.pipeline(train)?;
     let model = build_model(recipe, train.channels, &ad)?;
+    let keep = recipe.train.labelled_per_class;
+    if keep > 0 {
+        let mut partly = train.clone();
+        partly.labels = Some(keep_labels_per_class(train, keep, recipe.seed));
+        return run(recipe, &partly, pipeline, model, &ad, opts);
+    }
     run(recipe, train, pipeline, model, &ad, opts)
+}
+
+/// The training labels with only `n` per class kept (the same items as the few-label
+/// evaluation draws for `seed`); the others become [`UNLABELLED`](crate::losses::UNLABELLED).
+pub fn keep_labels_per_class(train: &ImageDataset, n: usize, seed: u64) -> Vec<u32> {
+    let labels = train.labels.as_deref().unwrap_or_default();
+    let mut kept = vec![crate::losses::UNLABELLED; labels.len()];
+    for i in crate::eval::fewshot::sample_per_class(labels, train.num_classes(), n, seed) {
+        kept[i] = labels[i];
+    }
+    kept
 }
 
 /// The training loop for any method.

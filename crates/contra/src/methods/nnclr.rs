@@ -1,0 +1,94 @@
+//! NNCLR: Dwibedi et al. (2021), "With a Little Help from My Friends: Nearest-Neighbor
+//! Contrastive Learning of Visual Representations".
+//!
+//! SimCLR's two views, but the positive of a view is not the other view's projection: it is
+//! the nearest neighbour (cosine) of the view's projection in a support set, a FIFO queue of
+//! past projections. With projections `z`, predictions `p = predictor(z)` and `NN(z)` the
+//! support entry nearest to `z` (no gradient):
+//!
+//! ```text
+//! L = ( NT-Xent(NN(z_a), p_b) + NT-Xent(NN(z_b), p_a) ) / 2
+//! ```
+//!
+//! after which the second view's projections enter the support set (as lightly does). The
+//! paper uses a support set of 98,304, temperature 0.1 and a predictor MLP. The support set is
+//! module state, so checkpoints carry it and a resumed run continues with the same neighbours.
+
+use super::Method;
+use super::moco::enqueue;
+use crate::encoders::Encoder;
+use crate::heads::ProjectionHead;
+use crate::losses::NtXentLoss;
+use crate::tensor_util::l2_normalize;
+use burn::module::RunningState;
+use burn::prelude::*;
+
+#[derive(Module, Debug)]
+pub struct Nnclr {
+    pub encoder: Encoder,
+    pub head: ProjectionHead,
+    pub predictor: ProjectionHead,
+    /// `[K, D]` past projections, L2-normalised, newest first.
+    pub support: RunningState<Tensor<2>>,
+    pub temperature: f32,
+}
+
+impl Nnclr {
+    /// `support`: the initial support set `[K, D]` (random vectors; it fills with projections
+    /// as training goes).
+    pub fn new(
+        encoder: Encoder,
+        head: ProjectionHead,
+        predictor: ProjectionHead,
+        support: Tensor<2>,
+        temperature: f32,
+    ) -> Self {
+        Self {
+            encoder,
+            head,
+            predictor,
+            support: RunningState::new(l2_normalize(support)),
+            temperature,
+        }
+    }
+
+    /// For each row of `z` `[B, D]`, the support entry of highest cosine similarity `[B, D]`,
+    /// detached.
+    pub fn nearest(&self, z: Tensor<2>) -> Tensor<2> {
+        let support = self.support.value_sync();
+        nearest_in(&support, z)
+    }
+}
+
+fn nearest_in(support: &Tensor<2>, z: Tensor<2>) -> Tensor<2> {
+    let b = z.dims()[0];
+    let similarity = l2_normalize(z.detach()).matmul(support.clone().transpose());
+    let index = similarity.argmax(1).reshape([b]);
+    support.clone().select(0, index).detach()
+}
+
+impl Method for Nnclr {
+    fn loss(&self, views: &[Tensor<4>], _labels: Option<&[u32]>) -> Tensor<1> {
+        assert!(views.len() == 2, "NNCLR takes two views");
+        let n = views[0].dims()[0];
+        let z = self
+            .head
+            .forward(self.encoder.forward(Tensor::cat(views.to_vec(), 0)));
+        let p = self.predictor.forward(z.clone());
+        let support = self.support.value_sync();
+        let nn_a = nearest_in(&support, z.clone().narrow(0, 0, n));
+        let z_b = z.narrow(0, n, n);
+        let nn_b = nearest_in(&support, z_b.clone());
+        let ntx = NtXentLoss::new(self.temperature);
+        let loss = (ntx.forward(nn_a, p.clone().narrow(0, n, n))
+            + ntx.forward(nn_b, p.narrow(0, 0, n)))
+        .mul_scalar(0.5);
+        self.support
+            .update(enqueue(support, l2_normalize(z_b.detach())));
+        loss
+    }
+
+    fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+}

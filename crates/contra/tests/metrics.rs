@@ -1,0 +1,168 @@
+//! Evaluation metrics against independent computations (scikit-learn and NumPy written from
+//! the definitions: tools/reference/metrics_fixtures.py).
+
+use contra::eval::{Features, anomaly, retrieval, scores, space};
+use serde_json::Value;
+
+fn fixtures() -> Value {
+    serde_json::from_str(include_str!("fixtures/metrics.json")).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+fn labels(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn features(v: &Value, dim: &Value) -> Features {
+    let data: Vec<f32> = floats(v).into_iter().map(|x| x as f32).collect();
+    let dim = dim.as_u64().unwrap() as usize;
+    Features {
+        rows: data.len() / dim,
+        data,
+        dim,
+    }
+}
+
+fn close(name: &str, got: f64, want: &Value, tol: f64) {
+    let want = want.as_f64().unwrap();
+    assert!(
+        (got - want).abs() <= tol * want.abs().max(1.0),
+        "{name}: {got} vs {want}"
+    );
+}
+
+fn cpu() -> contra::Device {
+    contra::device::parse("cpu").unwrap()
+}
+
+#[test]
+fn auroc_average_precision_and_best_f1_equal_scikit_learn() {
+    for case in fixtures()["scores"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let s = floats(&case["scores"]);
+        let y: Vec<bool> = case["positive"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_bool().unwrap())
+            .collect();
+        close(name, scores::auroc(&s, &y).unwrap(), &case["auroc"], 1e-12);
+        close(
+            name,
+            scores::average_precision(&s, &y).unwrap(),
+            &case["ap"],
+            1e-12,
+        );
+        close(
+            name,
+            scores::best_f1(&s, &y).unwrap().0,
+            &case["best_f1"],
+            1e-12,
+        );
+    }
+}
+
+#[test]
+fn retrieval_metrics_equal_a_full_sort_by_definition() {
+    for case in fixtures()["retrieval"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let ks: Vec<usize> = labels(&case["ks"])
+            .into_iter()
+            .map(|k| k as usize)
+            .collect();
+        let r = retrieval::evaluate(
+            &features(&case["q"], &case["dim"]),
+            &labels(&case["ql"]),
+            &features(&case["r"], &case["dim"]),
+            &labels(&case["rl"]),
+            case["exclude_self"].as_bool().unwrap(),
+            &ks,
+            &cpu(),
+        );
+        assert_eq!(
+            r.queries as u64,
+            case["queries"].as_u64().unwrap(),
+            "{name}"
+        );
+        close(name, r.precision_at_1, &case["precision_at_1"], 1e-9);
+        close(name, r.map_at_r, &case["map_at_r"], 1e-9);
+        close(
+            name,
+            r.mean_reciprocal_rank,
+            &case["mean_reciprocal_rank"],
+            1e-9,
+        );
+        for ((k, got), want) in r
+            .recall_at_k
+            .iter()
+            .zip(case["recall_at_k"].as_array().unwrap())
+        {
+            assert_eq!(*k as u64, want[0].as_u64().unwrap());
+            close(&format!("{name} R@{k}"), *got, &want[1], 1e-9);
+        }
+    }
+}
+
+#[test]
+fn anomaly_scores_equal_brute_force_and_matrix_inverse() {
+    let case = &fixtures()["anomaly"];
+    let normal = features(&case["normal"], &case["dim"]);
+    let test = features(&case["test"], &case["dim"]);
+    let k = case["k"].as_u64().unwrap() as usize;
+    let knn = anomaly::knn_scores(&normal, &test, k, false, &cpu());
+    for (g, w) in knn.iter().zip(case["knn"].as_array().unwrap()) {
+        close("knn", *g, w, 1e-5);
+    }
+    let knn_self = anomaly::knn_scores(&normal, &normal, k, true, &cpu());
+    for (g, w) in knn_self.iter().zip(case["knn_self"].as_array().unwrap()) {
+        close("knn self", *g, w, 1e-5);
+    }
+    let m = anomaly::Mahalanobis::fit(&normal, case["eps"].as_f64().unwrap()).unwrap();
+    for (g, w) in m
+        .scores(&test)
+        .iter()
+        .zip(case["mahalanobis"].as_array().unwrap())
+    {
+        close("mahalanobis", *g, w, 1e-9);
+    }
+}
+
+#[test]
+fn alignment_uniformity_and_effective_rank_equal_numpy() {
+    let case = &fixtures()["space"];
+    let r = space::diagnose(
+        &features(&case["a"], &case["dim"]),
+        &features(&case["b"], &case["dim"]),
+    );
+    close("alignment", r.alignment, &case["alignment"], 1e-9);
+    close("uniformity", r.uniformity, &case["uniformity"], 1e-9);
+    close(
+        "effective rank",
+        r.effective_rank,
+        &case["effective_rank"],
+        1e-9,
+    );
+    close(
+        "positive cosine",
+        r.positive_cosine,
+        &case["positive_cosine"],
+        1e-9,
+    );
+    close(
+        "negative cosine",
+        r.negative_cosine,
+        &case["negative_cosine"],
+        1e-9,
+    );
+}
