@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Pretrain an encoder (SimCLR or MoCo v2) from a recipe, then compare its kNN accuracy with raw pixels.
+    /// Pretrain an encoder from a recipe (SimCLR, MoCo, NNCLR, SupCon, triplet), then compare its kNN accuracy with raw pixels (anomaly detection when trained on `data.train_classes`).
     Pretrain(PretrainArgs),
     /// Evaluate a trained model's embedding against raw pixels.
     #[command(subcommand)]
@@ -108,6 +108,35 @@ enum EvalCommand {
         #[arg(long, value_delimiter = ',')]
         labels_per_class: Option<Vec<usize>>,
     },
+    /// Anomaly detection: fit on the normal training items, score every test item (higher is
+    /// more anomalous); AUROC, AUPRC and best F1 where the test labels say which are normal.
+    Anomaly(AnomalyArgs),
+    /// Retrieval of the training items for each test item: P@1, R@k, MAP@R and MRR.
+    Retrieval {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// k for recall@k (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,5,10")]
+        k: Vec<usize>,
+    },
+}
+
+#[derive(Args)]
+struct AnomalyArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The normal class(es); default: the recipe's `data.train_classes`.
+    #[arg(long, value_delimiter = ',')]
+    normal_class: Option<Vec<u32>>,
+    /// Score by the mean cosine distance to the k nearest normal items.
+    #[arg(long, default_value_t = 5)]
+    k: usize,
+    /// Score by Mahalanobis distance to the normal items' Gaussian instead of kNN.
+    #[arg(long)]
+    mahalanobis: bool,
+    /// Write every test item's score as CSV (index,label,score,anomalous).
+    #[arg(long)]
+    scores: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -135,6 +164,8 @@ fn main() -> ExitCode {
             model,
             labels_per_class,
         }) => eval(model, labels_per_class, true),
+        Command::Eval(EvalCommand::Anomaly(a)) => eval_anomaly(a),
+        Command::Eval(EvalCommand::Retrieval { model, k }) => eval_retrieval(model, k),
         Command::Embed(a) => embed(a),
         Command::Info => info(),
     };
@@ -215,6 +246,21 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
     let size = report
         .pipeline
         .output_size(splits.train.height, splits.train.width);
+    if let Some(normal) = recipe.data.train_classes.clone() {
+        // Trained on the normal class(es) only (the test split stays whole): evaluate as
+        // one-class anomaly detection.
+        let loaded = Loaded {
+            model: report.model,
+            recipe,
+            splits,
+            device,
+            pipeline: report.pipeline,
+            size,
+        };
+        let scorer = contra::eval::anomaly::Scorer::Knn { k: 5 };
+        println!("\n{}", anomaly_rows(&loaded, &normal, scorer, None)?);
+        return Ok(());
+    }
     let (learned, pixels) = report::embed_splits(
         report.model.encoder(),
         &splits,
@@ -304,6 +350,153 @@ fn eval(m: ModelArgs, labels_per_class: Option<Vec<usize>>, linear: bool) -> Res
             .starts_with(if linear { "linear" } else { "kNN" })
     });
     println!("{}", report::table(&rows));
+    Ok(())
+}
+
+fn eval_anomaly(a: AnomalyArgs) -> Result<()> {
+    use contra::eval::anomaly::Scorer;
+    let loaded = load_for_eval(&a.model)?;
+    let normal_classes = match (&a.normal_class, &loaded.recipe.data.train_classes) {
+        (Some(c), _) | (None, Some(c)) => c.clone(),
+        (None, None) => {
+            return Err(Error::config(
+                "--normal-class",
+                "name the normal class(es), or train with data.train_classes",
+            ));
+        }
+    };
+    let scorer = if a.mahalanobis {
+        Scorer::Mahalanobis { eps: 0.01 }
+    } else {
+        Scorer::Knn { k: a.k }
+    };
+    let rows = anomaly_rows(&loaded, &normal_classes, scorer, a.scores.as_deref())?;
+    println!("{rows}");
+    Ok(())
+}
+
+/// Anomaly metrics of the learned embedding beside raw pixels, as a table; optionally the
+/// learned scores per test item as CSV.
+fn anomaly_rows(
+    l: &Loaded,
+    normal_classes: &[u32],
+    scorer: contra::eval::anomaly::Scorer,
+    scores_out: Option<&Path>,
+) -> Result<String> {
+    use contra::eval::anomaly::detect;
+    let (learned, pixels) = report::embed_splits(
+        l.model.encoder(),
+        &l.splits,
+        l.pipeline.normalization(),
+        l.size,
+        &l.device,
+    );
+    let train_labels = l.splits.train.labels.as_deref();
+    let normal_rows: Vec<usize> = (0..l.splits.train.len)
+        .filter(|&i| train_labels.is_none_or(|y| normal_classes.contains(&y[i])))
+        .collect();
+    if normal_rows.is_empty() {
+        return Err(Error::config(
+            "--normal-class",
+            format!("no training item has class {normal_classes:?}"),
+        ));
+    }
+    let anomalous: Option<Vec<bool>> = l
+        .splits
+        .test
+        .labels
+        .as_ref()
+        .map(|y| y.iter().map(|c| !normal_classes.contains(c)).collect());
+    let run = |train: &contra::eval::Features, test| {
+        detect(
+            &train.select(&normal_rows),
+            test,
+            anomalous.as_deref(),
+            scorer,
+            &l.device,
+        )
+    };
+    let ours = run(&learned.train, &learned.test)?;
+    let raw = run(&pixels.train, &pixels.test)?;
+    if let Some(path) = scores_out {
+        let mut csv = String::from("index,label,score,anomalous\n");
+        for (i, s) in ours.scores.iter().enumerate() {
+            let label = l
+                .splits
+                .test
+                .labels
+                .as_ref()
+                .map_or(String::new(), |y| y[i].to_string());
+            let flag = anomalous
+                .as_ref()
+                .map_or(String::new(), |a| (a[i] as u8).to_string());
+            csv.push_str(&format!("{i},{label},{s},{flag}\n"));
+        }
+        contra::checkpoint::write_atomic(path, csv.as_bytes())?;
+    }
+    let mut table = format!(
+        "anomaly detection, normal class {normal_classes:?}: {} normal training items, {} test items, {scorer:?}\n",
+        normal_rows.len(),
+        l.splits.test.len
+    );
+    match (ours.metrics, raw.metrics) {
+        (Some(a), Some(b)) => {
+            table.push_str(&format!(
+                "{:<22}{:>10}{:>13}\n",
+                "metric", "learned", "raw pixels"
+            ));
+            for (name, x, y) in [
+                ("AUROC", a.auroc, b.auroc),
+                ("AUPRC", a.average_precision, b.average_precision),
+                ("best F1", a.best_f1, b.best_f1),
+            ] {
+                table.push_str(&format!("{name:<22}{x:>10.4}{y:>13.4}\n"));
+            }
+        }
+        _ => table.push_str("(the test items have no labels: scores only)\n"),
+    }
+    Ok(table)
+}
+
+fn eval_retrieval(m: ModelArgs, ks: Vec<usize>) -> Result<()> {
+    use contra::eval::retrieval::evaluate;
+    let l = load_for_eval(&m)?;
+    let (Some(train_y), Some(test_y)) = (&l.splits.train.labels, &l.splits.test.labels) else {
+        return Err(Error::other(
+            "retrieval metrics need labelled train and test splits",
+        ));
+    };
+    if ks.contains(&0) {
+        return Err(Error::config("--k", "every k must be at least 1"));
+    }
+    let (learned, pixels) = report::embed_splits(
+        l.model.encoder(),
+        &l.splits,
+        l.pipeline.normalization(),
+        l.size,
+        &l.device,
+    );
+    let run = |e: &report::Embeddings| {
+        evaluate(&e.test, test_y, &e.train, train_y, false, &ks, &l.device)
+    };
+    let (a, b) = (run(&learned), run(&pixels));
+    println!(
+        "retrieval of {} training items for {} test queries (cosine):",
+        l.splits.train.len, a.queries
+    );
+    println!("{:<22}{:>10}{:>13}", "metric", "learned", "raw pixels");
+    println!(
+        "{:<22}{:>10.4}{:>13.4}",
+        "precision@1", a.precision_at_1, b.precision_at_1
+    );
+    for ((k, x), (_, y)) in a.recall_at_k.iter().zip(&b.recall_at_k) {
+        println!("{:<22}{x:>10.4}{y:>13.4}", format!("recall@{k}"));
+    }
+    println!("{:<22}{:>10.4}{:>13.4}", "MAP@R", a.map_at_r, b.map_at_r);
+    println!(
+        "{:<22}{:>10.4}{:>13.4}",
+        "mean reciprocal rank", a.mean_reciprocal_rank, b.mean_reciprocal_rank
+    );
     Ok(())
 }
 

@@ -256,6 +256,70 @@ fn eval_and_embed_read_a_trained_model() {
     assert!(String::from_utf8_lossy(&l[10..80]).contains("(360,)"));
 }
 
+#[test]
+fn one_class_pretraining_reports_anomaly_detection_and_retrieval_works() {
+    let dir = tmp("anomaly");
+    let recipe = small_recipe(&dir, 3);
+    let base = std::fs::read_to_string(&recipe).unwrap();
+    // Normal class 3 only; the test split (all ten digits) stays whole.
+    let one_class = base.replace("train_limit = 320", "train_classes = [3]");
+    std::fs::write(&recipe, one_class).unwrap();
+    let run = dir.join("run");
+    let o = contra()
+        .args(["pretrain", "-q", "-r"])
+        .arg(&recipe)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("normal class [3]: 135 normal training items, 360 test items")
+            && stdout.contains("AUROC"),
+        "{stdout}"
+    );
+    let model = run.join("model.safetensors");
+    let scores = dir.join("scores.csv");
+    let o = contra()
+        .args(["eval", "anomaly", "--mahalanobis", "--scores"])
+        .arg(&scores)
+        .arg("-m")
+        .arg(&model)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stdout.contains("Mahalanobis"), "{stdout}");
+    let csv = std::fs::read_to_string(&scores).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "index,label,score,anomalous");
+    assert_eq!(lines.len(), 361);
+    // Every test item of another class than 3 is flagged anomalous, and only those.
+    for l in &lines[1..] {
+        let f: Vec<&str> = l.split(',').collect();
+        assert_eq!(f[3] == "1", f[1] != "3", "{l}");
+        assert!(f[2].parse::<f64>().unwrap().is_finite());
+    }
+    let o = contra()
+        .args(["eval", "retrieval", "--k", "1,3", "-m"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("recall@3") && stdout.contains("MAP@R"),
+        "{stdout}"
+    );
+    let o = contra()
+        .args(["eval", "anomaly", "--normal-class", "11", "-m"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, &["--normal-class", "no training item has class [11]"]);
+}
+
 fn assert_clean_failure(o: &Output, needles: &[&str]) {
     let (_, stderr) = text(o);
     assert!(

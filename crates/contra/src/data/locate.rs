@@ -30,6 +30,10 @@ pub struct DataSpec {
     /// Use only the first N test images.
     #[serde(default)]
     pub test_limit: Option<usize>,
+    /// Train only on the items of these classes (one-class anomaly detection: pretrain on
+    /// the normal class); the test split stays whole.
+    #[serde(default)]
+    pub train_classes: Option<Vec<u32>>,
 }
 
 impl Default for DataSpec {
@@ -42,6 +46,7 @@ impl Default for DataSpec {
             image_size: None,
             train_limit: None,
             test_limit: None,
+            train_classes: None,
         }
     }
 }
@@ -192,7 +197,30 @@ pub fn load_splits(spec: &DataSpec) -> Result<Splits> {
         }
     };
     Ok(Splits {
-        train: limit(splits.train, spec.train_limit),
+        train: limit(only_classes(splits.train, spec)?, spec.train_limit),
         test: limit(splits.test, spec.test_limit),
     })
+}
+
+/// The training items of `spec.train_classes`, or all of them.
+fn only_classes(train: ImageDataset, spec: &DataSpec) -> Result<ImageDataset> {
+    let Some(classes) = &spec.train_classes else {
+        return Ok(train);
+    };
+    let Some(labels) = &train.labels else {
+        return Err(Error::config(
+            "data.train_classes",
+            "the training data have no labels to select classes by",
+        ));
+    };
+    let keep: Vec<usize> = (0..train.len)
+        .filter(|&i| classes.contains(&labels[i]))
+        .collect();
+    if keep.is_empty() {
+        return Err(Error::config(
+            "data.train_classes",
+            format!("no training item has class {classes:?}"),
+        ));
+    }
+    Ok(train.subset(&keep))
 }

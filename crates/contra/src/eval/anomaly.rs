@@ -161,3 +161,57 @@ fn cholesky(a: Vec<f64>, n: usize) -> Option<Vec<f64>> {
     }
     Some(l)
 }
+
+/// How test items are scored against the normal embeddings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scorer {
+    /// Mean cosine distance to the `k` nearest normal embeddings.
+    Knn { k: usize },
+    /// Squared Mahalanobis distance, covariance regularised by `eps` x the mean variance.
+    Mahalanobis { eps: f64 },
+}
+
+/// Scores of the test items and, where it is known which are anomalous, how well they
+/// separate them.
+#[derive(Clone, Debug)]
+pub struct Detection {
+    pub scores: Vec<f64>,
+    pub metrics: Option<DetectionMetrics>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct DetectionMetrics {
+    pub auroc: f64,
+    pub average_precision: f64,
+    pub best_f1: f64,
+    /// Items scoring at least this are flagged at the best F1.
+    pub threshold: f64,
+}
+
+/// Fit on `normal`, score `test`; `anomalous[i]` marks the test items that are anomalies.
+pub fn detect(
+    normal: &Features,
+    test: &Features,
+    anomalous: Option<&[bool]>,
+    scorer: Scorer,
+    device: &Device,
+) -> Result<Detection> {
+    let scores = match scorer {
+        Scorer::Knn { k } => knn_scores(normal, test, k, false, device),
+        Scorer::Mahalanobis { eps } => Mahalanobis::fit(normal, eps)?.scores(test),
+    };
+    let metrics = match anomalous {
+        Some(y) => {
+            use super::scores::{auroc, average_precision, best_f1};
+            let (best_f1, threshold) = best_f1(&scores, y)?;
+            Some(DetectionMetrics {
+                auroc: auroc(&scores, y)?,
+                average_precision: average_precision(&scores, y)?,
+                best_f1,
+                threshold,
+            })
+        }
+        None => None,
+    };
+    Ok(Detection { scores, metrics })
+}
