@@ -236,7 +236,14 @@ bf16_via_f32!(conv3d_bf16, conv3d_f32, 3, ConvOptions);
 /// - Improves cache utilization
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn conv3d_impl<
-    T: bytemuck::Pod + Clone + Copy + burn_backend::Element + burn_backend::ElementAdd + Send + Sync,
+    T: bytemuck::Pod
+        + Clone
+        + Copy
+        + burn_backend::Element
+        + burn_backend::ElementAdd
+        + Send
+        + Sync
+        + super::matmul::GemmScalar,
 >(
     x: FlexTensor,
     weight: FlexTensor,
@@ -326,27 +333,31 @@ fn conv3d_impl<
         1,
     );
     let mut x_nhwc = vec![zero; batch_size * in_d * in_h * in_w * channels_in];
-    for b in 0..batch_size {
-        for d in 0..in_d {
-            for h in 0..in_h {
-                for w in 0..in_w {
-                    for c in 0..channels_in {
-                        let src_idx = b * channels_in * in_d * in_h * in_w
-                            + c * in_d * in_h * in_w
-                            + d * in_h * in_w
-                            + h * in_w
-                            + w;
-                        let dst_idx = b * nhwc_stride.0
-                            + d * nhwc_stride.1
-                            + h * nhwc_stride.2
-                            + w * nhwc_stride.3
-                            + c;
-                        x_nhwc[dst_idx] = x_data[src_idx];
-                    }
-                }
+    // contra: one image per task (the copy ran on one thread).
+    let image_len = in_d * in_h * in_w * channels_in;
+    let to_nhwc = |(b, image): (usize, &mut [T])| {
+        let src = &x_data[b * image_len..(b + 1) * image_len];
+        let plane = in_d * in_h * in_w;
+        for p in 0..plane {
+            let dst = &mut image[p * channels_in..(p + 1) * channels_in];
+            for (c, v) in dst.iter_mut().enumerate() {
+                *v = src[c * plane + p];
             }
         }
+    };
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        x_nhwc
+            .par_chunks_mut(image_len.max(1))
+            .enumerate()
+            .for_each(to_nhwc);
     }
+    #[cfg(not(feature = "rayon"))]
+    x_nhwc
+        .chunks_mut(image_len.max(1))
+        .enumerate()
+        .for_each(to_nhwc);
 
     // Use tiled parallel execution
     let output = {
@@ -406,29 +417,38 @@ fn conv3d_impl<
                         let w_end = w_start + out_channels_per_group * col_len;
                         let w_group = &w_flat[w_start..w_end];
 
-                        // GEMM: w_group[out_c_per_group, col_len] @ col_tile[tile_size, col_len]^T
-                        let result = gemm_fn(
-                            w_group,
-                            &col_tile,
-                            out_channels_per_group,
-                            col_len,
-                            tile_size,
-                        );
-
-                        // Write results to output for this group's output channels
-                        for (local_idx, global_idx) in (tile_start..tile_end).enumerate() {
-                            for c_out in 0..out_channels_per_group {
-                                let dst_idx = b * channels_out * spatial_out
-                                    + (out_c_start + c_out) * spatial_out
-                                    + global_idx;
-                                let res_idx = c_out * tile_size + local_idx;
-                                unsafe {
-                                    debug_assert!(
-                                        dst_idx < batch_size * channels_out * spatial_out
-                                    );
-                                    dst_ptr.write(dst_idx, result[res_idx]);
-                                }
-                            }
+                        // contra: GEMM w_group[out_c_per_group, col_len] @
+                        // col_tile[tile_size, col_len]^T straight into the output's
+                        // [c_out, spatial] block of this image (rows spatial_out apart),
+                        // instead of a temporary and a scatter.
+                        let _ = gemm_fn;
+                        unsafe {
+                            let out = dst_ptr.ptr_add(
+                                b * channels_out * spatial_out
+                                    + out_c_start * spatial_out
+                                    + tile_start,
+                            );
+                            gemm::gemm(
+                                out_channels_per_group,
+                                tile_size,
+                                col_len,
+                                out,
+                                1,
+                                spatial_out as isize,
+                                false,
+                                w_group.as_ptr(),
+                                1,
+                                col_len as isize,
+                                col_tile.as_ptr(),
+                                col_len as isize,
+                                1,
+                                T::zero(),
+                                T::one(),
+                                false,
+                                false,
+                                false,
+                                gemm::Parallelism::None,
+                            );
                         }
                     }
                 });

@@ -74,13 +74,29 @@ pub(crate) fn conv2d_weight_grad<T: GemmScalar + Send + Sync + core::ops::AddAss
                                     continue;
                                 }
                                 let src = &plane[y as usize * w..][..w];
-                                for (c, v) in line.iter_mut().enumerate() {
-                                    let xx = (c * sw + kj * dw) as isize - pw as isize;
-                                    *v = if xx >= 0 && xx < w as isize {
-                                        src[xx as usize]
-                                    } else {
-                                        T::zero()
-                                    };
+                                // Output columns whose input column lies inside the row.
+                                let offset = (kj * dw) as isize - pw as isize;
+                                let first = if offset >= 0 {
+                                    0
+                                } else {
+                                    (-offset as usize).div_ceil(sw)
+                                };
+                                let end = if (w as isize) <= offset {
+                                    0
+                                } else {
+                                    ((w as isize - offset) as usize).div_ceil(sw).min(ow)
+                                };
+                                let first = first.min(end);
+                                line[..first].fill(T::zero());
+                                line[end..].fill(T::zero());
+                                if sw == 1 {
+                                    let start = (first as isize + offset) as usize;
+                                    line[first..end]
+                                        .copy_from_slice(&src[start..start + end - first]);
+                                } else {
+                                    for (c, v) in line[first..end].iter_mut().enumerate() {
+                                        *v = src[(((first + c) * sw) as isize + offset) as usize];
+                                    }
                                 }
                             }
                         }
