@@ -299,6 +299,19 @@ struct Loaded {
     size: (usize, usize),
 }
 
+impl Loaded {
+    /// Learned features and raw pixels of both splits.
+    fn embeddings(&self) -> (report::Embeddings, report::Embeddings) {
+        report::embed_splits(
+            self.model.encoder(),
+            &self.splits,
+            self.pipeline.normalization(),
+            self.size,
+            &self.device,
+        )
+    }
+}
+
 fn load_for_eval(m: &ModelArgs) -> Result<Loaded> {
     let device = contra::device::parse(&m.device)?;
     let file = train::TrainedFile::read(&m.model)?;
@@ -321,30 +334,24 @@ fn load_for_eval(m: &ModelArgs) -> Result<Loaded> {
 }
 
 fn eval(m: ModelArgs, labels_per_class: Option<Vec<usize>>, linear: bool) -> Result<()> {
-    let Loaded {
-        model,
-        mut recipe,
-        splits,
-        device,
-        pipeline,
-        size,
-    } = load_for_eval(&m)?;
-    if let Some(l) = labels_per_class {
-        recipe.eval.labels_per_class = l.into_iter().filter(|&n| n > 0).collect();
+    let mut l = load_for_eval(&m)?;
+    if let Some(n) = labels_per_class {
+        l.recipe.eval.labels_per_class = n.into_iter().filter(|&n| n > 0).collect();
     }
-    let (learned, pixels) = report::embed_splits(
-        model.encoder(),
-        &splits,
-        pipeline.normalization(),
-        size,
-        &device,
-    );
+    let (learned, pixels) = l.embeddings();
     let which = Protocols {
         knn: !linear,
         linear,
-        few_label: !recipe.eval.labels_per_class.is_empty(),
+        few_label: !l.recipe.eval.labels_per_class.is_empty(),
     };
-    let mut rows = report::compare(&learned, &pixels, &splits, &recipe.eval, which, &device)?;
+    let mut rows = report::compare(
+        &learned,
+        &pixels,
+        &l.splits,
+        &l.recipe.eval,
+        which,
+        &l.device,
+    )?;
     rows.retain(|r| {
         r.protocol
             .starts_with(if linear { "linear" } else { "kNN" })
@@ -384,13 +391,7 @@ fn anomaly_rows(
     scores_out: Option<&Path>,
 ) -> Result<String> {
     use contra::eval::anomaly::detect;
-    let (learned, pixels) = report::embed_splits(
-        l.model.encoder(),
-        &l.splits,
-        l.pipeline.normalization(),
-        l.size,
-        &l.device,
-    );
+    let (learned, pixels) = l.embeddings();
     let train_labels = l.splits.train.labels.as_deref();
     let normal_rows: Vec<usize> = (0..l.splits.train.len)
         .filter(|&i| train_labels.is_none_or(|y| normal_classes.contains(&y[i])))
@@ -469,13 +470,7 @@ fn eval_retrieval(m: ModelArgs, ks: Vec<usize>) -> Result<()> {
     if ks.contains(&0) {
         return Err(Error::config("--k", "every k must be at least 1"));
     }
-    let (learned, pixels) = report::embed_splits(
-        l.model.encoder(),
-        &l.splits,
-        l.pipeline.normalization(),
-        l.size,
-        &l.device,
-    );
+    let (learned, pixels) = l.embeddings();
     let run = |e: &report::Embeddings| {
         evaluate(&e.test, test_y, &e.train, train_y, false, &ks, &l.device)
     };

@@ -12,18 +12,8 @@
 
 use super::Features;
 use crate::error::{Error, Result};
-use crate::tensor_util::{tensor2, to_vec};
 use burn::prelude::*;
 use rayon::prelude::*;
-
-fn l2_rows(f: &Features) -> Vec<f32> {
-    let mut out = f.data.clone();
-    out.par_chunks_mut(f.dim.max(1)).for_each(|r| {
-        let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        r.iter_mut().for_each(|v| *v /= n);
-    });
-    out
-}
 
 /// Mean cosine distance of each test row to its `k` nearest normal rows (`exclude_self`: the
 /// test rows are the normal rows, and a row is not its own neighbour).
@@ -35,23 +25,10 @@ pub fn knn_scores(
     device: &Device,
 ) -> Vec<f64> {
     assert_eq!(normal.dim, test.dim);
-    let dim = normal.dim;
     let available = normal.rows - exclude_self as usize;
     let k = k.clamp(1, available.max(1));
-    let refs = tensor2(l2_rows(normal), [normal.rows, dim], device).transpose();
-    let q = l2_rows(test);
-    let block = ((64 << 20) / (4 * normal.rows.max(1))).clamp(1, 4096);
     let mut out = Vec::with_capacity(test.rows);
-    for start in (0..test.rows).step_by(block) {
-        let end = (start + block).min(test.rows);
-        let sims = to_vec(
-            tensor2(
-                q[start * dim..end * dim].to_vec(),
-                [end - start, dim],
-                device,
-            )
-            .matmul(refs.clone()),
-        );
+    super::cosine_blocks(test, normal, device, |start, sims| {
         let scores: Vec<f64> = sims
             .par_chunks_exact(normal.rows)
             .enumerate()
@@ -69,7 +46,7 @@ pub fn knn_scores(
             })
             .collect();
         out.extend(scores);
-    }
+    });
     out
 }
 

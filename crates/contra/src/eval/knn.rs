@@ -4,18 +4,8 @@
 //! with weight `exp(sim / t)`; the class with the largest total wins (ties: lowest class).
 
 use super::Features;
-use crate::tensor_util::{tensor2, to_vec};
 use burn::prelude::*;
 use rayon::prelude::*;
-
-fn normalize_rows(f: &Features) -> Vec<f32> {
-    let mut out = f.data.clone();
-    out.par_chunks_mut(f.dim).for_each(|r| {
-        let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        r.iter_mut().for_each(|v| *v /= n);
-    });
-    out
-}
 
 /// Predicted class for every test row. Similarities are computed on `device` in chunks of
 /// test rows (one matrix product each), the top-k selection and vote on the host.
@@ -31,26 +21,14 @@ pub fn predict(
     assert_eq!(train.dim, test.dim);
     assert_eq!(train.rows, train_labels.len());
     let k = k.min(train.rows).max(1);
-    let dim = train.dim;
-    let a = tensor2(normalize_rows(train), [train.rows, dim], device).transpose();
-    let b = normalize_rows(test);
-    let chunk = (64 << 20) / (4 * train.rows.max(1)).max(1);
-    let chunk = chunk.clamp(1, 4096);
     let mut out = Vec::with_capacity(test.rows);
-    for start in (0..test.rows).step_by(chunk) {
-        let end = (start + chunk).min(test.rows);
-        let q = tensor2(
-            b[start * dim..end * dim].to_vec(),
-            [end - start, dim],
-            device,
-        );
-        let sims = to_vec(q.matmul(a.clone()));
+    super::cosine_blocks(test, train, device, |_, sims| {
         let preds: Vec<u32> = sims
             .par_chunks_exact(train.rows)
             .map(|row| vote(row, train_labels, num_classes, k, temperature))
             .collect();
         out.extend(preds);
-    }
+    });
     out
 }
 

@@ -12,6 +12,46 @@ pub mod retrieval;
 pub mod scores;
 pub mod space;
 
+use crate::tensor_util::{tensor2, to_vec};
+use burn::prelude::Device;
+use rayon::prelude::*;
+
+/// The rows of `f`, each scaled to unit length.
+pub(crate) fn unit_rows(f: &Features) -> Vec<f32> {
+    let mut out = f.data.clone();
+    out.par_chunks_mut(f.dim.max(1)).for_each(|r| {
+        let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        r.iter_mut().for_each(|v| *v /= n);
+    });
+    out
+}
+
+/// Cosine similarities of every query row with every reference row, one block of query rows
+/// at a time (a matrix product on `device`, about 64 MiB of similarities each), so that large
+/// sets never hold the whole matrix: `visit(first_row, block)` receives the block row-major,
+/// `references.rows` values per query.
+pub(crate) fn cosine_blocks(
+    queries: &Features,
+    references: &Features,
+    device: &Device,
+    mut visit: impl FnMut(usize, Vec<f32>),
+) {
+    assert_eq!(queries.dim, references.dim);
+    let dim = references.dim;
+    let refs = tensor2(unit_rows(references), [references.rows, dim], device).transpose();
+    let q = unit_rows(queries);
+    let block = ((64 << 20) / (4 * references.rows.max(1))).clamp(1, 4096);
+    for start in (0..queries.rows).step_by(block) {
+        let end = (start + block).min(queries.rows);
+        let rows = tensor2(
+            q[start * dim..end * dim].to_vec(),
+            [end - start, dim],
+            device,
+        );
+        visit(start, to_vec(rows.matmul(refs.clone())));
+    }
+}
+
 /// Fraction of equal entries.
 pub fn accuracy(pred: &[u32], truth: &[u32]) -> f64 {
     assert_eq!(pred.len(), truth.len());

@@ -15,7 +15,6 @@
 //! so memory stays at `block x references` floats: 100,000 x 100,000 runs in well under 1 GB.
 
 use super::Features;
-use crate::tensor_util::{tensor2, to_vec};
 use burn::prelude::*;
 use rayon::prelude::*;
 
@@ -36,15 +35,6 @@ struct QueryScores {
     hits: Vec<f64>,
     map_r: f64,
     rr: f64,
-}
-
-fn l2_rows(f: &Features) -> Vec<f32> {
-    let mut out = f.data.clone();
-    out.par_chunks_mut(f.dim.max(1)).for_each(|r| {
-        let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        r.iter_mut().for_each(|v| *v /= n);
-    });
-    out
 }
 
 fn score_query(
@@ -111,21 +101,8 @@ pub fn evaluate(
     assert_eq!(queries.dim, references.dim);
     assert_eq!(queries.rows, query_labels.len());
     assert_eq!(references.rows, ref_labels.len());
-    let dim = references.dim;
-    let refs = tensor2(l2_rows(references), [references.rows, dim], device).transpose();
-    let q = l2_rows(queries);
-    let block = ((64 << 20) / (4 * references.rows.max(1))).clamp(1, 4096);
     let mut all = Vec::with_capacity(queries.rows);
-    for start in (0..queries.rows).step_by(block) {
-        let end = (start + block).min(queries.rows);
-        let sims = to_vec(
-            tensor2(
-                q[start * dim..end * dim].to_vec(),
-                [end - start, dim],
-                device,
-            )
-            .matmul(refs.clone()),
-        );
+    super::cosine_blocks(queries, references, device, |start, sims| {
         let scored: Vec<Option<QueryScores>> = sims
             .par_chunks_exact(references.rows)
             .enumerate()
@@ -141,7 +118,7 @@ pub fn evaluate(
             })
             .collect();
         all.extend(scored.into_iter().flatten());
-    }
+    });
     let n = all.len().max(1) as f64;
     let mean = |f: &dyn Fn(&QueryScores) -> f64| all.iter().map(f).sum::<f64>() / n;
     RetrievalReport {
