@@ -216,6 +216,10 @@ pub struct TrainSpec {
     /// (chosen with the seed); the rest train unlabelled. 0: every label.
     #[serde(default)]
     pub labelled_per_class: usize,
+    /// Start from the encoder and projection head of this model file (a run of any method
+    /// with the same architecture) instead of a random initialisation.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
     /// Write a checkpoint every N steps (and at the end of every epoch); 0: epochs only.
     #[serde(default)]
     pub checkpoint_every: u64,
@@ -251,6 +255,7 @@ impl Default for TrainSpec {
             prefetch: default_prefetch(),
             per_class: 0,
             labelled_per_class: 0,
+            init: None,
             checkpoint_every: 0,
             out: None,
             device: default_device(),

@@ -569,3 +569,50 @@ fn batch_hard_triplets_learn_with_mild_views_and_collapse_with_strong_ones() {
         "kNN mild {mild_acc} vs strong {strong_acc}"
     );
 }
+
+#[test]
+fn init_starts_any_method_from_another_runs_encoder_and_head() {
+    use contra::checkpoint::{module_tensors, read_safetensors};
+    let splits = digits::splits();
+    let mut simclr = Recipe::default_recipe();
+    simclr.train.epochs = 1;
+    simclr.train.out =
+        Some(std::env::temp_dir().join(format!("contra-init-{}", std::process::id())));
+    train_quietly(&simclr, &splits.train);
+    let file = simclr.out_dir().join("model.safetensors");
+    let (saved, _) = read_safetensors(&file).unwrap();
+    let cpu = cpu();
+    for kind in ["triplet", "moco"] {
+        let mut recipe = Recipe::default_recipe();
+        recipe.method.kind = kind.into();
+        recipe.method.queue_size = 256;
+        recipe.train.init = Some(file.clone());
+        recipe.validate().unwrap();
+        let fresh = contra::train::build_model(&recipe, 1, &cpu).unwrap();
+        let model = contra::train::init_from(fresh, &file).unwrap();
+        let mut compared = 0;
+        for (k, v) in module_tensors(&model) {
+            let rest = k.split_once('.').unwrap().1;
+            let source = rest.strip_prefix("key_").unwrap_or(rest);
+            if source.starts_with("encoder.") || source.starts_with("head.") {
+                assert_eq!(
+                    Some(&v),
+                    saved.get(&format!("SimClr.{source}")),
+                    "{kind}: {k}"
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 20, "{kind}: {compared} tensors compared");
+    }
+    // Another encoder does not fit.
+    let mut wider = Recipe::default_recipe();
+    wider.encoder.widths = Some([32, 64, 128, 256]);
+    let e = contra::train::init_from(contra::train::build_model(&wider, 1, &cpu).unwrap(), &file)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("train.init") && e.contains("model.safetensors"),
+        "{e}"
+    );
+}

@@ -307,7 +307,10 @@ pub fn pretrain(
     let device = crate::device::parse(&recipe.train.device)?;
     let ad = device.clone().autodiff();
     let pipeline = recipe.pipeline(train)?;
-    let model = build_model(recipe, train.channels, &ad)?;
+    let mut model = build_model(recipe, train.channels, &ad)?;
+    if let (Some(path), false) = (&recipe.train.init, opts.resume) {
+        model = init_from(model, path)?;
+    }
     let keep = recipe.train.labelled_per_class;
     if keep > 0 {
         let mut partly = train.clone();
@@ -315,6 +318,47 @@ pub fn pretrain(
         return run(recipe, &partly, pipeline, model, &ad, opts);
     }
     run(recipe, train, pipeline, model, &ad, opts)
+}
+
+/// `model` with the encoder and projection head of the model file at `path`: every tensor
+/// under `encoder.` or `head.` with the same path and shape, whatever method wrote the file
+/// (momentum methods' key networks start as copies of them). Fails unless the whole encoder
+/// matches.
+pub fn init_from(model: Model, path: &Path) -> Result<Model> {
+    let (source, _) = read_safetensors(path)?;
+    // Keys are `<Method>.<module path>` (`model.` in front in checkpoints).
+    let by_path: HashMap<&str, &HostTensor> = source
+        .iter()
+        .filter_map(|(k, v)| {
+            let k = k.strip_prefix("model.").unwrap_or(k);
+            let (_, rest) = k.split_once('.')?;
+            (rest.starts_with("encoder.") || rest.starts_with("head.")).then_some((rest, v))
+        })
+        .collect();
+    let mut tensors: HashMap<String, HostTensor> = module_tensors(&model).into_iter().collect();
+    let (mut encoder, mut copied) = (0, 0);
+    for (key, value) in tensors.iter_mut() {
+        let Some((_, rest)) = key.split_once('.') else {
+            continue;
+        };
+        let wanted = rest.strip_prefix("key_").unwrap_or(rest);
+        encoder += wanted.starts_with("encoder.") as usize;
+        if let Some(src) = by_path.get(wanted)
+            && src.shape == value.shape
+        {
+            *value = (*src).clone();
+            copied += wanted.starts_with("encoder.") as usize;
+        }
+    }
+    if copied < encoder {
+        return Err(Error::format(
+            path,
+            format!(
+                "train.init: {copied} of the encoder's {encoder} tensors match this model; it needs the same encoder"
+            ),
+        ));
+    }
+    load_module(model, &tensors, "", path)
 }
 
 /// The training labels with only `n` per class kept (the same items as the few-label
