@@ -256,6 +256,14 @@ fn eval_and_embed_read_a_trained_model() {
     assert!(String::from_utf8_lossy(&l[10..80]).contains("(360,)"));
 }
 
+/// Runs `contra ARGS...`, asserts success and returns its standard output.
+fn succeeds(args: &[&std::ffi::OsStr]) -> String {
+    let o = contra().args(args).output().unwrap();
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    stdout
+}
+
 #[test]
 fn one_class_pretraining_reports_anomaly_detection_and_retrieval_works() {
     let dir = tmp("anomaly");
@@ -265,15 +273,15 @@ fn one_class_pretraining_reports_anomaly_detection_and_retrieval_works() {
     let one_class = base.replace("train_limit = 320", "train_classes = [3]");
     std::fs::write(&recipe, one_class).unwrap();
     let run = dir.join("run");
-    let o = contra()
-        .args(["pretrain", "-q", "-r"])
-        .arg(&recipe)
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&o);
-    assert!(o.status.success(), "{stderr}");
+    let s = |x: &'static str| std::ffi::OsStr::new(x);
+    let stdout = succeeds(&[
+        s("pretrain"),
+        s("-q"),
+        s("-r"),
+        recipe.as_os_str(),
+        s("--out"),
+        run.as_os_str(),
+    ]);
     assert!(
         stdout.contains("normal class [3]: 135 normal training items, 360 test items")
             && stdout.contains("AUROC"),
@@ -281,15 +289,15 @@ fn one_class_pretraining_reports_anomaly_detection_and_retrieval_works() {
     );
     let model = run.join("model.safetensors");
     let scores = dir.join("scores.csv");
-    let o = contra()
-        .args(["eval", "anomaly", "--mahalanobis", "--scores"])
-        .arg(&scores)
-        .arg("-m")
-        .arg(&model)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&o);
-    assert!(o.status.success(), "{stderr}");
+    let stdout = succeeds(&[
+        s("eval"),
+        s("anomaly"),
+        s("--mahalanobis"),
+        s("--scores"),
+        scores.as_os_str(),
+        s("-m"),
+        model.as_os_str(),
+    ]);
     assert!(stdout.contains("Mahalanobis"), "{stdout}");
     let csv = std::fs::read_to_string(&scores).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
@@ -301,13 +309,14 @@ fn one_class_pretraining_reports_anomaly_detection_and_retrieval_works() {
         assert_eq!(f[3] == "1", f[1] != "3", "{l}");
         assert!(f[2].parse::<f64>().unwrap().is_finite());
     }
-    let o = contra()
-        .args(["eval", "retrieval", "--k", "1,3", "-m"])
-        .arg(&model)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&o);
-    assert!(o.status.success(), "{stderr}");
+    let stdout = succeeds(&[
+        s("eval"),
+        s("retrieval"),
+        s("--k"),
+        s("1,3"),
+        s("-m"),
+        model.as_os_str(),
+    ]);
     assert!(
         stdout.contains("recall@3") && stdout.contains("MAP@R"),
         "{stdout}"
