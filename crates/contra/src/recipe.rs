@@ -220,6 +220,12 @@ pub struct TrainSpec {
     /// with the same architecture) instead of a random initialisation.
     #[serde(default)]
     pub init: Option<PathBuf>,
+    /// Every N steps, log alignment, uniformity, effective rank and mean positive/negative
+    /// cosine of the backbone features of two fixed views of the first 512 training images
+    /// (`"diagnostics"` records in metrics.jsonl; a falling effective rank warns of collapse);
+    /// 0: never.
+    #[serde(default)]
+    pub diagnose_every: u64,
     /// Write a checkpoint every N steps (and at the end of every epoch); 0: epochs only.
     #[serde(default)]
     pub checkpoint_every: u64,
@@ -256,6 +262,7 @@ impl Default for TrainSpec {
             per_class: 0,
             labelled_per_class: 0,
             init: None,
+            diagnose_every: 0,
             checkpoint_every: 0,
             out: None,
             device: default_device(),

@@ -57,11 +57,16 @@ fn resnet18_has_torchvisions_parameter_count_and_shapes() {
         ("resnet18", 3, 32, 11_168_832),
         ("resnet18", 1, 16, 11_168_832 - 2 * 9 * 64),
     ] {
-        let e = EncoderSpec {
-            kind: kind.into(),
-            widths: None,
-        }
-        .init(channels, &d)
+        // Under the init lock like every model here: the backend's generator is global, and
+        // tests run in parallel.
+        let e = contra::train::seeded(&d, 0, || {
+            EncoderSpec {
+                kind: kind.into(),
+                widths: None,
+            }
+            .init(channels, &d)
+            .map(contra::train::materialize)
+        })
         .unwrap();
         // Parameters only: BatchNorm running statistics (2 x 64..512 per norm) are not counted.
         let running: usize = 2 * (64 + 2 * 2 * (64 + 128 + 256 + 512) + 128 + 256 + 512);
@@ -75,11 +80,14 @@ fn resnet18_has_torchvisions_parameter_count_and_shapes() {
             .forward(Tensor::zeros([2, channels, side, side], &d));
         assert_eq!(y.dims(), [2, 512]);
     }
-    let e = EncoderSpec {
-        kind: "small_cnn".into(),
-        widths: Some([8, 16, 32, 48]),
-    }
-    .init(1, &d)
+    let e = contra::train::seeded(&d, 0, || {
+        EncoderSpec {
+            kind: "small_cnn".into(),
+            widths: Some([8, 16, 32, 48]),
+        }
+        .init(1, &d)
+        .map(contra::train::materialize)
+    })
     .unwrap();
     assert_eq!(e.output_dim(), 48);
     assert_eq!(
@@ -615,4 +623,47 @@ fn init_starts_any_method_from_another_runs_encoder_and_head() {
         e.contains("train.init") && e.contains("model.safetensors"),
         "{e}"
     );
+}
+
+#[test]
+fn embedding_diagnostics_are_logged_and_change_nothing() {
+    use contra::checkpoint::module_tensors;
+    let splits = digits::splits();
+    let run = |every: u64| {
+        let mut recipe = Recipe::default_recipe();
+        recipe.train.epochs = 2;
+        recipe.train.diagnose_every = every;
+        recipe.train.out = Some(
+            std::env::temp_dir().join(format!("contra-diagnose-{every}-{}", std::process::id())),
+        );
+        let report = train_quietly(&recipe, &splits.train);
+        let log = std::fs::read_to_string(recipe.out_dir().join("metrics.jsonl")).unwrap();
+        (module_tensors(&report.model), log)
+    };
+    let (plain, _) = run(0);
+    let (watched, log) = run(10);
+    // Bit-identical, also while other tests train beside it (every parameter is drawn under
+    // the init lock: `contra::train::materialize`).
+    assert!(plain == watched, "diagnostics leave training untouched");
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("diagnostics").is_some())
+        .collect();
+    // 11 steps per epoch (1,437 images, batch 128, the partial batch dropped): steps 10, 20.
+    let steps: Vec<u64> = records
+        .iter()
+        .map(|v| v["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, vec![10, 20]);
+    for r in &records {
+        let d = &r["diagnostics"];
+        let rank = d["effective_rank"].as_f64().unwrap();
+        assert!(rank > 1.0 && rank <= 128.0, "{d}");
+        let alignment = d["alignment"].as_f64().unwrap();
+        assert!((0.0..=4.0).contains(&alignment), "{d}");
+        assert!(d["uniformity"].as_f64().unwrap() <= 0.0, "{d}");
+        let pos = d["positive_cosine"].as_f64().unwrap();
+        assert!((alignment - (2.0 - 2.0 * pos)).abs() < 1e-9, "{d}");
+    }
 }

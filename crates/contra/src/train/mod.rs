@@ -31,11 +31,27 @@ use std::time::Instant;
 static INIT_LOCK: Mutex<()> = Mutex::new(());
 
 /// Run `f` with the device's random generator seeded: weight initialisation is reproducible.
-/// The generator is global in burn, so concurrent initialisations are serialised.
+/// The generator is global in burn, so concurrent initialisations are serialised; call
+/// [`materialize`] on modules made inside `f`, since burn draws a parameter's initial values
+/// only when it is first used.
 pub fn seeded<T>(device: &Device, seed: u64, f: impl FnOnce() -> T) -> T {
     let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     device.seed(seed);
     f()
+}
+
+/// Draw the initial values of every lazily initialised parameter of `module` now (inside
+/// [`seeded`]); otherwise they would be drawn at first use, from whatever state the global
+/// generator has then, and a concurrent training would change them.
+pub fn materialize<M: burn::module::Module>(module: M) -> M {
+    struct Touch;
+    impl burn::module::ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Touch);
+    module
 }
 
 /// The model a recipe describes, freshly initialised from the recipe's seed.
@@ -51,7 +67,7 @@ pub fn build_model(recipe: &Recipe, in_channels: usize, device: &Device) -> Resu
             Ok((key_encoder, key_head))
         };
         let cosine = m.momentum_schedule == "cosine";
-        Ok(match m.kind.as_str() {
+        Ok(materialize(match m.kind.as_str() {
             "moco" => {
                 let (key_encoder, key_head) = fresh_keys()?;
                 let queue = Tensor::random(
@@ -137,7 +153,7 @@ pub fn build_model(recipe: &Recipe, in_channels: usize, device: &Device) -> Resu
                 };
                 Model::SimClr(SimClr::with_objective(encoder, head, objective))
             }
-        })
+        }))
     })
 }
 
@@ -320,6 +336,52 @@ pub fn pretrain(
     run(recipe, train, pipeline, model, &ad, opts)
 }
 
+/// Two fixed augmented views of the first training images, for the embedding diagnostics.
+struct MonitorViews {
+    views: Vec<Vec<f32>>,
+    shape: [usize; 4],
+    device: Device,
+}
+
+impl MonitorViews {
+    fn new(
+        train: &ImageDataset,
+        pipeline: &Pipeline,
+        cfg: &LoaderConfig,
+        device: &str,
+    ) -> Result<Self> {
+        let indices: Vec<usize> = (0..train.len.min(512)).collect();
+        // An epoch number training never reaches: the same views at every call, and no
+        // training batch shares their randomness.
+        let batch = crate::augment::loader::make_batch(train, pipeline, cfg, u64::MAX, &indices);
+        Ok(Self {
+            shape: batch.shape(),
+            views: batch.views,
+            device: crate::device::parse(device)?,
+        })
+    }
+
+    /// The diagnostics of the model's backbone in evaluation mode (no gradient, BatchNorm on
+    /// its running statistics, nothing in the model changes).
+    fn diagnose<M: Method>(&self, model: &M) -> crate::eval::space::SpaceReport {
+        let eval_model = model.valid();
+        let features: Vec<crate::eval::Features> = self.views[..2]
+            .iter()
+            .map(|v| {
+                let x = tensor4(v.clone(), self.shape, &self.device);
+                let f = eval_model.encoder().forward(x);
+                let [rows, dim] = f.dims();
+                crate::eval::Features {
+                    data: crate::tensor_util::to_vec(f),
+                    rows,
+                    dim,
+                }
+            })
+            .collect();
+        crate::eval::space::diagnose(&features[0], &features[1])
+    }
+}
+
 /// `model` with the encoder and projection head of the model file at `path`: every tensor
 /// under `encoder.` or `head.` with the same path and shape, whatever method wrote the file
 /// (momentum methods' key networks start as copies of them). Fails unless the whole encoder
@@ -451,6 +513,9 @@ pub fn run<M: Method>(
         seed: recipe.seed,
         per_class: recipe.train.per_class,
     };
+    let monitor = (recipe.train.diagnose_every > 0)
+        .then(|| MonitorViews::new(train, &pipeline, &cfg, &recipe.train.device))
+        .transpose()?;
     let mut progress = Progress::new(!opts.quiet, total);
     let started = Instant::now();
     let mut waited = std::time::Duration::ZERO;
@@ -511,6 +576,18 @@ pub fn run<M: Method>(
                 rate,
                 steps_here,
             );
+            if let Some(m) = &monitor
+                && state
+                    .global_step
+                    .is_multiple_of(recipe.train.diagnose_every)
+            {
+                writeln!(
+                    log,
+                    "{}",
+                    serde_json::json!({"step": state.global_step, "epoch": epoch, "diagnostics": m.diagnose(&model)})
+                )
+                .map_err(|e| Error::io(files.metrics(), e))?;
+            }
             let every = recipe.train.checkpoint_every;
             if every > 0
                 && state.global_step.is_multiple_of(every)
