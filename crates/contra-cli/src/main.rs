@@ -302,9 +302,14 @@ struct Loaded {
 impl Loaded {
     /// Learned features and raw pixels of both splits.
     fn embeddings(&self) -> (report::Embeddings, report::Embeddings) {
+        self.embeddings_of(&self.splits)
+    }
+
+    /// The same for other splits of the model's data.
+    fn embeddings_of(&self, splits: &Splits) -> (report::Embeddings, report::Embeddings) {
         report::embed_splits(
             self.model.encoder(),
-            &self.splits,
+            splits,
             self.pipeline.normalization(),
             self.size,
             &self.device,
@@ -391,7 +396,6 @@ fn anomaly_rows(
     scores_out: Option<&Path>,
 ) -> Result<String> {
     use contra::eval::anomaly::detect;
-    let (learned, pixels) = l.embeddings();
     let train_labels = l.splits.train.labels.as_deref();
     let normal_rows: Vec<usize> = (0..l.splits.train.len)
         .filter(|&i| train_labels.is_none_or(|y| normal_classes.contains(&y[i])))
@@ -402,6 +406,11 @@ fn anomaly_rows(
             format!("no training item has class {normal_classes:?}"),
         ));
     }
+    // Only the normal training items are embedded: they are all the detector is fitted on.
+    let (learned, pixels) = l.embeddings_of(&Splits {
+        train: l.splits.train.subset(&normal_rows),
+        test: l.splits.test.clone(),
+    });
     let anomalous: Option<Vec<bool>> = l
         .splits
         .test
@@ -409,13 +418,7 @@ fn anomaly_rows(
         .as_ref()
         .map(|y| y.iter().map(|c| !normal_classes.contains(c)).collect());
     let run = |train: &contra::eval::Features, test| {
-        detect(
-            &train.select(&normal_rows),
-            test,
-            anomalous.as_deref(),
-            scorer,
-            &l.device,
-        )
+        detect(train, test, anomalous.as_deref(), scorer, &l.device)
     };
     let ours = run(&learned.train, &learned.test)?;
     let raw = run(&pixels.train, &pixels.test)?;

@@ -59,13 +59,12 @@ fn resnet18_has_torchvisions_parameter_count_and_shapes() {
     ] {
         // Under the init lock like every model here: the backend's generator is global, and
         // tests run in parallel.
-        let e = contra::train::seeded(&d, 0, || {
+        let e = contra::train::try_seeded(&d, 0, || {
             EncoderSpec {
                 kind: kind.into(),
                 widths: None,
             }
             .init(channels, &d)
-            .map(contra::train::materialize)
         })
         .unwrap();
         // Parameters only: BatchNorm running statistics (2 x 64..512 per norm) are not counted.
@@ -80,13 +79,12 @@ fn resnet18_has_torchvisions_parameter_count_and_shapes() {
             .forward(Tensor::zeros([2, channels, side, side], &d));
         assert_eq!(y.dims(), [2, 512]);
     }
-    let e = contra::train::seeded(&d, 0, || {
+    let e = contra::train::try_seeded(&d, 0, || {
         EncoderSpec {
             kind: "small_cnn".into(),
             widths: Some([8, 16, 32, 48]),
         }
         .init(1, &d)
-        .map(contra::train::materialize)
     })
     .unwrap();
     assert_eq!(e.output_dim(), 48);
@@ -643,7 +641,7 @@ fn embedding_diagnostics_are_logged_and_change_nothing() {
     let (plain, _) = run(0);
     let (watched, log) = run(10);
     // Bit-identical, also while other tests train beside it (every parameter is drawn under
-    // the init lock: `contra::train::materialize`).
+    // the init lock: `contra::train::seeded`).
     assert!(plain == watched, "diagnostics leave training untouched");
     let records: Vec<serde_json::Value> = log
         .lines()

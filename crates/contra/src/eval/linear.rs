@@ -72,7 +72,7 @@ pub fn fit_predict(
     let x = standardize(train, &mean, &std);
     let dim = train.dim;
     let mut model: Linear = crate::train::seeded(&ad, cfg.seed, || {
-        crate::train::materialize(LinearConfig::new(dim, num_classes).init(&ad))
+        LinearConfig::new(dim, num_classes).init(&ad)
     });
     let mut opt = Optimizer::new(OptimizerSpec {
         kind: "adamw".into(),

@@ -30,20 +30,30 @@ use std::time::Instant;
 
 static INIT_LOCK: Mutex<()> = Mutex::new(());
 
-/// Run `f` with the device's random generator seeded: weight initialisation is reproducible.
-/// The generator is global in burn, so concurrent initialisations are serialised; call
-/// [`materialize`] on modules made inside `f`, since burn draws a parameter's initial values
-/// only when it is first used.
-pub fn seeded<T>(device: &Device, seed: u64, f: impl FnOnce() -> T) -> T {
+/// Build a module with the device's random generator seeded: weight initialisation is
+/// reproducible. The generator is global in burn, so concurrent initialisations are
+/// serialised, and since burn draws a parameter's initial values only when it is first used,
+/// every parameter of the module is drawn before the lock is released (otherwise a concurrent
+/// training would change them).
+pub fn seeded<M: burn::module::Module>(device: &Device, seed: u64, f: impl FnOnce() -> M) -> M {
     let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     device.seed(seed);
-    f()
+    materialize(f())
 }
 
-/// Draw the initial values of every lazily initialised parameter of `module` now (inside
-/// [`seeded`]); otherwise they would be drawn at first use, from whatever state the global
-/// generator has then, and a concurrent training would change them.
-pub fn materialize<M: burn::module::Module>(module: M) -> M {
+/// [`seeded`] for a builder that can fail.
+pub fn try_seeded<M: burn::module::Module, E>(
+    device: &Device,
+    seed: u64,
+    f: impl FnOnce() -> std::result::Result<M, E>,
+) -> std::result::Result<M, E> {
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    device.seed(seed);
+    f().map(materialize)
+}
+
+/// Draw the initial values of every lazily initialised parameter of `module` now.
+fn materialize<M: burn::module::Module>(module: M) -> M {
     struct Touch;
     impl burn::module::ModuleVisitor for Touch {
         fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
@@ -56,7 +66,7 @@ pub fn materialize<M: burn::module::Module>(module: M) -> M {
 
 /// The model a recipe describes, freshly initialised from the recipe's seed.
 pub fn build_model(recipe: &Recipe, in_channels: usize, device: &Device) -> Result<Model> {
-    seeded(device, recipe.seed, || {
+    try_seeded(device, recipe.seed, || {
         let encoder = recipe.encoder.init(in_channels, device)?;
         let head = recipe.head.init(encoder.output_dim(), device);
         let m = &recipe.method;
@@ -67,7 +77,7 @@ pub fn build_model(recipe: &Recipe, in_channels: usize, device: &Device) -> Resu
             Ok((key_encoder, key_head))
         };
         let cosine = m.momentum_schedule == "cosine";
-        Ok(materialize(match m.kind.as_str() {
+        Ok(match m.kind.as_str() {
             "moco" => {
                 let (key_encoder, key_head) = fresh_keys()?;
                 let queue = Tensor::random(
@@ -153,7 +163,7 @@ pub fn build_model(recipe: &Recipe, in_channels: usize, device: &Device) -> Resu
                 };
                 Model::SimClr(SimClr::with_objective(encoder, head, objective))
             }
-        }))
+        })
     })
 }
 
