@@ -117,6 +117,38 @@ def space_case(rng):
             "negative_cosine": cos[iu].mean()}
 
 
+def probe_case():
+    """scikit-learn's multinomial logistic regression (lbfgs, run to a tight tolerance) on
+    standardised 8x8 digits: C = 1 / (lambda n) gives contra's objective."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = load_digits(return_X_y=True)
+    xtr, ytr, xte = x[:200].astype(np.float32), y[:200], x[200:300].astype(np.float32)
+    scaler = StandardScaler().fit(xtr)
+    lam = 0.01
+    clf = LogisticRegression(C=1.0 / (lam * len(ytr)), tol=1e-10, max_iter=100000)
+    clf.fit(scaler.transform(xtr), ytr)
+    proba = clf.predict_proba(scaler.transform(xte))
+    return {"train": xtr.ravel().tolist(), "train_labels": ytr.tolist(), "test": xte.ravel().tolist(),
+            "dim": 64, "classes": 10, "l2": lam, "coef": clf.coef_.T.ravel().tolist(),
+            "proba": proba.ravel().tolist(), "predicted": clf.predict(scaler.transform(xte)).tolist()}
+
+
+def f1_case(rng):
+    """Macro-F1 with a class that is never predicted and one that is predicted but absent."""
+    from sklearn.metrics import f1_score
+
+    truth = rng.integers(0, 4, 50)
+    pred = np.where(rng.random(50) < 0.6, truth, rng.integers(0, 6, 50))
+    pred[pred == 2] = 1
+    pred[0] = 5
+    truth[truth == 5] = 0
+    return {"truth": truth.tolist(), "pred": pred.tolist(), "classes": 6,
+            "macro_f1": f1_score(truth, pred, average="macro", zero_division=0)}
+
+
 def as_json(o):
     if isinstance(o, dict):
         return {k: as_json(v) for k, v in o.items()}
@@ -130,7 +162,8 @@ def as_json(o):
 if __name__ == "__main__":
     rng = np.random.default_rng(7)
     out = {"scores": score_cases(rng), "retrieval": retrieval_cases(rng), "anomaly": anomaly_case(rng),
-           "space": space_case(rng)}
+           "space": space_case(rng), "probe": probe_case(),
+           "f1": f1_case(rng)}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "metrics.json").write_text(json.dumps(as_json(out)))
     print("wrote", OUT / "metrics.json")

@@ -108,6 +108,11 @@ enum EvalCommand {
         #[arg(long, value_delimiter = ',')]
         labels_per_class: Option<Vec<usize>>,
     },
+    /// The few-label table: kNN, linear probe and fine-tuning with N labels per class (or a
+    /// fraction) over several seeds, beside raw inputs, a randomly initialised encoder and the
+    /// encoder trained from scratch on the same labels; printed, and written as fewshot.md and
+    /// fewshot.json.
+    Fewshot(FewshotArgs),
     /// Anomaly detection: fit on the normal training items, score every test item (higher is
     /// more anomalous); AUROC, AUPRC and best F1 where the test labels say which are normal.
     Anomaly(AnomalyArgs),
@@ -119,6 +124,32 @@ enum EvalCommand {
         #[arg(long, value_delimiter = ',', default_value = "1,5,10")]
         k: Vec<usize>,
     },
+}
+
+#[derive(Args)]
+struct FewshotArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Label budgets, comma-separated: labels per class (10) or fractions of each class (1%).
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+    labels: Vec<String>,
+    /// Label draws (seeds) per budget.
+    #[arg(long, default_value_t = 5)]
+    seeds: u64,
+    /// Steps of fine-tuning and of training from scratch; 0 leaves both out.
+    #[arg(long, default_value_t = 300)]
+    finetune_steps: usize,
+    #[arg(long, default_value_t = 64)]
+    finetune_batch: usize,
+    /// Learning rate (AdamW) of the classifier, and of the encoder trained from scratch.
+    #[arg(long, default_value_t = 1e-3)]
+    finetune_lr: f64,
+    /// Learning rate of the pretrained encoder while it is fine-tuned.
+    #[arg(long, default_value_t = 1e-4)]
+    encoder_lr: f64,
+    /// Folder for fewshot.md and fewshot.json (default: the model's folder).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -164,6 +195,7 @@ fn main() -> ExitCode {
             model,
             labels_per_class,
         }) => eval(model, labels_per_class, true),
+        Command::Eval(EvalCommand::Fewshot(a)) => eval_fewshot(a),
         Command::Eval(EvalCommand::Anomaly(a)) => eval_anomaly(a),
         Command::Eval(EvalCommand::Retrieval { model, k }) => eval_retrieval(model, k),
         Command::Embed(a) => embed(a),
@@ -362,6 +394,159 @@ fn eval(m: ModelArgs, labels_per_class: Option<Vec<usize>>, linear: bool) -> Res
             .starts_with(if linear { "linear" } else { "kNN" })
     });
     println!("{}", report::table(&rows));
+    Ok(())
+}
+
+fn eval_fewshot(a: FewshotArgs) -> Result<()> {
+    use contra::eval::{features::encode, fewshot, finetune, linear};
+    let budgets = a
+        .labels
+        .iter()
+        .map(|s| s.parse::<fewshot::Budget>())
+        .collect::<Result<Vec<_>>>()?;
+    if budgets.is_empty() {
+        return Err(Error::config("--labels", "name at least one label budget"));
+    }
+    let l = load_for_eval(&a.model)?;
+    let yl = l.splits.train.labels_or_err("few-label evaluation")?;
+    let yt = l.splits.test.labels_or_err("few-label evaluation")?;
+    let classes = l
+        .splits
+        .train
+        .num_classes()
+        .max(l.splits.test.num_classes());
+    let out_dir = match &a.out {
+        Some(p) => p.clone(),
+        None => a
+            .model
+            .model
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+    };
+    let norm = l.pipeline.normalization();
+    let channels = l.splits.train.channels;
+    eprintln!(
+        "embedding {} training and {} test items ...",
+        l.splits.train.len, l.splits.test.len
+    );
+    let (learned, pixels) = l.embeddings();
+    // A randomly initialised encoder of the same architecture, frozen.
+    let random = train::try_seeded(&l.device, l.recipe.seed ^ 0x5241_4e44, || {
+        l.recipe.encoder.init(channels, &l.device)
+    })?;
+    let random_train = encode(&random, &l.splits.train, norm, l.size, 512, &l.device);
+    let random_test = encode(&random, &l.splits.test, norm, l.size, 512, &l.device);
+    let reps = [
+        fewshot::Representation {
+            name: "pretrained".into(),
+            train: &learned.train,
+            test: &learned.test,
+        },
+        fewshot::Representation {
+            name: "random init".into(),
+            train: &random_train,
+            test: &random_test,
+        },
+        fewshot::Representation {
+            name: "raw inputs".into(),
+            train: &pixels.train,
+            test: &pixels.test,
+        },
+    ];
+    let file = train::TrainedFile::read(&a.model.model)?;
+    let ad = l.device.clone().autodiff();
+    let tune = |encoder: contra::encoders::Encoder,
+                rows: &[usize],
+                y: &[u32],
+                seed,
+                encoder_lr,
+                head: Option<&linear::Probe>| {
+        let cfg = finetune::FinetuneConfig {
+            steps: a.finetune_steps,
+            batch_size: a.finetune_batch,
+            lr: a.finetune_lr,
+            encoder_lr,
+            seed,
+            ..Default::default()
+        };
+        let labelled = l.splits.train.subset(rows);
+        let set = finetune::Labelled {
+            data: &labelled,
+            labels: y,
+            classes,
+        };
+        let input = finetune::InputSpec { size: l.size, norm };
+        let model = finetune::finetune(encoder, &set, input, head, &cfg, &ad)?;
+        Ok(finetune::predict(
+            &model,
+            &l.splits.test,
+            input,
+            512,
+            &l.device,
+        ))
+    };
+    let mut trainers = Vec::new();
+    if a.finetune_steps > 0 {
+        trainers.push(fewshot::Trainer {
+            name: "pretrained".into(),
+            run: Box::new(|rows: &[usize], y: &[u32], seed| {
+                let encoder = file.model(channels, &ad)?.into_encoder();
+                // LP-FT: the classifier starts as the probe on the same labels.
+                let probe_cfg = linear::ProbeConfig {
+                    seed,
+                    l2_grid: l.recipe.eval.probe_l2.clone(),
+                    ..Default::default()
+                };
+                let probe = linear::fit_selected(
+                    &learned.train.select(rows),
+                    y,
+                    classes,
+                    &probe_cfg,
+                    &l.device,
+                );
+                tune(encoder, rows, y, seed, a.encoder_lr, Some(&probe))
+            }),
+        });
+        trainers.push(fewshot::Trainer {
+            name: "from scratch".into(),
+            run: Box::new(|rows: &[usize], y: &[u32], seed| {
+                let encoder = train::try_seeded(&ad, l.recipe.seed ^ 0x5343_5241 ^ seed, || {
+                    l.recipe.encoder.init(channels, &ad)
+                })?;
+                tune(encoder, rows, y, seed, a.finetune_lr, None)
+            }),
+        });
+    }
+    let settings = fewshot::Settings {
+        budgets,
+        seeds: a.seeds,
+        knn_k: l.recipe.eval.knn_k,
+        knn_temperature: l.recipe.eval.knn_temperature,
+        probe: linear::ProbeConfig {
+            l2_grid: l.recipe.eval.probe_l2.clone(),
+            ..Default::default()
+        },
+        num_classes: classes,
+    };
+    let started = std::time::Instant::now();
+    let table = fewshot::run(&settings, yl, yt, &reps, &trainers, &l.device, |c| {
+        eprintln!(
+            "[{:>6.0} s] {:<8} {:<13} {:<12} accuracy {:.4} ± {:.4}",
+            started.elapsed().as_secs_f64(),
+            c.budget.label(),
+            c.protocol,
+            c.representation,
+            c.accuracy.0,
+            c.accuracy.1
+        )
+    })?;
+    println!("{}", table.to_text());
+    std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
+    let md = out_dir.join("fewshot.md");
+    let json = out_dir.join("fewshot.json");
+    contra::checkpoint::write_atomic(&md, table.to_markdown().as_bytes())?;
+    contra::checkpoint::write_atomic(&json, table.to_json().as_bytes())?;
+    println!("wrote {} and {}", md.display(), json.display());
     Ok(())
 }
 

@@ -59,7 +59,7 @@ workers = 2
 knn_k = 10
 labels_per_class = [5]
 seeds = 2
-probe_epochs = 20
+probe_l2 = [1e-3, 1e-1]
 "#
         ),
     )
@@ -228,7 +228,7 @@ fn eval_and_embed_read_a_trained_model() {
         .unwrap();
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stderr}");
-    assert!(stdout.contains("kNN, 5 labels/class (2 seeds)"), "{stdout}");
+    assert!(stdout.contains("kNN, 5/class labels (2 seeds)"), "{stdout}");
     let o = contra()
         .args(["eval", "linear", "--labels-per-class", "0", "-m"])
         .arg(&model)
@@ -237,7 +237,7 @@ fn eval_and_embed_read_a_trained_model() {
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stderr}");
     assert!(
-        stdout.contains("linear probe, all labels") && !stdout.contains("labels/class"),
+        stdout.contains("linear probe, all labels") && !stdout.contains("/class labels"),
         "{stdout}"
     );
     let emb = dir.join("emb");
@@ -254,6 +254,54 @@ fn eval_and_embed_read_a_trained_model() {
     assert!(header.contains("'shape': (360, 64)"), "{header}");
     let l = std::fs::read(emb.join("labels.npy")).unwrap();
     assert!(String::from_utf8_lossy(&l[10..80]).contains("(360,)"));
+
+    // The few-label table: two budgets, two seeds, every contender, files written.
+    let few = dir.join("few");
+    let o = contra()
+        .args(["eval", "fewshot", "--labels", "2,10%", "--seeds", "2"])
+        .args(["--finetune-steps", "5", "--finetune-batch", "8", "-m"])
+        .arg(&model)
+        .arg("-o")
+        .arg(&few)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("from scratch") && stdout.contains("10%") && stdout.contains("2/class"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(few.join("fewshot.json")).unwrap()).unwrap();
+    let cells = json["cells"].as_array().unwrap();
+    // Per budget: kNN and probe on three representations, fine-tuning and from scratch.
+    assert_eq!(cells.len(), 2 * (3 + 3 + 2));
+    for c in cells {
+        let runs = c["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 2);
+        for r in runs {
+            let (acc, f1) = (r[1].as_f64().unwrap(), r[2].as_f64().unwrap());
+            assert!(
+                (0.0..=1.0).contains(&acc) && (0.0..=1.0).contains(&f1),
+                "{c}"
+            );
+        }
+    }
+    // 2 per class of 10 classes; 10% of the 320 training digits, per class.
+    assert_eq!(json["labelled"][0][1], 20);
+    assert!((30..=34).contains(&json["labelled"][1][1].as_u64().unwrap()));
+    let md = std::fs::read_to_string(few.join("fewshot.md")).unwrap();
+    assert!(
+        md.contains("| labels | protocol | pretrained | random init | raw inputs | from scratch |"),
+        "{md}"
+    );
+    let o = contra()
+        .args(["eval", "fewshot", "--labels", "0", "-m"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("`0`; expected labels per class"), "{}", text(&o).1);
 }
 
 /// Runs `contra ARGS...`, asserts success and returns its standard output.

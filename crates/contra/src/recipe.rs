@@ -283,12 +283,18 @@ pub struct EvalSpec {
     /// Seeds averaged for each few-label setting.
     #[serde(default = "default_seeds")]
     pub seeds: u64,
-    #[serde(default = "default_probe_epochs")]
-    pub probe_epochs: usize,
-    #[serde(default = "default_probe_lr")]
-    pub probe_lr: f64,
-    #[serde(default = "default_probe_wd")]
-    pub probe_weight_decay: f64,
+    /// Candidate L2 strengths of the linear probe, one chosen by validation accuracy
+    /// (default 1e-6 ... 1, one per decade).
+    #[serde(default = "crate::eval::linear::default_l2_grid")]
+    pub probe_l2: Vec<f64>,
+    /// Settings of the SGD probe that the L-BFGS probe replaced: still read, so that older
+    /// recipes and model files load, and ignored.
+    #[serde(default, skip_serializing)]
+    pub probe_epochs: Option<usize>,
+    #[serde(default, skip_serializing)]
+    pub probe_lr: Option<f64>,
+    #[serde(default, skip_serializing)]
+    pub probe_weight_decay: Option<f64>,
 }
 fn default_k() -> usize {
     200
@@ -302,15 +308,6 @@ fn default_few() -> Vec<usize> {
 fn default_seeds() -> u64 {
     5
 }
-fn default_probe_epochs() -> usize {
-    100
-}
-fn default_probe_lr() -> f64 {
-    0.01
-}
-fn default_probe_wd() -> f64 {
-    1e-4
-}
 
 impl Default for EvalSpec {
     fn default() -> Self {
@@ -319,9 +316,10 @@ impl Default for EvalSpec {
             knn_temperature: default_knn_t(),
             labels_per_class: default_few(),
             seeds: default_seeds(),
-            probe_epochs: default_probe_epochs(),
-            probe_lr: default_probe_lr(),
-            probe_weight_decay: default_probe_wd(),
+            probe_l2: crate::eval::linear::default_l2_grid(),
+            probe_epochs: None,
+            probe_lr: None,
+            probe_weight_decay: None,
         }
     }
 }
@@ -377,6 +375,18 @@ impl Recipe {
         }
         if self.method.dclw_sigma.is_nan() || self.method.dclw_sigma <= 0.0 {
             return Err(Error::config("method.dclw_sigma", "must be positive"));
+        }
+        if self.eval.probe_l2.is_empty()
+            || self
+                .eval
+                .probe_l2
+                .iter()
+                .any(|l| !l.is_finite() || *l < 0.0)
+        {
+            return Err(Error::config(
+                "eval.probe_l2",
+                "expected a list of one or more non-negative numbers",
+            ));
         }
         if self.train.labelled_per_class > 0 {
             if self.method.kind != "supcon" {

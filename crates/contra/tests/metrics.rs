@@ -166,3 +166,57 @@ fn alignment_uniformity_and_effective_rank_equal_numpy() {
         1e-9,
     );
 }
+
+#[test]
+fn linear_probe_matches_scikit_learn_logistic_regression() {
+    use contra::eval::linear;
+    let case = &fixtures()["probe"];
+    let train = features(&case["train"], &case["dim"]);
+    let test = features(&case["test"], &case["dim"]);
+    let y = labels(&case["train_labels"]);
+    let classes = case["classes"].as_u64().unwrap() as usize;
+    let l2 = case["l2"].as_f64().unwrap();
+    let device = contra::device::parse("cpu").unwrap();
+    let cfg = contra::optim::lbfgs::LbfgsConfig {
+        grad_tol: 1e-7,
+        max_iter: 5000,
+        ..Default::default()
+    };
+    let probe = linear::fit(&train, &y, classes, l2, &cfg, &device);
+    assert!(probe.converged, "{} iterations", probe.iterations);
+    let coef = floats(&case["coef"]);
+    let scale = coef.iter().fold(0f64, |m, v| m.max(v.abs()));
+    for (i, (got, want)) in probe.weights.iter().zip(&coef).enumerate() {
+        assert!(
+            (got - want).abs() <= 2e-3 * scale,
+            "coefficient {i}: {got} vs {want}"
+        );
+    }
+    // Class probabilities of held-out rows.
+    let logits = probe.logits(&test, &device);
+    let proba = floats(&case["proba"]);
+    for (r, (row, want)) in logits
+        .chunks_exact(classes)
+        .zip(proba.chunks_exact(classes))
+        .enumerate()
+    {
+        let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+        let z: f64 = row.iter().map(|&v| (v as f64 - m).exp()).sum();
+        for (c, (&v, w)) in row.iter().zip(want).enumerate() {
+            let p = (v as f64 - m).exp() / z;
+            assert!((p - w).abs() < 2e-3, "row {r} class {c}: {p} vs {w}");
+        }
+    }
+    assert_eq!(probe.predict(&test, &device), labels(&case["predicted"]));
+}
+
+#[test]
+fn macro_f1_matches_scikit_learn() {
+    let case = &fixtures()["f1"];
+    let got = contra::eval::macro_f1(
+        &labels(&case["pred"]),
+        &labels(&case["truth"]),
+        case["classes"].as_u64().unwrap() as usize,
+    );
+    close("macro-F1", got, &case["macro_f1"], 1e-12);
+}

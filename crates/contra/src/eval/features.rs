@@ -30,6 +30,30 @@ pub fn raw(data: &ImageDataset, norm: Option<&Normalize>) -> Features {
     }
 }
 
+/// The encoder's input for images `rows`: resized to `size` where the encoder was trained
+/// on another size, then normalised.
+pub(crate) fn input_batch(
+    data: &ImageDataset,
+    rows: &[usize],
+    norm: Option<&Normalize>,
+    size: (usize, usize),
+    device: &Device,
+) -> Tensor<4> {
+    let (h, w) = size;
+    let mut pixels = Vec::with_capacity(rows.len() * data.channels * h * w);
+    for &i in rows {
+        let mut img = Image::from_bytes(data.image(i), data.channels, data.height, data.width);
+        if (h, w) != (data.height, data.width) {
+            img = img.resize(h, w);
+        }
+        if let Some(n) = norm {
+            img.normalize(&n.mean, &n.std);
+        }
+        pixels.extend_from_slice(&img.data);
+    }
+    tensor4(pixels, [rows.len(), data.channels, h, w], device)
+}
+
 /// Encoder features for every image, `batch` images at a time, on `device` (without
 /// autodiff; BatchNorm uses its running statistics). Images are resized to `size` when the
 /// encoder was trained on another size.
@@ -43,23 +67,13 @@ pub fn encode(
 ) -> Features {
     let encoder = encoder.valid().to_device(device);
     let dim = encoder.output_dim();
-    let (h, w) = size;
     let mut out = Vec::with_capacity(data.len * dim);
     for start in (0..data.len).step_by(batch.max(1)) {
         let end = (start + batch).min(data.len);
-        let mut pixels = Vec::with_capacity((end - start) * data.channels * h * w);
-        for i in start..end {
-            let mut img = Image::from_bytes(data.image(i), data.channels, data.height, data.width);
-            if (h, w) != (data.height, data.width) {
-                img = img.resize(h, w);
-            }
-            if let Some(n) = norm {
-                img.normalize(&n.mean, &n.std);
-            }
-            pixels.extend_from_slice(&img.data);
-        }
-        let x = tensor4(pixels, [end - start, data.channels, h, w], device);
-        out.extend(to_vec(encoder.forward(x)));
+        let rows: Vec<usize> = (start..end).collect();
+        out.extend(to_vec(
+            encoder.forward(input_batch(data, &rows, norm, size, device)),
+        ));
     }
     Features {
         data: out,

@@ -1,12 +1,74 @@
-//! Few-label evaluation: N labelled examples per class sampled with several seeds; kNN and the
-//! linear probe are fitted on those alone and scored on the whole test set.
+//! The few-label protocol: "how much does my pretrained encoder help with the labels I have?"
+//!
+//! For each label budget (N labels per class, or a fraction of each class) and each seed, the
+//! same labelled training items are drawn for every contender; each is scored on the whole
+//! test set by accuracy and macro-F1, and the table reports mean and sample standard
+//! deviation over the seeds. Contenders are frozen representations (the pretrained encoder,
+//! a randomly initialised one, the raw inputs) evaluated with kNN and the linear probe, and
+//! trained networks (the pretrained encoder fine-tuned, the same encoder trained from scratch)
+//! given as [`Trainer`]s.
 
-use super::{Features, accuracy, knn, linear};
+use super::{Features, accuracy, knn, linear, macro_f1};
+use crate::error::{Error, Result};
 use crate::rng::Rng;
 use burn::prelude::Device;
+use serde::Serialize;
 
-/// `n` indices per class (fewer when a class has fewer), drawn with `seed`.
-pub fn sample_per_class(labels: &[u32], num_classes: usize, n: usize, seed: u64) -> Vec<usize> {
+/// How many labels each class gets.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Budget {
+    PerClass(usize),
+    /// A fraction of each class's items (at least one).
+    Fraction(f64),
+}
+
+impl Budget {
+    pub fn label(&self) -> String {
+        match self {
+            Budget::PerClass(n) => format!("{n}/class"),
+            Budget::Fraction(f) => format!("{}%", f * 100.0),
+        }
+    }
+}
+
+impl std::str::FromStr for Budget {
+    type Err = Error;
+    /// `10` (per class) or `1%` / `0.01` (a fraction).
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::config(
+                "label budget",
+                format!("`{s}`; expected labels per class (10) or a fraction (1% or 0.01)"),
+            )
+        };
+        let s = s.trim();
+        if let Some(p) = s.strip_suffix('%') {
+            let f: f64 = p.trim().parse().map_err(|_| bad())?;
+            return if f > 0.0 && f <= 100.0 {
+                Ok(Budget::Fraction(f / 100.0))
+            } else {
+                Err(bad())
+            };
+        }
+        if let Ok(n) = s.parse::<usize>() {
+            return if n > 0 {
+                Ok(Budget::PerClass(n))
+            } else {
+                Err(bad())
+            };
+        }
+        match s.parse::<f64>() {
+            Ok(f) if f > 0.0 && f < 1.0 => Ok(Budget::Fraction(f)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// The labelled items for `budget` and `seed`, in increasing order. Each class's items are
+/// shuffled with a generator derived from (seed, class), so a larger budget with the same seed
+/// keeps the smaller one's items.
+pub fn sample(labels: &[u32], num_classes: usize, budget: Budget, seed: u64) -> Vec<usize> {
     let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); num_classes];
     labels
         .iter()
@@ -14,11 +76,20 @@ pub fn sample_per_class(labels: &[u32], num_classes: usize, n: usize, seed: u64)
         .for_each(|(i, &l)| by_class[l as usize].push(i));
     let mut out = Vec::new();
     for (c, mut idx) in by_class.into_iter().enumerate() {
+        let take = match budget {
+            Budget::PerClass(n) => n,
+            Budget::Fraction(f) => ((f * idx.len() as f64).round() as usize).max(1),
+        };
         Rng::derive(seed, &[0x4645_5753, c as u64]).shuffle(&mut idx);
-        out.extend(idx.into_iter().take(n));
+        out.extend(idx.into_iter().take(take));
     }
     out.sort_unstable();
     out
+}
+
+/// `n` indices per class (fewer when a class has fewer), drawn with `seed`.
+pub fn sample_per_class(labels: &[u32], num_classes: usize, n: usize, seed: u64) -> Vec<usize> {
+    sample(labels, num_classes, Budget::PerClass(n), seed)
 }
 
 /// Mean and sample standard deviation.
@@ -33,56 +104,263 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
     (m, var.sqrt())
 }
 
-#[derive(Clone, Debug)]
-pub struct FewShotResult {
-    pub labels_per_class: usize,
-    pub knn: (f64, f64),
-    pub probe: (f64, f64),
+/// Frozen features of the training and test items.
+pub struct Representation<'a> {
+    /// Column of the table: `pretrained`, `random init`, `raw inputs`.
+    pub name: String,
+    pub train: &'a Features,
+    pub test: &'a Features,
 }
 
-pub struct EvalSet<'a> {
-    pub train: &'a Features,
-    pub train_labels: &'a [u32],
-    pub test: &'a Features,
-    pub test_labels: &'a [u32],
+/// A network trained on the labelled items: given their training-split rows, their labels and
+/// the seed, it returns a class for every test item.
+pub struct Trainer<'a> {
+    /// Column of the table: `pretrained` (fine-tuned) or `from scratch`.
+    pub name: String,
+    pub run: Box<TrainFn<'a>>,
+}
+
+/// (labelled training rows, their labels, seed) -> a class for every test item.
+pub type TrainFn<'a> = dyn Fn(&[usize], &[u32], u64) -> Result<Vec<u32>> + 'a;
+type PredictFn<'a> = dyn FnMut(&[usize], &[u32], u64) -> Result<Vec<u32>> + 'a;
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub budgets: Vec<Budget>,
+    pub seeds: u64,
+    pub knn_k: usize,
+    pub knn_temperature: f32,
+    pub probe: linear::ProbeConfig,
     pub num_classes: usize,
 }
 
-/// kNN and probe accuracy (mean, std over `seeds`) with `n` labels per class.
-pub fn evaluate(
-    set: &EvalSet,
-    n: usize,
-    seeds: u64,
-    k: usize,
-    t: f32,
-    probe: &linear::ProbeConfig,
+/// One contender's scores over the seeds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cell {
+    pub budget: Budget,
+    /// `kNN`, `linear probe` or `fine-tuning`.
+    pub protocol: String,
+    pub representation: String,
+    pub accuracy: (f64, f64),
+    pub macro_f1: (f64, f64),
+    /// Per seed: (seed, accuracy, macro-F1).
+    pub runs: Vec<(u64, f64, f64)>,
+}
+
+/// The whole table.
+#[derive(Clone, Debug, Serialize)]
+pub struct Table {
+    pub seeds: u64,
+    pub test_items: usize,
+    /// Labelled items per budget (equal for every seed).
+    pub labelled: Vec<(Budget, usize)>,
+    pub cells: Vec<Cell>,
+}
+
+pub const KNN: &str = "kNN";
+pub const PROBE: &str = "linear probe";
+pub const FINETUNE: &str = "fine-tuning";
+
+/// Run every contender on every budget and seed. `progress` hears each finished cell.
+pub fn run(
+    settings: &Settings,
+    train_labels: &[u32],
+    test_labels: &[u32],
+    representations: &[Representation],
+    trainers: &[Trainer],
     device: &Device,
-) -> FewShotResult {
-    let mut knn_acc = Vec::new();
-    let mut probe_acc = Vec::new();
-    for seed in 0..seeds {
-        let idx = sample_per_class(set.train_labels, set.num_classes, n, seed);
-        let f = set.train.select(&idx);
-        let l: Vec<u32> = idx.iter().map(|&i| set.train_labels[i]).collect();
-        let pred = knn::predict(&f, &l, set.test, set.num_classes, k, t, device);
-        knn_acc.push(accuracy(&pred, set.test_labels));
-        let cfg = linear::ProbeConfig {
-            seed,
-            ..probe.clone()
-        };
-        let pred = linear::fit_predict(&f, &l, set.test, set.num_classes, &cfg, device);
-        probe_acc.push(accuracy(&pred, set.test_labels));
+    mut progress: impl FnMut(&Cell),
+) -> Result<Table> {
+    if settings.seeds == 0 {
+        return Err(Error::config("seeds", "must be at least 1"));
     }
-    FewShotResult {
-        labels_per_class: n,
-        knn: mean_std(&knn_acc),
-        probe: mean_std(&probe_acc),
+    let classes = settings.num_classes;
+    let mut cells = Vec::new();
+    let mut labelled = Vec::new();
+    for &budget in &settings.budgets {
+        let draws: Vec<Vec<usize>> = (0..settings.seeds)
+            .map(|seed| sample(train_labels, classes, budget, seed))
+            .collect();
+        labelled.push((budget, draws[0].len()));
+        let mut score = |protocol: &str, name: &str, f: &mut PredictFn| -> Result<()> {
+            let mut runs = Vec::new();
+            for (seed, rows) in draws.iter().enumerate() {
+                let y: Vec<u32> = rows.iter().map(|&i| train_labels[i]).collect();
+                let pred = f(rows, &y, seed as u64)?;
+                runs.push((
+                    seed as u64,
+                    accuracy(&pred, test_labels),
+                    macro_f1(&pred, test_labels, classes),
+                ));
+            }
+            let acc: Vec<f64> = runs.iter().map(|r| r.1).collect();
+            let f1: Vec<f64> = runs.iter().map(|r| r.2).collect();
+            let cell = Cell {
+                budget,
+                protocol: protocol.into(),
+                representation: name.into(),
+                accuracy: mean_std(&acc),
+                macro_f1: mean_std(&f1),
+                runs,
+            };
+            progress(&cell);
+            cells.push(cell);
+            Ok(())
+        };
+        for rep in representations {
+            score(KNN, &rep.name, &mut |rows, y, _| {
+                Ok(knn::predict(
+                    &rep.train.select(rows),
+                    y,
+                    rep.test,
+                    classes,
+                    settings.knn_k,
+                    settings.knn_temperature,
+                    device,
+                ))
+            })?;
+        }
+        for rep in representations {
+            score(PROBE, &rep.name, &mut |rows, y, seed| {
+                let cfg = linear::ProbeConfig {
+                    seed,
+                    ..settings.probe.clone()
+                };
+                Ok(linear::fit_predict(
+                    &rep.train.select(rows),
+                    y,
+                    rep.test,
+                    classes,
+                    &cfg,
+                    device,
+                ))
+            })?;
+        }
+        for t in trainers {
+            score(FINETUNE, &t.name, &mut |rows, y, seed| {
+                (t.run)(rows, y, seed)
+            })?;
+        }
+    }
+    Ok(Table {
+        seeds: settings.seeds,
+        test_items: test_labels.len(),
+        labelled,
+        cells,
+    })
+}
+
+impl Table {
+    /// Column names in order of first appearance.
+    fn columns(&self) -> Vec<String> {
+        let mut cols: Vec<String> = Vec::new();
+        for c in &self.cells {
+            if !cols.contains(&c.representation) {
+                cols.push(c.representation.clone());
+            }
+        }
+        cols
+    }
+
+    /// (budget, protocol) rows in order, each with a cell per column.
+    fn grid(&self) -> Vec<(Budget, String, Vec<Option<&Cell>>)> {
+        let cols = self.columns();
+        let mut rows: Vec<(Budget, String, Vec<Option<&Cell>>)> = Vec::new();
+        for c in &self.cells {
+            let j = cols.iter().position(|x| *x == c.representation).unwrap();
+            match rows
+                .iter_mut()
+                .find(|r| r.0 == c.budget && r.1 == c.protocol)
+            {
+                Some(r) => r.2[j] = Some(c),
+                None => {
+                    let mut v = vec![None; cols.len()];
+                    v[j] = Some(c);
+                    rows.push((c.budget, c.protocol.clone(), v));
+                }
+            }
+        }
+        rows
+    }
+
+    fn cell_text(c: Option<&Cell>) -> String {
+        c.map_or("-".into(), |c| {
+            format!(
+                "{:.4} ± {:.4} ({:.4})",
+                c.accuracy.0, c.accuracy.1, c.macro_f1.0
+            )
+        })
+    }
+
+    fn caption(&self) -> String {
+        format!(
+            "accuracy mean ± sd over {} seeds (mean macro-F1) on {} test items",
+            self.seeds, self.test_items
+        )
+    }
+
+    /// Aligned plain text for the terminal.
+    pub fn to_text(&self) -> String {
+        let cols = self.columns();
+        let grid = self.grid();
+        let w = 28;
+        let mut s = format!("{}\n", self.caption());
+        s += &format!("{:<10}{:<14}", "labels", "protocol");
+        cols.iter().for_each(|c| s += &format!("{c:>w$}"));
+        s.push('\n');
+        for (budget, protocol, cells) in &grid {
+            s += &format!("{:<10}{:<14}", budget.label(), protocol);
+            cells
+                .iter()
+                .for_each(|c| s += &format!("{:>w$}", Self::cell_text(*c)));
+            s.push('\n');
+        }
+        s
+    }
+
+    /// A Markdown table; the best mean accuracy of each budget and protocol in bold.
+    pub fn to_markdown(&self) -> String {
+        let cols = self.columns();
+        let mut s = format!("{}.\n\n| labels | protocol |", self.caption());
+        cols.iter().for_each(|c| s += &format!(" {c} |"));
+        s += "\n|---|---|";
+        cols.iter().for_each(|_| s += "---:|");
+        s.push('\n');
+        for (budget, protocol, cells) in self.grid() {
+            let labelled = self
+                .labelled
+                .iter()
+                .find(|l| l.0 == budget)
+                .map_or(0, |l| l.1);
+            let best = cells
+                .iter()
+                .flatten()
+                .map(|c| c.accuracy.0)
+                .fold(f64::NEG_INFINITY, f64::max);
+            s += &format!("| {} ({labelled}) | {protocol} |", budget.label());
+            for c in cells {
+                let t = Self::cell_text(c);
+                match c {
+                    Some(c) if c.accuracy.0 == best && cols.len() > 1 => {
+                        s += &format!(" **{t}** |")
+                    }
+                    _ => s += &format!(" {t} |"),
+                }
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a table serialises")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
 
     #[test]
     fn samples_n_per_class_reproducibly() {
@@ -94,7 +372,109 @@ mod tests {
         }
         assert_eq!(a, sample_per_class(&labels, 4, 3, 7));
         assert_ne!(a, sample_per_class(&labels, 4, 3, 8));
+        // A larger budget keeps the smaller one's items.
+        let b = sample_per_class(&labels, 4, 5, 7);
+        assert!(a.iter().all(|i| b.contains(i)));
         let (m, s) = mean_std(&[1.0, 2.0, 3.0]);
         assert!((m - 2.0).abs() < 1e-12 && (s - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fractions_take_a_share_of_every_class() {
+        let labels: Vec<u32> = (0..300)
+            .map(|i| if i < 200 { 0 } else { 1 + i % 2 })
+            .collect();
+        let s = sample(&labels, 3, Budget::Fraction(0.1), 0);
+        let count = |c| s.iter().filter(|&&i| labels[i] == c).count();
+        assert_eq!((count(0), count(1), count(2)), (20, 5, 5));
+        assert_eq!("10%".parse::<Budget>().unwrap(), Budget::Fraction(0.1));
+        assert_eq!("0.01".parse::<Budget>().unwrap(), Budget::Fraction(0.01));
+        assert_eq!("5".parse::<Budget>().unwrap(), Budget::PerClass(5));
+        for bad in ["0", "-1", "150%", "x", "1.5"] {
+            assert!(bad.parse::<Budget>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_contender_sees_the_same_labels_and_cells_are_scored() {
+        // Two separable classes in 2-d; a "trainer" that records what it was given and
+        // predicts class 0 everywhere.
+        let mut rng = Rng::new(3);
+        let make = |n: usize, rng: &mut Rng| {
+            let mut data = Vec::new();
+            let mut y = Vec::new();
+            for i in 0..n {
+                let c = (i % 2) as u32;
+                data.push((4.0 * c as f64 - 2.0 + 0.3 * rng.normal()) as f32);
+                data.push((1.0 + 0.3 * rng.normal()) as f32);
+                y.push(c);
+            }
+            (
+                Features {
+                    data,
+                    rows: n,
+                    dim: 2,
+                },
+                y,
+            )
+        };
+        let (train, yl) = make(60, &mut rng);
+        let (test, yt) = make(40, &mut rng);
+        let seen = RefCell::new(Vec::new());
+        let trainer = Trainer {
+            name: "from scratch".into(),
+            run: Box::new(|rows, y, seed| {
+                seen.borrow_mut().push((rows.to_vec(), y.to_vec(), seed));
+                Ok(vec![0; 40])
+            }),
+        };
+        let settings = Settings {
+            budgets: vec![Budget::PerClass(3)],
+            seeds: 2,
+            knn_k: 3,
+            knn_temperature: 0.1,
+            probe: linear::ProbeConfig::default(),
+            num_classes: 2,
+        };
+        let reps = [Representation {
+            name: "raw inputs".into(),
+            train: &train,
+            test: &test,
+        }];
+        let table = run(
+            &settings,
+            &yl,
+            &yt,
+            &reps,
+            &[trainer],
+            &crate::device::parse("cpu").unwrap(),
+            |_| {},
+        )
+        .unwrap();
+        let seen = seen.into_inner();
+        assert_eq!(seen.len(), 2);
+        for (rows, y, seed) in &seen {
+            assert_eq!(rows, &sample_per_class(&yl, 2, 3, *seed));
+            assert_eq!(y, &rows.iter().map(|&i| yl[i]).collect::<Vec<_>>());
+        }
+        assert_eq!(table.cells.len(), 3);
+        let knn = &table.cells[0];
+        assert_eq!((knn.protocol.as_str(), knn.accuracy.0), (KNN, 1.0));
+        let constant = &table.cells[2];
+        assert_eq!(constant.accuracy, (0.5, 0.0));
+        // Macro-F1 of a constant prediction on balanced classes: (2/3 + 0) / 2.
+        assert!((constant.macro_f1.0 - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(table.labelled, vec![(Budget::PerClass(3), 6)]);
+        let md = table.to_markdown();
+        assert!(
+            md.contains("| 3/class (6) | kNN | **1.0000 ± 0.0000 (1.0000)** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 3/class (6) | fine-tuning | - | 0.5000 ± 0.0000 (0.3333) |"),
+            "{md}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&table.to_json()).unwrap();
+        assert_eq!(json["cells"][2]["runs"].as_array().unwrap().len(), 2);
     }
 }

@@ -5,6 +5,7 @@
 pub mod anomaly;
 pub mod features;
 pub mod fewshot;
+pub mod finetune;
 pub mod knn;
 pub mod linear;
 pub mod report;
@@ -59,6 +60,44 @@ pub fn accuracy(pred: &[u32], truth: &[u32]) -> f64 {
         return 0.0;
     }
     pred.iter().zip(truth).filter(|(a, b)| a == b).count() as f64 / pred.len() as f64
+}
+
+/// Macro-averaged F1 as scikit-learn's `f1_score(average="macro")`: the unweighted mean of
+/// each class's F1 over the classes that occur in the truth or the predictions (a class
+/// never predicted, or never true, scores 0).
+pub fn macro_f1(pred: &[u32], truth: &[u32], num_classes: usize) -> f64 {
+    assert_eq!(pred.len(), truth.len());
+    let classes = num_classes.max(
+        pred.iter()
+            .chain(truth)
+            .map(|&c| c as usize + 1)
+            .max()
+            .unwrap_or(0),
+    );
+    let (mut tp, mut fp, mut fn_) = (
+        vec![0u64; classes],
+        vec![0u64; classes],
+        vec![0u64; classes],
+    );
+    for (&p, &t) in pred.iter().zip(truth) {
+        if p == t {
+            tp[p as usize] += 1;
+        } else {
+            fp[p as usize] += 1;
+            fn_[t as usize] += 1;
+        }
+    }
+    let present: Vec<usize> = (0..classes)
+        .filter(|&c| tp[c] + fp[c] + fn_[c] > 0)
+        .collect();
+    if present.is_empty() {
+        return 0.0;
+    }
+    present
+        .iter()
+        .map(|&c| 2.0 * tp[c] as f64 / (2 * tp[c] + fp[c] + fn_[c]) as f64)
+        .sum::<f64>()
+        / present.len() as f64
 }
 
 /// Row-major feature matrix.

@@ -2,7 +2,7 @@
 //! learned embedding beside the same protocol on raw pixels.
 
 use super::features::{encode, raw};
-use super::fewshot::{EvalSet, evaluate};
+use super::fewshot;
 use super::linear::ProbeConfig;
 use super::{Features, accuracy, knn, linear};
 use crate::augment::Normalize;
@@ -65,9 +65,7 @@ pub fn compare(
     let yt = splits.test.labels_or_err("evaluation")?;
     let classes = splits.train.num_classes().max(splits.test.num_classes());
     let probe = ProbeConfig {
-        epochs: spec.probe_epochs,
-        lr: spec.probe_lr,
-        weight_decay: spec.probe_weight_decay,
+        l2_grid: spec.probe_l2.clone(),
         ..Default::default()
     };
     let mut rows = Vec::new();
@@ -106,36 +104,43 @@ pub fn compare(
             raw: (b, 0.0),
         });
     }
-    if which.few_label {
-        for &n in &spec.labels_per_class {
-            let run = |e: &Embeddings| {
-                let set = EvalSet {
-                    train: &e.train,
-                    train_labels: yl,
-                    test: &e.test,
-                    test_labels: yt,
-                    num_classes: classes,
-                };
-                evaluate(
-                    &set,
-                    n,
-                    spec.seeds,
-                    spec.knn_k,
-                    spec.knn_temperature,
-                    &probe,
-                    device,
-                )
-            };
-            let (a, b) = (run(learned), run(pixels));
+    if which.few_label && !spec.labels_per_class.is_empty() {
+        let settings = fewshot::Settings {
+            budgets: spec
+                .labels_per_class
+                .iter()
+                .map(|&n| fewshot::Budget::PerClass(n))
+                .collect(),
+            seeds: spec.seeds,
+            knn_k: spec.knn_k,
+            knn_temperature: spec.knn_temperature,
+            probe: probe.clone(),
+            num_classes: classes,
+        };
+        let reps = [
+            fewshot::Representation {
+                name: "learned".into(),
+                train: &learned.train,
+                test: &learned.test,
+            },
+            fewshot::Representation {
+                name: "raw".into(),
+                train: &pixels.train,
+                test: &pixels.test,
+            },
+        ];
+        let table = fewshot::run(&settings, yl, yt, &reps, &[], device, |_| {})?;
+        for pair in table.cells.chunks_exact(2) {
+            let (a, b) = (&pair[0], &pair[1]);
             rows.push(Row {
-                protocol: format!("kNN, {n} labels/class ({} seeds)", spec.seeds),
-                learned: a.knn,
-                raw: b.knn,
-            });
-            rows.push(Row {
-                protocol: format!("linear probe, {n} labels/class ({} seeds)", spec.seeds),
-                learned: a.probe,
-                raw: b.probe,
+                protocol: format!(
+                    "{}, {} labels ({} seeds)",
+                    a.protocol,
+                    a.budget.label(),
+                    spec.seeds
+                ),
+                learned: a.accuracy,
+                raw: b.accuracy,
             });
         }
     }

@@ -42,6 +42,19 @@ pub enum Model {
     Supervised(Supervised),
 }
 
+impl Model {
+    /// The backbone, taken out of the model (for fine-tuning).
+    pub fn into_encoder(self) -> Encoder {
+        match self {
+            Model::SimClr(m) => m.encoder,
+            Model::MoCo(m) => m.encoder,
+            Model::MoCoV3(m) => m.encoder,
+            Model::Nnclr(m) => m.encoder,
+            Model::Supervised(m) => m.encoder,
+        }
+    }
+}
+
 impl Method for Model {
     fn loss(&self, views: &[Tensor<4>], labels: Option<&[u32]>) -> Tensor<1> {
         match self {

@@ -5,6 +5,7 @@
 //! epsilon 1e-8), and the state is keyed by parameter path so that checkpoints are plain
 //! safetensors files that survive a rebuilt module.
 
+pub mod lbfgs;
 pub mod schedule;
 
 use crate::error::{Error, Result};
