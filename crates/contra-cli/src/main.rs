@@ -31,6 +31,10 @@ enum Command {
     Eval(EvalCommand),
     /// Write embeddings (backbone features) of a data split as .npy files.
     Embed(EmbedArgs),
+    /// Gather a run's recipe, training curves, evaluation tables (and fewshot.json if the run
+    /// folder has one) and 2-D maps of its test embeddings (PCA, t-SNE) into report.html and
+    /// report.md with PNG and SVG pictures, in RUN/report.
+    Report(ReportArgs),
     /// Show the build's backends and devices, and which data sets are found.
     Info,
 }
@@ -171,6 +175,24 @@ struct AnomalyArgs {
 }
 
 #[derive(Args)]
+struct ReportArgs {
+    /// The run's folder (recipe.toml, metrics.jsonl, model.safetensors).
+    run: PathBuf,
+    /// Output folder (default: RUN/report).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Test items drawn (with seed 0) for the embedding maps; 0 leaves the maps out.
+    #[arg(long, default_value_t = 2000)]
+    map_points: usize,
+    /// Device for the embeddings: cpu, cuda:N, tch-cpu or tch-cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Override the data folder stored in the model's recipe.
+    #[arg(long)]
+    data_path: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct EmbedArgs {
     #[command(flatten)]
     model: ModelArgs,
@@ -199,6 +221,7 @@ fn main() -> ExitCode {
         Command::Eval(EvalCommand::Anomaly(a)) => eval_anomaly(a),
         Command::Eval(EvalCommand::Retrieval { model, k }) => eval_retrieval(model, k),
         Command::Embed(a) => embed(a),
+        Command::Report(a) => report_run(a),
         Command::Info => info(),
     };
     match result {
@@ -721,6 +744,150 @@ fn embed(a: EmbedArgs) -> Result<()> {
         f.dim,
         out.display()
     );
+    Ok(())
+}
+
+fn report_run(a: ReportArgs) -> Result<()> {
+    use contra::eval::{Features, fewshot, map};
+    use contra::plot::{self, chart};
+    use contra::run_report::{self, Block};
+    let out = a.out.clone().unwrap_or_else(|| a.run.join("report"));
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    let recipe_path = a.run.join("recipe.toml");
+    let recipe_text =
+        std::fs::read_to_string(&recipe_path).map_err(|e| Error::io(&recipe_path, e))?;
+    let recipe = Recipe::parse(&recipe_text, &recipe_path)?;
+    let curves = run_report::read_curves(&a.run.join("metrics.jsonl"))?;
+    let mut blocks = vec![Block::Paragraph(format!(
+        "{} with a {} encoder on {}: {} epochs of batch {}, {} steps logged, final loss {}{}.",
+        recipe.method.kind,
+        recipe.encoder.kind,
+        recipe.data.source,
+        recipe.train.epochs,
+        recipe.train.batch_size,
+        curves.loss.len(),
+        curves
+            .loss
+            .last()
+            .map_or("-".into(), |l| format!("{:.4}", l.1)),
+        curves
+            .images_per_second
+            .map_or(String::new(), |r| format!(", {r:.0} images/s"))
+    ))];
+    let panels = run_report::curve_panels(&curves);
+    let width = 420 * panels.len();
+    plot::save(&out.join("curves"), width, 320, |s| {
+        chart::draw_panels(s, &panels, width as f64, 320.0)
+    })?;
+    blocks.push(Block::Heading("Training".into()));
+    blocks.push(Block::Image {
+        file: "curves.png".into(),
+        caption: "Training curves (also curves.svg)".into(),
+    });
+    let model_path = a.run.join("model.safetensors");
+    if model_path.is_file() {
+        let l = load_for_eval(&ModelArgs {
+            model: model_path.clone(),
+            device: a.device.clone(),
+            data_path: a.data_path.clone(),
+        })?;
+        eprintln!("embedding the data with {} ...", model_path.display());
+        if let Some(normal) = l.recipe.data.train_classes.clone() {
+            let scorer = contra::eval::anomaly::Scorer::Knn { k: 5 };
+            blocks.push(Block::Heading("Anomaly detection".into()));
+            blocks.push(Block::Code(anomaly_rows(&l, &normal, scorer, None)?));
+        } else if l.splits.test.labels.is_some() {
+            let (learned, pixels) = l.embeddings();
+            let rows = report::compare(
+                &learned,
+                &pixels,
+                &l.splits,
+                &l.recipe.eval,
+                Protocols {
+                    knn: true,
+                    linear: false,
+                    few_label: false,
+                },
+                &l.device,
+            )?;
+            blocks.push(Block::Heading("Evaluation".into()));
+            blocks.push(Block::Table {
+                header: vec!["protocol".into(), "learned".into(), "raw pixels".into()],
+                rows: rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.protocol.clone(),
+                            format!("{:.4}", r.learned.0),
+                            format!("{:.4}", r.raw.0),
+                        ]
+                    })
+                    .collect(),
+            });
+        }
+        let few = a.run.join("fewshot.json");
+        if few.is_file() {
+            let text = std::fs::read_to_string(&few).map_err(|e| Error::io(&few, e))?;
+            let table: fewshot::Table = serde_json::from_str(&text)
+                .map_err(|e| Error::format(&few, format!("not a few-label table: {e}")))?;
+            let (caption, header, rows) = table.rows(|t| format!("{t} *"));
+            blocks.push(Block::Heading("Few labels".into()));
+            blocks.push(Block::Paragraph(format!(
+                "{caption}; * marks the best of a row."
+            )));
+            blocks.push(Block::Table { header, rows });
+        }
+        if a.map_points > 0 {
+            let test = &l.splits.test;
+            let mut rows: Vec<usize> = (0..test.len).collect();
+            contra::rng::Rng::new(0).shuffle(&mut rows);
+            rows.truncate(a.map_points);
+            rows.sort_unstable();
+            let sample = test.subset(&rows);
+            let f: Features = contra::eval::features::encode(
+                l.model.encoder(),
+                &sample,
+                l.pipeline.normalization(),
+                l.size,
+                512,
+                &l.device,
+            );
+            blocks.push(Block::Heading("Embedding maps".into()));
+            eprintln!("mapping {} test embeddings (PCA, t-SNE) ...", f.rows);
+            for (name, title, m) in [
+                ("map-pca", "PCA", map::pca(&f, 2)),
+                (
+                    "map-tsne",
+                    "t-SNE",
+                    map::tsne(&f, &map::TsneConfig::default()),
+                ),
+            ] {
+                let points: Vec<(f64, f64)> = (0..m.rows)
+                    .map(|i| (m.row(i)[0] as f64, m.row(i)[1] as f64))
+                    .collect();
+                let title = format!("{title} of {} test embeddings", m.rows);
+                plot::save(&out.join(name), 760, 560, |s| {
+                    chart::draw_scatter(
+                        s,
+                        &title,
+                        &points,
+                        sample.labels.as_deref(),
+                        &[],
+                        760.0,
+                        560.0,
+                    )
+                })?;
+                blocks.push(Block::Image {
+                    file: format!("{name}.png"),
+                    caption: format!("{title}, coloured by label (also {name}.svg)"),
+                });
+            }
+        }
+    }
+    blocks.push(Block::Heading("Recipe".into()));
+    blocks.push(Block::Code(recipe_text));
+    run_report::write_pages(&out, &format!("contra run: {}", recipe.name), &blocks)?;
+    println!("wrote {}", out.join("report.html").display());
     Ok(())
 }
 

@@ -301,7 +301,11 @@ fn eval_and_embed_read_a_trained_model() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(text(&o).1.contains("`0`; expected labels per class"), "{}", text(&o).1);
+    assert!(
+        text(&o).1.contains("`0`; expected labels per class"),
+        "{}",
+        text(&o).1
+    );
 }
 
 /// Runs `contra ARGS...`, asserts success and returns its standard output.
@@ -535,6 +539,108 @@ fn results_do_not_depend_on_the_number_of_threads() {
             Some(t),
             three.get(k),
             "tensor {k} depends on the thread count"
+        );
+    }
+}
+
+/// `chromium` on PATH; required where CONTRA_REQUIRE_CHROMIUM is set (CI installs it).
+fn chromium() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("chromium"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() && std::env::var_os("CONTRA_REQUIRE_CHROMIUM").is_some() {
+        panic!("CONTRA_REQUIRE_CHROMIUM is set and chromium is not on PATH");
+    }
+    found
+}
+
+#[test]
+fn report_gathers_curves_tables_and_maps_into_a_page_whose_images_load() {
+    let dir = tmp("report");
+    let recipe = small_recipe(&dir, 2);
+    let text_of = std::fs::read_to_string(&recipe).unwrap();
+    std::fs::write(
+        &recipe,
+        text_of.replace("[eval]", "knn_monitor = 200\n[eval]"),
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let s = |x: &'static str| std::ffi::OsStr::new(x);
+    succeeds(&[
+        s("pretrain"),
+        s("-q"),
+        s("-r"),
+        recipe.as_os_str(),
+        s("--out"),
+        run.as_os_str(),
+    ]);
+    // A few-label table in the run folder joins the page.
+    succeeds(&[
+        s("eval"),
+        s("fewshot"),
+        s("--labels"),
+        s("3"),
+        s("--seeds"),
+        s("2"),
+        s("--finetune-steps"),
+        s("0"),
+        s("-m"),
+        run.join("model.safetensors").as_os_str(),
+    ]);
+    let stdout = succeeds(&[s("report"), run.as_os_str(), s("--map-points"), s("150")]);
+    let out = run.join("report");
+    assert!(stdout.contains("report.html"), "{stdout}");
+    for name in ["curves", "map-pca", "map-tsne"] {
+        let png = std::fs::read(out.join(format!("{name}.png"))).unwrap();
+        assert_eq!(&png[1..4], b"PNG", "{name}");
+        let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+        assert!(width >= 760, "{name}: {width}");
+        let svg = std::fs::read_to_string(out.join(format!("{name}.svg"))).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{name}"
+        );
+    }
+    // 150 dots in each map, plus ten legend dots.
+    let svg = std::fs::read_to_string(out.join("map-tsne.svg")).unwrap();
+    assert_eq!(svg.matches("<circle").count(), 160);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for part in [
+        "curves.png",
+        "map-pca.png",
+        "map-tsne.png",
+        "kNN monitor",
+        "kNN (k=10, t=0.1)",
+        "3/class (30)",
+        "[encoder]",
+    ] {
+        assert!(
+            html.contains(part)
+                || std::fs::read_to_string(out.join("curves.svg"))
+                    .unwrap()
+                    .contains(part),
+            "{part}"
+        );
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("![Training curves (also curves.svg)](curves.png)"),
+        "{md}"
+    );
+    // Rendered headlessly: every image loads.
+    if let Some(chromium) = chromium() {
+        let o = Command::new(chromium)
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+            .arg(format!("file://{}", out.join("report.html").display()))
+            .output()
+            .unwrap();
+        let dom = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            dom.contains("data-images-total=\"3\" data-images-loaded=\"3\""),
+            "{}",
+            &dom[..dom.len().min(400)]
         );
     }
 }

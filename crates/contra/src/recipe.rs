@@ -226,6 +226,12 @@ pub struct TrainSpec {
     /// 0: never.
     #[serde(default)]
     pub diagnose_every: u64,
+    /// Online kNN monitor: after every epoch, the weighted kNN accuracy (eval.knn_k,
+    /// eval.knn_temperature) of the first N labelled training items, the last fifth of them
+    /// classified by the first four fifths (`"knn_accuracy"` records in metrics.jsonl);
+    /// 0: off.
+    #[serde(default)]
+    pub knn_monitor: usize,
     /// Write a checkpoint every N steps (and at the end of every epoch); 0: epochs only.
     #[serde(default)]
     pub checkpoint_every: u64,
@@ -263,6 +269,7 @@ impl Default for TrainSpec {
             labelled_per_class: 0,
             init: None,
             diagnose_every: 0,
+            knn_monitor: 0,
             checkpoint_every: 0,
             out: None,
             device: default_device(),
@@ -375,6 +382,12 @@ impl Recipe {
         }
         if self.method.dclw_sigma.is_nan() || self.method.dclw_sigma <= 0.0 {
             return Err(Error::config("method.dclw_sigma", "must be positive"));
+        }
+        if self.train.knn_monitor > 0 && self.train.knn_monitor < 10 {
+            return Err(Error::config(
+                "train.knn_monitor",
+                "use at least 10 items (or 0 to switch the monitor off)",
+            ));
         }
         if self.eval.probe_l2.is_empty()
             || self

@@ -631,6 +631,7 @@ fn embedding_diagnostics_are_logged_and_change_nothing() {
         let mut recipe = Recipe::default_recipe();
         recipe.train.epochs = 2;
         recipe.train.diagnose_every = every;
+        recipe.train.knn_monitor = every as usize * 50;
         recipe.train.out = Some(
             std::env::temp_dir().join(format!("contra-diagnose-{every}-{}", std::process::id())),
         );
@@ -642,7 +643,23 @@ fn embedding_diagnostics_are_logged_and_change_nothing() {
     let (watched, log) = run(10);
     // Bit-identical, also while other tests train beside it (every parameter is drawn under
     // the init lock: `contra::train::seeded`).
-    assert!(plain == watched, "diagnostics leave training untouched");
+    assert!(
+        plain == watched,
+        "diagnostics and the kNN monitor leave training untouched"
+    );
+    // The kNN monitor: one record per epoch, 100 of the first 500 items classified.
+    let knn: Vec<f64> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter_map(|v| v.get("knn_accuracy").and_then(|a| a.as_f64()))
+        .collect();
+    assert_eq!(knn.len(), 2);
+    for a in &knn {
+        assert!(
+            (0.5..=1.0).contains(a) && (a * 100.0 - (a * 100.0).round()).abs() < 1e-9,
+            "{a}"
+        );
+    }
     let records: Vec<serde_json::Value> = log
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())

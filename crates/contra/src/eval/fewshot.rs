@@ -12,10 +12,10 @@ use super::{Features, accuracy, knn, linear, macro_f1};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use burn::prelude::Device;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How many labels each class gets.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Budget {
     PerClass(usize),
@@ -135,7 +135,7 @@ pub struct Settings {
 }
 
 /// One contender's scores over the seeds.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Cell {
     pub budget: Budget,
     /// `kNN`, `linear probe` or `fine-tuning`.
@@ -148,7 +148,7 @@ pub struct Cell {
 }
 
 /// The whole table.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Table {
     pub seeds: u64,
     pub test_items: usize,
@@ -318,36 +318,49 @@ impl Table {
         s
     }
 
+    /// The caption, the header and one row of cells per (budget, protocol); the best mean
+    /// accuracy of each row with more than one contender marked with `best`.
+    pub fn rows(&self, best: impl Fn(String) -> String) -> (String, Vec<String>, Vec<Vec<String>>) {
+        let cols = self.columns();
+        let mut header = vec!["labels".to_string(), "protocol".to_string()];
+        header.extend(cols.iter().cloned());
+        let rows = self
+            .grid()
+            .into_iter()
+            .map(|(budget, protocol, cells)| {
+                let labelled = self
+                    .labelled
+                    .iter()
+                    .find(|l| l.0 == budget)
+                    .map_or(0, |l| l.1);
+                let top = cells
+                    .iter()
+                    .flatten()
+                    .map(|c| c.accuracy.0)
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let contenders = cells.iter().flatten().count();
+                let mut row = vec![format!("{} ({labelled})", budget.label()), protocol];
+                row.extend(cells.iter().map(|c| {
+                    let t = Self::cell_text(*c);
+                    match c {
+                        Some(c) if c.accuracy.0 == top && contenders > 1 => best(t),
+                        _ => t,
+                    }
+                }));
+                row
+            })
+            .collect();
+        (self.caption(), header, rows)
+    }
+
     /// A Markdown table; the best mean accuracy of each budget and protocol in bold.
     pub fn to_markdown(&self) -> String {
-        let cols = self.columns();
-        let mut s = format!("{}.\n\n| labels | protocol |", self.caption());
-        cols.iter().for_each(|c| s += &format!(" {c} |"));
-        s += "\n|---|---|";
-        cols.iter().for_each(|_| s += "---:|");
+        let (caption, header, rows) = self.rows(|t| format!("**{t}**"));
+        let mut s = format!("{caption}.\n\n| {} |\n|---|---|", header.join(" | "));
+        (2..header.len()).for_each(|_| s += "---:|");
         s.push('\n');
-        for (budget, protocol, cells) in self.grid() {
-            let labelled = self
-                .labelled
-                .iter()
-                .find(|l| l.0 == budget)
-                .map_or(0, |l| l.1);
-            let best = cells
-                .iter()
-                .flatten()
-                .map(|c| c.accuracy.0)
-                .fold(f64::NEG_INFINITY, f64::max);
-            s += &format!("| {} ({labelled}) | {protocol} |", budget.label());
-            for c in cells {
-                let t = Self::cell_text(c);
-                match c {
-                    Some(c) if c.accuracy.0 == best && cols.len() > 1 => {
-                        s += &format!(" **{t}** |")
-                    }
-                    _ => s += &format!(" {t} |"),
-                }
-            }
-            s.push('\n');
+        for r in rows {
+            s += &format!("| {} |\n", r.join(" | "));
         }
         s
     }
@@ -467,7 +480,7 @@ mod tests {
         assert_eq!(table.labelled, vec![(Budget::PerClass(3), 6)]);
         let md = table.to_markdown();
         assert!(
-            md.contains("| 3/class (6) | kNN | **1.0000 ± 0.0000 (1.0000)** |"),
+            md.contains("| 3/class (6) | kNN | 1.0000 ± 0.0000 (1.0000) | - |"),
             "{md}"
         );
         assert!(

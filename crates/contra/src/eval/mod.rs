@@ -8,6 +8,7 @@ pub mod fewshot;
 pub mod finetune;
 pub mod knn;
 pub mod linear;
+pub mod map;
 pub mod report;
 pub mod retrieval;
 pub mod scores;

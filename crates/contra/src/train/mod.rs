@@ -392,6 +392,59 @@ impl MonitorViews {
     }
 }
 
+/// The online kNN monitor: labelled training items split into a memory bank and queries.
+struct KnnMonitor {
+    bank: ImageDataset,
+    bank_labels: Vec<u32>,
+    queries: ImageDataset,
+    query_labels: Vec<u32>,
+    classes: usize,
+    pipeline: Pipeline,
+    k: usize,
+    temperature: f32,
+    device: Device,
+}
+
+impl KnnMonitor {
+    fn new(recipe: &Recipe, train: &ImageDataset, pipeline: &Pipeline) -> Result<Self> {
+        let labels = train.labels_or_err("train.knn_monitor")?;
+        let n = recipe.train.knn_monitor.min(train.len);
+        let split = n - n / 5;
+        let bank: Vec<usize> = (0..split).collect();
+        let queries: Vec<usize> = (split..n).collect();
+        Ok(Self {
+            bank: train.subset(&bank),
+            bank_labels: labels[..split].to_vec(),
+            queries: train.subset(&queries),
+            query_labels: labels[split..n].to_vec(),
+            classes: train.num_classes(),
+            pipeline: pipeline.clone(),
+            k: recipe.eval.knn_k,
+            temperature: recipe.eval.knn_temperature,
+            device: crate::device::parse(&recipe.train.device)?,
+        })
+    }
+
+    /// kNN accuracy of the backbone in evaluation mode (nothing in the model changes).
+    fn accuracy<M: Method>(&self, model: &M) -> f64 {
+        use crate::eval::{accuracy, features::encode, knn};
+        let eval_model = model.valid();
+        let size = self.pipeline.output_size(self.bank.height, self.bank.width);
+        let norm = self.pipeline.normalization();
+        let enc = |d: &ImageDataset| encode(eval_model.encoder(), d, norm, size, 512, &self.device);
+        let pred = knn::predict(
+            &enc(&self.bank),
+            &self.bank_labels,
+            &enc(&self.queries),
+            self.classes,
+            self.k,
+            self.temperature,
+            &self.device,
+        );
+        accuracy(&pred, &self.query_labels)
+    }
+}
+
 /// `model` with the encoder and projection head of the model file at `path`: every tensor
 /// under `encoder.` or `head.` with the same path and shape, whatever method wrote the file
 /// (momentum methods' key networks start as copies of them). Fails unless the whole encoder
@@ -526,6 +579,9 @@ pub fn run<M: Method>(
     let monitor = (recipe.train.diagnose_every > 0)
         .then(|| MonitorViews::new(train, &pipeline, &cfg, &recipe.train.device))
         .transpose()?;
+    let knn_monitor = (recipe.train.knn_monitor > 0)
+        .then(|| KnnMonitor::new(recipe, train, &pipeline))
+        .transpose()?;
     let mut progress = Progress::new(!opts.quiet, total);
     let started = Instant::now();
     let mut waited = std::time::Duration::ZERO;
@@ -616,6 +672,18 @@ pub fn run<M: Method>(
         if epoch_steps > 0 {
             writeln!(log, "{}", serde_json::json!({"step": state.global_step, "epoch": epoch, "epoch_mean_loss": epoch_loss / epoch_steps as f64}))
                 .map_err(|e| Error::io(files.metrics(), e))?;
+        }
+        if let Some(m) = &knn_monitor {
+            let acc = m.accuracy(&model);
+            writeln!(
+                log,
+                "{}",
+                serde_json::json!({"step": state.global_step, "epoch": epoch, "knn_accuracy": acc})
+            )
+            .map_err(|e| Error::io(files.metrics(), e))?;
+            if !opts.quiet {
+                eprintln!("epoch {}: kNN monitor accuracy {acc:.4}", epoch + 1);
+            }
         }
     }
     progress.finish();
