@@ -29,8 +29,12 @@ enum Command {
     /// Evaluate a trained model's embedding against raw pixels.
     #[command(subcommand)]
     Eval(EvalCommand),
-    /// Write embeddings (backbone features) of a data split as .npy files.
+    /// Write embeddings (backbone features) of a data split as .npy files and as one
+    /// safetensors index with item ids and labels (for `contra search`).
     Embed(EmbedArgs),
+    /// The k nearest items of an embedding index (cosine, exact) to an item of the index or
+    /// to an image file.
+    Search(SearchArgs),
     /// Gather a run's recipe, training curves, evaluation tables (and fewshot.json if the run
     /// folder has one) and 2-D maps of its test embeddings (PCA, t-SNE) into report.html and
     /// report.md with PNG and SVG pictures, in RUN/report.
@@ -199,9 +203,42 @@ struct EmbedArgs {
     /// Which split: train or test.
     #[arg(long, default_value = "test")]
     split: String,
-    /// Output folder: embeddings.npy and labels.npy.
+    /// Output folder: embeddings.npy, labels.npy and embeddings.safetensors.
     #[arg(long, short)]
     out: PathBuf,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// An index written by `contra embed` (embeddings.safetensors).
+    #[arg(long)]
+    index: PathBuf,
+    /// Query with the item of the index that has this id (it is left out of the results).
+    #[arg(long, conflicts_with = "image", required_unless_present = "image")]
+    id: Option<i64>,
+    /// Query with an image file (PNG or JPEG), embedded by the index's model.
+    #[arg(long)]
+    image: Option<PathBuf>,
+    /// The model that embeds --image (default: the one that wrote the index).
+    #[arg(long, short)]
+    model: Option<PathBuf>,
+    /// How many results.
+    #[arg(long, short, default_value_t = 10)]
+    k: usize,
+    /// Device: cpu, cuda:N, tch-cpu or tch-cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+/// How the items of an index were turned into encoder input (kept in its metadata, so that a
+/// query image gets the same treatment).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct InputRecipe {
+    channels: usize,
+    height: usize,
+    width: usize,
+    input_size: (usize, usize),
+    normalize: Option<contra::augment::Normalize>,
 }
 
 fn main() -> ExitCode {
@@ -221,6 +258,7 @@ fn main() -> ExitCode {
         Command::Eval(EvalCommand::Anomaly(a)) => eval_anomaly(a),
         Command::Eval(EvalCommand::Retrieval { model, k }) => eval_retrieval(model, k),
         Command::Embed(a) => embed(a),
+        Command::Search(a) => search(a),
         Command::Report(a) => report_run(a),
         Command::Info => info(),
     };
@@ -738,6 +776,31 @@ fn embed(a: EmbedArgs) -> Result<()> {
     if let Some(l) = &data.labels {
         contra::embed::write_npy_labels(&out.join("labels.npy"), l)?;
     }
+    let input = InputRecipe {
+        channels: data.channels,
+        height: data.height,
+        width: data.width,
+        input_size: size,
+        normalize: pipeline.normalization().cloned(),
+    };
+    let model_path = std::fs::canonicalize(&a.model.model).unwrap_or(a.model.model.clone());
+    let metadata = std::collections::HashMap::from([
+        ("contra.model".to_string(), model_path.display().to_string()),
+        ("contra.split".to_string(), a.split.clone()),
+        (
+            "contra.input".to_string(),
+            serde_json::to_string(&input).expect("serialisable"),
+        ),
+    ]);
+    contra::embed::write_index(
+        &out.join("embeddings.safetensors"),
+        &contra::embed::EmbeddingIndex {
+            ids: (0..f.rows as i64).collect(),
+            labels: data.labels.clone(),
+            embeddings: f.clone(),
+            metadata,
+        },
+    )?;
     println!(
         "wrote {} embeddings of dimension {} to {}",
         f.rows,
@@ -888,6 +951,106 @@ fn report_run(a: ReportArgs) -> Result<()> {
     blocks.push(Block::Code(recipe_text));
     run_report::write_pages(&out, &format!("contra run: {}", recipe.name), &blocks)?;
     println!("wrote {}", out.join("report.html").display());
+    Ok(())
+}
+
+fn search(a: SearchArgs) -> Result<()> {
+    use contra::eval::Features;
+    let index = contra::embed::read_index(&a.index)?;
+    let device = contra::device::parse(&a.device)?;
+    if a.k == 0 {
+        return Err(Error::config("--k", "must be at least 1"));
+    }
+    let e = &index.embeddings;
+    let (query, own_row, what) = match (a.id, &a.image) {
+        (Some(id), _) => {
+            let row = index.ids.iter().position(|&i| i == id).ok_or_else(|| {
+                Error::config(
+                    "--id",
+                    format!(
+                        "{id} is not in {} (ids {}..={})",
+                        a.index.display(),
+                        index.ids.first().copied().unwrap_or(0),
+                        index.ids.last().copied().unwrap_or(0)
+                    ),
+                )
+            })?;
+            let label = index
+                .labels
+                .as_ref()
+                .map_or(String::new(), |l| format!(", label {}", l[row]));
+            (e.select(&[row]), Some(row), format!("item {id}{label}"))
+        }
+        (None, Some(path)) => {
+            let bad = |m: &str| Error::format(&a.index, m.to_string());
+            let input: InputRecipe = index
+                .metadata
+                .get("contra.input")
+                .ok_or_else(|| bad("no contra.input metadata: write the index with contra embed"))
+                .and_then(|t| {
+                    serde_json::from_str(t).map_err(|e| bad(&format!("bad contra.input: {e}")))
+                })?;
+            let model_path = match (&a.model, index.metadata.get("contra.model")) {
+                (Some(m), _) => m.clone(),
+                (None, Some(m)) => PathBuf::from(m),
+                (None, None) => {
+                    return Err(Error::config(
+                        "--model",
+                        "name the model that embeds --image",
+                    ));
+                }
+            };
+            let file = train::TrainedFile::read(&model_path)?;
+            let model = file.model(input.channels, &device)?;
+            let mut img = contra::data::folder::decode(path)?.to_channels(input.channels);
+            img = img.resize(input.height, input.width);
+            let item = contra::data::ImageDataset::new(
+                img.to_bytes(),
+                input.channels,
+                input.height,
+                input.width,
+                None,
+            )?;
+            let f: Features = contra::eval::features::encode(
+                model.encoder(),
+                &item,
+                input.normalize.as_ref(),
+                input.input_size,
+                1,
+                &device,
+            );
+            if f.dim != e.dim {
+                return Err(Error::format(
+                    &model_path,
+                    format!(
+                        "embeds to dimension {}, the index holds dimension {}",
+                        f.dim, e.dim
+                    ),
+                ));
+            }
+            (f, None, path.display().to_string())
+        }
+        (None, None) => return Err(Error::config("--id", "give --id or --image")),
+    };
+    let hits = contra::search::top_k(&query, e, a.k, |_, r| Some(r) == own_row, &device);
+    println!("{} nearest of {} items to {what}:", hits[0].len(), e.rows);
+    println!(
+        "{:>5}  {:>10}  {:>6}  {:>10}",
+        "rank", "id", "label", "cosine"
+    );
+    for (rank, h) in hits[0].iter().enumerate() {
+        let label = index
+            .labels
+            .as_ref()
+            .map_or("-".to_string(), |l| l[h.row].to_string());
+        println!(
+            "{:>5}  {:>10}  {:>6}  {:>10.4}",
+            rank + 1,
+            index.ids[h.row],
+            label,
+            h.similarity
+        );
+    }
     Ok(())
 }
 

@@ -255,6 +255,66 @@ fn eval_and_embed_read_a_trained_model() {
     let l = std::fs::read(emb.join("labels.npy")).unwrap();
     assert!(String::from_utf8_lossy(&l[10..80]).contains("(360,)"));
 
+    // The safetensors index: search by an item's id finds other items, never the item itself;
+    // results are in order of similarity and agree with the exported matrix.
+    let index = emb.join("embeddings.safetensors");
+    let ix = contra::embed::read_index(&index).unwrap();
+    assert_eq!(
+        (ix.embeddings.rows, ix.embeddings.dim, ix.ids.len()),
+        (360, 64, 360)
+    );
+    let o = contra()
+        .args(["search", "--id", "7", "-k", "4", "--index"])
+        .arg(&index)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    let rows: Vec<Vec<String>> = stdout
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect();
+    assert_eq!(rows.len(), 4, "{stdout}");
+    let sims: Vec<f64> = rows.iter().map(|r| r[3].parse().unwrap()).collect();
+    assert!(sims.windows(2).all(|w| w[0] >= w[1]), "{stdout}");
+    assert!(rows.iter().all(|r| r[1] != "7"));
+    let unit = |i: usize| {
+        let r = ix.embeddings.row(i);
+        let n = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+        r.iter().map(|v| (v / n) as f64).collect::<Vec<f64>>()
+    };
+    let best: usize = rows[0][1].parse().unwrap();
+    let cos: f64 = unit(7).iter().zip(unit(best)).map(|(a, b)| a * b).sum();
+    assert!((cos - sims[0]).abs() < 1e-3, "{cos} vs {}", sims[0]);
+    // An image file as the query: a test digit written as PNG finds itself first.
+    let mut raster = contra::plot::Raster::new(8, 8);
+    let splits = contra::data::digits::splits();
+    for (p, &v) in raster.pixels.chunks_mut(3).zip(splits.test.image(best)) {
+        p.fill(v);
+    }
+    let png = dir.join("query.png");
+    std::fs::write(&png, raster.to_png().unwrap()).unwrap();
+    let o = contra()
+        .args(["search", "-k", "1", "--image"])
+        .arg(&png)
+        .arg("--index")
+        .arg(&index)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    let top: Vec<&str> = stdout.lines().nth(2).unwrap().split_whitespace().collect();
+    assert_eq!(top[1], best.to_string(), "{stdout}");
+    assert!(top[3].parse::<f64>().unwrap() > 0.999, "{stdout}");
+    let o = contra()
+        .args(["search", "--id", "9999", "--index"])
+        .arg(&index)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("9999 is not in"), "{}", text(&o).1);
+
     // The few-label table: two budgets, two seeds, every contender, files written.
     let few = dir.join("few");
     let o = contra()

@@ -22,6 +22,7 @@ pub mod recipe;
 pub mod rng;
 pub mod run_report;
 pub mod runtime;
+pub mod search;
 pub mod tensor_util;
 pub mod train;
 

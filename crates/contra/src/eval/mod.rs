@@ -32,7 +32,7 @@ pub(crate) fn unit_rows(f: &Features) -> Vec<f32> {
 /// at a time (a matrix product on `device`, about 64 MiB of similarities each), so that large
 /// sets never hold the whole matrix: `visit(first_row, block)` receives the block row-major,
 /// `references.rows` values per query.
-pub(crate) fn cosine_blocks(
+pub fn cosine_blocks(
     queries: &Features,
     references: &Features,
     device: &Device,
