@@ -916,6 +916,12 @@ fn report_run(a: ReportArgs) -> Result<()> {
                 &l.device,
             );
             blocks.push(Block::Heading("Embedding maps".into()));
+            let names: Vec<String> = contra::data::class_names(&l.recipe.data.source)
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("{i} {n}"))
+                .collect();
             eprintln!("mapping {} test embeddings (PCA, t-SNE) ...", f.rows);
             for (name, title, m) in [
                 ("map-pca", "PCA", map::pca(&f, 2)),
@@ -935,7 +941,7 @@ fn report_run(a: ReportArgs) -> Result<()> {
                         &title,
                         &points,
                         sample.labels.as_deref(),
-                        &[],
+                        &names,
                         760.0,
                         560.0,
                     )

@@ -207,35 +207,23 @@ fn eval_and_embed_read_a_trained_model() {
     let dir = tmp("eval");
     let recipe = small_recipe(&dir, 2);
     let run = dir.join("run");
-    let o = contra()
+    let stdout = ok(contra()
         .args(["pretrain", "-q", "-r"])
         .arg(&recipe)
         .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&o);
-    assert!(o.status.success(), "{stderr}");
+        .arg(&run));
     assert!(
         stdout.contains("kNN (k=10, t=0.1)") && stdout.contains("raw pixels"),
         "{stdout}"
     );
     let model = run.join("model.safetensors");
-    let o = contra()
+    let stdout = ok(contra()
         .args(["eval", "knn", "--labels-per-class", "5", "-m"])
-        .arg(&model)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&o);
-    assert!(o.status.success(), "{stderr}");
+        .arg(&model));
     assert!(stdout.contains("kNN, 5/class labels (2 seeds)"), "{stdout}");
-    let o = contra()
+    let stdout = ok(contra()
         .args(["eval", "linear", "--labels-per-class", "0", "-m"])
-        .arg(&model)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&o);
-    assert!(o.status.success(), "{stderr}");
+        .arg(&model));
     assert!(
         stdout.contains("linear probe, all labels") && !stdout.contains("/class labels"),
         "{stdout}"
@@ -263,13 +251,9 @@ fn eval_and_embed_read_a_trained_model() {
         (ix.embeddings.rows, ix.embeddings.dim, ix.ids.len()),
         (360, 64, 360)
     );
-    let o = contra()
+    let stdout = ok(contra()
         .args(["search", "--id", "7", "-k", "4", "--index"])
-        .arg(&index)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&o);
-    assert!(o.status.success(), "{stderr}");
+        .arg(&index));
     let rows: Vec<Vec<String>> = stdout
         .lines()
         .skip(2)
@@ -295,15 +279,11 @@ fn eval_and_embed_read_a_trained_model() {
     }
     let png = dir.join("query.png");
     std::fs::write(&png, raster.to_png().unwrap()).unwrap();
-    let o = contra()
+    let stdout = ok(contra()
         .args(["search", "-k", "1", "--image"])
         .arg(&png)
         .arg("--index")
-        .arg(&index)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&o);
-    assert!(o.status.success(), "{stderr}");
+        .arg(&index));
     let top: Vec<&str> = stdout.lines().nth(2).unwrap().split_whitespace().collect();
     assert_eq!(top[1], best.to_string(), "{stdout}");
     assert!(top[3].parse::<f64>().unwrap() > 0.999, "{stdout}");
@@ -317,16 +297,12 @@ fn eval_and_embed_read_a_trained_model() {
 
     // The few-label table: two budgets, two seeds, every contender, files written.
     let few = dir.join("few");
-    let o = contra()
+    let stdout = ok(contra()
         .args(["eval", "fewshot", "--labels", "2,10%", "--seeds", "2"])
         .args(["--finetune-steps", "5", "--finetune-batch", "8", "-m"])
         .arg(&model)
         .arg("-o")
-        .arg(&few)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&o);
-    assert!(o.status.success(), "{stderr}");
+        .arg(&few));
     assert!(
         stdout.contains("from scratch") && stdout.contains("10%") && stdout.contains("2/class"),
         "{stdout}"
@@ -368,32 +344,46 @@ fn eval_and_embed_read_a_trained_model() {
     );
 }
 
-/// Runs `contra ARGS...`, asserts success and returns its standard output.
-fn succeeds(args: &[&std::ffi::OsStr]) -> String {
-    let o = contra().args(args).output().unwrap();
+/// Runs the command, asserts success and returns its standard output.
+fn ok(cmd: &mut Command) -> String {
+    let o = cmd.output().unwrap();
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stderr}");
     stdout
 }
 
+/// Runs `contra ARGS...`, asserts success and returns its standard output.
+fn succeeds(args: &[&std::ffi::OsStr]) -> String {
+    ok(contra().args(args))
+}
+
+/// Train `recipe` into `dir/run`; returns the run folder and what `contra` printed.
+fn pretrained(dir: &Path, recipe: &Path) -> (PathBuf, String) {
+    let run = dir.join("run");
+    let stdout = ok(contra()
+        .args(["pretrain", "-q", "-r"])
+        .arg(recipe)
+        .arg("--out")
+        .arg(&run));
+    (run, stdout)
+}
+
+/// The small recipe with one piece of text replaced.
+fn edited_recipe(dir: &Path, epochs: u64, from: &str, to: &str) -> PathBuf {
+    let recipe = small_recipe(dir, epochs);
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    assert!(text.contains(from));
+    std::fs::write(&recipe, text.replace(from, to)).unwrap();
+    recipe
+}
+
 #[test]
 fn one_class_pretraining_reports_anomaly_detection_and_retrieval_works() {
     let dir = tmp("anomaly");
-    let recipe = small_recipe(&dir, 3);
-    let base = std::fs::read_to_string(&recipe).unwrap();
     // Normal class 3 only; the test split (all ten digits) stays whole.
-    let one_class = base.replace("train_limit = 320", "train_classes = [3]");
-    std::fs::write(&recipe, one_class).unwrap();
-    let run = dir.join("run");
+    let recipe = edited_recipe(&dir, 3, "train_limit = 320", "train_classes = [3]");
+    let (run, stdout) = pretrained(&dir, &recipe);
     let s = |x: &'static str| std::ffi::OsStr::new(x);
-    let stdout = succeeds(&[
-        s("pretrain"),
-        s("-q"),
-        s("-r"),
-        recipe.as_os_str(),
-        s("--out"),
-        run.as_os_str(),
-    ]);
     assert!(
         stdout.contains("normal class [3]: 135 normal training items, 360 test items")
             && stdout.contains("AUROC"),
@@ -619,23 +609,9 @@ fn chromium() -> Option<PathBuf> {
 #[test]
 fn report_gathers_curves_tables_and_maps_into_a_page_whose_images_load() {
     let dir = tmp("report");
-    let recipe = small_recipe(&dir, 2);
-    let text_of = std::fs::read_to_string(&recipe).unwrap();
-    std::fs::write(
-        &recipe,
-        text_of.replace("[eval]", "knn_monitor = 200\n[eval]"),
-    )
-    .unwrap();
-    let run = dir.join("run");
+    let recipe = edited_recipe(&dir, 2, "[eval]", "knn_monitor = 200\n[eval]");
+    let (run, _) = pretrained(&dir, &recipe);
     let s = |x: &'static str| std::ffi::OsStr::new(x);
-    succeeds(&[
-        s("pretrain"),
-        s("-q"),
-        s("-r"),
-        recipe.as_os_str(),
-        s("--out"),
-        run.as_os_str(),
-    ]);
     // A few-label table in the run folder joins the page.
     succeeds(&[
         s("eval"),

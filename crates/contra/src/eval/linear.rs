@@ -103,6 +103,27 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// The probe whose parameters are an L-BFGS solution (W row-major, then b).
+    fn from_solution(
+        mean: Vec<f32>,
+        std: Vec<f32>,
+        r: &lbfgs::LbfgsResult,
+        classes: usize,
+        l2: f64,
+    ) -> Self {
+        let split = mean.len() * classes;
+        Probe {
+            mean,
+            std,
+            weights: r.x[..split].to_vec(),
+            bias: r.x[split..].to_vec(),
+            classes,
+            l2,
+            iterations: r.iterations,
+            converged: r.converged,
+        }
+    }
+
     /// Class scores (logits) of every row of `f`.
     pub fn logits(&self, f: &Features, device: &Device) -> Vec<f32> {
         let x = standardize(f, &self.mean, &self.std);
@@ -246,17 +267,7 @@ pub fn fit(
     let (mean, std) = standardizer(train);
     let x = standardize(train, &mean, &std);
     let r = fit_standardized(&x, labels, classes, l2, None, cfg, device);
-    let split = train.dim * classes;
-    Probe {
-        mean,
-        std,
-        weights: r.x[..split].to_vec(),
-        bias: r.x[split..].to_vec(),
-        classes,
-        l2,
-        iterations: r.iterations,
-        converged: r.converged,
-    }
+    Probe::from_solution(mean, std, &r, classes, l2)
 }
 
 /// Stratified validation folds: (fit rows, validation rows) pairs; empty when some class has
@@ -333,17 +344,7 @@ pub fn select_l2(
         let mut start = None;
         for (s, &l2) in scores.iter_mut().zip(&grid) {
             let r = fit_standardized(&x, &fit_labels, classes, l2, start, &cfg.lbfgs, device);
-            let split = train.dim * classes;
-            let probe = Probe {
-                mean: mean.clone(),
-                std: std.clone(),
-                weights: r.x[..split].to_vec(),
-                bias: r.x[split..].to_vec(),
-                classes,
-                l2,
-                iterations: r.iterations,
-                converged: r.converged,
-            };
+            let probe = Probe::from_solution(mean.clone(), std.clone(), &r, classes, l2);
             *s += super::accuracy(&probe.predict(&val, device), &val_labels) / folds.len() as f64;
             start = Some(r.x);
         }

@@ -74,6 +74,18 @@ fn range(lo: f64, hi: f64) -> (f64, f64) {
     }
 }
 
+/// The outline of the box (left, top, width, height).
+fn frame(s: &mut dyn Surface, (left, top, w, h): (f64, f64, f64, f64), color: Rgb) {
+    let corners = [
+        (left, top),
+        (left + w, top),
+        (left + w, top + h),
+        (left, top + h),
+        (left, top),
+    ];
+    s.polyline(&corners, color, 1.0);
+}
+
 /// Axes in the box (left, top, width, height): frame, grid, ticks; returns the data-to-pixel
 /// map.
 fn axes(
@@ -101,17 +113,7 @@ fn axes(
         s.line((left, py), (left + w, py), GRAY, 0.6);
         s.text((left - 5.0, py), &tick_label(t), Anchor::End, BLACK);
     }
-    s.polyline(
-        &[
-            (left, top),
-            (left + w, top),
-            (left + w, top + h),
-            (left, top + h),
-            (left, top),
-        ],
-        BLACK,
-        1.0,
-    );
+    frame(s, area, BLACK);
     s.text((left + w / 2.0, top - 14.0), title, Anchor::Middle, BLACK);
     s.text(
         (left + w / 2.0, top + h + 30.0),
@@ -181,17 +183,7 @@ pub fn draw_scatter(
             top + h - (y - yr.0) / (yr.1 - yr.0) * h,
         )
     };
-    s.polyline(
-        &[
-            (left, top),
-            (left + w, top),
-            (left + w, top + h),
-            (left, top + h),
-            (left, top),
-        ],
-        GRAY,
-        1.0,
-    );
+    frame(s, area, GRAY);
     s.text((left + w / 2.0, top - 14.0), title, Anchor::Middle, BLACK);
     let color = |l: u32| PALETTE[l as usize % PALETTE.len()];
     for (i, &p) in points.iter().enumerate() {
