@@ -117,9 +117,29 @@ def loss_bench(kind, n, d, reps=3, device="cpu"):
     print(json.dumps({"bench": "loss", "impl": "pytorch" + ("" if device == "cpu" else f"-{device}"), "loss": kind, "n": n, "d": d, "ms": ms, **mem}))
 
 
+def search_bench(n, d, queries, k, device="cpu"):
+    """Exact top-k cosine search, queries in blocks of about 64 MiB of similarities (contra's)."""
+    import resource
+    g = torch.Generator().manual_seed(4)
+    index = torch.nn.functional.normalize(torch.randn(n, d, generator=g), dim=1).to(device)
+    q = torch.randn(queries, d, generator=g).to(device)
+    start = time.perf_counter()
+    qn = torch.nn.functional.normalize(q, dim=1)
+    block = max(1, min(4096, (64 << 20) // (4 * n)))
+    out = []
+    for i in range(0, queries, block):
+        out.append(torch.topk(qn[i:i + block] @ index.T, k, dim=1).indices)
+    top = torch.cat(out)
+    checksum = int(top[:, 0].sum())
+    secs = time.perf_counter() - start
+    print(json.dumps({"bench": "search", "impl": "pytorch", "n": n, "d": d, "queries": queries, "k": k,
+                      "seconds": secs, "ms_per_query": 1000 * secs / queries, "checksum": checksum,
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["train", "augment", "loss"])
+    ap.add_argument("what", choices=["train", "augment", "loss", "search"])
     ap.add_argument("args", nargs="*")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--channels-last", action="store_true")
@@ -130,5 +150,8 @@ if __name__ == "__main__":
         train(o.args[0], int(o.args[1]), int(o.args[2]) if len(o.args) > 2 else 10, o.channels_last, o.device)
     elif o.what == "loss":
         loss_bench(o.args[0], int(o.args[1]) if len(o.args) > 1 else 4096, int(o.args[2]) if len(o.args) > 2 else 128, device=o.device)
+    elif o.what == "search":
+        a = [int(x) for x in o.args] + [1_000_000, 128, 1000, 10][len(o.args):]
+        search_bench(*a[:4], device=o.device)
     else:
         augment(int(o.args[0]) if o.args else 5000)

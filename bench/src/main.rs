@@ -175,6 +175,28 @@ fn loss(kind: &str, n: usize, d: usize, reps: usize) {
     );
 }
 
+/// Exact top-k cosine search of `queries` random rows in an index of `n` random rows.
+fn search(n: usize, d: usize, queries: usize, k: usize) {
+    use contra::eval::Features;
+    let (device, label) = bench_device();
+    let mut rng = Rng::new(4);
+    let mut rows = |r: usize| Features {
+        data: (0..r * d).map(|_| rng.normal() as f32).collect(),
+        rows: r,
+        dim: d,
+    };
+    let index = rows(n);
+    let q = rows(queries);
+    let start = Instant::now();
+    let hits = contra::search::top_k(&q, &index, k, |_, _| false, &device);
+    let secs = start.elapsed().as_secs_f64();
+    let checksum: usize = hits.iter().map(|h| h[0].row).sum();
+    println!(
+        "{}",
+        serde_json::json!({"bench": "search", "impl": label, "n": n, "d": d, "queries": queries, "k": k, "seconds": secs, "ms_per_query": 1000.0 * secs / queries as f64, "checksum": checksum, "peak_rss_mib": peak_rss_mib()})
+    );
+}
+
 fn main() {
     contra::runtime::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -192,9 +214,15 @@ fn main() {
             3,
         ),
         Some("augment") => augment(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20_000)),
+        Some("search") => {
+            let num = |i: usize, default: usize| {
+                args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
+            };
+            search(num(1, 1_000_000), num(2, 128), num(3, 1000), num(4, 10))
+        }
         _ => {
             eprintln!(
-                "usage: contra-bench train small_cnn|resnet18 PAIRS [STEPS] | contra-bench augment [IMAGES]"
+                "usage: contra-bench train small_cnn|resnet18 PAIRS [STEPS] | augment [IMAGES] | loss KIND [N D] | search [N D QUERIES K]"
             );
             std::process::exit(2);
         }

@@ -305,3 +305,53 @@ fn real_fashion_mnist_reads_with_known_labels() {
     assert!(counts.iter().all(|&c| c == 6000));
     assert_eq!(splits.train.class_names[9], "Ankle boot");
 }
+
+/// Real UCR/UEA sets as aeon 1.6.0 ships them ($CONTRA_DATA/ucr: CI unpacks aeon's
+/// datasets/data there; elsewhere the test says so and passes unless CONTRA_REQUIRE_DATA=1).
+#[test]
+fn real_ucr_archive_sets_read_with_their_published_shapes() {
+    use contra::data::series::load_archive_set;
+    let sets = match ["GunPoint", "ItalyPowerDemand", "BasicMotions"]
+        .iter()
+        .map(|n| load_archive_set(n, None))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(s) => s,
+        Err(e) if std::env::var_os("CONTRA_REQUIRE_DATA").is_none() => {
+            eprintln!("skipping: {e}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    // (train, test, channels, length, classes)
+    let want = [
+        (50, 150, 1, 150, 2),
+        (67, 1029, 1, 24, 2),
+        (40, 40, 6, 100, 4),
+    ];
+    for ((train, test), w) in sets.iter().zip(want) {
+        assert_eq!(
+            (
+                train.len(),
+                test.len(),
+                train.channels,
+                train.lengths[0],
+                train.class_names.len()
+            ),
+            w
+        );
+        assert!(train.lengths.iter().chain(&test.lengths).all(|&l| l == w.3));
+        assert!(train.values.iter().flatten().all(|v| v.is_finite()));
+        let labels = train.labels.as_ref().unwrap();
+        assert!((0..w.4 as u32).all(|c| labels.contains(&c)));
+    }
+    // GunPoint's first training series: class 2, starting -0.6478854.
+    let (gp, _) = &sets[0];
+    assert_eq!(gp.class_names[gp.labels.as_ref().unwrap()[0] as usize], "2");
+    assert_eq!(gp.values[0][0], -0.6478854);
+    // BasicMotions: the classes in the order the file lists them.
+    assert_eq!(
+        sets[2].0.class_names,
+        ["Standing", "Running", "Walking", "Badminton"]
+    );
+}

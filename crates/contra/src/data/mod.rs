@@ -9,6 +9,7 @@ pub mod digits;
 pub mod folder;
 pub mod idx;
 pub mod locate;
+pub mod series;
 
 use crate::error::{Error, Result};
 
