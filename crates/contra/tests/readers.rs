@@ -355,3 +355,61 @@ fn real_ucr_archive_sets_read_with_their_published_shapes() {
         ["Standing", "Running", "Walking", "Badminton"]
     );
 }
+
+/// A real sensor stream: the UCR anomaly archive series aeon 1.6.0 ships
+/// ($CONTRA_DATA/ucr/KDD-TSAD_135), a clean training prefix and a test part with one labelled
+/// anomaly.
+#[test]
+fn real_anomaly_stream_reads_and_windows() {
+    use contra::data::stream::{CsvColumns, read_csv_streams, windows};
+    let dir = std::env::var_os("CONTRA_DATA")
+        .map(|d| std::path::PathBuf::from(d).join("ucr/KDD-TSAD_135"))
+        .filter(|d| d.is_dir());
+    let Some(dir) = dir else {
+        assert!(
+            std::env::var_os("CONTRA_REQUIRE_DATA").is_none(),
+            "$CONTRA_DATA/ucr/KDD-TSAD_135 not found"
+        );
+        eprintln!("skipping: $CONTRA_DATA/ucr/KDD-TSAD_135 not found");
+        return;
+    };
+    let cols = CsvColumns {
+        timestamp: Some("timestamp".into()),
+        label: Some("is_anomaly".into()),
+        ..Default::default()
+    };
+    let test = read_csv_streams(
+        &dir.join("135_UCR_Anomaly_InternalBleeding16_TEST.csv"),
+        &cols,
+    )
+    .unwrap();
+    let train = read_csv_streams(
+        &dir.join("135_UCR_Anomaly_InternalBleeding16_TRAIN.csv"),
+        &cols,
+    )
+    .unwrap();
+    assert_eq!((train.len(), test.len()), (1, 1));
+    assert_eq!((train[0].len(), test[0].len()), (1200, 7501));
+    assert_eq!(test[0].channel_names, ["value"]);
+    assert_eq!(test[0].channels[0][0], 63.73215);
+    let labels = test[0].labels.as_ref().unwrap();
+    assert_eq!(labels.iter().filter(|&&l| l == 1).count(), 12);
+    assert_eq!(labels.iter().position(|&l| l == 1), Some(4187));
+    assert!(train[0].labels.as_ref().unwrap().iter().all(|&l| l == 0));
+    // Windows of 64 every 16 rows: those that overlap rows 4187..4199 are anomalous.
+    let w = windows(&test, 64, 16).unwrap();
+    assert_eq!(w.series.len(), (7501 - 64) / 16 + 1);
+    let anomalous: Vec<usize> = w
+        .origins
+        .iter()
+        .zip(w.series.labels.as_ref().unwrap())
+        .filter(|(_, l)| **l == 1)
+        .map(|(o, _)| o.1)
+        .collect();
+    assert!(
+        anomalous.iter().all(|&s| s + 64 > 4187 && s < 4199),
+        "{anomalous:?}"
+    );
+    // Starts 4128, 4144, 4160, 4176, 4192.
+    assert_eq!(anomalous, vec![4128, 4144, 4160, 4176, 4192]);
+}

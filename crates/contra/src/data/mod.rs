@@ -10,6 +10,7 @@ pub mod folder;
 pub mod idx;
 pub mod locate;
 pub mod series;
+pub mod stream;
 
 use crate::error::{Error, Result};
 

@@ -95,6 +95,7 @@ pub fn read_ts(path: &Path) -> Result<SeriesDataset> {
     let mut dimensions: Option<usize> = None;
     let mut equal_length = None;
     let mut series_length: Option<usize> = None;
+    let mut missing_allowed = true;
     let mut in_data = false;
     let mut out = SeriesDataset {
         channels: 0,
@@ -170,8 +171,9 @@ pub fn read_ts(path: &Path) -> Result<SeriesDataset> {
                         ));
                     }
                 }
+                "@missing" => missing_allowed = parse_bool(path, n, "@missing", words.next())?,
                 // Informational tags.
-                "@problemname" | "@missing" | "@univariate" => {}
+                "@problemname" | "@univariate" => {}
                 other => return Err(bad(n, format!("unknown header tag `{other}`"))),
             }
             continue;
@@ -223,6 +225,17 @@ pub fn read_ts(path: &Path) -> Result<SeriesDataset> {
             for (j, v) in f.split(',').enumerate() {
                 let what = || format!("dimension {}, value {}", c + 1, j + 1);
                 values.push(parse_value(path, n, &what, v)?);
+            }
+            if !missing_allowed && values[before..].iter().any(|v| v.is_nan()) {
+                let j = values[before..].iter().position(|v| v.is_nan()).unwrap();
+                return Err(bad(
+                    n,
+                    format!(
+                        "dimension {}, value {}: a missing value, and the header says @missing false",
+                        c + 1,
+                        j + 1
+                    ),
+                ));
             }
             let len = values.len() - before;
             match length {
@@ -467,6 +480,11 @@ mod tests {
             ),
             ("empty.ts", String::new(), "no @data line"),
             ("nodata.ts", header.to_string(), "no series after @data"),
+            (
+                "missing.ts",
+                format!("@missing false\n{header}1,NaN,3:4,5,6:1\n"),
+                "line 8: dimension 1, value 2: a missing value, and the header says @missing false",
+            ),
             (
                 "tag.ts",
                 "@bogus 1\n@data\n1,2\n".into(),

@@ -1,0 +1,306 @@
+//! Sensor streams from CSV: a header row, an optional timestamp column, one or more value
+//! columns, an optional label column (0 normal, another whole number an event or anomaly) and
+//! an optional group column that separates streams in one file (a sensor id, say). Streams are
+//! cut into windows of a fixed length and stride for pretraining and scoring.
+
+use super::series::SeriesDataset;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Which columns of a CSV file mean what.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CsvColumns {
+    /// Kept as text, in order; not parsed.
+    #[serde(default)]
+    pub timestamp: Option<String>,
+    /// Value columns; empty: every column not named elsewhere.
+    #[serde(default)]
+    pub values: Vec<String>,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+/// One stream: rows in file order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stream {
+    /// The group column's value ("" without one).
+    pub group: String,
+    pub channel_names: Vec<String>,
+    /// One vector per channel; `NaN` where a value is missing (empty or `NaN`).
+    pub channels: Vec<Vec<f32>>,
+    pub timestamps: Vec<String>,
+    pub labels: Option<Vec<u32>>,
+}
+
+impl Stream {
+    pub fn len(&self) -> usize {
+        self.channels.first().map_or(0, Vec::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Read the streams of a CSV file (one per group value, in order of first appearance).
+pub fn read_csv_streams(path: &Path, columns: &CsvColumns) -> Result<Vec<Stream>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let Some((_, header)) = lines.next() else {
+        return Err(Error::format(path, "empty file: expected a header row"));
+    };
+    let names: Vec<String> = header.split(',').map(|s| s.trim().to_string()).collect();
+    let find = |what: &str, name: &str| {
+        names.iter().position(|n| n == name).ok_or_else(|| {
+            Error::format(
+                path,
+                format!("no {what} column `{name}` in the header; the columns are {names:?}"),
+            )
+        })
+    };
+    let ts = columns
+        .timestamp
+        .as_deref()
+        .map(|n| find("timestamp", n))
+        .transpose()?;
+    let label = columns
+        .label
+        .as_deref()
+        .map(|n| find("label", n))
+        .transpose()?;
+    let group = columns
+        .group
+        .as_deref()
+        .map(|n| find("group", n))
+        .transpose()?;
+    let values: Vec<usize> = if columns.values.is_empty() {
+        (0..names.len())
+            .filter(|i| ![ts, label, group].contains(&Some(*i)))
+            .collect()
+    } else {
+        columns
+            .values
+            .iter()
+            .map(|n| find("value", n))
+            .collect::<Result<_>>()?
+    };
+    if values.is_empty() {
+        return Err(Error::format(path, "no value columns"));
+    }
+    let mut streams: Vec<Stream> = Vec::new();
+    for (i, line) in lines {
+        let n = i + 1;
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if fields.len() != names.len() {
+            return Err(Error::format(
+                path,
+                format!(
+                    "line {n}: {} fields, the header has {}",
+                    fields.len(),
+                    names.len()
+                ),
+            ));
+        }
+        let key = group.map_or("", |g| fields[g]);
+        let s = match streams.iter().position(|s| s.group == key) {
+            Some(p) => &mut streams[p],
+            None => {
+                streams.push(Stream {
+                    group: key.to_string(),
+                    channel_names: values.iter().map(|&c| names[c].clone()).collect(),
+                    channels: vec![Vec::new(); values.len()],
+                    timestamps: Vec::new(),
+                    labels: label.map(|_| Vec::new()),
+                });
+                streams.last_mut().unwrap()
+            }
+        };
+        for (k, &c) in values.iter().enumerate() {
+            let f = fields[c];
+            let v = if f.is_empty() || f.eq_ignore_ascii_case("nan") {
+                f32::NAN
+            } else {
+                f.parse::<f32>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| {
+                        Error::format(
+                            path,
+                            format!("line {n}, column `{}`: `{f}` is not a number", names[c]),
+                        )
+                    })?
+            };
+            s.channels[k].push(v);
+        }
+        if let (Some(c), Some(l)) = (label, s.labels.as_mut()) {
+            let f = fields[c];
+            l.push(f.parse::<u32>().map_err(|_| {
+                Error::format(
+                    path,
+                    format!(
+                        "line {n}, column `{}`: label `{f}` is not a whole number (0 normal, 1 or more an event)",
+                        names[c]
+                    ),
+                )
+            })?);
+        }
+        if let Some(t) = ts {
+            s.timestamps.push(fields[t].to_string());
+        }
+    }
+    if streams.is_empty() {
+        return Err(Error::format(path, "no data rows after the header"));
+    }
+    Ok(streams)
+}
+
+/// Windows cut from streams, with where each came from.
+#[derive(Clone, Debug)]
+pub struct Windows {
+    /// One series per window; its label (when the streams have labels) is the largest row
+    /// label inside it, so a window with any anomalous row is anomalous.
+    pub series: SeriesDataset,
+    /// (stream index, first row) of each window.
+    pub origins: Vec<(usize, usize)>,
+}
+
+/// Every window of `length` rows starting every `stride` rows, within each stream (a stream
+/// shorter than `length` gives none).
+pub fn windows(streams: &[Stream], length: usize, stride: usize) -> Result<Windows> {
+    if length == 0 || stride == 0 {
+        return Err(Error::config(
+            "window",
+            "length and stride must be at least 1",
+        ));
+    }
+    let channels = streams.first().map_or(0, |s| s.channels.len());
+    let labelled = streams.iter().all(|s| s.labels.is_some());
+    let mut out = SeriesDataset {
+        channels,
+        values: Vec::new(),
+        lengths: Vec::new(),
+        labels: labelled.then(Vec::new),
+        class_names: Vec::new(),
+    };
+    let mut origins = Vec::new();
+    let mut top = 0u32;
+    for (si, s) in streams.iter().enumerate() {
+        if s.channels.len() != channels {
+            return Err(Error::other(format!(
+                "stream `{}` has {} channels, the first has {channels}",
+                s.group,
+                s.channels.len()
+            )));
+        }
+        let mut start = 0;
+        while start + length <= s.len() {
+            let mut v = Vec::with_capacity(channels * length);
+            s.channels
+                .iter()
+                .for_each(|c| v.extend_from_slice(&c[start..start + length]));
+            out.values.push(v);
+            out.lengths.push(length);
+            if let (Some(l), Some(rows)) = (out.labels.as_mut(), &s.labels) {
+                let m = rows[start..start + length]
+                    .iter()
+                    .copied()
+                    .max()
+                    .unwrap_or(0);
+                top = top.max(m);
+                l.push(m);
+            }
+            origins.push((si, start));
+            start += stride;
+        }
+    }
+    if out.labels.is_some() {
+        out.class_names = (0..=top).map(|c| c.to_string()).collect();
+    }
+    Ok(Windows {
+        series: out,
+        origins,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("contra-stream-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn groups_columns_and_windows() {
+        let p = write(
+            "s.csv",
+            "t,id,a,b,y\n0,m1,1,10,0\n1,m1,2,20,0\n2,m2,5,50,0\n3,m1,3,,1\n4,m1,4,40,0\n5,m2,6,60,0\n",
+        );
+        let cols = CsvColumns {
+            timestamp: Some("t".into()),
+            label: Some("y".into()),
+            group: Some("id".into()),
+            ..Default::default()
+        };
+        let s = read_csv_streams(&p, &cols).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            (s[0].group.as_str(), s[0].channel_names.clone()),
+            ("m1", vec!["a".to_string(), "b".into()])
+        );
+        assert_eq!(s[0].channels[0], vec![1.0, 2.0, 3.0, 4.0]);
+        assert!(s[0].channels[1][2].is_nan());
+        assert_eq!(s[0].labels, Some(vec![0, 0, 1, 0]));
+        assert_eq!(s[1].timestamps, vec!["2", "5"]);
+        let w = windows(&s, 2, 1).unwrap();
+        // m1: rows 0-1, 1-2, 2-3; m2: rows 0-1.
+        assert_eq!(w.origins, vec![(0, 0), (0, 1), (0, 2), (1, 0)]);
+        assert_eq!(w.series.labels, Some(vec![0, 1, 1, 0]));
+        assert_eq!(w.series.values[0], vec![1.0, 2.0, 10.0, 20.0]);
+        assert_eq!(w.series.channel(3, 1), &[50.0, 60.0]);
+    }
+
+    #[test]
+    fn broken_files_get_clear_errors() {
+        let cols = CsvColumns {
+            label: Some("y".into()),
+            ..Default::default()
+        };
+        let cases = [
+            ("empty.csv", "", "empty file"),
+            ("header.csv", "a,y\n", "no data rows"),
+            ("col.csv", "a,b\n1,2\n", "no label column `y` in the header"),
+            (
+                "ragged.csv",
+                "a,y\n1,0\n2\n",
+                "line 3: 1 fields, the header has 2",
+            ),
+            (
+                "text.csv",
+                "a,y\n1,0\nabc,0\n",
+                "line 3, column `a`: `abc` is not a number",
+            ),
+            (
+                "label.csv",
+                "a,y\n1,0\n2,x\n",
+                "line 3, column `y`: label `x` is not a whole number",
+            ),
+        ];
+        for (name, text, want) in cases {
+            let p = write(name, text);
+            let e = read_csv_streams(&p, &cols).unwrap_err().to_string();
+            assert!(e.contains(name) && e.contains(want), "{name}: {e}");
+        }
+    }
+}
