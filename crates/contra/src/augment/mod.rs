@@ -2,6 +2,7 @@
 //! [`Pipeline`] from a recipe, and a [`loader`] that runs the pipeline in worker threads.
 
 pub mod loader;
+pub mod series;
 
 use crate::error::{Error, Result};
 use crate::image::Image;
