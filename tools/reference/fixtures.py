@@ -264,6 +264,57 @@ def more_loss_cases():
     return out
 
 
+def hierarchical_loss(z1, z2, alpha=0.5, temporal_unit=0):
+    """TS2Vec's hierarchical contrastive loss, written from the paper's definition: instance
+    contrast (positives: the other view of the same series at the same time step, negatives:
+    the other series at that step) and temporal contrast (positives: the other view at the same
+    step, negatives: the other steps of the same series), at every scale of max pooling by 2."""
+    def contrast(z, n):  # z: groups x 2n x C, partner of row r is r +- n
+        sim = z @ z.transpose(1, 2)
+        eye = torch.eye(2 * n, dtype=torch.bool)
+        sim = sim.masked_fill(eye, float("-inf"))
+        target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
+        logp = torch.log_softmax(sim, dim=-1)
+        return -logp[:, torch.arange(2 * n), target].mean()
+
+    def instance(a, b):
+        if a.shape[0] == 1:
+            return a.new_zeros(())
+        return contrast(torch.cat([a, b], 0).transpose(0, 1), a.shape[0])
+
+    def temporal(a, b):
+        if a.shape[1] == 1:
+            return a.new_zeros(())
+        return contrast(torch.cat([a, b], 1), a.shape[1])
+
+    loss, depth = z1.new_zeros(()), 0
+    while z1.shape[1] > 1:
+        loss = loss + alpha * instance(z1, z2)
+        if depth >= temporal_unit:
+            loss = loss + (1 - alpha) * temporal(z1, z2)
+        depth += 1
+        z1 = torch.nn.functional.max_pool1d(z1.transpose(1, 2), 2).transpose(1, 2)
+        z2 = torch.nn.functional.max_pool1d(z2.transpose(1, 2), 2).transpose(1, 2)
+    if z1.shape[1] == 1:
+        loss = loss + alpha * instance(z1, z2)
+        depth += 1
+    return loss / depth
+
+
+def series_cases():
+    g = torch.Generator().manual_seed(5)
+    out = {"hierarchical": []}
+    for name, b, t, c, alpha, unit in [("odd_length", 4, 7, 5, 0.5, 0), ("instance_only", 3, 6, 4, 1.0, 0),
+                                       ("unit1_single_series", 1, 9, 3, 0.5, 1), ("length1", 5, 1, 4, 0.5, 0)]:
+        z1, z2 = leaf(torch.randn(b, t, c, generator=g)), leaf(torch.randn(b, t, c, generator=g))
+        loss = hierarchical_loss(z1, z2, alpha, unit)
+        loss.backward()
+        out["hierarchical"].append({"name": name, "b": b, "t": t, "c": c, "alpha": alpha, "temporal_unit": unit,
+                                    "z1": flat(z1), "z2": flat(z2), "loss": loss.item(),
+                                    "grad_z1": flat(z1.grad), "grad_z2": flat(z2.grad)})
+    return out
+
+
 def lars_step(params, grads, bufs, lr, momentum, weight_decay, eta, first):
     """LARS (You et al. 2017) with SimCLR's exclusion of 1-d parameters from decay and
     adaptation, on top of SGD with momentum as torch implements it (first buffer = gradient)."""
@@ -328,4 +379,5 @@ if __name__ == "__main__":
     (OUT / "nt_xent.json").write_text(json.dumps({"cases": nt_xent_cases()}))
     (OUT / "optimizers.json").write_text(json.dumps(optimizer_cases()))
     (OUT / "losses.json").write_text(json.dumps(more_loss_cases()))
+    (OUT / "series.json").write_text(json.dumps(series_cases()))
     print("wrote", OUT)

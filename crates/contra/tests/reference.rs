@@ -509,3 +509,45 @@ fn triplet_loss_and_miners_match_pytorch() {
         assert_grad(&format!("{name} grad"), &x, &grads, &case["grad"]);
     }
 }
+
+#[test]
+fn ts2vec_hierarchical_loss_matches_pytorch_in_value_and_gradient() {
+    use contra::losses::HierarchicalLoss;
+    let dev = device();
+    for case in fixture("series.json")["hierarchical"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let shape = [
+            usize_of(&case["b"]),
+            usize_of(&case["t"]),
+            usize_of(&case["c"]),
+        ];
+        let tensor = |v: &Value| {
+            Tensor::<3>::from_data(TensorData::new(floats(v), shape), &dev).require_grad()
+        };
+        let (z1, z2) = (tensor(&case["z1"]), tensor(&case["z2"]));
+        let loss = HierarchicalLoss::new(
+            case["alpha"].as_f64().unwrap() as f32,
+            usize_of(&case["temporal_unit"]),
+        )
+        .forward(z1.clone(), z2.clone());
+        let grads = loss.backward();
+        assert_close(
+            &format!("hierarchical {name}"),
+            &[loss.into_scalar::<f32>()],
+            &[case["loss"].as_f64().unwrap() as f32],
+            1e-5,
+        );
+        for (z, key) in [(&z1, "grad_z1"), (&z2, "grad_z2")] {
+            match z.grad(&grads) {
+                Some(g) => assert_close(
+                    &format!("hierarchical {name} {key}"),
+                    &to_vec(g),
+                    &floats(&case[key]),
+                    1e-5,
+                ),
+                // No term reached this input (one series of one step): PyTorch's gradient is 0.
+                None => assert!(floats(&case[key]).iter().all(|&v| v == 0.0), "{name} {key}"),
+            }
+        }
+    }
+}

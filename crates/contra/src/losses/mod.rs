@@ -3,6 +3,7 @@
 pub mod clip;
 pub mod contrastive_pair;
 pub mod dcl;
+pub mod hierarchical;
 pub mod info_nce;
 pub mod nt_xent;
 pub mod siglip;
@@ -12,6 +13,7 @@ pub mod triplet;
 pub use clip::ClipLoss;
 pub use contrastive_pair::ContrastivePairLoss;
 pub use dcl::DclLoss;
+pub use hierarchical::HierarchicalLoss;
 pub use info_nce::{InfoNceLoss, Negatives};
 pub use nt_xent::NtXentLoss;
 pub use siglip::SigLipLoss;
