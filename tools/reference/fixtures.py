@@ -301,6 +301,57 @@ def hierarchical_loss(z1, z2, alpha=0.5, temporal_unit=0):
     return loss / depth
 
 
+class DilatedBlockRef(torch.nn.Module):
+    def __init__(self, cin, cout, kernel, dilation, last):
+        super().__init__()
+        self.field = (kernel - 1) * dilation + 1
+        pad = self.field // 2
+        self.conv1 = torch.nn.Conv1d(cin, cout, kernel, padding=pad, dilation=dilation)
+        self.conv2 = torch.nn.Conv1d(cout, cout, kernel, padding=pad, dilation=dilation)
+        self.projector = torch.nn.Conv1d(cin, cout, 1) if cin != cout or last else None
+
+    def same(self, conv, x):
+        y = conv(x)
+        return y[:, :, :-1] if self.field % 2 == 0 else y
+
+    def forward(self, x):
+        r = x if self.projector is None else self.projector(x)
+        x = self.same(self.conv1, torch.nn.functional.gelu(x))
+        return self.same(self.conv2, torch.nn.functional.gelu(x)) + r
+
+
+def ts2vec_encoder_case(g):
+    """The TS2Vec encoder's forward pass (input projection, mask, dilated residual blocks) on
+    a small configuration, weights and output for contra's implementation."""
+    channels, hidden, output, depth, kernel, b, t = 2, 8, 6, 2, 3, 2, 13
+    torch.manual_seed(11)
+    proj = torch.nn.Linear(channels, hidden)
+    widths = [hidden] * depth + [output]
+    blocks, cin = [], hidden
+    for i, w in enumerate(widths):
+        blocks.append(DilatedBlockRef(cin, w, kernel, 2 ** i, i == len(widths) - 1))
+        cin = w
+    x = torch.randn(b, t, channels, generator=g)
+    keep = (torch.rand(b, t, 1, generator=g) > 0.3).float()
+    h = (proj(x) * keep).transpose(1, 2)
+    for blk in blocks:
+        h = blk(h)
+    z = h.transpose(1, 2)
+    weights = {"input.weight": flat(proj.weight.t()), "input.bias": flat(proj.bias)}
+    shapes = {"input.weight": [channels, hidden], "input.bias": [hidden]}
+    for i, blk in enumerate(blocks):
+        for name in ["conv1", "conv2", "projector"]:
+            m = getattr(blk, name)
+            if m is None:
+                continue
+            for p in ["weight", "bias"]:
+                key = f"blocks.{i}.{name}.{p}"
+                weights[key] = flat(getattr(m, p))
+                shapes[key] = list(getattr(m, p).shape)
+    return {"channels": channels, "hidden": hidden, "output": output, "depth": depth, "kernel": kernel,
+            "b": b, "t": t, "x": flat(x), "keep": flat(keep), "weights": weights, "shapes": shapes, "z": flat(z)}
+
+
 def series_cases():
     g = torch.Generator().manual_seed(5)
     out = {"hierarchical": []}
@@ -312,6 +363,7 @@ def series_cases():
         out["hierarchical"].append({"name": name, "b": b, "t": t, "c": c, "alpha": alpha, "temporal_unit": unit,
                                     "z1": flat(z1), "z2": flat(z2), "loss": loss.item(),
                                     "grad_z1": flat(z1.grad), "grad_z2": flat(z2.grad)})
+    out["ts2vec_encoder"] = ts2vec_encoder_case(g)
     return out
 
 

@@ -551,3 +551,44 @@ fn ts2vec_hierarchical_loss_matches_pytorch_in_value_and_gradient() {
         }
     }
 }
+
+#[test]
+fn ts2vec_encoder_matches_pytorch() {
+    use contra::encoders::ts2vec::Ts2VecConfig;
+    let dev = contra::device::parse("cpu").unwrap();
+    let f = &fixture("series.json")["ts2vec_encoder"];
+    let cfg = Ts2VecConfig {
+        hidden: usize_of(&f["hidden"]),
+        output: usize_of(&f["output"]),
+        depth: usize_of(&f["depth"]),
+        kernel: usize_of(&f["kernel"]),
+        dropout: 0.0,
+    };
+    let channels = usize_of(&f["channels"]);
+    let weights: HashMap<String, HostTensor> = f["weights"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            let shape = f["shapes"][k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(usize_of)
+                .collect();
+            (
+                k.clone(),
+                HostTensor {
+                    shape,
+                    data: floats(v),
+                },
+            )
+        })
+        .collect();
+    let enc = load_module(cfg.init(channels, &dev), &weights, "", Path::new("fixture")).unwrap();
+    let (b, t) = (usize_of(&f["b"]), usize_of(&f["t"]));
+    let x = Tensor::<3>::from_data(TensorData::new(floats(&f["x"]), [b, t, channels]), &dev);
+    let keep = Tensor::<3>::from_data(TensorData::new(floats(&f["keep"]), [b, t, 1]), &dev);
+    let z = to_vec(enc.forward(x, keep));
+    assert_close("ts2vec encoder", &z, &floats(&f["z"]), 1e-5);
+}

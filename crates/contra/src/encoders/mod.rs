@@ -2,6 +2,7 @@
 
 pub mod resnet;
 pub mod small_cnn;
+pub mod ts2vec;
 
 use crate::error::{Error, Result};
 use burn::prelude::*;

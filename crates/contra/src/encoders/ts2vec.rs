@@ -1,0 +1,231 @@
+//! TS2Vec's dilated convolutional encoder for time series (Yue et al. 2022, "TS2Vec: Towards
+//! Universal Representation of Time Series"): a linear input projection applied at every time
+//! step, a timestep mask (random during training, the missing steps always), then residual
+//! blocks of two dilated 1-D convolutions with GELU before each, the dilation doubling from
+//! block to block (1, 2, 4, ...), the last block projecting to the output width, and dropout
+//! on the representations. It keeps the time axis: one vector per time step, max-pooled over
+//! time for one vector per series. Any number of channels, any length.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv1d, Conv1dConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig1d};
+use burn::prelude::*;
+use burn::tensor::activation::gelu;
+use serde::{Deserialize, Serialize};
+
+/// Sizes of the encoder (TS2Vec's defaults: hidden 64, output 320, 10 blocks, kernel 3).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Ts2VecConfig {
+    #[serde(default = "default_hidden")]
+    pub hidden: usize,
+    #[serde(default = "default_output")]
+    pub output: usize,
+    /// Blocks at width `hidden`; one more block maps to `output`.
+    #[serde(default = "default_depth")]
+    pub depth: usize,
+    #[serde(default = "default_kernel")]
+    pub kernel: usize,
+    #[serde(default = "default_dropout")]
+    pub dropout: f64,
+}
+fn default_hidden() -> usize {
+    64
+}
+fn default_output() -> usize {
+    320
+}
+fn default_depth() -> usize {
+    10
+}
+fn default_kernel() -> usize {
+    3
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+
+impl Default for Ts2VecConfig {
+    fn default() -> Self {
+        Self {
+            hidden: default_hidden(),
+            output: default_output(),
+            depth: default_depth(),
+            kernel: default_kernel(),
+            dropout: default_dropout(),
+        }
+    }
+}
+
+/// Two same-length dilated convolutions with a residual connection.
+#[derive(Module, Debug)]
+pub struct DilatedBlock {
+    /// A 1x1 convolution on the residual path where the width changes (and in the last block).
+    pub projector: Option<Conv1d>,
+    pub conv1: Conv1d,
+    pub conv2: Conv1d,
+}
+
+/// A convolution that keeps the length: padding of half the receptive field on the left and
+/// the rest on the right (PyTorch's TS2Vec pads both sides by half and drops the last step
+/// when the receptive field is even; the result is the same).
+fn same_conv(
+    input: usize,
+    output: usize,
+    kernel: usize,
+    dilation: usize,
+    device: &Device,
+) -> Conv1d {
+    let field = (kernel - 1) * dilation + 1;
+    let left = field / 2;
+    let right = field - 1 - left;
+    Conv1dConfig::new(input, output, kernel)
+        .with_dilation(dilation)
+        .with_padding(PaddingConfig1d::Explicit(left, right))
+        .init(device)
+}
+
+impl DilatedBlock {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let residual = match &self.projector {
+            Some(p) => p.forward(x.clone()),
+            None => x.clone(),
+        };
+        let h = self.conv1.forward(gelu(x));
+        self.conv2.forward(gelu(h)) + residual
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Ts2VecEncoder {
+    pub input: Linear,
+    pub blocks: Vec<DilatedBlock>,
+    pub dropout: Dropout,
+}
+
+impl Ts2VecConfig {
+    pub fn init(&self, channels: usize, device: &Device) -> Ts2VecEncoder {
+        let widths: Vec<usize> = std::iter::repeat_n(self.hidden, self.depth)
+            .chain([self.output])
+            .collect();
+        let mut input = self.hidden;
+        let blocks = widths
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| {
+                let last = i + 1 == widths.len();
+                let block = DilatedBlock {
+                    projector: (input != w || last)
+                        .then(|| Conv1dConfig::new(input, w, 1).init(device)),
+                    conv1: same_conv(input, w, self.kernel, 1 << i, device),
+                    conv2: same_conv(w, w, self.kernel, 1 << i, device),
+                };
+                input = w;
+                block
+            })
+            .collect();
+        Ts2VecEncoder {
+            input: LinearConfig::new(channels, self.hidden).init(device),
+            blocks,
+            dropout: DropoutConfig::new(self.dropout).init(),
+        }
+    }
+}
+
+impl Ts2VecEncoder {
+    /// Per-time-step representations `[B, T, output]` of `x` (`[B, T, channels]`, missing
+    /// values already 0). `keep` (`[B, T, 1]`, 1 or 0) zeroes the projected input of masked and
+    /// missing steps.
+    pub fn forward(&self, x: Tensor<3>, keep: Tensor<3>) -> Tensor<3> {
+        let h = self.input.forward(x) * keep;
+        let mut h = h.swap_dims(1, 2);
+        for b in &self.blocks {
+            h = b.forward(h);
+        }
+        self.dropout.forward(h).swap_dims(1, 2)
+    }
+
+    /// One vector per series: the representations max-pooled over time, `[B, output]`.
+    pub fn embed(&self, x: Tensor<3>, keep: Tensor<3>) -> Tensor<2> {
+        let z = self.forward(x, keep);
+        let [b, _, c] = z.dims();
+        z.max_dim(1).reshape([b, c])
+    }
+
+    pub fn output_dim(&self) -> usize {
+        self.blocks.last().map_or(0, |b| b.conv2.weight.dims()[0])
+    }
+}
+
+/// Series with NaN for missing values as the encoder's input: values with NaN replaced by 0
+/// (`[B, T, C]`, time-major per series) and the mask of observed steps (`[B, T, 1]`: a step is
+/// observed when none of its channels is missing). `values[i]` holds `channels x T` values,
+/// channel after channel.
+pub fn batch_input(
+    values: &[&[f32]],
+    channels: usize,
+    len: usize,
+    device: &Device,
+) -> (Tensor<3>, Tensor<3>, Vec<f32>) {
+    let b = values.len();
+    let mut x = vec![0f32; b * len * channels];
+    let mut observed = vec![1f32; b * len];
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(v.len(), channels * len);
+        for c in 0..channels {
+            for t in 0..len {
+                let value = v[c * len + t];
+                if value.is_nan() {
+                    observed[i * len + t] = 0.0;
+                } else {
+                    x[(i * len + t) * channels + c] = value;
+                }
+            }
+        }
+    }
+    (
+        Tensor::from_data(TensorData::new(x, [b, len, channels]), device),
+        Tensor::from_data(TensorData::new(observed.clone(), [b, len, 1]), device),
+        observed,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor_util::to_vec;
+
+    #[test]
+    fn keeps_the_time_axis_and_the_receptive_field_grows() {
+        let device = crate::device::parse("cpu").unwrap();
+        let cfg = Ts2VecConfig {
+            hidden: 8,
+            output: 6,
+            depth: 3,
+            kernel: 3,
+            dropout: 0.0,
+        };
+        let enc = crate::train::seeded(&device, 1, || cfg.init(2, &device));
+        assert_eq!(enc.output_dim(), 6);
+        let len = 100;
+        let base: Vec<f32> = (0..2 * len).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut bumped = base.clone();
+        bumped[50] += 1.0; // channel 0, step 50
+        let (x, keep, _) = batch_input(&[&base, &bumped], 2, len, &device);
+        let z = to_vec(enc.forward(x, keep));
+        assert_eq!(z.len(), 2 * len * 6);
+        // Four blocks of two kernel-3 convolutions with dilations 1, 2, 4, 8: a step sees
+        // 2 * (1 + 2 + 4 + 8) = 30 steps either side; farther steps do not change.
+        let changed: Vec<usize> = (0..len)
+            .filter(|&t| (0..6).any(|c| z[t * 6 + c] != z[(len + t) * 6 + c]))
+            .collect();
+        assert_eq!(changed, (20..=80).collect::<Vec<_>>());
+        // A missing value masks its whole step; with every step observed nothing is masked.
+        let mut gap = base.clone();
+        gap[len + 5] = f32::NAN; // channel 1, step 5
+        let (x, _, observed) = batch_input(&[&gap], 2, len, &device);
+        assert_eq!(observed.iter().filter(|&&o| o == 0.0).count(), 1);
+        assert_eq!(observed[5], 0.0);
+        assert!(to_vec(x).iter().all(|v| v.is_finite()));
+    }
+}
