@@ -149,6 +149,24 @@ def f1_case(rng):
             "macro_f1": f1_score(truth, pred, average="macro", zero_division=0)}
 
 
+def svm_case(rng):
+    """scikit-learn's SVC (libsvm) with an RBF kernel and gamma="scale" on three overlapping
+    blobs: one-vs-one decision values and predictions, soft (C=1) and hard (C=inf) margins."""
+    from sklearn.svm import SVC
+
+    centres = np.array([[0.0, 0.0, 0.0], [1.5, 0.5, 0.0], [0.0, 1.5, 1.0]])
+    lab = np.arange(60) % 3
+    x = (centres[lab] + 0.7 * rng.normal(size=(60, 3))).astype(np.float32)
+    tl = np.arange(40) % 3
+    t = (centres[tl] + 0.7 * rng.normal(size=(40, 3))).astype(np.float32)
+    out = {"x": x.ravel().tolist(), "y": lab.tolist(), "t": t.ravel().tolist(), "dim": 3, "classes": 3, "fits": []}
+    for c in [1.0, np.inf]:
+        svm = SVC(C=c, gamma="scale", decision_function_shape="ovo").fit(x, lab)
+        out["fits"].append({"c": "inf" if np.isinf(c) else c, "gamma": 1.0 / (3 * x.astype(np.float64).var()),
+                            "decision": svm.decision_function(t).ravel().tolist(), "predicted": svm.predict(t).tolist()})
+    return out
+
+
 def as_json(o):
     if isinstance(o, dict):
         return {k: as_json(v) for k, v in o.items()}
@@ -163,7 +181,7 @@ if __name__ == "__main__":
     rng = np.random.default_rng(7)
     out = {"scores": score_cases(rng), "retrieval": retrieval_cases(rng), "anomaly": anomaly_case(rng),
            "space": space_case(rng), "probe": probe_case(),
-           "f1": f1_case(rng)}
+           "f1": f1_case(rng), "svm": svm_case(rng)}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "metrics.json").write_text(json.dumps(as_json(out)))
     print("wrote", OUT / "metrics.json")

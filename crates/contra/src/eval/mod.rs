@@ -13,6 +13,7 @@ pub mod report;
 pub mod retrieval;
 pub mod scores;
 pub mod space;
+pub mod svm;
 
 use crate::tensor_util::{tensor2, to_vec};
 use burn::prelude::Device;
