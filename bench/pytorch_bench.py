@@ -117,6 +117,46 @@ def loss_bench(kind, n, d, reps=3, device="cpu"):
     print(json.dumps({"bench": "loss", "impl": "pytorch" + ("" if device == "cpu" else f"-{device}"), "loss": kind, "n": n, "d": d, "ms": ms, **mem}))
 
 
+def ts2vec_bench(batch, length, channels, steps, device="cpu"):
+    """The TS2Vec step of contra-bench ts2vec: encoder (hidden 64, output 320, 10 blocks),
+    two masked views of the whole series, the hierarchical loss, AdamW."""
+    from fixtures import DilatedBlockRef, hierarchical_loss
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.input = nn.Linear(channels, 64)
+            widths, cin, blocks = [64] * 10 + [320], 64, []
+            for i, w in enumerate(widths):
+                blocks.append(DilatedBlockRef(cin, w, 3, 2 ** i, i == len(widths) - 1))
+                cin = w
+            self.blocks = nn.Sequential(*blocks)
+            self.dropout = nn.Dropout(0.1)
+
+        def forward(self, x, keep):
+            h = (self.input(x) * keep).transpose(1, 2)
+            return self.dropout(self.blocks(h)).transpose(1, 2)
+
+    torch.manual_seed(5)
+    enc = Encoder().to(device)
+    opt = torch.optim.AdamW(enc.parameters(), lr=1e-3, weight_decay=0.0)
+    times = []
+    for _ in range(steps + 1):
+        x = torch.randn(batch, length, channels).to(device)
+        m1 = (torch.rand(batch, length, 1) < 0.5).float().to(device)
+        m2 = (torch.rand(batch, length, 1) < 0.5).float().to(device)
+        start = time.perf_counter()
+        loss = hierarchical_loss(enc(x, m1), enc(x, m2))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        enc.input.weight.sum().item()
+        times.append(time.perf_counter() - start)
+    secs = sum(times[1:])
+    print(json.dumps({"bench": "ts2vec", "impl": "pytorch" + ("" if device == "cpu" else f"-{device}"), "batch": batch,
+                      "length": length, "channels": channels, "steps": steps, "windows_per_second": batch * steps / secs}))
+
+
 def search_bench(n, d, queries, k, device="cpu"):
     """Exact top-k cosine search, queries in blocks of about 64 MiB of similarities (contra's)."""
     import resource
@@ -139,7 +179,7 @@ def search_bench(n, d, queries, k, device="cpu"):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["train", "augment", "loss", "search"])
+    ap.add_argument("what", choices=["train", "augment", "loss", "search", "ts2vec"])
     ap.add_argument("args", nargs="*")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--channels-last", action="store_true")
@@ -150,6 +190,9 @@ if __name__ == "__main__":
         train(o.args[0], int(o.args[1]), int(o.args[2]) if len(o.args) > 2 else 10, o.channels_last, o.device)
     elif o.what == "loss":
         loss_bench(o.args[0], int(o.args[1]) if len(o.args) > 1 else 4096, int(o.args[2]) if len(o.args) > 2 else 128, device=o.device)
+    elif o.what == "ts2vec":
+        a = [int(x) for x in o.args] + [8, 150, 1, 10][len(o.args):]
+        ts2vec_bench(*a[:4], device=o.device)
     elif o.what == "search":
         a = [int(x) for x in o.args] + [1_000_000, 128, 1000, 10][len(o.args):]
         search_bench(*a[:4], device=o.device)

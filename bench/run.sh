@@ -20,3 +20,9 @@ for loss in nt_xent supcon dcl; do
   "$BIN" loss $loss 4096 128
   "$PYTHON" bench/pytorch_bench.py loss $loss 4096 128 --threads 2
 done
+# Exact top-k search: 1,000 queries against 1,000,000 items of dimension 128.
+"$BIN" search 1000000 128 1000 10
+"$PYTHON" bench/pytorch_bench.py search 1000000 128 1000 10 --threads 2
+# TS2Vec pretraining step: batch 8 (TS2Vec's), GunPoint's length 150, one channel.
+"$BIN" ts2vec 8 150 1 10
+"$PYTHON" bench/pytorch_bench.py ts2vec 8 150 1 10 --threads 2

@@ -5,6 +5,8 @@
 //!     contra-bench train resnet18 64 [steps]      SimCLR step, 64 pairs of 32x32x3
 //!     contra-bench augment [images]               SimCLR views, 32x32x3, one thread
 //!     contra-bench loss nt_xent|supcon|dcl [n] [d]  loss forward + backward, n pairs
+//!     contra-bench search [n] [d] [queries] [k]    exact top-k cosine search
+//!     contra-bench ts2vec [batch] [length] [channels] [steps]  TS2Vec training step
 //!
 //! `CONTRA_BENCH_DEVICE` picks the device of `train` and `loss` (contra's `--device` syntax,
 //! default `cpu`); build with `--features tch` or `cuda` for the GPU ones.
@@ -197,6 +199,51 @@ fn search(n: usize, d: usize, queries: usize, k: usize) {
     );
 }
 
+/// TS2Vec pretraining steps: `batch` random series of `length` steps and `channels`
+/// channels, two views (the whole series, each with its own random timestep mask),
+/// the default encoder (hidden 64, output 320, 10 blocks), the hierarchical loss, AdamW.
+fn ts2vec(batch: usize, length: usize, channels: usize, steps: usize) {
+    use contra::encoders::ts2vec::Ts2VecConfig;
+    use contra::losses::HierarchicalLoss;
+    let (device, label) = bench_device();
+    let ad = device.autodiff();
+    let mut encoder = Ts2VecConfig::default().init(channels, &ad);
+    let mut opt = Optimizer::new(OptimizerSpec {
+        kind: "adamw".into(),
+        ..OptimizerSpec::sgd(1e-3, 0.0, 0.0)
+    })
+    .unwrap();
+    let mut rng = Rng::new(5);
+    let mut times = Vec::new();
+    for _ in 0..steps + 1 {
+        let x: Vec<f32> = (0..batch * length * channels)
+            .map(|_| rng.normal() as f32)
+            .collect();
+        let mut mask = || {
+            let keep: Vec<f32> = (0..batch * length)
+                .map(|_| if rng.bernoulli(0.5) { 1.0 } else { 0.0 })
+                .collect();
+            Tensor::<3>::from_data(TensorData::new(keep, [batch, length, 1]), &ad)
+        };
+        let (m1, m2) = (mask(), mask());
+        let start = Instant::now();
+        let xt = Tensor::<3>::from_data(TensorData::new(x, [batch, length, channels]), &ad);
+        let z1 = encoder.forward(xt.clone(), m1);
+        let z2 = encoder.forward(xt, m2);
+        let loss = HierarchicalLoss::default().forward(z1, z2);
+        let grads = GradientsParams::from_grads(loss.backward(), &encoder);
+        encoder = opt.step(1e-3, encoder, grads);
+        let _ = encoder.blocks[0].conv1.weight.val().into_data();
+        times.push(start.elapsed().as_secs_f64());
+    }
+    times.remove(0);
+    let secs: f64 = times.iter().sum();
+    println!(
+        "{}",
+        serde_json::json!({"bench": "ts2vec", "impl": label, "batch": batch, "length": length, "channels": channels, "steps": steps, "windows_per_second": (batch * steps) as f64 / secs})
+    );
+}
+
 fn main() {
     contra::runtime::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -214,6 +261,12 @@ fn main() {
             3,
         ),
         Some("augment") => augment(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20_000)),
+        Some("ts2vec") => {
+            let num = |i: usize, default: usize| {
+                args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
+            };
+            ts2vec(num(1, 8), num(2, 150), num(3, 1), num(4, 10))
+        }
         Some("search") => {
             let num = |i: usize, default: usize| {
                 args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
@@ -222,7 +275,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: contra-bench train small_cnn|resnet18 PAIRS [STEPS] | augment [IMAGES] | loss KIND [N D] | search [N D QUERIES K]"
+                "usage: contra-bench train small_cnn|resnet18 PAIRS [STEPS] | augment [IMAGES] | loss KIND [N D] | search [N D QUERIES K] | ts2vec [B T C STEPS]"
             );
             std::process::exit(2);
         }

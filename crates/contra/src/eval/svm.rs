@@ -368,6 +368,9 @@ mod tests {
         assert_eq!(super::super::accuracy(&svm.predict(&t), &ty), 1.0);
         // Too few items for cross-validation: the hard margin.
         let few = x.select(&(0..20).collect::<Vec<_>>());
-        assert_eq!(fit_cross_validated(&few, &y[..20], 2, 0).unwrap().1, f64::INFINITY);
+        assert_eq!(
+            fit_cross_validated(&few, &y[..20], 2, 0).unwrap().1,
+            f64::INFINITY
+        );
     }
 }
