@@ -22,6 +22,9 @@ pub fn top_k(
     exclude: impl Fn(usize, usize) -> bool + Sync,
     device: &Device,
 ) -> Vec<Vec<Hit>> {
+    if k == 0 {
+        return vec![Vec::new(); queries.rows];
+    }
     let mut out = Vec::with_capacity(queries.rows);
     cosine_blocks(queries, index, device, |first, sims| {
         let hits: Vec<Vec<Hit>> = sims
@@ -29,26 +32,27 @@ pub fn top_k(
             .enumerate()
             .map(|(i, row)| {
                 let q = first + i;
-                let mut cand: Vec<Hit> = row
-                    .iter()
-                    .enumerate()
-                    .filter(|(r, _)| !exclude(q, *r))
-                    .map(|(r, &s)| Hit {
+                // The k best so far, best first; a candidate enters only if it beats the last.
+                let better = |a: &Hit, b: &Hit| {
+                    a.similarity > b.similarity || (a.similarity == b.similarity && a.row < b.row)
+                };
+                let mut best: Vec<Hit> = Vec::with_capacity(k + 1);
+                for (r, &s) in row.iter().enumerate() {
+                    if exclude(q, r) || s.is_nan() {
+                        continue;
+                    }
+                    let h = Hit {
                         row: r,
                         similarity: s,
-                    })
-                    .collect();
-                let order = |a: &Hit, b: &Hit| {
-                    b.similarity
-                        .total_cmp(&a.similarity)
-                        .then(a.row.cmp(&b.row))
-                };
-                if k < cand.len() {
-                    cand.select_nth_unstable_by(k, order);
-                    cand.truncate(k);
+                    };
+                    if best.len() == k && !better(&h, &best[k - 1]) {
+                        continue;
+                    }
+                    let at = best.partition_point(|b| better(b, &h));
+                    best.insert(at, h);
+                    best.truncate(k);
                 }
-                cand.sort_by(order);
-                cand
+                best
             })
             .collect();
         out.extend(hits);

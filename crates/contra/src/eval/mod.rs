@@ -41,9 +41,23 @@ pub fn cosine_blocks(
 ) {
     assert_eq!(queries.dim, references.dim);
     let dim = references.dim;
-    let refs = tensor2(unit_rows(references), [references.rows, dim], device).transpose();
+    let n = references.rows;
+    // The unit reference rows as a `dim x n` matrix, transposed on the host once, so that no
+    // block's product copies a transposed view.
+    let unit = unit_rows(references);
+    let mut columns = vec![0f32; dim * n];
+    columns
+        .par_chunks_mut(n.max(1))
+        .enumerate()
+        .for_each(|(d, col)| {
+            col.iter_mut()
+                .enumerate()
+                .for_each(|(r, v)| *v = unit[r * dim + d]);
+        });
+    drop(unit);
+    let refs = tensor2(columns, [dim, n], device);
     let q = unit_rows(queries);
-    let block = ((64 << 20) / (4 * references.rows.max(1))).clamp(1, 4096);
+    let block = ((64 << 20) / (4 * n.max(1))).clamp(1, 4096);
     for start in (0..queries.rows).step_by(block) {
         let end = (start + block).min(queries.rows);
         let rows = tensor2(
