@@ -916,8 +916,10 @@ fn report_run(a: ReportArgs) -> Result<()> {
                 &l.device,
             );
             blocks.push(Block::Heading("Embedding maps".into()));
-            let names: Vec<String> = contra::data::class_names(&l.recipe.data.source)
-                .unwrap_or_default()
+            let names: Vec<String> = l
+                .splits
+                .test
+                .class_names
                 .iter()
                 .enumerate()
                 .map(|(i, n)| format!("{i} {n}"))

@@ -14,39 +14,6 @@ pub mod stream;
 
 use crate::error::{Error, Result};
 
-/// The names of the classes of a known data source, in label order (for legends); `None`
-/// where the labels are plain numbers or folder names contra does not keep.
-pub fn class_names(source: &str) -> Option<Vec<String>> {
-    let names: &[&str] = match source {
-        "fashion-mnist" => &[
-            "T-shirt/top",
-            "Trouser",
-            "Pullover",
-            "Dress",
-            "Coat",
-            "Sandal",
-            "Shirt",
-            "Sneaker",
-            "Bag",
-            "Ankle boot",
-        ],
-        "cifar10" => &[
-            "airplane",
-            "automobile",
-            "bird",
-            "cat",
-            "deer",
-            "dog",
-            "frog",
-            "horse",
-            "ship",
-            "truck",
-        ],
-        _ => return None,
-    };
-    Some(names.iter().map(|n| n.to_string()).collect())
-}
-
 /// Images in memory, `u8` pixels in CHW order, all of the same size.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImageDataset {
