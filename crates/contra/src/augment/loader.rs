@@ -41,6 +41,52 @@ impl ViewBatch {
     }
 }
 
+/// Training items as the sampler sees them: how many, and their classes where known.
+pub trait Items {
+    fn count(&self) -> usize;
+    fn item_labels(&self) -> Option<&[u32]>;
+}
+
+impl Items for ImageDataset {
+    fn count(&self) -> usize {
+        self.len
+    }
+    fn item_labels(&self) -> Option<&[u32]> {
+        self.labels.as_deref()
+    }
+}
+
+/// What the loader makes batches from: the training items and how their views are made.
+pub trait BatchSource: Items + Send + Sync + 'static {
+    type Batch: Send + 'static;
+    /// The views of the items `indices` in epoch `epoch`, made on the current rayon pool.
+    /// Their randomness may depend only on (`cfg.seed`, epoch, the items), so that the batch
+    /// is the same at any thread count and a resumed run can start at any batch.
+    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> Self::Batch;
+}
+
+/// Images and the pipeline that makes their views.
+pub struct ImageViews {
+    pub data: ImageDataset,
+    pub pipeline: Pipeline,
+}
+
+impl Items for ImageViews {
+    fn count(&self) -> usize {
+        self.data.len
+    }
+    fn item_labels(&self) -> Option<&[u32]> {
+        self.data.labels.as_deref()
+    }
+}
+
+impl BatchSource for ImageViews {
+    type Batch = ViewBatch;
+    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> ViewBatch {
+        make_batch(&self.data, &self.pipeline, cfg, epoch, indices)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct LoaderConfig {
     pub batch_size: usize,
@@ -64,16 +110,18 @@ pub fn batches_per_epoch(len: usize, batch_size: usize) -> usize {
 pub fn epoch_order(
     seed: u64,
     epoch: u64,
-    data: &ImageDataset,
+    data: &(impl Items + ?Sized),
     batch_size: usize,
     per_class: usize,
 ) -> Vec<usize> {
     let mut rng = Rng::derive(seed, &[SHUFFLE, epoch]);
-    let labels = match (per_class, &data.labels) {
+    let len = data.count();
+    let labels = match (per_class, data.item_labels()) {
         (k, Some(l)) if k > 0 => l,
-        _ => return rng.permutation(data.len),
+        _ => return rng.permutation(len),
     };
-    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); data.num_classes()];
+    let classes = labels.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
     labels
         .iter()
         .enumerate()
@@ -82,8 +130,8 @@ pub fn epoch_order(
     by_class.iter_mut().for_each(|c| rng.shuffle(c));
     let mut cursor = vec![0usize; by_class.len()];
     let classes_per_batch = (batch_size / per_class).min(by_class.len()).max(1);
-    let mut order = Vec::with_capacity(data.len);
-    while order.len() + batch_size <= data.len {
+    let mut order = Vec::with_capacity(len);
+    while order.len() + batch_size <= len {
         let mut batch = Vec::with_capacity(batch_size);
         let classes = rng.permutation(by_class.len());
         for &c in classes.iter().take(classes_per_batch).cycle() {
@@ -151,18 +199,17 @@ pub fn make_batch(
 }
 
 /// The batches of one epoch, produced in the background.
-pub struct EpochLoader {
-    rx: Option<Receiver<ViewBatch>>,
+pub struct EpochLoader<B = ViewBatch> {
+    rx: Option<Receiver<B>>,
     handle: Option<JoinHandle<()>>,
     /// Time the consumer spent blocked waiting for a batch.
     pub waited: Duration,
 }
 
-impl EpochLoader {
-    /// Start producing epoch `epoch` from batch `skip` on.
-    pub fn start(
-        data: Arc<ImageDataset>,
-        pipeline: Arc<Pipeline>,
+impl<B: Send + 'static> EpochLoader<B> {
+    /// Start producing epoch `epoch` of `source` from batch `skip` on.
+    pub fn start<S: BatchSource<Batch = B>>(
+        source: Arc<S>,
         cfg: LoaderConfig,
         epoch: u64,
         skip: usize,
@@ -170,7 +217,7 @@ impl EpochLoader {
         let (tx, rx) = sync_channel(cfg.prefetch.max(1));
         let handle = std::thread::Builder::new()
             .name("contra-loader".into())
-            .spawn(move || produce(data, pipeline, cfg, epoch, skip, tx))
+            .spawn(move || produce(source, cfg, epoch, skip, tx))
             .expect("spawning the loader thread");
         Self {
             rx: Some(rx),
@@ -180,33 +227,32 @@ impl EpochLoader {
     }
 }
 
-fn produce(
-    data: Arc<ImageDataset>,
-    pipeline: Arc<Pipeline>,
+fn produce<S: BatchSource>(
+    source: Arc<S>,
     cfg: LoaderConfig,
     epoch: u64,
     skip: usize,
-    tx: SyncSender<ViewBatch>,
+    tx: SyncSender<S::Batch>,
 ) {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.workers.max(1))
         .thread_name(|i| format!("contra-augment-{i}"))
         .build()
         .expect("building the augmentation thread pool");
-    let order = epoch_order(cfg.seed, epoch, &data, cfg.batch_size, cfg.per_class);
-    let n = batches_per_epoch(data.len, cfg.batch_size);
+    let order = epoch_order(cfg.seed, epoch, &*source, cfg.batch_size, cfg.per_class);
+    let n = batches_per_epoch(source.count(), cfg.batch_size);
     for b in skip..n {
         let idx = &order[b * cfg.batch_size..(b + 1) * cfg.batch_size];
-        let batch = pool.install(|| make_batch(&data, &pipeline, &cfg, epoch, idx));
+        let batch = pool.install(|| source.make_batch(&cfg, epoch, idx));
         if tx.send(batch).is_err() {
             return; // the trainer stopped listening
         }
     }
 }
 
-impl Iterator for EpochLoader {
-    type Item = ViewBatch;
-    fn next(&mut self) -> Option<ViewBatch> {
+impl<B> Iterator for EpochLoader<B> {
+    type Item = B;
+    fn next(&mut self) -> Option<B> {
         let t = Instant::now();
         let b = self.rx.as_ref()?.recv().ok();
         self.waited += t.elapsed();
@@ -214,7 +260,7 @@ impl Iterator for EpochLoader {
     }
 }
 
-impl Drop for EpochLoader {
+impl<B> Drop for EpochLoader<B> {
     fn drop(&mut self) {
         self.rx.take();
         if let Some(h) = self.handle.take() {
@@ -229,8 +275,10 @@ mod tests {
 
     #[test]
     fn batches_do_not_depend_on_worker_count_and_skip_resumes_exactly() {
-        let data = Arc::new(crate::data::digits::load().take(200));
-        let p = Arc::new(Pipeline::simclr(8, vec![0.3], vec![0.3]));
+        let source = Arc::new(ImageViews {
+            data: crate::data::digits::load().take(200),
+            pipeline: Pipeline::simclr(8, vec![0.3], vec![0.3]),
+        });
         let cfg = |workers| LoaderConfig {
             batch_size: 32,
             views: 2,
@@ -239,24 +287,21 @@ mod tests {
             seed: 9,
             per_class: 0,
         };
-        let one: Vec<ViewBatch> =
-            EpochLoader::start(data.clone(), p.clone(), cfg(1), 3, 0).collect();
-        let two: Vec<ViewBatch> =
-            EpochLoader::start(data.clone(), p.clone(), cfg(2), 3, 0).collect();
+        let one: Vec<ViewBatch> = EpochLoader::start(source.clone(), cfg(1), 3, 0).collect();
+        let two: Vec<ViewBatch> = EpochLoader::start(source.clone(), cfg(2), 3, 0).collect();
         assert_eq!(one.len(), 6);
         for (a, b) in one.iter().zip(&two) {
             assert_eq!(a.views, b.views);
             assert_eq!(a.indices, b.indices);
         }
-        let resumed: Vec<ViewBatch> =
-            EpochLoader::start(data.clone(), p.clone(), cfg(2), 3, 4).collect();
+        let resumed: Vec<ViewBatch> = EpochLoader::start(source.clone(), cfg(2), 3, 4).collect();
         assert_eq!(resumed.len(), 2);
         assert_eq!(resumed[0].views, one[4].views);
         assert_ne!(
             one[0].views[0], one[0].views[1],
             "two views of the same image differ"
         );
-        let other_epoch: Vec<ViewBatch> = EpochLoader::start(data, p, cfg(2), 4, 0).collect();
+        let other_epoch: Vec<ViewBatch> = EpochLoader::start(source, cfg(2), 4, 0).collect();
         assert_ne!(other_epoch[0].indices, one[0].indices);
     }
 }

@@ -5,7 +5,9 @@
 pub mod progress;
 
 use crate::augment::Pipeline;
-use crate::augment::loader::{EpochLoader, LoaderConfig, batches_per_epoch};
+use crate::augment::loader::{
+    BatchSource, EpochLoader, ImageViews, LoaderConfig, ViewBatch, batches_per_epoch,
+};
 use crate::checkpoint::{
     HostTensor, load_module, module_tensors, read_safetensors, write_atomic, write_safetensors,
 };
@@ -222,7 +224,7 @@ struct TrainerState {
     recipe: String,
 }
 
-fn save_checkpoint<M: Method>(
+fn save_checkpoint<M: burn::module::Module>(
     files: &RunFiles,
     model: &M,
     opt: &Optimizer,
@@ -250,7 +252,7 @@ fn save_checkpoint<M: Method>(
     write_safetensors(&files.checkpoint(), &tensors, meta)
 }
 
-fn load_checkpoint<M: Method>(
+fn load_checkpoint<M: burn::module::Module>(
     path: &Path,
     model: M,
     opt: &mut Optimizer,
@@ -497,24 +499,125 @@ pub fn keep_labels_per_class(train: &ImageDataset, n: usize, seed: u64) -> Vec<u
     kept
 }
 
-/// The training loop for any method.
+/// What the one training loop trains: a module whose loss comes from a batch of the loader's
+/// views. Every image [`Method`] is one; other kinds of data bring their own batch type.
+pub trait Trainable: burn::module::Module + Sized {
+    type Batch: Send + 'static;
+    /// Views in a batch (every view of every item), for the throughput figure.
+    fn views_in(batch: &Self::Batch) -> u64;
+    fn batch_loss(&self, batch: Self::Batch, device: &Device) -> Tensor<1>;
+    /// After each optimizer step (momentum encoders update here).
+    fn after_optimizer_step(self, global_step: u64, total_steps: u64) -> Self;
+}
+
+impl<M: Method> Trainable for M {
+    type Batch = ViewBatch;
+
+    fn views_in(batch: &ViewBatch) -> u64 {
+        (batch.views.len() * batch.len()) as u64
+    }
+
+    fn batch_loss(&self, batch: ViewBatch, device: &Device) -> Tensor<1> {
+        let shape = batch.shape();
+        let views: Vec<Tensor<4>> = batch
+            .views
+            .into_iter()
+            .map(|v| tensor4(v, shape, device))
+            .collect();
+        self.loss(&views, batch.labels.as_deref())
+    }
+
+    fn after_optimizer_step(self, global_step: u64, total_steps: u64) -> Self {
+        self.after_step(global_step, total_steps)
+    }
+}
+
+/// A measurement of the model that changes nothing in it.
+pub type Measure<'a, M, T> = Box<dyn Fn(&M) -> T + 'a>;
+
+/// Measurements the loop takes of the model while it trains.
+pub struct Monitors<'a, M> {
+    /// Every `train.diagnose_every` steps: logged as `"diagnostics"`.
+    pub diagnose: Option<Measure<'a, M, serde_json::Value>>,
+    /// After every epoch: logged as `"knn_accuracy"`.
+    pub knn_accuracy: Option<Measure<'a, M, f64>>,
+}
+
+/// What the loop reports.
+pub struct LoopReport<M> {
+    pub model: M,
+    pub final_loss: f32,
+    pub steps: u64,
+    pub views_per_second: f64,
+    pub data_wait_fraction: f64,
+    pub seconds: f64,
+}
+
+/// The training loop for any method on images.
 pub fn run<M: Method>(
     recipe: &Recipe,
     train: &ImageDataset,
     pipeline: Pipeline,
-    mut model: M,
+    model: M,
     device: &Device,
     opts: &TrainOptions,
 ) -> Result<TrainReport<M>> {
+    let used_pipeline = pipeline.clone();
+    let source = Arc::new(ImageViews {
+        data: train.clone(),
+        pipeline,
+    });
+    let pipeline = &source.pipeline;
+    let cfg = LoaderConfig {
+        batch_size: recipe.train.batch_size,
+        views: 2,
+        workers: recipe.train.workers,
+        prefetch: recipe.train.prefetch,
+        seed: recipe.seed,
+        per_class: recipe.train.per_class,
+    };
+    let views = (recipe.train.diagnose_every > 0)
+        .then(|| MonitorViews::new(train, pipeline, &cfg, &recipe.train.device))
+        .transpose()?;
+    let knn = (recipe.train.knn_monitor > 0)
+        .then(|| KnnMonitor::new(recipe, train, pipeline))
+        .transpose()?;
+    let monitors = Monitors {
+        diagnose: views
+            .map(|v| Box::new(move |m: &M| serde_json::json!(v.diagnose(m))) as Measure<M, _>),
+        knn_accuracy: knn.map(|k| Box::new(move |m: &M| k.accuracy(m)) as Measure<M, _>),
+    };
+    let r = train_loop(recipe, source.clone(), model, device, opts, monitors)?;
+    Ok(TrainReport {
+        model: r.model,
+        pipeline: used_pipeline,
+        final_loss: r.final_loss,
+        steps: r.steps,
+        images_per_second: r.views_per_second,
+        data_wait_fraction: r.data_wait_fraction,
+        seconds: r.seconds,
+    })
+}
+
+/// The one training loop: batches from `source` in the background, the model's loss, the
+/// recipe's optimizer and schedule, metrics, checkpoints (resumable exactly) and the model file.
+pub fn train_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
+    recipe: &Recipe,
+    source: Arc<S>,
+    mut model: M,
+    device: &Device,
+    opts: &TrainOptions,
+    monitors: Monitors<M>,
+) -> Result<LoopReport<M>> {
     let files = RunFiles {
         dir: recipe.out_dir(),
     };
     let bs = recipe.train.batch_size;
-    let steps_per_epoch = batches_per_epoch(train.len, bs) as u64;
+    let steps_per_epoch = batches_per_epoch(source.count(), bs) as u64;
     if steps_per_epoch == 0 {
         return Err(Error::config(
             "train.batch_size",
-            format!("{bs} is larger than the {} training images", train.len),
+            format!("{bs} is larger than the {} training items", source.count()),
         ));
     }
     let total = steps_per_epoch * recipe.train.epochs;
@@ -565,9 +668,6 @@ pub fn run<M: Method>(
         .open(files.metrics())
         .map_err(|e| Error::io(files.metrics(), e))?;
 
-    let data = Arc::new(train.clone());
-    let pipeline = Arc::new(pipeline);
-    let used_pipeline = (*pipeline).clone();
     let cfg = LoaderConfig {
         batch_size: bs,
         views: 2,
@@ -576,12 +676,6 @@ pub fn run<M: Method>(
         seed: recipe.seed,
         per_class: recipe.train.per_class,
     };
-    let monitor = (recipe.train.diagnose_every > 0)
-        .then(|| MonitorViews::new(train, &pipeline, &cfg, &recipe.train.device))
-        .transpose()?;
-    let knn_monitor = (recipe.train.knn_monitor > 0)
-        .then(|| KnnMonitor::new(recipe, train, &pipeline))
-        .transpose()?;
     let mut progress = Progress::new(!opts.quiet, total);
     let started = Instant::now();
     let mut waited = std::time::Duration::ZERO;
@@ -589,24 +683,14 @@ pub fn run<M: Method>(
     let mut steps_here = 0u64;
     while state.epoch < recipe.train.epochs {
         let epoch = state.epoch;
-        let mut loader = EpochLoader::start(
-            data.clone(),
-            pipeline.clone(),
-            cfg.clone(),
-            epoch,
-            state.step_in_epoch,
-        );
+        let mut loader =
+            EpochLoader::start(source.clone(), cfg.clone(), epoch, state.step_in_epoch);
         let mut epoch_loss = 0f64;
         let mut epoch_steps = 0u64;
         for batch in loader.by_ref() {
-            let shape = batch.shape();
-            let views: Vec<Tensor<4>> = batch
-                .views
-                .into_iter()
-                .map(|v| tensor4(v, shape, device))
-                .collect();
+            let views_here = M::views_in(&batch);
             let lr = schedule.lr(state.global_step);
-            let loss = model.loss(&views, batch.labels.as_deref());
+            let loss = model.batch_loss(batch, device);
             let loss_value: f32 = loss.clone().into_scalar();
             if !loss_value.is_finite() {
                 return Err(Error::other(format!(
@@ -616,14 +700,14 @@ pub fn run<M: Method>(
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = opt.step(lr, model, grads);
-            model = model.after_step(state.global_step, total);
+            model = model.after_optimizer_step(state.global_step, total);
             state.global_step += 1;
             state.step_in_epoch += 1;
             state.optimizer_steps = opt.steps;
             state.last_loss = loss_value;
             epoch_loss += loss_value as f64;
             epoch_steps += 1;
-            images += (2 * shape[0]) as u64;
+            images += views_here;
             steps_here += 1;
             let elapsed = started.elapsed().as_secs_f64();
             let rate = images as f64 / elapsed.max(1e-9);
@@ -642,7 +726,7 @@ pub fn run<M: Method>(
                 rate,
                 steps_here,
             );
-            if let Some(m) = &monitor
+            if let Some(diagnose) = &monitors.diagnose
                 && state
                     .global_step
                     .is_multiple_of(recipe.train.diagnose_every)
@@ -650,7 +734,7 @@ pub fn run<M: Method>(
                 writeln!(
                     log,
                     "{}",
-                    serde_json::json!({"step": state.global_step, "epoch": epoch, "diagnostics": m.diagnose(&model)})
+                    serde_json::json!({"step": state.global_step, "epoch": epoch, "diagnostics": diagnose(&model)})
                 )
                 .map_err(|e| Error::io(files.metrics(), e))?;
             }
@@ -673,8 +757,8 @@ pub fn run<M: Method>(
             writeln!(log, "{}", serde_json::json!({"step": state.global_step, "epoch": epoch, "epoch_mean_loss": epoch_loss / epoch_steps as f64}))
                 .map_err(|e| Error::io(files.metrics(), e))?;
         }
-        if let Some(m) = &knn_monitor {
-            let acc = m.accuracy(&model);
+        if let Some(knn_accuracy) = &monitors.knn_accuracy {
+            let acc = knn_accuracy(&model);
             writeln!(
                 log,
                 "{}",
@@ -692,12 +776,11 @@ pub fn run<M: Method>(
     meta.insert("contra.recipe".to_string(), recipe_text);
     write_safetensors(&files.model(), &weights, meta)?;
     let seconds = started.elapsed().as_secs_f64();
-    Ok(TrainReport {
+    Ok(LoopReport {
         model,
-        pipeline: used_pipeline,
         final_loss: state.last_loss,
         steps: state.global_step,
-        images_per_second: images as f64 / seconds.max(1e-9),
+        views_per_second: images as f64 / seconds.max(1e-9),
         data_wait_fraction: waited.as_secs_f64() / seconds.max(1e-9),
         seconds,
     })
