@@ -47,6 +47,7 @@ fn train(kind: &str, pairs: usize, steps: usize) {
             EncoderSpec {
                 kind: "small_cnn".into(),
                 widths: Some([32, 64, 128, 256]),
+                ..Default::default()
             },
         ),
         "resnet18" => (
@@ -55,6 +56,7 @@ fn train(kind: &str, pairs: usize, steps: usize) {
             EncoderSpec {
                 kind: "resnet18".into(),
                 widths: None,
+                ..Default::default()
             },
         ),
         other => panic!("unknown model {other}"),

@@ -304,6 +304,9 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
         recipe.train.checkpoint_every = v;
     }
     recipe.validate()?;
+    if recipe.data.is_series() {
+        return pretrain_series(&recipe, a.resume, a.quiet, a.no_eval);
+    }
     let splits = load_splits(&recipe.data)?;
     let out = recipe.out_dir();
     eprintln!(
@@ -378,6 +381,71 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
         splits.test.len,
         report::table(&rows)
     );
+    Ok(())
+}
+
+/// TS2Vec on a UCR/UEA set, then the TS2Vec paper's evaluation: an RBF SVM (C by
+/// cross-validation) on the frozen series embeddings beside the same SVM on the raw series.
+fn pretrain_series(recipe: &Recipe, resume: bool, quiet: bool, no_eval: bool) -> Result<()> {
+    use contra::eval::{Features, accuracy, svm};
+    let (train_set, test_set) = train::series::load_series(recipe)?;
+    let out = recipe.out_dir();
+    eprintln!(
+        "contra pretrain: {} ({} series of {} channels, length {}) -> {}",
+        recipe.name,
+        train_set.len(),
+        train_set.channels,
+        train_set.lengths.iter().max().unwrap_or(&0),
+        out.display()
+    );
+    let report =
+        train::series::pretrain_series(recipe, &train_set, &TrainOptions { resume, quiet })?;
+    println!(
+        "trained {} steps in {:.1} s: final loss {:.4}, {:.0} windows/s",
+        report.steps, report.seconds, report.final_loss, report.windows_per_second
+    );
+    println!("model: {}", out.join("model.safetensors").display());
+    if no_eval {
+        return Ok(());
+    }
+    let (Some(yl), Some(yt)) = (&train_set.labels, &test_set.labels) else {
+        return Ok(());
+    };
+    let device = contra::device::parse(&recipe.train.device)?;
+    let embed = |d| contra::methods::ts2vec::embed(&report.model.encoder, d, 64, &device);
+    let classes = train_set.class_names.len();
+    let svm_accuracy = |tr: &Features, te: &Features| -> Result<(f64, f64)> {
+        let (m, c) = svm::fit_cross_validated(tr, yl, classes, recipe.seed)?;
+        Ok((accuracy(&m.predict(te), yt), c))
+    };
+    let (learned, c_learned) = svm_accuracy(&embed(&train_set), &embed(&test_set))?;
+    let equal = train_set
+        .lengths
+        .iter()
+        .chain(&test_set.lengths)
+        .all(|&l| l == train_set.lengths[0]);
+    let raw = |d: &contra::data::series::SeriesDataset| Features {
+        data: d
+            .values
+            .iter()
+            .flatten()
+            .map(|&v| if v.is_nan() { 0.0 } else { v })
+            .collect(),
+        rows: d.len(),
+        dim: d.channels * d.lengths[0],
+    };
+    println!(
+        "\nevaluation on {} test series (SVM, RBF kernel, C by 5-fold cross-validation):",
+        test_set.len()
+    );
+    println!("{:<22}{:>10}{:>13}", "", "learned", "raw series");
+    if equal {
+        let (r, c_raw) = svm_accuracy(&raw(&train_set), &raw(&test_set))?;
+        println!("{:<22}{learned:>10.4}{r:>13.4}", "accuracy");
+        println!("{:<22}{c_learned:>10}{c_raw:>13}", "C");
+    } else {
+        println!("{:<22}{learned:>10.4}{:>13}", "accuracy", "-");
+    }
     Ok(())
 }
 

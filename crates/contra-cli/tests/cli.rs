@@ -680,3 +680,78 @@ fn report_gathers_curves_tables_and_maps_into_a_page_whose_images_load() {
         );
     }
 }
+
+/// TS2Vec on a real UCR set ($CONTRA_DATA/ucr/GunPoint, as CI provides it): trains on the one
+/// loop, writes the model and reports the SVM on learned and raw series.
+#[test]
+fn ts2vec_pretrains_on_a_ucr_set_and_reports_the_svm() {
+    let have = std::env::var_os("CONTRA_DATA")
+        .map(|d| std::path::PathBuf::from(d).join("ucr/GunPoint/GunPoint_TRAIN.ts"))
+        .is_some_and(|p| p.is_file());
+    if !have {
+        assert!(
+            std::env::var_os("CONTRA_REQUIRE_DATA").is_none(),
+            "$CONTRA_DATA/ucr/GunPoint not found"
+        );
+        eprintln!("skipping: $CONTRA_DATA/ucr/GunPoint not found");
+        return;
+    }
+    let dir = tmp("ts2vec");
+    let recipe = dir.join("ts2vec.toml");
+    std::fs::write(
+        &recipe,
+        r#"name = "ts2vec-small"
+[data]
+source = "ucr"
+name = "GunPoint"
+[encoder]
+kind = "ts2vec"
+ts2vec = { hidden = 16, output = 32, depth = 3 }
+[method]
+kind = "ts2vec"
+[optimizer]
+kind = "adamw"
+lr = 0.001
+[train]
+batch_size = 8
+steps = 12
+"#,
+    )
+    .unwrap();
+    let (run, stdout) = pretrained(&dir, &recipe);
+    // 50 series, batches of 8: 6 steps an epoch, 12 steps in 2 epochs.
+    assert!(stdout.contains("trained 12 steps"), "{stdout}");
+    assert!(run.join("model.safetensors").is_file());
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("accuracy"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let accs: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(accs.len(), 2);
+    // 150 test series: accuracies are multiples of 1/150, well above chance (0.5).
+    assert!(
+        accs.iter()
+            .all(|a| *a > 0.6 && (a * 150.0 - (a * 150.0).round()).abs() < 0.02),
+        "{line}"
+    );
+    // Images and series do not mix.
+    std::fs::write(
+        &recipe,
+        std::fs::read_to_string(&recipe).unwrap().replace(
+            "kind = \"ts2vec\"\n[optimizer]",
+            "kind = \"simclr\"\n[optimizer]",
+        ),
+    )
+    .unwrap();
+    let o = contra()
+        .args(["pretrain", "-r"])
+        .arg(&recipe)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("method.kind"), "{}", text(&o).1);
+}

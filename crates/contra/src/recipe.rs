@@ -112,6 +112,17 @@ pub struct MethodSpec {
     /// Triplet: L2-normalise embeddings before Euclidean distances.
     #[serde(default = "yes")]
     pub normalize: bool,
+    /// TS2Vec: weight of the instance term of the hierarchical loss (the temporal term gets
+    /// the rest).
+    #[serde(default = "half")]
+    pub alpha: f32,
+    /// TS2Vec: the first pooling scale with a temporal term; crops share at least
+    /// `2^(temporal_unit + 1)` steps.
+    #[serde(default)]
+    pub temporal_unit: usize,
+}
+fn half() -> f32 {
+    0.5
 }
 fn yes() -> bool {
     true
@@ -163,6 +174,8 @@ impl Default for MethodSpec {
             swap: false,
             soft_margin: false,
             normalize: true,
+            alpha: half(),
+            temporal_unit: 0,
         }
     }
 }
@@ -170,6 +183,7 @@ impl Default for MethodSpec {
 impl MethodSpec {
     /// Whether the method trains from labels.
     pub fn needs_labels(&self) -> bool {
+        // (TS2Vec and the image methods but SupCon and triplet learn without.)
         matches!(self.kind.as_str(), "supcon" | "triplet")
     }
 
@@ -232,6 +246,10 @@ pub struct TrainSpec {
     /// 0: off.
     #[serde(default)]
     pub knn_monitor: usize,
+    /// Train for this many steps (rounded up to whole epochs) instead of `epochs`, as TS2Vec
+    /// budgets its runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u64>,
     /// Write a checkpoint every N steps (and at the end of every epoch); 0: epochs only.
     #[serde(default)]
     pub checkpoint_every: u64,
@@ -270,6 +288,7 @@ impl Default for TrainSpec {
             init: None,
             diagnose_every: 0,
             knn_monitor: 0,
+            steps: None,
             checkpoint_every: 0,
             out: None,
             device: default_device(),
@@ -355,15 +374,28 @@ impl Recipe {
         self.optimizer.validate()?;
         if !matches!(
             self.method.kind.as_str(),
-            "simclr" | "moco" | "moco_v3" | "nnclr" | "supcon" | "triplet"
+            "simclr" | "moco" | "moco_v3" | "nnclr" | "supcon" | "triplet" | "ts2vec"
         ) {
             return Err(Error::config(
                 "method.kind",
                 format!(
-                    "unknown method `{}`; expected simclr, moco, moco_v3, nnclr, supcon or triplet",
+                    "unknown method `{}`; expected simclr, moco, moco_v3, nnclr, supcon, triplet or ts2vec",
                     self.method.kind
                 ),
             ));
+        }
+        let series = self.data.is_series();
+        if series != (self.method.kind == "ts2vec") || series != (self.encoder.kind == "ts2vec") {
+            return Err(Error::config(
+                "method.kind",
+                "time series (data.source = \"ucr\") train with method.kind = \"ts2vec\" and encoder.kind = \"ts2vec\", images with the others",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.method.alpha) {
+            return Err(Error::config("method.alpha", "must be in [0, 1]"));
+        }
+        if self.train.steps == Some(0) {
+            return Err(Error::config("train.steps", "must be at least 1"));
         }
         if !matches!(self.method.loss.as_str(), "nt_xent" | "dcl" | "dclw") {
             return Err(Error::config(

@@ -63,6 +63,7 @@ fn resnet18_has_torchvisions_parameter_count_and_shapes() {
             EncoderSpec {
                 kind: kind.into(),
                 widths: None,
+                ..Default::default()
             }
             .init(channels, &d)
         })
@@ -83,6 +84,7 @@ fn resnet18_has_torchvisions_parameter_count_and_shapes() {
         EncoderSpec {
             kind: "small_cnn".into(),
             widths: Some([8, 16, 32, 48]),
+            ..Default::default()
         }
         .init(1, &d)
     })

@@ -11,8 +11,13 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
-    /// `digits` (bundled), `fashion-mnist`, `mnist`, `cifar10` or `folder`.
+    /// `digits` (bundled), `fashion-mnist`, `mnist`, `cifar10` or `folder`; or `ucr`, a
+    /// UCR/UEA archive set of time series.
     pub source: String,
+    /// For `ucr`: the set's name (`GunPoint`); `path` is the folder holding `<name>/`
+    /// (default `$CONTRA_DATA/ucr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Folder holding the files; searched for when absent.
     #[serde(default)]
     pub path: Option<PathBuf>,
@@ -47,11 +52,19 @@ impl Default for DataSpec {
             train_limit: None,
             test_limit: None,
             train_classes: None,
+            name: None,
         }
     }
 }
 
-const SOURCES: &str = "digits, fashion-mnist, mnist, cifar10, folder";
+impl DataSpec {
+    /// Whether the source holds time series rather than images.
+    pub fn is_series(&self) -> bool {
+        self.source == "ucr"
+    }
+}
+
+const SOURCES: &str = "digits, fashion-mnist, mnist, cifar10, folder (images), ucr (time series)";
 
 /// The folders searched for a named data set, in order.
 pub fn candidates(name: &str, explicit: Option<&Path>) -> Vec<PathBuf> {
@@ -188,6 +201,12 @@ pub fn load_splits(spec: &DataSpec) -> Result<Splits> {
                 None => train.clone(),
             };
             Splits { train, test }
+        }
+        "ucr" => {
+            return Err(Error::config(
+                "data.source",
+                "`ucr` holds time series: `contra pretrain` trains them with TS2Vec; image commands do not read them",
+            ));
         }
         other => {
             return Err(Error::config(

@@ -49,6 +49,9 @@ pub struct EncoderSpec {
     /// Channel widths of the small CNN's four blocks.
     #[serde(default)]
     pub widths: Option<[usize; 4]>,
+    /// Sizes of the `ts2vec` encoder (time series).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts2vec: Option<ts2vec::Ts2VecConfig>,
 }
 
 impl Default for EncoderSpec {
@@ -56,6 +59,7 @@ impl Default for EncoderSpec {
         Self {
             kind: "small_cnn".into(),
             widths: None,
+            ts2vec: None,
         }
     }
 }
@@ -63,11 +67,11 @@ impl Default for EncoderSpec {
 impl EncoderSpec {
     pub fn validate(&self) -> Result<()> {
         match self.kind.as_str() {
-            "small_cnn" | "resnet18" | "resnet18_imagenet" => Ok(()),
+            "small_cnn" | "resnet18" | "resnet18_imagenet" | "ts2vec" => Ok(()),
             other => Err(Error::config(
                 "encoder.kind",
                 format!(
-                    "unknown encoder `{other}`; expected small_cnn, resnet18 or resnet18_imagenet"
+                    "unknown encoder `{other}`; expected small_cnn, resnet18, resnet18_imagenet or ts2vec (time series)"
                 ),
             )),
         }
@@ -75,6 +79,12 @@ impl EncoderSpec {
 
     pub fn init(&self, in_channels: usize, device: &Device) -> Result<Encoder> {
         self.validate()?;
+        if self.kind == "ts2vec" {
+            return Err(Error::config(
+                "encoder.kind",
+                "ts2vec encodes time series, not images",
+            ));
+        }
         Ok(match self.kind.as_str() {
             "small_cnn" => {
                 let mut c = SmallCnnConfig::new(in_channels);

@@ -7,6 +7,7 @@ pub mod moco_v3;
 pub mod nnclr;
 pub mod simclr;
 pub mod supervised;
+pub mod ts2vec;
 pub use moco::MoCo;
 pub use moco_v3::MoCoV3;
 pub use nnclr::Nnclr;

@@ -30,6 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+pub mod series;
+
 static INIT_LOCK: Mutex<()> = Mutex::new(());
 
 /// Build a module with the device's random generator seeded: weight initialisation is

@@ -1,0 +1,252 @@
+//! TS2Vec (Yue et al. 2022): two overlapping crops of each series, each with its own random
+//! timestep mask, through the dilated convolutional encoder; the hierarchical contrastive loss
+//! on the representations of the time steps the crops share.
+
+use crate::augment::loader::{BatchSource, Items, LoaderConfig};
+use crate::augment::series::{OverlappingCrops, Series};
+use crate::data::series::SeriesDataset;
+use crate::encoders::ts2vec::Ts2VecEncoder;
+use crate::losses::HierarchicalLoss;
+use crate::rng::Rng;
+use crate::train::Trainable;
+use burn::prelude::*;
+
+const CROPS: u64 = 0x4352_4f50;
+const MASK: u64 = 0x4d41_534b;
+
+#[derive(Module, Debug)]
+pub struct Ts2Vec {
+    pub encoder: Ts2VecEncoder,
+    #[module(skip)]
+    pub loss: HierarchicalLoss,
+}
+
+/// Two cropped, masked views of a batch of series, time-major (`[items, steps, channels]`),
+/// missing values as 0; `keep` is 1 where a step is observed and not masked.
+#[derive(Clone, Debug)]
+pub struct CropBatch {
+    pub items: usize,
+    pub channels: usize,
+    pub view1: Vec<f32>,
+    pub keep1: Vec<f32>,
+    pub len1: usize,
+    pub view2: Vec<f32>,
+    pub keep2: Vec<f32>,
+    pub len2: usize,
+    /// The last `overlap` steps of view 1 are the first `overlap` of view 2.
+    pub overlap: usize,
+}
+
+/// Series padded (NaN) to one length, as TS2Vec pads unequal ones, with its crop settings.
+pub struct SeriesCrops {
+    pub data: SeriesDataset,
+    /// The padded length.
+    pub len: usize,
+    /// Shortest shared segment: `2^(temporal_unit + 1)`.
+    pub min_overlap: usize,
+    /// Probability of keeping a time step in a view's random mask (TS2Vec: 0.5).
+    pub keep: f64,
+}
+
+impl SeriesCrops {
+    pub fn new(data: SeriesDataset, temporal_unit: usize) -> Self {
+        let len = data.lengths.iter().copied().max().unwrap_or(0);
+        Self {
+            data,
+            len,
+            min_overlap: 1 << (temporal_unit + 1),
+            keep: 0.5,
+        }
+    }
+
+    /// Series `i` padded to the common length.
+    pub fn padded(&self, i: usize) -> Series {
+        let (c, n) = (self.data.channels, self.data.lengths[i]);
+        let mut values = vec![f32::NAN; c * self.len];
+        for ch in 0..c {
+            values[ch * self.len..ch * self.len + n].copy_from_slice(self.data.channel(i, ch));
+        }
+        Series::new(c, self.len, values)
+    }
+}
+
+impl Items for SeriesCrops {
+    fn count(&self) -> usize {
+        self.data.len()
+    }
+    fn item_labels(&self) -> Option<&[u32]> {
+        self.data.labels.as_deref()
+    }
+}
+
+/// A view as time-major values (missing as 0) and its keep mask.
+fn time_major(s: &Series, mask: &[bool]) -> (Vec<f32>, Vec<f32>) {
+    let mut x = vec![0f32; s.len * s.channels];
+    let mut keep = vec![0f32; s.len];
+    for t in 0..s.len {
+        let mut observed = true;
+        for c in 0..s.channels {
+            let v = s.channel(c)[t];
+            if v.is_nan() {
+                observed = false;
+            } else {
+                x[t * s.channels + c] = v;
+            }
+        }
+        keep[t] = if observed && mask[t] { 1.0 } else { 0.0 };
+    }
+    (x, keep)
+}
+
+impl BatchSource for SeriesCrops {
+    type Batch = CropBatch;
+
+    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> CropBatch {
+        // One crop geometry per batch: drawn from its first item, which no other batch of the
+        // epoch starts with.
+        let first = indices.first().copied().unwrap_or(0) as u64;
+        let crops = OverlappingCrops::sample(
+            self.len,
+            indices.len(),
+            self.min_overlap,
+            &mut Rng::derive(cfg.seed, &[CROPS, epoch, first]),
+        );
+        let (len1, len2) = (
+            crops.overlap_right - crops.extended_left,
+            crops.extended_right - crops.overlap_left,
+        );
+        let c = self.data.channels;
+        let mut b = CropBatch {
+            items: indices.len(),
+            channels: c,
+            view1: Vec::with_capacity(indices.len() * len1 * c),
+            keep1: Vec::with_capacity(indices.len() * len1),
+            len1,
+            view2: Vec::with_capacity(indices.len() * len2 * c),
+            keep2: Vec::with_capacity(indices.len() * len2),
+            len2,
+            overlap: crops.overlap,
+        };
+        for (k, &i) in indices.iter().enumerate() {
+            let (a, v) = crops.views(&self.padded(i), k);
+            let mut rng = Rng::derive(cfg.seed, &[MASK, epoch, i as u64]);
+            let m1: Vec<bool> = (0..len1).map(|_| rng.bernoulli(self.keep)).collect();
+            let m2: Vec<bool> = (0..len2).map(|_| rng.bernoulli(self.keep)).collect();
+            let (x, keep) = time_major(&a, &m1);
+            b.view1.extend(x);
+            b.keep1.extend(keep);
+            let (x, keep) = time_major(&v, &m2);
+            b.view2.extend(x);
+            b.keep2.extend(keep);
+        }
+        b
+    }
+}
+
+impl Trainable for Ts2Vec {
+    type Batch = CropBatch;
+
+    fn views_in(batch: &CropBatch) -> u64 {
+        2 * batch.items as u64
+    }
+
+    fn batch_loss(&self, b: CropBatch, device: &Device) -> Tensor<1> {
+        let (n, c, o) = (b.items, b.channels, b.overlap);
+        let tensor = |v: Vec<f32>, len, width| {
+            Tensor::<3>::from_data(TensorData::new(v, [n, len, width]), device)
+        };
+        let z1 = self
+            .encoder
+            .forward(tensor(b.view1, b.len1, c), tensor(b.keep1, b.len1, 1));
+        let z2 = self
+            .encoder
+            .forward(tensor(b.view2, b.len2, c), tensor(b.keep2, b.len2, 1));
+        let d = z1.dims()[2];
+        let z1 = z1.slice([0..n, b.len1 - o..b.len1, 0..d]);
+        let z2 = z2.slice([0..n, 0..o, 0..d]);
+        self.loss.forward(z1, z2)
+    }
+
+    fn after_optimizer_step(self, _global_step: u64, _total_steps: u64) -> Self {
+        self
+    }
+}
+
+/// One vector per series: the encoder in inference mode over each whole series (missing steps
+/// masked), max-pooled over time; `batch` series at a time.
+pub fn embed(
+    encoder: &Ts2VecEncoder,
+    data: &SeriesDataset,
+    batch: usize,
+    device: &Device,
+) -> crate::eval::Features {
+    use burn::module::Module;
+    let encoder = encoder.valid();
+    let dim = encoder.output_dim();
+    let crops = SeriesCrops::new(data.clone(), 0);
+    let mut out = Vec::with_capacity(data.len() * dim);
+    for start in (0..data.len()).step_by(batch.max(1)) {
+        let end = (start + batch).min(data.len());
+        let all = vec![true; crops.len];
+        let mut x = Vec::new();
+        let mut keep = Vec::new();
+        for i in start..end {
+            let (v, k) = time_major(&crops.padded(i), &all);
+            x.extend(v);
+            keep.extend(k);
+        }
+        let n = end - start;
+        let xt = Tensor::<3>::from_data(TensorData::new(x, [n, crops.len, data.channels]), device);
+        let kt = Tensor::<3>::from_data(TensorData::new(keep, [n, crops.len, 1]), device);
+        out.extend(crate::tensor_util::to_vec(encoder.embed(xt, kt)));
+    }
+    crate::eval::Features {
+        data: out,
+        rows: data.len(),
+        dim,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy(n: usize, len: usize) -> SeriesDataset {
+        SeriesDataset {
+            channels: 2,
+            values: (0..n)
+                .map(|i| (0..2 * len).map(|t| (i * 1000 + t) as f32).collect())
+                .collect(),
+            lengths: vec![len; n],
+            labels: None,
+            class_names: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn crop_batches_share_their_overlap_and_repeat_exactly() {
+        let source = SeriesCrops::new(toy(6, 40), 0);
+        let cfg = LoaderConfig {
+            batch_size: 3,
+            views: 2,
+            workers: 1,
+            prefetch: 1,
+            seed: 4,
+            per_class: 0,
+        };
+        let b = source.make_batch(&cfg, 2, &[4, 1, 3]);
+        assert_eq!((b.items, b.channels), (3, 2));
+        assert_eq!(b.view1.len(), 3 * b.len1 * 2);
+        for k in 0..3 {
+            // Time-major: the shared steps hold the same values in both views.
+            let tail = &b.view1[(k * b.len1 + b.len1 - b.overlap) * 2..(k + 1) * b.len1 * 2];
+            let head = &b.view2[k * b.len2 * 2..(k * b.len2 + b.overlap) * 2];
+            assert_eq!(tail, head);
+        }
+        // About half the steps are kept, and the masks of the two views differ.
+        let kept = b.keep1.iter().sum::<f32>() / b.keep1.len() as f32;
+        assert!((0.2..0.8).contains(&kept), "{kept}");
+        let again = source.make_batch(&cfg, 2, &[4, 1, 3]);
+        assert_eq!((again.view1, again.keep2), (b.view1, b.keep2));
+    }
+}
