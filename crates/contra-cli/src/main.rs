@@ -413,6 +413,45 @@ fn pretrain_series(recipe: &Recipe, resume: bool, quiet: bool, no_eval: bool) ->
     };
     let device = contra::device::parse(&recipe.train.device)?;
     let embed = |d| contra::methods::ts2vec::embed(&report.model.encoder, d, 64, &device);
+    let raw = |d: &contra::data::series::SeriesDataset| Features {
+        data: d
+            .values
+            .iter()
+            .flatten()
+            .map(|&v| if v.is_nan() { 0.0 } else { v })
+            .collect(),
+        rows: d.len(),
+        dim: d.channels * d.lengths[0],
+    };
+    if recipe.data.source == "csv" {
+        // Sensor streams: anomaly detection of the test windows (label above 0) by their kNN
+        // distance to the training windows.
+        use contra::eval::anomaly::{Scorer, detect};
+        let anomalous: Vec<bool> = yt.iter().map(|&l| l > 0).collect();
+        let scorer = Scorer::Knn { k: 5 };
+        let scored =
+            |tr: Features, te: Features| detect(&tr, &te, Some(&anomalous), scorer, &device);
+        let ours = scored(embed(&train_set), embed(&test_set))?;
+        let base = scored(raw(&train_set), raw(&test_set))?;
+        let (Some(a), Some(b)) = (ours.metrics, base.metrics) else {
+            return Ok(());
+        };
+        println!(
+            "\nanomaly detection of {} test windows ({} anomalous) by kNN (k=5) to {} training windows:",
+            test_set.len(),
+            anomalous.iter().filter(|&&x| x).count(),
+            train_set.len()
+        );
+        println!("{:<22}{:>10}{:>13}", "metric", "learned", "raw windows");
+        for (name, x, y) in [
+            ("AUROC", a.auroc, b.auroc),
+            ("AUPRC", a.average_precision, b.average_precision),
+            ("best F1", a.best_f1, b.best_f1),
+        ] {
+            println!("{name:<22}{x:>10.4}{y:>13.4}");
+        }
+        return Ok(());
+    }
     let classes = train_set.class_names.len();
     let svm_accuracy = |tr: &Features, te: &Features| -> Result<(f64, f64)> {
         let (m, c) = svm::fit_cross_validated(tr, yl, classes, recipe.seed)?;
@@ -424,16 +463,6 @@ fn pretrain_series(recipe: &Recipe, resume: bool, quiet: bool, no_eval: bool) ->
         .iter()
         .chain(&test_set.lengths)
         .all(|&l| l == train_set.lengths[0]);
-    let raw = |d: &contra::data::series::SeriesDataset| Features {
-        data: d
-            .values
-            .iter()
-            .flatten()
-            .map(|&v| if v.is_nan() { 0.0 } else { v })
-            .collect(),
-        rows: d.len(),
-        dim: d.channels * d.lengths[0],
-    };
     println!(
         "\nevaluation on {} test series (SVM, RBF kernel, C by 5-fold cross-validation):",
         test_set.len()

@@ -755,3 +755,51 @@ steps = 12
     assert!(!o.status.success());
     assert!(text(&o).1.contains("method.kind"), "{}", text(&o).1);
 }
+
+/// Anomaly detection on a real sensor stream ($CONTRA_DATA/ucr/KDD-TSAD_135): windows of the
+/// clean training prefix pretrain TS2Vec; the test windows are scored and evaluated.
+#[test]
+fn ts2vec_scores_sensor_stream_windows() {
+    let have = std::env::var_os("CONTRA_DATA")
+        .map(|d| std::path::PathBuf::from(d).join("ucr/KDD-TSAD_135"))
+        .is_some_and(|p| p.is_dir());
+    if !have {
+        assert!(
+            std::env::var_os("CONTRA_REQUIRE_DATA").is_none(),
+            "$CONTRA_DATA/ucr/KDD-TSAD_135 not found"
+        );
+        eprintln!("skipping: $CONTRA_DATA/ucr/KDD-TSAD_135 not found");
+        return;
+    }
+    let dir = tmp("stream");
+    let recipe = dir.join("stream.toml");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes/ts2vec-sensor-anomaly.toml"),
+    )
+    .unwrap()
+    .replace(
+        "kind = \"ts2vec\"\n\n[method]",
+        "kind = \"ts2vec\"\nts2vec = { hidden = 16, output = 32, depth = 3 }\n\n[method]",
+    )
+    .replace("steps = 200", "steps = 9");
+    std::fs::write(&recipe, text).unwrap();
+    let (run, stdout) = pretrained(&dir, &recipe);
+    assert!(run.join("model.safetensors").is_file());
+    // 1,200 training rows in windows of 64 every 16: 72 windows, 9 steps of 8.
+    assert!(stdout.contains("trained 9 steps"), "{stdout}");
+    assert!(
+        stdout.contains("465 test windows (5 anomalous) by kNN (k=5) to 72 training windows"),
+        "{stdout}"
+    );
+    for metric in ["AUROC", "AUPRC", "best F1"] {
+        let line = stdout.lines().find(|l| l.starts_with(metric)).unwrap();
+        let v: Vec<f64> = line[metric.len()..]
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect();
+        assert!(
+            v.len() == 2 && v.iter().all(|x| (0.0..=1.0).contains(x)),
+            "{line}"
+        );
+    }
+}

@@ -388,7 +388,7 @@ impl Recipe {
         if series != (self.method.kind == "ts2vec") || series != (self.encoder.kind == "ts2vec") {
             return Err(Error::config(
                 "method.kind",
-                "time series (data.source = \"ucr\") train with method.kind = \"ts2vec\" and encoder.kind = \"ts2vec\", images with the others",
+                "time series (data.source = \"ucr\" or \"csv\") train with method.kind = \"ts2vec\" and encoder.kind = \"ts2vec\", images with the others",
             ));
         }
         if !(0.0..=1.0).contains(&self.method.alpha) {

@@ -18,6 +18,19 @@ pub struct DataSpec {
     /// (default `$CONTRA_DATA/ucr`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// For `csv` (sensor streams: `path` the training file, `test_path` the test file): which
+    /// columns are what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<super::stream::CsvColumns>,
+    /// For `csv`: window length and stride in rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stride: Option<usize>,
+    /// For `csv` without `test_path`: the first fraction of each stream trains, the rest is
+    /// the test part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_fraction: Option<f64>,
     /// Folder holding the files; searched for when absent.
     #[serde(default)]
     pub path: Option<PathBuf>,
@@ -53,6 +66,10 @@ impl Default for DataSpec {
             test_limit: None,
             train_classes: None,
             name: None,
+            columns: None,
+            window: None,
+            stride: None,
+            train_fraction: None,
         }
     }
 }
@@ -60,11 +77,12 @@ impl Default for DataSpec {
 impl DataSpec {
     /// Whether the source holds time series rather than images.
     pub fn is_series(&self) -> bool {
-        self.source == "ucr"
+        matches!(self.source.as_str(), "ucr" | "csv")
     }
 }
 
-const SOURCES: &str = "digits, fashion-mnist, mnist, cifar10, folder (images), ucr (time series)";
+const SOURCES: &str =
+    "digits, fashion-mnist, mnist, cifar10, folder (images), ucr, csv (time series)";
 
 /// The folders searched for a named data set, in order.
 pub fn candidates(name: &str, explicit: Option<&Path>) -> Vec<PathBuf> {
@@ -202,10 +220,13 @@ pub fn load_splits(spec: &DataSpec) -> Result<Splits> {
             };
             Splits { train, test }
         }
-        "ucr" => {
+        "ucr" | "csv" => {
             return Err(Error::config(
                 "data.source",
-                "`ucr` holds time series: `contra pretrain` trains them with TS2Vec; image commands do not read them",
+                format!(
+                    "`{}` holds time series: `contra pretrain` trains them with TS2Vec; image commands do not read them",
+                    spec.source
+                ),
             ));
         }
         other => {
