@@ -681,19 +681,27 @@ fn report_gathers_curves_tables_and_maps_into_a_page_whose_images_load() {
     }
 }
 
+/// Whether `$CONTRA_DATA/<rel>` exists; where CONTRA_REQUIRE_DATA is set its absence fails
+/// the test, elsewhere the test is skipped with a message.
+fn have_data(rel: &str) -> bool {
+    let found = std::env::var_os("CONTRA_DATA")
+        .map(|d| PathBuf::from(d).join(rel))
+        .is_some_and(|p| p.exists());
+    if !found {
+        assert!(
+            std::env::var_os("CONTRA_REQUIRE_DATA").is_none(),
+            "$CONTRA_DATA/{rel} not found"
+        );
+        eprintln!("skipping: $CONTRA_DATA/{rel} not found");
+    }
+    found
+}
+
 /// TS2Vec on a real UCR set ($CONTRA_DATA/ucr/GunPoint, as CI provides it): trains on the one
 /// loop, writes the model and reports the SVM on learned and raw series.
 #[test]
 fn ts2vec_pretrains_on_a_ucr_set_and_reports_the_svm() {
-    let have = std::env::var_os("CONTRA_DATA")
-        .map(|d| std::path::PathBuf::from(d).join("ucr/GunPoint/GunPoint_TRAIN.ts"))
-        .is_some_and(|p| p.is_file());
-    if !have {
-        assert!(
-            std::env::var_os("CONTRA_REQUIRE_DATA").is_none(),
-            "$CONTRA_DATA/ucr/GunPoint not found"
-        );
-        eprintln!("skipping: $CONTRA_DATA/ucr/GunPoint not found");
+    if !have_data("ucr/GunPoint/GunPoint_TRAIN.ts") {
         return;
     }
     let dir = tmp("ts2vec");
@@ -760,15 +768,7 @@ steps = 12
 /// clean training prefix pretrain TS2Vec; the test windows are scored and evaluated.
 #[test]
 fn ts2vec_scores_sensor_stream_windows() {
-    let have = std::env::var_os("CONTRA_DATA")
-        .map(|d| std::path::PathBuf::from(d).join("ucr/KDD-TSAD_135"))
-        .is_some_and(|p| p.is_dir());
-    if !have {
-        assert!(
-            std::env::var_os("CONTRA_REQUIRE_DATA").is_none(),
-            "$CONTRA_DATA/ucr/KDD-TSAD_135 not found"
-        );
-        eprintln!("skipping: $CONTRA_DATA/ucr/KDD-TSAD_135 not found");
+    if !have_data("ucr/KDD-TSAD_135") {
         return;
     }
     let dir = tmp("stream");
