@@ -1,6 +1,8 @@
 //! TS2Vec (Yue et al. 2022): two overlapping crops of each series, each with its own random
 //! timestep mask, through the dilated convolutional encoder; the hierarchical contrastive loss
-//! on the representations of the time steps the crops share.
+//! on the representations of the time steps the crops share. As TS2Vec does (PyTorch's
+//! `AveragedModel`), the encoder used afterwards is the average of the trained weights over
+//! all steps.
 
 use crate::augment::loader::{BatchSource, Items, LoaderConfig};
 use crate::augment::series::{OverlappingCrops, Series};
@@ -16,9 +18,26 @@ const MASK: u64 = 0x4d41_534b;
 
 #[derive(Module, Debug)]
 pub struct Ts2Vec {
+    /// The trained encoder.
     pub encoder: Ts2VecEncoder,
+    /// The running mean of `encoder`'s weights after each step (no gradient): what
+    /// evaluation and export use.
+    pub average: Ts2VecEncoder,
     #[module(skip)]
     pub loss: HierarchicalLoss,
+}
+
+impl Ts2Vec {
+    /// `fresh` is a second encoder of the same shape, initialised on its own (a clone would
+    /// share parameter ids): it becomes the average, starting as a copy.
+    pub fn new(encoder: Ts2VecEncoder, fresh: Ts2VecEncoder, loss: HierarchicalLoss) -> Self {
+        let average = super::moco::key_copy(fresh, &encoder);
+        Self {
+            encoder,
+            average,
+            loss,
+        }
+    }
 }
 
 /// Two cropped, masked views of a batch of series, time-major (`[items, steps, channels]`),
@@ -167,8 +186,11 @@ impl Trainable for Ts2Vec {
         self.loss.forward(z1, z2)
     }
 
-    fn after_optimizer_step(self, _global_step: u64, _total_steps: u64) -> Self {
-        self
+    fn after_optimizer_step(self, global_step: u64, _total_steps: u64) -> Self {
+        // The mean over the steps so far: avg + (w - avg) / (n + 1), n the steps averaged.
+        let n = global_step as f64;
+        let average = super::moco::ema(self.average, &self.encoder, n / (n + 1.0));
+        Self { average, ..self }
     }
 }
 
@@ -220,6 +242,35 @@ mod tests {
             lengths: vec![len; n],
             labels: None,
             class_names: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_average_is_the_mean_of_the_weights_after_each_step() {
+        use crate::checkpoint::module_tensors;
+        use crate::encoders::ts2vec::Ts2VecConfig;
+        let d = crate::device::parse("cpu").unwrap();
+        let cfg = Ts2VecConfig {
+            hidden: 4,
+            output: 6,
+            depth: 1,
+            kernel: 3,
+            dropout: 0.0,
+        };
+        let [a, b, c, fresh] =
+            crate::train::seeded(&d, 3, || [0, 1, 2, 3].map(|_| cfg.init(2, &d)));
+        let (wa, wb, wc) = (module_tensors(&a), module_tensors(&b), module_tensors(&c));
+        let m = Ts2Vec::new(a, fresh, HierarchicalLoss::default());
+        let m = m.after_optimizer_step(0, 3);
+        let m = Ts2Vec { encoder: b, ..m }.after_optimizer_step(1, 3);
+        let m = Ts2Vec { encoder: c, ..m }.after_optimizer_step(2, 3);
+        let avg = module_tensors(&m.average);
+        assert_eq!(avg.len(), wa.len());
+        for (k, t) in &avg {
+            for (i, v) in t.data.iter().enumerate() {
+                let want = (wa[k].data[i] + wb[k].data[i] + wc[k].data[i]) / 3.0;
+                assert!((v - want).abs() < 1e-6, "{k}[{i}]: {v} vs {want}");
+            }
         }
     }
 

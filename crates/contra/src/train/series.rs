@@ -57,10 +57,11 @@ pub fn pretrain_series(
     let ad = device.autodiff();
     let cfg = recipe.encoder.ts2vec.clone().unwrap_or_default();
     let model = try_seeded(&ad, recipe.seed, || -> Result<Ts2Vec> {
-        Ok(Ts2Vec {
-            encoder: cfg.init(train.channels, &ad),
-            loss: HierarchicalLoss::new(recipe.method.alpha, recipe.method.temporal_unit),
-        })
+        Ok(Ts2Vec::new(
+            cfg.init(train.channels, &ad),
+            cfg.init(train.channels, &ad),
+            HierarchicalLoss::new(recipe.method.alpha, recipe.method.temporal_unit),
+        ))
     })?;
     let source = Arc::new(SeriesCrops::new(train.clone(), recipe.method.temporal_unit));
     let monitors = Monitors {
