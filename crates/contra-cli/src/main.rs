@@ -945,7 +945,8 @@ fn report_run(a: ReportArgs) -> Result<()> {
         caption: "Training curves (also curves.svg)".into(),
     });
     let model_path = a.run.join("model.safetensors");
-    if model_path.is_file() {
+    // Time series runs report their curves and recipe (their evaluation prints at training).
+    if model_path.is_file() && !recipe.data.is_series() {
         let l = load_for_eval(&ModelArgs {
             model: model_path.clone(),
             device: a.device.clone(),

@@ -746,6 +746,10 @@ steps = 12
             .all(|a| *a > 0.6 && (a * 150.0 - (a * 150.0).round()).abs() < 0.02),
         "{line}"
     );
+    // The report of a series run: its curves and recipe.
+    ok(contra().arg("report").arg(&run));
+    let html = std::fs::read_to_string(run.join("report/report.html")).unwrap();
+    assert!(html.contains("curves.png") && !html.contains("map-tsne") && html.contains("GunPoint"));
     // Images and series do not mix.
     std::fs::write(
         &recipe,
