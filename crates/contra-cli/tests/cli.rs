@@ -750,6 +750,21 @@ steps = 12
     ok(contra().arg("report").arg(&run));
     let html = std::fs::read_to_string(run.join("report/report.html")).unwrap();
     assert!(html.contains("curves.png") && !html.contains("map-tsne") && html.contains("GunPoint"));
+    // Image-only settings are refused, not ignored.
+    let base = std::fs::read_to_string(&recipe).unwrap();
+    std::fs::write(
+        &recipe,
+        base.replace("steps = 12", "steps = 12\nknn_monitor = 100"),
+    )
+    .unwrap();
+    let o = contra()
+        .args(["pretrain", "-r"])
+        .arg(&recipe)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("train.knn_monitor"), "{}", text(&o).1);
+    std::fs::write(&recipe, base).unwrap();
     // Images and series do not mix.
     std::fs::write(
         &recipe,

@@ -391,6 +391,25 @@ impl Recipe {
                 "time series (data.source = \"ucr\" or \"csv\") train with method.kind = \"ts2vec\" and encoder.kind = \"ts2vec\", images with the others",
             ));
         }
+        if series {
+            // Image-only settings would be ignored on series: refuse them instead.
+            let t = &self.train;
+            for (key, set) in [
+                ("train.init", t.init.is_some()),
+                ("train.labelled_per_class", t.labelled_per_class > 0),
+                ("train.per_class", t.per_class > 0),
+                ("train.knn_monitor", t.knn_monitor > 0),
+                ("train.diagnose_every", t.diagnose_every > 0),
+                ("data.train_classes", self.data.train_classes.is_some()),
+            ] {
+                if set {
+                    return Err(Error::config(
+                        key,
+                        "applies to images; TS2Vec on time series does not use it",
+                    ));
+                }
+            }
+        }
         if !(0.0..=1.0).contains(&self.method.alpha) {
             return Err(Error::config("method.alpha", "must be in [0, 1]"));
         }
