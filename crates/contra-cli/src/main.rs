@@ -442,14 +442,7 @@ fn pretrain_series(recipe: &Recipe, resume: bool, quiet: bool, no_eval: bool) ->
             anomalous.iter().filter(|&&x| x).count(),
             train_set.len()
         );
-        println!("{:<22}{:>10}{:>13}", "metric", "learned", "raw windows");
-        for (name, x, y) in [
-            ("AUROC", a.auroc, b.auroc),
-            ("AUPRC", a.average_precision, b.average_precision),
-            ("best F1", a.best_f1, b.best_f1),
-        ] {
-            println!("{name:<22}{x:>10.4}{y:>13.4}");
-        }
+        print!("{}", detection_table(&a, &b, "raw windows"));
         return Ok(());
     }
     let classes = train_set.class_names.len();
@@ -730,6 +723,27 @@ fn eval_anomaly(a: AnomalyArgs) -> Result<()> {
     Ok(())
 }
 
+/// AUROC, AUPRC and best F1 of the learned embedding beside a baseline, one line each.
+fn detection_table(
+    learned: &contra::eval::anomaly::DetectionMetrics,
+    baseline: &contra::eval::anomaly::DetectionMetrics,
+    baseline_name: &str,
+) -> String {
+    let mut table = format!("{:<22}{:>10}{:>13}\n", "metric", "learned", baseline_name);
+    for (name, x, y) in [
+        ("AUROC", learned.auroc, baseline.auroc),
+        (
+            "AUPRC",
+            learned.average_precision,
+            baseline.average_precision,
+        ),
+        ("best F1", learned.best_f1, baseline.best_f1),
+    ] {
+        table.push_str(&format!("{name:<22}{x:>10.4}{y:>13.4}\n"));
+    }
+    table
+}
+
 /// Anomaly metrics of the learned embedding beside raw pixels, as a table; optionally the
 /// learned scores per test item as CSV.
 fn anomaly_rows(
@@ -787,19 +801,7 @@ fn anomaly_rows(
         l.splits.test.len
     );
     match (ours.metrics, raw.metrics) {
-        (Some(a), Some(b)) => {
-            table.push_str(&format!(
-                "{:<22}{:>10}{:>13}\n",
-                "metric", "learned", "raw pixels"
-            ));
-            for (name, x, y) in [
-                ("AUROC", a.auroc, b.auroc),
-                ("AUPRC", a.average_precision, b.average_precision),
-                ("best F1", a.best_f1, b.best_f1),
-            ] {
-                table.push_str(&format!("{name:<22}{x:>10.4}{y:>13.4}\n"));
-            }
-        }
+        (Some(a), Some(b)) => table.push_str(&detection_table(&a, &b, "raw pixels")),
         _ => table.push_str("(the test items have no labels: scores only)\n"),
     }
     Ok(table)
@@ -953,6 +955,8 @@ fn report_run(a: ReportArgs) -> Result<()> {
             data_path: a.data_path.clone(),
         })?;
         eprintln!("embedding the data with {} ...", model_path.display());
+        // The test embeddings, where the evaluation computed them (the maps draw from them).
+        let mut test_embeddings: Option<Features> = None;
         if let Some(normal) = l.recipe.data.train_classes.clone() {
             let scorer = contra::eval::anomaly::Scorer::Knn { k: 5 };
             blocks.push(Block::Heading("Anomaly detection".into()));
@@ -985,6 +989,7 @@ fn report_run(a: ReportArgs) -> Result<()> {
                     })
                     .collect(),
             });
+            test_embeddings = Some(learned.test);
         }
         let few = a.run.join("fewshot.json");
         if few.is_file() {
@@ -1005,14 +1010,17 @@ fn report_run(a: ReportArgs) -> Result<()> {
             rows.truncate(a.map_points);
             rows.sort_unstable();
             let sample = test.subset(&rows);
-            let f: Features = contra::eval::features::encode(
-                l.model.encoder(),
-                &sample,
-                l.pipeline.normalization(),
-                l.size,
-                512,
-                &l.device,
-            );
+            let f: Features = match &test_embeddings {
+                Some(t) => t.select(&rows),
+                None => contra::eval::features::encode(
+                    l.model.encoder(),
+                    &sample,
+                    l.pipeline.normalization(),
+                    l.size,
+                    512,
+                    &l.device,
+                ),
+            };
             blocks.push(Block::Heading("Embedding maps".into()));
             let names: Vec<String> = l
                 .splits

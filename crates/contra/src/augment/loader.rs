@@ -73,10 +73,10 @@ pub struct ImageViews {
 
 impl Items for ImageViews {
     fn count(&self) -> usize {
-        self.data.len
+        self.data.count()
     }
     fn item_labels(&self) -> Option<&[u32]> {
-        self.data.labels.as_deref()
+        self.data.item_labels()
     }
 }
 

@@ -33,6 +33,17 @@ impl SeriesDataset {
         &self.values[i][c * n..(c + 1) * n]
     }
 
+    /// Series `i` padded with NaN to `len` steps (at least its own length), channel after
+    /// channel.
+    pub fn padded(&self, i: usize, len: usize) -> Vec<f32> {
+        let n = self.lengths[i];
+        let mut values = vec![f32::NAN; self.channels * len];
+        for c in 0..self.channels {
+            values[c * len..c * len + n].copy_from_slice(self.channel(i, c));
+        }
+        values
+    }
+
     /// Express the labels in `names`' order (a test file read beside its training file);
     /// a class `names` lacks is an error naming `path`.
     pub fn relabel(&mut self, names: &[String], path: &Path) -> Result<()> {

@@ -157,6 +157,33 @@ impl Ts2VecEncoder {
     }
 }
 
+/// One series (`channels x len` values, channel after channel, NaN where missing) as the
+/// encoder's input: time-major values with missing ones 0, and the keep mask of its steps
+/// (1 where no channel is missing and `mask`, if given, keeps the step).
+pub fn time_major(
+    values: &[f32],
+    channels: usize,
+    len: usize,
+    mask: Option<&[bool]>,
+) -> (Vec<f32>, Vec<f32>) {
+    assert_eq!(values.len(), channels * len);
+    let mut x = vec![0f32; len * channels];
+    let mut keep: Vec<f32> = (0..len)
+        .map(|t| if mask.is_none_or(|m| m[t]) { 1.0 } else { 0.0 })
+        .collect();
+    for c in 0..channels {
+        for t in 0..len {
+            let v = values[c * len + t];
+            if v.is_nan() {
+                keep[t] = 0.0;
+            } else {
+                x[t * channels + c] = v;
+            }
+        }
+    }
+    (x, keep)
+}
+
 /// Series with NaN for missing values as the encoder's input: values with NaN replaced by 0
 /// (`[B, T, C]`, time-major per series) and the mask of observed steps (`[B, T, 1]`: a step is
 /// observed when none of its channels is missing). `values[i]` holds `channels x T` values,
@@ -168,20 +195,12 @@ pub fn batch_input(
     device: &Device,
 ) -> (Tensor<3>, Tensor<3>, Vec<f32>) {
     let b = values.len();
-    let mut x = vec![0f32; b * len * channels];
-    let mut observed = vec![1f32; b * len];
-    for (i, v) in values.iter().enumerate() {
-        assert_eq!(v.len(), channels * len);
-        for c in 0..channels {
-            for t in 0..len {
-                let value = v[c * len + t];
-                if value.is_nan() {
-                    observed[i * len + t] = 0.0;
-                } else {
-                    x[(i * len + t) * channels + c] = value;
-                }
-            }
-        }
+    let mut x = Vec::with_capacity(b * len * channels);
+    let mut observed = Vec::with_capacity(b * len);
+    for v in values {
+        let (xi, keep) = time_major(v, channels, len, None);
+        x.extend(xi);
+        observed.extend(keep);
     }
     (
         Tensor::from_data(TensorData::new(x, [b, len, channels]), device),

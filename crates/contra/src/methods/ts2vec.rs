@@ -7,7 +7,7 @@
 use crate::augment::loader::{BatchSource, Items, LoaderConfig};
 use crate::augment::series::{OverlappingCrops, Series};
 use crate::data::series::SeriesDataset;
-use crate::encoders::ts2vec::Ts2VecEncoder;
+use crate::encoders::ts2vec::{Ts2VecEncoder, batch_input, time_major};
 use crate::losses::HierarchicalLoss;
 use crate::rng::Rng;
 use crate::train::Trainable;
@@ -80,12 +80,7 @@ impl SeriesCrops {
 
     /// Series `i` padded to the common length.
     pub fn padded(&self, i: usize) -> Series {
-        let (c, n) = (self.data.channels, self.data.lengths[i]);
-        let mut values = vec![f32::NAN; c * self.len];
-        for ch in 0..c {
-            values[ch * self.len..ch * self.len + n].copy_from_slice(self.data.channel(i, ch));
-        }
-        Series::new(c, self.len, values)
+        Series::new(self.data.channels, self.len, self.data.padded(i, self.len))
     }
 }
 
@@ -96,25 +91,6 @@ impl Items for SeriesCrops {
     fn item_labels(&self) -> Option<&[u32]> {
         self.data.labels.as_deref()
     }
-}
-
-/// A view as time-major values (missing as 0) and its keep mask.
-fn time_major(s: &Series, mask: &[bool]) -> (Vec<f32>, Vec<f32>) {
-    let mut x = vec![0f32; s.len * s.channels];
-    let mut keep = vec![0f32; s.len];
-    for t in 0..s.len {
-        let mut observed = true;
-        for c in 0..s.channels {
-            let v = s.channel(c)[t];
-            if v.is_nan() {
-                observed = false;
-            } else {
-                x[t * s.channels + c] = v;
-            }
-        }
-        keep[t] = if observed && mask[t] { 1.0 } else { 0.0 };
-    }
-    (x, keep)
 }
 
 impl BatchSource for SeriesCrops {
@@ -151,10 +127,10 @@ impl BatchSource for SeriesCrops {
             let mut rng = Rng::derive(cfg.seed, &[MASK, epoch, i as u64]);
             let m1: Vec<bool> = (0..len1).map(|_| rng.bernoulli(self.keep)).collect();
             let m2: Vec<bool> = (0..len2).map(|_| rng.bernoulli(self.keep)).collect();
-            let (x, keep) = time_major(&a, &m1);
+            let (x, keep) = time_major(&a.values, c, len1, Some(&m1));
             b.view1.extend(x);
             b.keep1.extend(keep);
-            let (x, keep) = time_major(&v, &m2);
+            let (x, keep) = time_major(&v.values, c, len2, Some(&m2));
             b.view2.extend(x);
             b.keep2.extend(keep);
         }
@@ -205,22 +181,14 @@ pub fn embed(
     use burn::module::Module;
     let encoder = encoder.valid();
     let dim = encoder.output_dim();
-    let crops = SeriesCrops::new(data.clone(), 0);
+    let len = data.lengths.iter().copied().max().unwrap_or(0);
     let mut out = Vec::with_capacity(data.len() * dim);
     for start in (0..data.len()).step_by(batch.max(1)) {
         let end = (start + batch).min(data.len());
-        let all = vec![true; crops.len];
-        let mut x = Vec::new();
-        let mut keep = Vec::new();
-        for i in start..end {
-            let (v, k) = time_major(&crops.padded(i), &all);
-            x.extend(v);
-            keep.extend(k);
-        }
-        let n = end - start;
-        let xt = Tensor::<3>::from_data(TensorData::new(x, [n, crops.len, data.channels]), device);
-        let kt = Tensor::<3>::from_data(TensorData::new(keep, [n, crops.len, 1]), device);
-        out.extend(crate::tensor_util::to_vec(encoder.embed(xt, kt)));
+        let padded: Vec<Vec<f32>> = (start..end).map(|i| data.padded(i, len)).collect();
+        let rows: Vec<&[f32]> = padded.iter().map(Vec::as_slice).collect();
+        let (x, keep, _) = batch_input(&rows, data.channels, len, device);
+        out.extend(crate::tensor_util::to_vec(encoder.embed(x, keep)));
     }
     crate::eval::Features {
         data: out,

@@ -555,6 +555,18 @@ pub struct LoopReport<M> {
     pub seconds: f64,
 }
 
+/// The loader settings a recipe gives: two views per item.
+fn loader_config(recipe: &Recipe) -> LoaderConfig {
+    LoaderConfig {
+        batch_size: recipe.train.batch_size,
+        views: 2,
+        workers: recipe.train.workers,
+        prefetch: recipe.train.prefetch,
+        seed: recipe.seed,
+        per_class: recipe.train.per_class,
+    }
+}
+
 /// The training loop for any method on images.
 pub fn run<M: Method>(
     recipe: &Recipe,
@@ -570,14 +582,7 @@ pub fn run<M: Method>(
         pipeline,
     });
     let pipeline = &source.pipeline;
-    let cfg = LoaderConfig {
-        batch_size: recipe.train.batch_size,
-        views: 2,
-        workers: recipe.train.workers,
-        prefetch: recipe.train.prefetch,
-        seed: recipe.seed,
-        per_class: recipe.train.per_class,
-    };
+    let cfg = loader_config(recipe);
     let views = (recipe.train.diagnose_every > 0)
         .then(|| MonitorViews::new(train, pipeline, &cfg, &recipe.train.device))
         .transpose()?;
@@ -670,14 +675,7 @@ pub fn train_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
         .open(files.metrics())
         .map_err(|e| Error::io(files.metrics(), e))?;
 
-    let cfg = LoaderConfig {
-        batch_size: bs,
-        views: 2,
-        workers: recipe.train.workers,
-        prefetch: recipe.train.prefetch,
-        seed: recipe.seed,
-        per_class: recipe.train.per_class,
-    };
+    let cfg = loader_config(recipe);
     let mut progress = Progress::new(!opts.quiet, total);
     let started = Instant::now();
     let mut waited = std::time::Duration::ZERO;
