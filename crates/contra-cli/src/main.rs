@@ -412,7 +412,7 @@ fn pretrain_series(recipe: &Recipe, resume: bool, quiet: bool, no_eval: bool) ->
         return Ok(());
     };
     let device = contra::device::parse(&recipe.train.device)?;
-    let embed = |d| contra::methods::ts2vec::embed(&report.model.average, d, 64, &device);
+    let embed = |d| report.model.embed(d, &device);
     let raw = |d: &contra::data::series::SeriesDataset| Features {
         data: d
             .values

@@ -764,23 +764,83 @@ steps = 12
         .unwrap();
     assert!(!o.status.success());
     assert!(text(&o).1.contains("train.knn_monitor"), "{}", text(&o).1);
-    std::fs::write(&recipe, base).unwrap();
-    // Images and series do not mix.
-    std::fs::write(
-        &recipe,
-        std::fs::read_to_string(&recipe).unwrap().replace(
-            "kind = \"ts2vec\"\n[optimizer]",
-            "kind = \"simclr\"\n[optimizer]",
-        ),
-    )
-    .unwrap();
+    // An instance method needs the views' augmentations; TS2Vec makes its own.
+    let simclr = base.replace(
+        "kind = \"ts2vec\"\n[optimizer]",
+        "kind = \"simclr\"\n[optimizer]",
+    );
+    std::fs::write(&recipe, &simclr).unwrap();
     let o = contra()
         .args(["pretrain", "-r"])
         .arg(&recipe)
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(text(&o).1.contains("method.kind"), "{}", text(&o).1);
+    assert!(text(&o).1.contains("augment.series"), "{}", text(&o).1);
+    let views = "[[augment.series]]\nop = \"jitter\"\nsigma = 0.03\n[encoder]";
+    std::fs::write(&recipe, base.replace("[encoder]", views)).unwrap();
+    let o = contra()
+        .args(["pretrain", "-r"])
+        .arg(&recipe)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("augment.series"), "{}", text(&o).1);
+}
+
+/// The instance methods (SimCLR, MoCo) on augmented views of series, with the TS2Vec encoder:
+/// they train on the one loop and their embeddings are evaluated by the same SVM.
+#[test]
+fn instance_methods_train_on_series_views() {
+    if !have_data("ucr/GunPoint/GunPoint_TRAIN.ts") {
+        return;
+    }
+    for method in ["simclr", "moco"] {
+        let dir = tmp(&format!("series-{method}"));
+        let recipe = dir.join("r.toml");
+        std::fs::write(
+            &recipe,
+            format!(
+                r#"name = "series-{method}"
+[data]
+source = "ucr"
+name = "GunPoint"
+[[augment.series]]
+op = "time_warp"
+sigma = 0.2
+knots = 4
+[[augment.series]]
+op = "jitter"
+sigma = 0.03
+[encoder]
+kind = "ts2vec"
+ts2vec = {{ hidden = 16, output = 32, depth = 3 }}
+[head]
+hidden_dim = 32
+output_dim = 16
+[method]
+kind = "{method}"
+queue_size = 64
+[optimizer]
+kind = "adamw"
+lr = 0.001
+[train]
+batch_size = 10
+steps = 10
+"#
+            ),
+        )
+        .unwrap();
+        let (run, stdout) = pretrained(&dir, &recipe);
+        assert!(stdout.contains("trained 10 steps"), "{stdout}");
+        assert!(run.join("model.safetensors").is_file());
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("accuracy"))
+            .unwrap_or_else(|| panic!("{stdout}"));
+        let learned: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(learned > 0.6, "{method}: {line}");
+    }
 }
 
 /// Anomaly detection on a real sensor stream ($CONTRA_DATA/ucr/KDD-TSAD_135): windows of the

@@ -3,6 +3,7 @@
 //! Every table rejects unknown keys, and every value is checked before training starts, so a
 //! typo is reported with its key and line instead of being silently ignored.
 
+use crate::augment::series::{SeriesAugmentation, SeriesPipeline};
 use crate::augment::{Augmentation, Pipeline, channel_stats};
 use crate::data::ImageDataset;
 use crate::data::locate::DataSpec;
@@ -47,7 +48,8 @@ fn default_name() -> String {
 }
 
 /// `preset = "simclr"` (lightly's SimCLR views at the data's size, normalised with the
-/// training set's statistics), or an explicit list of `[[augment.steps]]`.
+/// training set's statistics), or an explicit list of `[[augment.steps]]`; for time series
+/// trained by an instance method (SimCLR, MoCo, ...), the list `[[augment.series]]`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AugmentSpec {
@@ -58,6 +60,9 @@ pub struct AugmentSpec {
     pub size: Option<usize>,
     #[serde(default)]
     pub steps: Vec<Augmentation>,
+    /// Time series views: `{ op = "jitter", sigma = 0.03 }`, ... (see [`SeriesAugmentation`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<SeriesAugmentation>,
 }
 
 impl Default for AugmentSpec {
@@ -66,6 +71,7 @@ impl Default for AugmentSpec {
             preset: Some("simclr".into()),
             size: None,
             steps: Vec::new(),
+            series: Vec::new(),
         }
     }
 }
@@ -385,10 +391,15 @@ impl Recipe {
             ));
         }
         let series = self.data.is_series();
-        if series != (self.method.kind == "ts2vec") || series != (self.encoder.kind == "ts2vec") {
+        let ts2vec = self.method.kind == "ts2vec";
+        if series != (self.encoder.kind == "ts2vec") || (ts2vec && !series) {
             return Err(Error::config(
-                "method.kind",
-                "time series (data.source = \"ucr\" or \"csv\") train with method.kind = \"ts2vec\" and encoder.kind = \"ts2vec\", images with the others",
+                if ts2vec {
+                    "method.kind"
+                } else {
+                    "encoder.kind"
+                },
+                "time series (data.source = \"ucr\" or \"csv\") use encoder.kind = \"ts2vec\" (with method.kind = \"ts2vec\", or an instance method such as simclr or moco and [[augment.series]] views); images use the other encoders and methods",
             ));
         }
         if series {
@@ -397,18 +408,41 @@ impl Recipe {
             for (key, set) in [
                 ("train.init", t.init.is_some()),
                 ("train.labelled_per_class", t.labelled_per_class > 0),
-                ("train.per_class", t.per_class > 0),
+                ("train.per_class", ts2vec && t.per_class > 0),
                 ("train.knn_monitor", t.knn_monitor > 0),
                 ("train.diagnose_every", t.diagnose_every > 0),
                 ("data.train_classes", self.data.train_classes.is_some()),
+                ("augment.steps", !self.augment.steps.is_empty()),
+                ("augment.size", self.augment.size.is_some()),
             ] {
                 if set {
                     return Err(Error::config(
                         key,
-                        "applies to images; TS2Vec on time series does not use it",
+                        "applies to images; training on time series does not use it",
                     ));
                 }
             }
+            if ts2vec && !self.augment.series.is_empty() {
+                return Err(Error::config(
+                    "augment.series",
+                    "TS2Vec makes its own views (overlapping crops and timestep masks); leave augment.series out or use an instance method such as simclr",
+                ));
+            }
+            if !ts2vec && self.augment.series.is_empty() {
+                return Err(Error::config(
+                    "augment.series",
+                    format!(
+                        "method `{}` on time series needs the views' augmentations, e.g. [[augment.series]] op = \"jitter\", sigma = 0.03",
+                        self.method.kind
+                    ),
+                ));
+            }
+            self.series_pipeline()?;
+        } else if !self.augment.series.is_empty() {
+            return Err(Error::config(
+                "augment.series",
+                "applies to time series; images take augment.preset or augment.steps",
+            ));
         }
         if !(0.0..=1.0).contains(&self.method.alpha) {
             return Err(Error::config("method.alpha", "must be in [0, 1]"));
@@ -524,6 +558,7 @@ impl Recipe {
             return Err(Error::config("eval.knn_k", "must be at least 1"));
         }
         match (&self.augment.preset, self.augment.steps.is_empty()) {
+            _ if series => {}
             (Some(p), _) if p != "simclr" => {
                 return Err(Error::config(
                     "augment.preset",
@@ -561,6 +596,11 @@ impl Recipe {
             }
             None => Pipeline::new(self.augment.steps.clone()),
         }
+    }
+
+    /// The views of time series for instance methods (`augment.series`).
+    pub fn series_pipeline(&self) -> Result<SeriesPipeline> {
+        SeriesPipeline::new(self.augment.series.clone())
     }
 
     /// The folder the run writes to.

@@ -6,7 +6,9 @@
 //! batches are identical at any thread count, and a resumed run can start at any batch.
 
 use super::Pipeline;
+use super::series::{Series, SeriesPipeline};
 use crate::data::ImageDataset;
+use crate::data::series::SeriesDataset;
 use crate::image::Image;
 use crate::rng::Rng;
 use rayon::prelude::*;
@@ -84,6 +86,79 @@ impl BatchSource for ImageViews {
     type Batch = ViewBatch;
     fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> ViewBatch {
         make_batch(&self.data, &self.pipeline, cfg, epoch, indices)
+    }
+}
+
+/// Time series and the pipeline that makes their views, for the instance methods (SimCLR,
+/// MoCo, ...). Each series is padded (NaN) to the longest one before augmentation; views are
+/// `[batch, channels, 1, steps]`.
+pub struct SeriesViews {
+    pub data: SeriesDataset,
+    pub pipeline: SeriesPipeline,
+    /// The padded length.
+    pub len: usize,
+}
+
+impl SeriesViews {
+    pub fn new(data: SeriesDataset, pipeline: SeriesPipeline) -> Self {
+        let len = data.lengths.iter().copied().max().unwrap_or(0);
+        Self {
+            data,
+            pipeline,
+            len,
+        }
+    }
+
+    /// One view of series `index`: its randomness depends only on (seed, epoch, index, view).
+    pub fn view(&self, seed: u64, epoch: u64, index: usize, view: usize) -> Series {
+        let s = Series::new(
+            self.data.channels,
+            self.len,
+            self.data.padded(index, self.len),
+        );
+        self.pipeline.apply(
+            s,
+            &mut Rng::derive(seed, &[VIEW, epoch, index as u64, view as u64]),
+        )
+    }
+}
+
+impl Items for SeriesViews {
+    fn count(&self) -> usize {
+        self.data.len()
+    }
+    fn item_labels(&self) -> Option<&[u32]> {
+        self.data.labels.as_deref()
+    }
+}
+
+impl BatchSource for SeriesViews {
+    type Batch = ViewBatch;
+    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> ViewBatch {
+        let c = self.data.channels;
+        let steps = self.pipeline.output_len(self.len);
+        let per = c * steps;
+        let mut views = vec![vec![0f32; indices.len() * per]; cfg.views];
+        for (v, buf) in views.iter_mut().enumerate() {
+            buf.par_chunks_mut(per)
+                .zip(indices.par_iter())
+                .for_each(|(dst, &i)| {
+                    dst.copy_from_slice(&self.view(cfg.seed, epoch, i, v).values)
+                });
+        }
+        let labels = self
+            .data
+            .labels
+            .as_ref()
+            .map(|l| indices.iter().map(|&i| l[i]).collect());
+        ViewBatch {
+            views,
+            indices: indices.to_vec(),
+            labels,
+            channels: c,
+            height: 1,
+            width: steps,
+        }
     }
 }
 
@@ -272,6 +347,54 @@ impl<B> Drop for EpochLoader<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_views_are_padded_augmented_and_repeat_exactly() {
+        use crate::augment::series::{Crop, Jitter, SeriesAugmentation};
+        // Three series of two channels, one shorter (padded with NaN to 10 steps).
+        let data = SeriesDataset {
+            channels: 2,
+            values: vec![
+                (0..20).map(|v| v as f32).collect(),
+                (0..12).map(|v| v as f32).collect(),
+                (0..20).map(|v| -(v as f32)).collect(),
+            ],
+            lengths: vec![10, 6, 10],
+            labels: Some(vec![0, 1, 0]),
+            class_names: vec!["a".into(), "b".into()],
+        };
+        let pipeline = SeriesPipeline::new(vec![
+            SeriesAugmentation::Crop(Crop { length: 8 }),
+            SeriesAugmentation::Jitter(Jitter { sigma: 0.1, p: 1.0 }),
+        ])
+        .unwrap();
+        let source = SeriesViews::new(data, pipeline);
+        let cfg = LoaderConfig {
+            batch_size: 3,
+            views: 2,
+            workers: 1,
+            prefetch: 1,
+            seed: 5,
+            per_class: 0,
+        };
+        let b = source.make_batch(&cfg, 1, &[2, 1]);
+        assert_eq!(b.shape(), [2, 2, 1, 8]);
+        assert_eq!(b.labels.as_deref(), Some(&[0, 1][..]));
+        assert_eq!(b.views[0].len(), 2 * 2 * 8);
+        // Item 2's channel 0 is 0, -1, ..., -9: a crop of 8 consecutive steps, plus noise.
+        let v = &b.views[0][..8];
+        let start = -v[0].round();
+        for (t, x) in v.iter().enumerate() {
+            assert!((x + start + t as f32).abs() < 0.5, "{v:?}");
+            assert!(x.fract() != 0.0, "no noise: {v:?}");
+        }
+        // The short series keeps its padding as NaN for the encoder to mask.
+        assert!(b.views[0][16..].iter().any(|x| x.is_nan()));
+        // The two views differ; the same (seed, epoch, items) give the same batch.
+        assert_ne!(&b.views[0][..8], &b.views[1][..8]);
+        let again = source.make_batch(&cfg, 1, &[2, 1]);
+        assert_eq!(format!("{:?}", again.views), format!("{:?}", b.views));
+    }
 
     #[test]
     fn batches_do_not_depend_on_worker_count_and_skip_resumes_exactly() {

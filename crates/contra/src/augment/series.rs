@@ -338,7 +338,7 @@ pub struct SeriesPipeline {
 impl SeriesPipeline {
     pub fn new(steps: Vec<SeriesAugmentation>) -> Result<Self> {
         for (i, s) in steps.iter().enumerate() {
-            s.validate(&format!("augment[{i}] ({})", s.name()))?;
+            s.validate(&format!("augment.series[{i}] ({})", s.name()))?;
         }
         Ok(Self { steps })
     }
@@ -570,7 +570,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains("augment[0] (permutation)") && e.contains("max_segments"),
+            e.contains("augment.series[0] (permutation)") && e.contains("max_segments"),
             "{e}"
         );
     }

@@ -1,4 +1,4 @@
-//! Encoders (backbones): images in, one feature vector per image out.
+//! Encoders (backbones): images (or series) in, one feature vector per item out.
 
 pub mod resnet;
 pub mod small_cnn;
@@ -22,6 +22,9 @@ pub fn global_avg_pool(x: Tensor<4>) -> Tensor<2> {
 pub enum Encoder {
     SmallCnn(SmallCnn),
     ResNet(ResNet),
+    /// Series for the instance methods (SimCLR, MoCo, ...): views arrive as `[b, channels,
+    /// 1, steps]`, NaN where a value is missing.
+    Ts2Vec(ts2vec::Ts2VecEncoder),
 }
 
 impl Encoder {
@@ -29,6 +32,14 @@ impl Encoder {
         match self {
             Encoder::SmallCnn(e) => e.forward(x),
             Encoder::ResNet(e) => e.forward(x),
+            Encoder::Ts2Vec(e) => {
+                let [b, c, _, t] = x.dims();
+                let x = x.reshape([b, c, t]).swap_dims(1, 2);
+                // A step with a missing value in any channel is masked, as in TS2Vec.
+                let missing = x.clone().is_nan();
+                let keep = missing.clone().any_dim(2).bool_not().float();
+                e.embed(x.mask_fill(missing, 0.0), keep)
+            }
         }
     }
 
@@ -36,6 +47,15 @@ impl Encoder {
         match self {
             Encoder::SmallCnn(e) => e.output_dim(),
             Encoder::ResNet(e) => e.output_dim(),
+            Encoder::Ts2Vec(e) => e.output_dim(),
+        }
+    }
+
+    /// The series encoder, when this is one.
+    pub fn series(&self) -> Option<&ts2vec::Ts2VecEncoder> {
+        match self {
+            Encoder::Ts2Vec(e) => Some(e),
+            _ => None,
         }
     }
 }
@@ -77,15 +97,17 @@ impl EncoderSpec {
         }
     }
 
+    /// The encoder for inputs of `in_channels` channels (image or series channels).
     pub fn init(&self, in_channels: usize, device: &Device) -> Result<Encoder> {
         self.validate()?;
-        if self.kind == "ts2vec" {
-            return Err(Error::config(
-                "encoder.kind",
-                "ts2vec encodes time series, not images",
-            ));
-        }
         Ok(match self.kind.as_str() {
+            // `in_channels` are the series' channels.
+            "ts2vec" => Encoder::Ts2Vec(
+                self.ts2vec
+                    .clone()
+                    .unwrap_or_default()
+                    .init(in_channels, device),
+            ),
             "small_cnn" => {
                 let mut c = SmallCnnConfig::new(in_channels);
                 if let Some(w) = self.widths {

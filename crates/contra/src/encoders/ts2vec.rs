@@ -247,4 +247,40 @@ mod tests {
         assert_eq!(observed[5], 0.0);
         assert!(to_vec(x).iter().all(|v| v.is_finite()));
     }
+
+    #[test]
+    fn views_of_the_instance_methods_are_read_as_series_with_missing_steps_masked() {
+        let device = crate::device::parse("cpu").unwrap();
+        let cfg = Ts2VecConfig {
+            hidden: 8,
+            output: 6,
+            depth: 2,
+            kernel: 3,
+            dropout: 0.0,
+        };
+        let spec = crate::encoders::EncoderSpec {
+            kind: "ts2vec".into(),
+            widths: None,
+            ts2vec: Some(cfg),
+        };
+        let enc = crate::train::seeded(&device, 2, || spec.init(2, &device).unwrap());
+        let len = 30;
+        let mut a: Vec<f32> = (0..2 * len).map(|i| (i as f32 * 0.21).cos()).collect();
+        a[len + 7] = f32::NAN;
+        let b: Vec<f32> = (0..2 * len).map(|i| (i as f32 * 0.13).sin()).collect();
+        // `[b, channels, 1, steps]`, as the loader makes views.
+        let views = Tensor::<4>::from_data(
+            TensorData::new([a.clone(), b.clone()].concat(), [2, 2, 1, len]),
+            &device,
+        );
+        let got = to_vec(enc.forward(views));
+        let series = enc.series().unwrap();
+        let (x, keep, _) = batch_input(&[&a, &b], 2, len, &device);
+        let want = to_vec(series.embed(x, keep));
+        assert_eq!(got.len(), 2 * 6);
+        assert!(got.iter().all(|v| v.is_finite()));
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
+        }
+    }
 }

@@ -555,6 +555,20 @@ pub struct LoopReport<M> {
     pub seconds: f64,
 }
 
+impl<M> LoopReport<M> {
+    /// The same report around `f(model)`.
+    pub fn map<N>(self, f: impl FnOnce(M) -> N) -> LoopReport<N> {
+        LoopReport {
+            model: f(self.model),
+            final_loss: self.final_loss,
+            steps: self.steps,
+            views_per_second: self.views_per_second,
+            data_wait_fraction: self.data_wait_fraction,
+            seconds: self.seconds,
+        }
+    }
+}
+
 /// The loader settings a recipe gives: two views per item.
 fn loader_config(recipe: &Recipe) -> LoaderConfig {
     LoaderConfig {
@@ -823,6 +837,11 @@ impl TrainedFile {
     /// The trained model, for inputs with `in_channels` channels.
     pub fn model(&self, in_channels: usize, device: &Device) -> Result<Model> {
         let model = build_model(&self.recipe, in_channels, device)?;
-        load_module(model, &self.tensors, self.prefix, &self.path)
+        self.load(model)
+    }
+
+    /// This file's weights in `module`, built to the recipe's shapes.
+    pub fn load<M: burn::module::Module>(&self, module: M) -> Result<M> {
+        load_module(module, &self.tensors, self.prefix, &self.path)
     }
 }

@@ -1,13 +1,73 @@
-//! Pretraining on time series: a UCR/UEA set through TS2Vec on the one training loop.
+//! Pretraining on time series: TS2Vec, or an instance method (SimCLR, MoCo, ...) on
+//! augmented views of the series, through the one training loop.
 
-use super::{Monitors, TrainOptions, train_loop, try_seeded};
-use crate::augment::loader::batches_per_epoch;
+use super::{Monitors, TrainOptions, TrainedFile, build_model, train_loop, try_seeded};
+use crate::augment::loader::{SeriesViews, batches_per_epoch};
 use crate::data::series::{SeriesDataset, load_archive_set};
+use crate::encoders::ts2vec::Ts2VecEncoder;
 use crate::error::{Error, Result};
+use crate::eval::Features;
 use crate::losses::HierarchicalLoss;
+use crate::methods::Model;
 use crate::methods::ts2vec::{SeriesCrops, Ts2Vec};
 use crate::recipe::Recipe;
+use burn::prelude::Device;
 use std::sync::Arc;
+
+/// A model trained on series.
+#[allow(clippy::large_enum_variant)] // one model per run
+pub enum SeriesModel {
+    Ts2Vec(Ts2Vec),
+    /// An instance method whose encoder is the TS2Vec encoder.
+    Instance(Model),
+}
+
+impl SeriesModel {
+    /// The encoder that evaluation and export use: TS2Vec's averaged weights, or the
+    /// instance method's encoder.
+    pub fn encoder(&self) -> &Ts2VecEncoder {
+        match self {
+            SeriesModel::Ts2Vec(m) => &m.average,
+            SeriesModel::Instance(m) => {
+                use crate::methods::Method;
+                m.encoder()
+                    .series()
+                    .expect("series recipes are validated to use the ts2vec encoder")
+            }
+        }
+    }
+
+    /// One vector per series (the encoder over each whole series, max-pooled over time).
+    pub fn embed(&self, data: &SeriesDataset, device: &Device) -> Features {
+        crate::methods::ts2vec::embed(self.encoder(), data, 64, device)
+    }
+
+    /// The model of `recipe`, freshly initialised from its seed, for series of `channels`.
+    pub fn build(recipe: &Recipe, channels: usize, device: &Device) -> Result<Self> {
+        if recipe.method.kind != "ts2vec" {
+            return Ok(SeriesModel::Instance(build_model(
+                recipe, channels, device,
+            )?));
+        }
+        let cfg = recipe.encoder.ts2vec.clone().unwrap_or_default();
+        try_seeded(device, recipe.seed, || -> Result<Ts2Vec> {
+            Ok(Ts2Vec::new(
+                cfg.init(channels, device),
+                cfg.init(channels, device),
+                HierarchicalLoss::new(recipe.method.alpha, recipe.method.temporal_unit),
+            ))
+        })
+        .map(SeriesModel::Ts2Vec)
+    }
+
+    /// A trained series model from its file.
+    pub fn read(file: &TrainedFile, channels: usize, device: &Device) -> Result<Self> {
+        Ok(match Self::build(&file.recipe, channels, device)? {
+            SeriesModel::Ts2Vec(m) => SeriesModel::Ts2Vec(file.load(m)?),
+            SeriesModel::Instance(m) => SeriesModel::Instance(file.load(m)?),
+        })
+    }
+}
 
 /// The training and test series a recipe names: a UCR/UEA set, or windows of CSV sensor
 /// streams (each channel standardised with the training windows' mean and standard
@@ -24,15 +84,15 @@ pub fn load_series(recipe: &Recipe) -> Result<(SeriesDataset, SeriesDataset)> {
 
 /// What a finished series run reports.
 pub struct SeriesReport {
-    pub model: Ts2Vec,
+    pub model: SeriesModel,
     pub final_loss: f32,
     pub steps: u64,
     pub windows_per_second: f64,
     pub seconds: f64,
 }
 
-/// Pretrain TS2Vec on `train` as the recipe says; `train.steps`, when set, is rounded up to
-/// whole epochs.
+/// Pretrain on `train` as the recipe says; `train.steps`, when set, is rounded up to whole
+/// epochs.
 pub fn pretrain_series(
     recipe: &Recipe,
     train: &SeriesDataset,
@@ -55,20 +115,16 @@ pub fn pretrain_series(
     }
     let device = crate::device::parse(&recipe.train.device)?;
     let ad = device.autodiff();
-    let cfg = recipe.encoder.ts2vec.clone().unwrap_or_default();
-    let model = try_seeded(&ad, recipe.seed, || -> Result<Ts2Vec> {
-        Ok(Ts2Vec::new(
-            cfg.init(train.channels, &ad),
-            cfg.init(train.channels, &ad),
-            HierarchicalLoss::new(recipe.method.alpha, recipe.method.temporal_unit),
-        ))
-    })?;
-    let source = Arc::new(SeriesCrops::new(train.clone(), recipe.method.temporal_unit));
-    let monitors = Monitors {
-        diagnose: None,
-        knn_accuracy: None,
+    let r = match SeriesModel::build(&recipe, train.channels, &ad)? {
+        SeriesModel::Ts2Vec(model) => {
+            let source = Arc::new(SeriesCrops::new(train.clone(), recipe.method.temporal_unit));
+            train_loop(&recipe, source, model, &ad, opts, no_monitors())?.map(SeriesModel::Ts2Vec)
+        }
+        SeriesModel::Instance(model) => {
+            let source = Arc::new(SeriesViews::new(train.clone(), recipe.series_pipeline()?));
+            train_loop(&recipe, source, model, &ad, opts, no_monitors())?.map(SeriesModel::Instance)
+        }
     };
-    let r = train_loop(&recipe, source, model, &ad, opts, monitors)?;
     Ok(SeriesReport {
         model: r.model,
         final_loss: r.final_loss,
@@ -76,6 +132,13 @@ pub fn pretrain_series(
         windows_per_second: r.views_per_second / 2.0,
         seconds: r.seconds,
     })
+}
+
+fn no_monitors<'a, M>() -> Monitors<'a, M> {
+    Monitors {
+        diagnose: None,
+        knn_accuracy: None,
+    }
 }
 
 fn load_stream_windows(
