@@ -11,6 +11,8 @@ use contra::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod series;
+
 #[derive(Parser)]
 #[command(
     name = "contra",
@@ -305,7 +307,7 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
     }
     recipe.validate()?;
     if recipe.data.is_series() {
-        return pretrain_series(&recipe, a.resume, a.quiet, a.no_eval);
+        return series::pretrain(&recipe, a.resume, a.quiet, a.no_eval);
     }
     let splits = load_splits(&recipe.data)?;
     let out = recipe.out_dir();
@@ -381,93 +383,6 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
         splits.test.len,
         report::table(&rows)
     );
-    Ok(())
-}
-
-/// TS2Vec on a UCR/UEA set, then the TS2Vec paper's evaluation: an RBF SVM (C by
-/// cross-validation) on the frozen series embeddings beside the same SVM on the raw series.
-fn pretrain_series(recipe: &Recipe, resume: bool, quiet: bool, no_eval: bool) -> Result<()> {
-    use contra::eval::{Features, accuracy, svm};
-    let (train_set, test_set) = train::series::load_series(recipe)?;
-    let out = recipe.out_dir();
-    eprintln!(
-        "contra pretrain: {} ({} series of {} channels, length {}) -> {}",
-        recipe.name,
-        train_set.len(),
-        train_set.channels,
-        train_set.lengths.iter().max().unwrap_or(&0),
-        out.display()
-    );
-    let report =
-        train::series::pretrain_series(recipe, &train_set, &TrainOptions { resume, quiet })?;
-    println!(
-        "trained {} steps in {:.1} s: final loss {:.4}, {:.0} windows/s",
-        report.steps, report.seconds, report.final_loss, report.windows_per_second
-    );
-    println!("model: {}", out.join("model.safetensors").display());
-    if no_eval {
-        return Ok(());
-    }
-    let (Some(yl), Some(yt)) = (&train_set.labels, &test_set.labels) else {
-        return Ok(());
-    };
-    let device = contra::device::parse(&recipe.train.device)?;
-    let embed = |d| report.model.embed(d, &device);
-    let raw = |d: &contra::data::series::SeriesDataset| Features {
-        data: d
-            .values
-            .iter()
-            .flatten()
-            .map(|&v| if v.is_nan() { 0.0 } else { v })
-            .collect(),
-        rows: d.len(),
-        dim: d.channels * d.lengths[0],
-    };
-    if recipe.data.source == "csv" {
-        // Sensor streams: anomaly detection of the test windows (label above 0) by their kNN
-        // distance to the training windows.
-        use contra::eval::anomaly::{Scorer, detect};
-        let anomalous: Vec<bool> = yt.iter().map(|&l| l > 0).collect();
-        let scorer = Scorer::Knn { k: 5 };
-        let scored =
-            |tr: Features, te: Features| detect(&tr, &te, Some(&anomalous), scorer, &device);
-        let ours = scored(embed(&train_set), embed(&test_set))?;
-        let base = scored(raw(&train_set), raw(&test_set))?;
-        let (Some(a), Some(b)) = (ours.metrics, base.metrics) else {
-            return Ok(());
-        };
-        println!(
-            "\nanomaly detection of {} test windows ({} anomalous) by kNN (k=5) to {} training windows:",
-            test_set.len(),
-            anomalous.iter().filter(|&&x| x).count(),
-            train_set.len()
-        );
-        print!("{}", detection_table(&a, &b, "raw windows"));
-        return Ok(());
-    }
-    let classes = train_set.class_names.len();
-    let svm_accuracy = |tr: &Features, te: &Features| -> Result<(f64, f64)> {
-        let (m, c) = svm::fit_cross_validated(tr, yl, classes, recipe.seed)?;
-        Ok((accuracy(&m.predict(te), yt), c))
-    };
-    let (learned, c_learned) = svm_accuracy(&embed(&train_set), &embed(&test_set))?;
-    let equal = train_set
-        .lengths
-        .iter()
-        .chain(&test_set.lengths)
-        .all(|&l| l == train_set.lengths[0]);
-    println!(
-        "\nevaluation on {} test series (SVM, RBF kernel, C by 5-fold cross-validation):",
-        test_set.len()
-    );
-    println!("{:<22}{:>10}{:>13}", "", "learned", "raw series");
-    if equal {
-        let (r, c_raw) = svm_accuracy(&raw(&train_set), &raw(&test_set))?;
-        println!("{:<22}{learned:>10.4}{r:>13.4}", "accuracy");
-        println!("{:<22}{c_learned:>10}{c_raw:>13}", "C");
-    } else {
-        println!("{:<22}{learned:>10.4}{:>13}", "accuracy", "-");
-    }
     Ok(())
 }
 
@@ -558,6 +473,9 @@ fn eval_fewshot(a: FewshotArgs) -> Result<()> {
     if budgets.is_empty() {
         return Err(Error::config("--labels", "name at least one label budget"));
     }
+    if let Some(l) = series::load(&a.model)? {
+        return series::fewshot(&a, budgets, &l);
+    }
     let l = load_for_eval(&a.model)?;
     let yl = l.splits.train.labels_or_err("few-label evaluation")?;
     let yt = l.splits.test.labels_or_err("few-label evaluation")?;
@@ -566,14 +484,7 @@ fn eval_fewshot(a: FewshotArgs) -> Result<()> {
         .train
         .num_classes()
         .max(l.splits.test.num_classes());
-    let out_dir = match &a.out {
-        Some(p) => p.clone(),
-        None => a
-            .model
-            .model
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
-    };
+    let out_dir = a.out.clone().unwrap_or_else(|| model_dir(&a.model.model));
     let norm = l.pipeline.normalization();
     let channels = l.splits.train.channels;
     eprintln!(
@@ -668,31 +579,65 @@ fn eval_fewshot(a: FewshotArgs) -> Result<()> {
             }),
         });
     }
-    let settings = fewshot::Settings {
+    let settings = fewshot_settings(budgets, a.seeds, &l.recipe, classes, false);
+    run_fewshot(&settings, yl, yt, &reps, &trainers, &l.device, &out_dir)
+}
+
+/// The few-label settings from the command line and the model's recipe.
+fn fewshot_settings(
+    budgets: Vec<contra::eval::fewshot::Budget>,
+    seeds: u64,
+    recipe: &Recipe,
+    classes: usize,
+    svm: bool,
+) -> contra::eval::fewshot::Settings {
+    contra::eval::fewshot::Settings {
         budgets,
-        seeds: a.seeds,
-        knn_k: l.recipe.eval.knn_k,
-        knn_temperature: l.recipe.eval.knn_temperature,
-        probe: linear::ProbeConfig {
-            l2_grid: l.recipe.eval.probe_l2.clone(),
+        seeds,
+        knn_k: recipe.eval.knn_k,
+        knn_temperature: recipe.eval.knn_temperature,
+        probe: contra::eval::linear::ProbeConfig {
+            l2_grid: recipe.eval.probe_l2.clone(),
             ..Default::default()
         },
         num_classes: classes,
-    };
+        svm,
+    }
+}
+
+/// Run the few-label table with progress on stderr; print it and write fewshot.md and
+/// fewshot.json to `out_dir`.
+fn run_fewshot(
+    settings: &contra::eval::fewshot::Settings,
+    train_labels: &[u32],
+    test_labels: &[u32],
+    reps: &[contra::eval::fewshot::Representation],
+    trainers: &[contra::eval::fewshot::Trainer],
+    device: &contra::Device,
+    out_dir: &Path,
+) -> Result<()> {
     let started = std::time::Instant::now();
-    let table = fewshot::run(&settings, yl, yt, &reps, &trainers, &l.device, |c| {
-        eprintln!(
-            "[{:>6.0} s] {:<8} {:<13} {:<12} accuracy {:.4} ± {:.4}",
-            started.elapsed().as_secs_f64(),
-            c.budget.label(),
-            c.protocol,
-            c.representation,
-            c.accuracy.0,
-            c.accuracy.1
-        )
-    })?;
+    let table = contra::eval::fewshot::run(
+        settings,
+        train_labels,
+        test_labels,
+        reps,
+        trainers,
+        device,
+        |c| {
+            eprintln!(
+                "[{:>6.0} s] {:<8} {:<13} {:<12} accuracy {:.4} ± {:.4}",
+                started.elapsed().as_secs_f64(),
+                c.budget.label(),
+                c.protocol,
+                c.representation,
+                c.accuracy.0,
+                c.accuracy.1
+            )
+        },
+    )?;
     println!("{}", table.to_text());
-    std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let md = out_dir.join("fewshot.md");
     let json = out_dir.join("fewshot.json");
     contra::checkpoint::write_atomic(&md, table.to_markdown().as_bytes())?;
@@ -701,8 +646,18 @@ fn eval_fewshot(a: FewshotArgs) -> Result<()> {
     Ok(())
 }
 
+/// The folder a model's evaluation files go to by default: the model's own.
+fn model_dir(model: &Path) -> PathBuf {
+    model
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
 fn eval_anomaly(a: AnomalyArgs) -> Result<()> {
     use contra::eval::anomaly::Scorer;
+    if let Some(l) = series::load(&a.model)? {
+        return series::anomaly(&a, &l);
+    }
     let loaded = load_for_eval(&a.model)?;
     let normal_classes = match (&a.normal_class, &loaded.recipe.data.train_classes) {
         (Some(c), _) | (None, Some(c)) => c.clone(),
@@ -844,6 +799,9 @@ fn eval_retrieval(m: ModelArgs, ks: Vec<usize>) -> Result<()> {
 }
 
 fn embed(a: EmbedArgs) -> Result<()> {
+    if let Some(l) = series::load(&a.model)? {
+        return series::embed(&a, &l);
+    }
     let Loaded {
         model,
         splits,

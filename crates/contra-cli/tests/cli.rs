@@ -746,6 +746,49 @@ steps = 12
             .all(|a| *a > 0.6 && (a * 150.0 - (a * 150.0).round()).abs() < 0.02),
         "{line}"
     );
+    // The few-label table on series: kNN, probe and SVM on three representations.
+    let model = run.join("model.safetensors");
+    let table = ok(contra()
+        .args(["eval", "fewshot", "--labels", "2", "--seeds", "2", "-m"])
+        .arg(&model));
+    let md = std::fs::read_to_string(run.join("fewshot.md")).unwrap();
+    assert!(
+        md.contains("pretrained | random init | raw series") && table.contains("SVM (RBF)"),
+        "{md}"
+    );
+    for protocol in ["kNN", "linear probe", "SVM (RBF)"] {
+        assert!(
+            md.contains(&format!("| 2/class (4) | {protocol} |")),
+            "{md}"
+        );
+    }
+    // Anomaly scores of every test series, class 1 as the anomaly.
+    let scores = dir.join("scores.csv");
+    let out = ok(contra()
+        .args(["eval", "anomaly", "--normal-class", "0", "-m"])
+        .arg(&model)
+        .arg("--scores")
+        .arg(&scores));
+    assert!(
+        out.contains("150 test series") && out.contains("AUROC"),
+        "{out}"
+    );
+    let csv = std::fs::read_to_string(&scores).unwrap();
+    assert_eq!(csv.lines().next(), Some("index,label,score,anomalous"));
+    assert_eq!(csv.lines().count(), 151);
+    // Export and search by id.
+    ok(contra()
+        .args(["embed", "-m"])
+        .arg(&model)
+        .arg("-o")
+        .arg(dir.join("emb")));
+    let found = ok(contra()
+        .args(["search", "--id", "7", "-k", "2", "--index"])
+        .arg(dir.join("emb/embeddings.safetensors")));
+    assert!(
+        found.contains("2 nearest of 150 items to item 7"),
+        "{found}"
+    );
     // The report of a series run: its curves and recipe.
     ok(contra().arg("report").arg(&run));
     let html = std::fs::read_to_string(run.join("report/report.html")).unwrap();
@@ -870,6 +913,31 @@ fn ts2vec_scores_sensor_stream_windows() {
         stdout.contains("465 test windows (5 anomalous) by kNN (k=5) to 72 training windows"),
         "{stdout}"
     );
+    // Per-window scores, with each window's place in its stream.
+    let scores = dir.join("scores.csv");
+    ok(contra()
+        .args(["eval", "anomaly", "-m"])
+        .arg(run.join("model.safetensors"))
+        .arg("--scores")
+        .arg(&scores));
+    let csv = std::fs::read_to_string(&scores).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(
+        rows[0],
+        [
+            "index",
+            "stream",
+            "first_row",
+            "timestamp",
+            "label",
+            "score",
+            "anomalous"
+        ]
+    );
+    assert_eq!(rows.len(), 466);
+    // Windows of 64 rows every 16 rows.
+    assert_eq!((rows[1][2], rows[2][2], rows[465][2]), ("0", "16", "7424"));
+    assert_eq!(rows.iter().skip(1).filter(|r| r[6] == "1").count(), 5);
     for metric in ["AUROC", "AUPRC", "best F1"] {
         let line = stdout.lines().find(|l| l.starts_with(metric)).unwrap();
         let v: Vec<f64> = line[metric.len()..]

@@ -224,7 +224,7 @@ pub fn load_splits(spec: &DataSpec) -> Result<Splits> {
             return Err(Error::config(
                 "data.source",
                 format!(
-                    "`{}` holds time series: `contra pretrain` trains them with TS2Vec; image commands do not read them",
+                    "`{}` holds time series: `contra pretrain`, `contra eval fewshot`, `contra eval anomaly` and `contra embed` read them; this command reads images",
                     spec.source
                 ),
             ));

@@ -161,6 +161,51 @@ pub fn read_csv_streams(path: &Path, columns: &CsvColumns) -> Result<Vec<Stream>
     Ok(streams)
 }
 
+/// The streams of a CSV file, or of every `.csv` file in a folder (in name order): a file's
+/// streams are named after it (`pump-3.csv`, or `pump-3.csv:<group>` with a group column),
+/// and every file must have the same value columns.
+pub fn read_csv_path(path: &Path, columns: &CsvColumns) -> Result<Vec<Stream>> {
+    if !path.is_dir() {
+        return read_csv_streams(path, columns);
+    }
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| Error::io(path, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv")))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::format(path, "the folder holds no .csv file"));
+    }
+    let mut all: Vec<Stream> = Vec::new();
+    for file in &files {
+        let name = file
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        for mut s in read_csv_streams(file, columns)? {
+            if let Some(first) = all.first()
+                && (first.channel_names != s.channel_names
+                    || first.labels.is_some() != s.labels.is_some())
+            {
+                return Err(Error::format(
+                    file,
+                    format!(
+                        "value columns {:?} differ from {:?} in the folder's first file",
+                        s.channel_names, first.channel_names
+                    ),
+                ));
+            }
+            s.group = if s.group.is_empty() {
+                name.clone()
+            } else {
+                format!("{name}:{}", s.group)
+            };
+            all.push(s);
+        }
+    }
+    Ok(all)
+}
+
 /// Windows cut from streams, with where each came from.
 #[derive(Clone, Debug)]
 pub struct Windows {
@@ -302,5 +347,32 @@ mod tests {
             let e = read_csv_streams(&p, &cols).unwrap_err().to_string();
             assert!(e.contains(name) && e.contains(want), "{name}: {e}");
         }
+    }
+
+    #[test]
+    fn a_folder_of_files_gives_their_streams_in_name_order() {
+        let dir = std::env::temp_dir().join(format!("contra-stream-folder-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let cols = CsvColumns {
+            label: Some("y".into()),
+            group: Some("id".into()),
+            ..Default::default()
+        };
+        let e = read_csv_path(&dir, &cols).unwrap_err().to_string();
+        assert!(e.contains("no .csv file"), "{e}");
+        std::fs::write(dir.join("pump-b.csv"), "id,a,y\ns1,1,0\ns2,2,0\ns1,3,1\n").unwrap();
+        std::fs::write(dir.join("pump-a.csv"), "id,a,y\nx,7,0\nx,8,0\n").unwrap();
+        std::fs::write(dir.join("notes.txt"), "not data").unwrap();
+        let s = read_csv_path(&dir, &cols).unwrap();
+        let names: Vec<&str> = s.iter().map(|s| s.group.as_str()).collect();
+        assert_eq!(names, ["pump-a.csv:x", "pump-b.csv:s1", "pump-b.csv:s2"]);
+        assert_eq!(s[1].channels[0], vec![1.0, 3.0]);
+        assert_eq!(s[1].labels, Some(vec![0, 1]));
+        // Every file must have the same value columns.
+        std::fs::write(dir.join("pump-c.csv"), "id,b,y\nx,1,0\n").unwrap();
+        let e = read_csv_path(&dir, &cols).unwrap_err().to_string();
+        assert!(e.contains("pump-c.csv") && e.contains("differ"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

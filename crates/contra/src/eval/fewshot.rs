@@ -132,6 +132,8 @@ pub struct Settings {
     pub knn_temperature: f32,
     pub probe: linear::ProbeConfig,
     pub num_classes: usize,
+    /// Also score an RBF SVM with C by cross-validation (the TS2Vec protocol for series).
+    pub svm: bool,
 }
 
 /// One contender's scores over the seeds.
@@ -160,6 +162,7 @@ pub struct Table {
 pub const KNN: &str = "kNN";
 pub const PROBE: &str = "linear probe";
 pub const FINETUNE: &str = "fine-tuning";
+pub const SVM: &str = "SVM (RBF)";
 
 /// Run every contender on every budget and seed. `progress` hears each finished cell.
 pub fn run(
@@ -234,6 +237,13 @@ pub fn run(
                     &cfg,
                     device,
                 ))
+            })?;
+        }
+        for rep in representations.iter().filter(|_| settings.svm) {
+            score(SVM, &rep.name, &mut |rows, y, seed| {
+                let (svm, _) =
+                    super::svm::fit_cross_validated(&rep.train.select(rows), y, classes, seed)?;
+                Ok(svm.predict(rep.test))
             })?;
         }
         for t in trainers {
@@ -448,6 +458,7 @@ mod tests {
             knn_temperature: 0.1,
             probe: linear::ProbeConfig::default(),
             num_classes: 2,
+            svm: true,
         };
         let reps = [Representation {
             name: "raw inputs".into(),
@@ -470,10 +481,12 @@ mod tests {
             assert_eq!(rows, &sample_per_class(&yl, 2, 3, *seed));
             assert_eq!(y, &rows.iter().map(|&i| yl[i]).collect::<Vec<_>>());
         }
-        assert_eq!(table.cells.len(), 3);
+        assert_eq!(table.cells.len(), 4);
         let knn = &table.cells[0];
         assert_eq!((knn.protocol.as_str(), knn.accuracy.0), (KNN, 1.0));
-        let constant = &table.cells[2];
+        let svm = &table.cells[2];
+        assert_eq!((svm.protocol.as_str(), svm.accuracy.0), (SVM, 1.0));
+        let constant = &table.cells[3];
         assert_eq!(constant.accuracy, (0.5, 0.0));
         // Macro-F1 of a constant prediction on balanced classes: (2/3 + 0) / 2.
         assert!((constant.macro_f1.0 - 1.0 / 3.0).abs() < 1e-12);

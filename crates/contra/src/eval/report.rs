@@ -116,6 +116,7 @@ pub fn compare(
             knn_temperature: spec.knn_temperature,
             probe: probe.clone(),
             num_classes: classes,
+            svm: false,
         };
         let reps = [
             fewshot::Representation {

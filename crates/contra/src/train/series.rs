@@ -69,17 +69,41 @@ impl SeriesModel {
     }
 }
 
+/// The training and test series of a recipe.
+pub struct SeriesSplits {
+    pub train: SeriesDataset,
+    pub test: SeriesDataset,
+    /// For windows of streams: where each test window starts.
+    pub test_origins: Option<Vec<WindowOrigin>>,
+}
+
+/// Where a window of a stream starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowOrigin {
+    /// The stream's name: its group, or its file in a folder.
+    pub stream: String,
+    /// The window's first row within its stream (0-based).
+    pub first_row: usize,
+    /// That row's timestamp, where the CSV has a timestamp column.
+    pub timestamp: Option<String>,
+}
+
 /// The training and test series a recipe names: a UCR/UEA set, or windows of CSV sensor
-/// streams (each channel standardised with the training windows' mean and standard
-/// deviation, so that sensors on different scales weigh alike).
-pub fn load_series(recipe: &Recipe) -> Result<(SeriesDataset, SeriesDataset)> {
+/// streams (a file or a folder of files; each channel standardised with the training
+/// windows' mean and standard deviation, so that sensors on different scales weigh alike).
+pub fn load_series(recipe: &Recipe) -> Result<SeriesSplits> {
     if recipe.data.source == "csv" {
         return load_stream_windows(&recipe.data);
     }
     let name = recipe.data.name.as_deref().ok_or_else(|| {
         Error::config("data.name", "source `ucr` needs the set's name (GunPoint)")
     })?;
-    load_archive_set(name, recipe.data.path.as_deref())
+    let (train, test) = load_archive_set(name, recipe.data.path.as_deref())?;
+    Ok(SeriesSplits {
+        train,
+        test,
+        test_origins: None,
+    })
 }
 
 /// What a finished series run reports.
@@ -141,28 +165,27 @@ fn no_monitors<'a, M>() -> Monitors<'a, M> {
     }
 }
 
-fn load_stream_windows(
-    spec: &crate::data::locate::DataSpec,
-) -> Result<(SeriesDataset, SeriesDataset)> {
-    use crate::data::stream::{Stream, read_csv_streams, windows};
+fn load_stream_windows(spec: &crate::data::locate::DataSpec) -> Result<SeriesSplits> {
+    use crate::data::stream::{Stream, read_csv_path, windows};
     // A relative path missing from the working directory is looked up under $CONTRA_DATA.
     let resolve = |p: &std::path::Path| match std::env::var_os("CONTRA_DATA") {
         Some(root) if p.is_relative() && !p.exists() => std::path::PathBuf::from(root).join(p),
         _ => p.to_path_buf(),
     };
-    let path = &resolve(
-        spec.path
-            .as_deref()
-            .ok_or_else(|| Error::config("data.path", "source `csv` needs the CSV file"))?,
-    );
+    let path = &resolve(spec.path.as_deref().ok_or_else(|| {
+        Error::config(
+            "data.path",
+            "source `csv` needs a CSV file or a folder of them",
+        )
+    })?);
     let columns = spec.columns.clone().unwrap_or_default();
     let length = spec
         .window
         .ok_or_else(|| Error::config("data.window", "source `csv` needs the window length"))?;
     let stride = spec.stride.unwrap_or(length);
-    let streams = read_csv_streams(path, &columns)?;
+    let streams = read_csv_path(path, &columns)?;
     let (train, test): (Vec<Stream>, Vec<Stream>) = match &spec.test_path {
-        Some(t) => (streams, read_csv_streams(&resolve(t), &columns)?),
+        Some(t) => (streams, read_csv_path(&resolve(t), &columns)?),
         None => {
             let f = spec.train_fraction.unwrap_or(0.5);
             if !(f > 0.0 && f < 1.0) {
@@ -192,7 +215,25 @@ fn load_stream_windows(
         }
     };
     let mut tr = windows(&train, length, stride)?.series;
-    let mut te = windows(&test, length, stride)?.series;
+    let test_windows = windows(&test, length, stride)?;
+    let origins = test_windows
+        .origins
+        .iter()
+        .map(|&(k, row)| {
+            let s = &test[k];
+            // With `train_fraction`, the test part of a stream starts after its training part.
+            let offset = train
+                .get(k)
+                .filter(|_| spec.test_path.is_none())
+                .map_or(0, Stream::len);
+            WindowOrigin {
+                stream: s.group.clone(),
+                first_row: offset + row,
+                timestamp: s.timestamps.get(row).cloned(),
+            }
+        })
+        .collect();
+    let mut te = test_windows.series;
     if tr.is_empty() || te.is_empty() {
         return Err(Error::config(
             "data.window",
@@ -224,5 +265,9 @@ fn load_stream_windows(
             }
         }
     }
-    Ok((tr, te))
+    Ok(SeriesSplits {
+        train: tr,
+        test: te,
+        test_origins: Some(origins),
+    })
 }
