@@ -377,6 +377,18 @@ fn edited_recipe(dir: &Path, epochs: u64, from: &str, to: &str) -> PathBuf {
     recipe
 }
 
+/// `train.steps` instead of epochs, for images as for series: rounded up to whole epochs.
+#[test]
+fn train_steps_round_up_to_whole_epochs() {
+    let dir = tmp("steps");
+    // 320 images in batches of 32: 10 steps an epoch, so 15 steps take 2 epochs.
+    let recipe = edited_recipe(&dir, 1, "batch_size = 32", "batch_size = 32\nsteps = 15");
+    let (run, stdout) = pretrained(&dir, &recipe);
+    assert!(stdout.contains("trained 20 steps"), "{stdout}");
+    let stored = std::fs::read_to_string(run.join("recipe.toml")).unwrap();
+    assert!(stored.contains("epochs = 2"), "{stored}");
+}
+
 #[test]
 fn one_class_pretraining_reports_anomaly_detection_and_retrieval_works() {
     let dir = tmp("anomaly");

@@ -638,4 +638,21 @@ mod tests {
             .to_string();
         assert!(e.contains("encoder.kind") && e.contains("vit"), "{e}");
     }
+
+    #[test]
+    fn every_bundled_recipe_parses_and_validates() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                let r = Recipe::from_file(&p).unwrap_or_else(|e| panic!("{e}"));
+                if r.data.is_series() && r.method.kind != "ts2vec" {
+                    assert!(!r.series_pipeline().unwrap().steps.is_empty());
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen >= 12, "{seen} recipes");
+    }
 }

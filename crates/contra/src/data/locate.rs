@@ -84,6 +84,17 @@ impl DataSpec {
 const SOURCES: &str =
     "digits, fashion-mnist, mnist, cifar10, folder (images), ucr, csv (time series)";
 
+/// The data folder: `$CONTRA_DATA`, else `~/.cache/contra-data` where it exists (where
+/// `.ci/run` and `tools/get-wsn.sh` put data by default).
+pub fn data_root() -> Option<PathBuf> {
+    if let Some(root) = std::env::var_os("CONTRA_DATA") {
+        return Some(PathBuf::from(root));
+    }
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/contra-data"))
+        .filter(|p| p.is_dir())
+}
+
 /// The folders searched for a named data set, in order.
 pub fn candidates(name: &str, explicit: Option<&Path>) -> Vec<PathBuf> {
     let mut c = Vec::new();
@@ -91,8 +102,8 @@ pub fn candidates(name: &str, explicit: Option<&Path>) -> Vec<PathBuf> {
         c.push(p.to_path_buf());
         return c;
     }
-    if let Some(root) = std::env::var_os("CONTRA_DATA") {
-        c.push(PathBuf::from(root).join(name));
+    if let Some(root) = data_root() {
+        c.push(root.join(name));
     }
     if name == "fashion-mnist" {
         c.push(PathBuf::from("/usr/share/datasets/fashion-mnist"));

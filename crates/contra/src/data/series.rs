@@ -394,8 +394,8 @@ pub fn load_archive_set(
 ) -> Result<(SeriesDataset, SeriesDataset)> {
     let roots: Vec<std::path::PathBuf> = match explicit {
         Some(p) => vec![p.to_path_buf()],
-        None => std::env::var_os("CONTRA_DATA")
-            .map(|r| vec![std::path::PathBuf::from(r).join("ucr")])
+        None => super::locate::data_root()
+            .map(|r| vec![r.join("ucr")])
             .unwrap_or_default(),
     };
     for root in &roots {
@@ -422,7 +422,7 @@ pub fn load_archive_set(
     Err(Error::other(format!(
         "UCR/UEA set `{name}` not found: looked for {name}/{name}_TRAIN.ts (or .tsv) and _TEST in {} (set $CONTRA_DATA so that $CONTRA_DATA/ucr/{name}/ holds them, e.g. aeon's datasets/data folder)",
         if roots.is_empty() {
-            "no folder: $CONTRA_DATA is not set".to_string()
+            "no folder: $CONTRA_DATA is not set and ~/.cache/contra-data does not exist".to_string()
         } else {
             roots
                 .iter()

@@ -641,6 +641,12 @@ pub fn train_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
             format!("{bs} is larger than the {} training items", source.count()),
         ));
     }
+    // `train.steps` is rounded up to whole epochs (the recipe stored with the run says so).
+    let mut recipe = recipe.clone();
+    if let Some(steps) = recipe.train.steps {
+        recipe.train.epochs = steps.div_ceil(steps_per_epoch);
+    }
+    let recipe = &recipe;
     let total = steps_per_epoch * recipe.train.epochs;
     let schedule = Schedule::new(
         &recipe.schedule,

@@ -2,7 +2,7 @@
 //! augmented views of the series, through the one training loop.
 
 use super::{Monitors, TrainOptions, TrainedFile, build_model, train_loop, try_seeded};
-use crate::augment::loader::{SeriesViews, batches_per_epoch};
+use crate::augment::loader::SeriesViews;
 use crate::data::series::{SeriesDataset, load_archive_set};
 use crate::encoders::ts2vec::Ts2VecEncoder;
 use crate::error::{Error, Result};
@@ -115,28 +115,13 @@ pub struct SeriesReport {
     pub seconds: f64,
 }
 
-/// Pretrain on `train` as the recipe says; `train.steps`, when set, is rounded up to whole
-/// epochs.
+/// Pretrain on `train` as the recipe says.
 pub fn pretrain_series(
     recipe: &Recipe,
     train: &SeriesDataset,
     opts: &TrainOptions,
 ) -> Result<SeriesReport> {
-    let mut recipe = recipe.clone();
-    if let Some(steps) = recipe.train.steps {
-        let per_epoch = batches_per_epoch(train.len(), recipe.train.batch_size) as u64;
-        if per_epoch == 0 {
-            return Err(Error::config(
-                "train.batch_size",
-                format!(
-                    "{} is larger than the {} training series",
-                    recipe.train.batch_size,
-                    train.len()
-                ),
-            ));
-        }
-        recipe.train.epochs = steps.div_ceil(per_epoch);
-    }
+    let recipe = recipe.clone();
     let device = crate::device::parse(&recipe.train.device)?;
     let ad = device.autodiff();
     let r = match SeriesModel::build(&recipe, train.channels, &ad)? {
@@ -167,9 +152,9 @@ fn no_monitors<'a, M>() -> Monitors<'a, M> {
 
 fn load_stream_windows(spec: &crate::data::locate::DataSpec) -> Result<SeriesSplits> {
     use crate::data::stream::{Stream, read_csv_path, windows};
-    // A relative path missing from the working directory is looked up under $CONTRA_DATA.
-    let resolve = |p: &std::path::Path| match std::env::var_os("CONTRA_DATA") {
-        Some(root) if p.is_relative() && !p.exists() => std::path::PathBuf::from(root).join(p),
+    // A relative path missing from the working directory is looked up in the data folder.
+    let resolve = |p: &std::path::Path| match crate::data::locate::data_root() {
+        Some(root) if p.is_relative() && !p.exists() => root.join(p),
         _ => p.to_path_buf(),
     };
     let path = &resolve(spec.path.as_deref().ok_or_else(|| {
