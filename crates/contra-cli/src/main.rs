@@ -26,7 +26,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Pretrain an encoder from a recipe (SimCLR, MoCo, NNCLR, SupCon, triplet), then compare its kNN accuracy with raw pixels (anomaly detection when trained on `data.train_classes`).
+    /// Pretrain an encoder from a recipe (SimCLR, MoCo, NNCLR, SupCon, triplet; TS2Vec for time series), then compare it with the raw inputs: kNN accuracy for images (anomaly detection when trained on `data.train_classes`), the RBF SVM for UCR/UEA series, anomaly detection for windows of sensor streams.
     Pretrain(PretrainArgs),
     /// Evaluate a trained model's embedding against raw pixels.
     #[command(subcommand)]
@@ -120,11 +120,13 @@ enum EvalCommand {
     },
     /// The few-label table: kNN, linear probe and fine-tuning with N labels per class (or a
     /// fraction) over several seeds, beside raw inputs, a randomly initialised encoder and the
-    /// encoder trained from scratch on the same labels; printed, and written as fewshot.md and
-    /// fewshot.json.
+    /// encoder trained from scratch on the same labels (series models: kNN, the linear probe
+    /// and the RBF SVM); printed, and written as fewshot.md and fewshot.json.
     Fewshot(FewshotArgs),
     /// Anomaly detection: fit on the normal training items, score every test item (higher is
     /// more anomalous); AUROC, AUPRC and best F1 where the test labels say which are normal.
+    /// For windows of sensor streams label 0 is normal, and --scores also writes each
+    /// window's stream, first row and timestamp.
     Anomaly(AnomalyArgs),
     /// Retrieval of the training items for each test item: P@1, R@k, MAP@R and MRR.
     Retrieval {
@@ -166,7 +168,7 @@ struct FewshotArgs {
 struct AnomalyArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// The normal class(es); default: the recipe's `data.train_classes`.
+    /// The normal class(es); default: the recipe's `data.train_classes` (stream windows: 0).
     #[arg(long, value_delimiter = ',')]
     normal_class: Option<Vec<u32>>,
     /// Score by the mean cosine distance to the k nearest normal items.
@@ -175,7 +177,8 @@ struct AnomalyArgs {
     /// Score by Mahalanobis distance to the normal items' Gaussian instead of kNN.
     #[arg(long)]
     mahalanobis: bool,
-    /// Write every test item's score as CSV (index,label,score,anomalous).
+    /// Write every test item's score as CSV (index,label,score,anomalous; stream windows also
+    /// stream,first_row,timestamp after the index).
     #[arg(long)]
     scores: Option<PathBuf>,
 }
@@ -1055,6 +1058,11 @@ fn search(a: SearchArgs) -> Result<()> {
         }
         (None, Some(path)) => {
             let bad = |m: &str| Error::format(&a.index, m.to_string());
+            if index.metadata.get("contra.data").map(String::as_str) == Some("series") {
+                return Err(bad(
+                    "this index holds time series embeddings: query it with --id",
+                ));
+            }
             let input: InputRecipe = index
                 .metadata
                 .get("contra.input")
