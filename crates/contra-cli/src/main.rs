@@ -535,20 +535,10 @@ fn eval_fewshot(a: FewshotArgs) -> Result<()> {
             ..Default::default()
         };
         let labelled = l.splits.train.subset(rows);
-        let set = finetune::Labelled {
-            data: &labelled,
-            labels: y,
-            classes,
-        };
-        let input = finetune::InputSpec { size: l.size, norm };
-        let model = finetune::finetune(encoder, &set, input, head, &cfg, &ad)?;
-        Ok(finetune::predict(
-            &model,
-            &l.splits.test,
-            input,
-            512,
-            &l.device,
-        ))
+        let inputs = finetune::ImageInputs::new(&labelled, l.size, norm)?;
+        let model = finetune::finetune(encoder, &inputs, y, classes, head, &cfg, &ad)?;
+        let test = finetune::ImageInputs::new(&l.splits.test, l.size, norm)?;
+        Ok(finetune::predict(&model, &test, 512, &l.device))
     };
     let mut trainers = Vec::new();
     if a.finetune_steps > 0 {

@@ -8,7 +8,7 @@ use crate::{
 use contra::data::series::SeriesDataset;
 use contra::eval::Features;
 use contra::eval::anomaly::{Scorer, detect};
-use contra::eval::fewshot::{Budget, Representation};
+use contra::eval::fewshot::{self, Budget, Representation};
 use contra::recipe::Recipe;
 use contra::train::series::{SeriesModel, SeriesSplits, load_series};
 use contra::train::{self, TrainOptions};
@@ -24,9 +24,14 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// One vector per series of `data`.
+    /// One vector per series of `data`, padded as both splits are.
     fn embed(&self, data: &SeriesDataset) -> Features {
-        self.model.embed(data, &self.device)
+        self.model.embed(data, self.splits.len(), &self.device)
+    }
+
+    /// The raw series of `data`, padded as both splits are.
+    fn raw(&self, data: &SeriesDataset) -> Features {
+        raw(data, self.splits.len())
     }
 }
 
@@ -51,10 +56,9 @@ pub fn load(m: &ModelArgs) -> Result<Option<Loaded>> {
     }))
 }
 
-/// The raw series as features: every channel's values, padded with 0 to the longest series
-/// (missing values 0 too).
-fn raw(data: &SeriesDataset) -> Features {
-    let len = data.lengths.iter().copied().max().unwrap_or(0);
+/// The raw series as features: every channel's values, padded with 0 to `len` steps (missing
+/// values 0 too).
+fn raw(data: &SeriesDataset, len: usize) -> Features {
     Features {
         data: (0..data.len())
             .flat_map(|i| data.padded(i, len))
@@ -141,7 +145,7 @@ pub fn pretrain(recipe: &Recipe, resume: bool, quiet: bool, no_eval: bool) -> Re
     );
     println!("{:<22}{:>10}{:>13}", "", "learned", "raw series");
     if equal {
-        let (r, c_raw) = svm_accuracy(&raw(train_set), &raw(test_set))?;
+        let (r, c_raw) = svm_accuracy(&l.raw(train_set), &l.raw(test_set))?;
         println!("{:<22}{learned:>10.4}{r:>13.4}", "accuracy");
         println!("{:<22}{c_learned:>10}{c_raw:>13}", "C");
     } else {
@@ -151,8 +155,11 @@ pub fn pretrain(recipe: &Recipe, resume: bool, quiet: bool, no_eval: bool) -> Re
 }
 
 /// The few-label table on series: kNN, the linear probe and the TS2Vec paper's SVM on the
-/// pretrained encoder, a randomly initialised one and the raw series.
+/// pretrained encoder, a randomly initialised one and the raw series; and (unless
+/// `--finetune-steps 0`) the pretrained encoder fine-tuned with the probe as its starting
+/// classifier (LP-FT) beside the same encoder trained from scratch on the labels.
 pub fn fewshot(a: &FewshotArgs, budgets: Vec<Budget>, l: &Loaded) -> Result<()> {
+    use contra::eval::{finetune, linear};
     let need = || {
         Error::other(format!(
             "few-label evaluation needs labelled training and test series; {} has none",
@@ -161,12 +168,8 @@ pub fn fewshot(a: &FewshotArgs, budgets: Vec<Budget>, l: &Loaded) -> Result<()> 
     };
     let yl = l.splits.train.labels.as_deref().ok_or_else(need)?;
     let yt = l.splits.test.labels.as_deref().ok_or_else(need)?;
-    if a.finetune_steps > 0 {
-        eprintln!(
-            "(fine-tuning rows are for images; series get kNN, the linear probe and the SVM)"
-        );
-    }
     let (train_set, test_set) = (&l.splits.train, &l.splits.test);
+    let (len, classes) = (l.splits.len(), classes(&l.splits));
     eprintln!(
         "embedding {} training and {} test series ...",
         train_set.len(),
@@ -178,10 +181,10 @@ pub fn fewshot(a: &FewshotArgs, budgets: Vec<Budget>, l: &Loaded) -> Result<()> 
     random_recipe.seed ^= 0x5241_4e44;
     let random = SeriesModel::build(&random_recipe, train_set.channels, &l.device)?;
     let (random_train, random_test) = (
-        random.embed(train_set, &l.device),
-        random.embed(test_set, &l.device),
+        random.embed(train_set, len, &l.device),
+        random.embed(test_set, len, &l.device),
     );
-    let (raw_train, raw_test) = (raw(train_set), raw(test_set));
+    let (raw_train, raw_test) = (l.raw(train_set), l.raw(test_set));
     let reps = [
         Representation {
             name: "pretrained".into(),
@@ -199,9 +202,62 @@ pub fn fewshot(a: &FewshotArgs, budgets: Vec<Budget>, l: &Loaded) -> Result<()> 
             test: &raw_test,
         },
     ];
-    let settings = fewshot_settings(budgets, a.seeds, &l.recipe, classes(&l.splits), true);
+    let settings = fewshot_settings(budgets, a.seeds, &l.recipe, classes, true);
+    let file = train::TrainedFile::read(&a.model.model)?;
+    let ad = l.device.clone().autodiff();
+    let test_inputs = finetune::SeriesInputs::new(test_set, len);
+    let tune = |encoder: contra::encoders::Encoder,
+                rows: &[usize],
+                y: &[u32],
+                seed,
+                encoder_lr,
+                head: Option<&linear::Probe>| {
+        let cfg = finetune::FinetuneConfig {
+            steps: a.finetune_steps,
+            batch_size: a.finetune_batch,
+            lr: a.finetune_lr,
+            encoder_lr,
+            seed,
+            ..Default::default()
+        };
+        let labelled = train_set.subset(rows);
+        let inputs = finetune::SeriesInputs::new(&labelled, len);
+        let model = finetune::finetune(encoder, &inputs, y, classes, head, &cfg, &ad)?;
+        Ok(finetune::predict(&model, &test_inputs, 256, &l.device))
+    };
+    let mut trainers = Vec::new();
+    if a.finetune_steps > 0 {
+        trainers.push(fewshot::Trainer {
+            name: "pretrained".into(),
+            run: Box::new(|rows: &[usize], y: &[u32], seed| {
+                let encoder = SeriesModel::read(&file, train_set.channels, &ad)?.into_encoder();
+                let probe_cfg = linear::ProbeConfig {
+                    seed,
+                    l2_grid: l.recipe.eval.probe_l2.clone(),
+                    ..Default::default()
+                };
+                let probe = linear::fit_selected(
+                    &learned_train.select(rows),
+                    y,
+                    classes,
+                    &probe_cfg,
+                    &l.device,
+                );
+                tune(encoder, rows, y, seed, a.encoder_lr, Some(&probe))
+            }),
+        });
+        trainers.push(fewshot::Trainer {
+            name: "from scratch".into(),
+            run: Box::new(|rows: &[usize], y: &[u32], seed| {
+                let mut scratch = l.recipe.clone();
+                scratch.seed ^= 0x5343_5241 ^ seed;
+                let encoder = SeriesModel::build(&scratch, train_set.channels, &ad)?;
+                tune(encoder.into_encoder(), rows, y, seed, a.finetune_lr, None)
+            }),
+        });
+    }
     let out_dir = a.out.clone().unwrap_or_else(|| model_dir(&a.model.model));
-    run_fewshot(&settings, yl, yt, &reps, &[], &l.device, &out_dir)
+    run_fewshot(&settings, yl, yt, &reps, &trainers, &l.device, &out_dir)
 }
 
 /// Anomaly detection of series or stream windows: fitted on the normal training items
@@ -266,7 +322,7 @@ fn anomaly_table(
         )
     };
     let ours = run(l.embed(train_set), &l.embed(test_set))?;
-    let base = run(raw(train_set), &raw(test_set))?;
+    let base = run(l.raw(train_set), &l.raw(test_set))?;
     let windows = l.recipe.data.source == "csv";
     let items = if windows { "windows" } else { "series" };
     if let Some(path) = scores_out {

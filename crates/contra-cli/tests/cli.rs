@@ -758,21 +758,32 @@ steps = 12
             .all(|a| *a > 0.6 && (a * 150.0 - (a * 150.0).round()).abs() < 0.02),
         "{line}"
     );
-    // The few-label table on series: kNN, probe and SVM on three representations.
+    // The few-label table on series: kNN, probe and SVM on three representations, and
+    // fine-tuning beside training from scratch.
     let model = run.join("model.safetensors");
     let table = ok(contra()
-        .args(["eval", "fewshot", "--labels", "2", "--seeds", "2", "-m"])
+        .args(["eval", "fewshot", "--labels", "2", "--seeds", "2"])
+        .args(["--finetune-steps", "10", "-m"])
         .arg(&model));
     let md = std::fs::read_to_string(run.join("fewshot.md")).unwrap();
     assert!(
-        md.contains("pretrained | random init | raw series") && table.contains("SVM (RBF)"),
+        md.contains("pretrained | random init | raw series | from scratch")
+            && table.contains("SVM (RBF)"),
         "{md}"
     );
-    for protocol in ["kNN", "linear probe", "SVM (RBF)"] {
+    for protocol in ["kNN", "linear probe", "SVM (RBF)", "fine-tuning"] {
         assert!(
             md.contains(&format!("| 2/class (4) | {protocol} |")),
             "{md}"
         );
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("fewshot.json")).unwrap()).unwrap();
+    let cells = json["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 3 * 3 + 2);
+    for c in cells {
+        let acc = c["accuracy"][0].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "{c}");
     }
     // Anomaly scores of every test series, class 1 as the anomaly.
     let scores = dir.join("scores.csv");

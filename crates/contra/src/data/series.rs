@@ -33,6 +33,20 @@ impl SeriesDataset {
         &self.values[i][c * n..(c + 1) * n]
     }
 
+    /// The series `rows`, in that order.
+    pub fn subset(&self, rows: &[usize]) -> SeriesDataset {
+        SeriesDataset {
+            channels: self.channels,
+            values: rows.iter().map(|&i| self.values[i].clone()).collect(),
+            lengths: rows.iter().map(|&i| self.lengths[i]).collect(),
+            labels: self
+                .labels
+                .as_ref()
+                .map(|l| rows.iter().map(|&i| l[i]).collect()),
+            class_names: self.class_names.clone(),
+        }
+    }
+
     /// Series `i` padded with NaN to `len` steps (at least its own length), channel after
     /// channel.
     pub fn padded(&self, i: usize, len: usize) -> Vec<f32> {

@@ -1,8 +1,9 @@
 //! Fine-tuning: the encoder and a new linear classifier trained end to end on the labelled
 //! items, with cross-entropy and AdamW (the classifier at `lr`, the encoder at `encoder_lr`,
-//! both on a cosine decay), on lightly augmented views: a random resized crop of at least half
-//! the image and a horizontal flip. The same routine from a freshly initialised encoder, with
-//! the encoder at the full learning rate, is the supervised from-scratch baseline.
+//! both on a cosine decay); images as lightly augmented views (a random resized crop of at
+//! least half the image and a horizontal flip), series as they are. The same routine from a
+//! freshly initialised encoder, with the encoder at the full learning rate, is the supervised
+//! from-scratch baseline.
 //!
 //! The classifier may start from a linear probe fitted on the same labels ("LP-FT", Kumar et
 //! al. 2022, "Fine-Tuning can Distort Pretrained Features and Underperform
@@ -13,6 +14,7 @@ use super::features::input_batch;
 use crate::augment::loader::make_view;
 use crate::augment::{Augmentation, Flip, Normalize, Pipeline, RandomResizedCrop};
 use crate::data::ImageDataset;
+use crate::data::series::SeriesDataset;
 use crate::encoders::Encoder;
 use crate::error::Result;
 use crate::optim::{Optimizer, OptimizerSpec};
@@ -33,7 +35,7 @@ pub struct FinetuneConfig {
     /// Learning rate of the encoder.
     pub encoder_lr: f64,
     pub weight_decay: f64,
-    /// Crop and flip the labelled images (otherwise they are used as they are).
+    /// Train on the inputs' augmented views (images: crop and flip); otherwise as they are.
     pub augment: bool,
     pub seed: u64,
 }
@@ -80,39 +82,113 @@ fn view_pipeline(size: (usize, usize), norm: Option<&Normalize>) -> Result<Pipel
     Pipeline::new(steps)
 }
 
-/// Labelled images.
-pub struct Labelled<'a> {
-    pub data: &'a ImageDataset,
-    pub labels: &'a [u32],
-    pub classes: usize,
+/// Labelled items as the encoder's input.
+pub trait Inputs {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The training views of `items` at step `step`.
+    fn views(&self, items: &[usize], step: u64, seed: u64, device: &Device) -> Tensor<4>;
+    /// The inputs of `items` as they are, for prediction.
+    fn plain(&self, items: &[usize], device: &Device) -> Tensor<4>;
 }
 
-/// How images become the encoder's input: its size and the training normalisation.
-#[derive(Clone, Copy)]
-pub struct InputSpec<'a> {
+/// Images at the encoder's input size with the training normalisation; their training views
+/// cropped and flipped (square sizes; others are used as they are).
+pub struct ImageInputs<'a> {
+    pub data: &'a ImageDataset,
     pub size: (usize, usize),
     pub norm: Option<&'a Normalize>,
+    views: Option<Pipeline>,
 }
 
-/// Train `encoder` (on an autodiff device) with a new classifier on the labelled images.
+impl<'a> ImageInputs<'a> {
+    pub fn new(
+        data: &'a ImageDataset,
+        size: (usize, usize),
+        norm: Option<&'a Normalize>,
+    ) -> Result<Self> {
+        let views = (size.0 == size.1)
+            .then(|| view_pipeline(size, norm))
+            .transpose()?;
+        Ok(Self {
+            data,
+            size,
+            norm,
+            views,
+        })
+    }
+}
+
+impl Inputs for ImageInputs<'_> {
+    fn len(&self) -> usize {
+        self.data.len
+    }
+
+    fn views(&self, items: &[usize], step: u64, seed: u64, device: &Device) -> Tensor<4> {
+        let Some(pipeline) = &self.views else {
+            return self.plain(items, device);
+        };
+        let (c, (h, w)) = (self.data.channels, self.size);
+        let mut pixels = Vec::with_capacity(items.len() * c * h * w);
+        for &i in items {
+            let img = make_view(self.data, pipeline, seed, step, i, 0);
+            pixels.extend_from_slice(&img.data);
+        }
+        tensor4(pixels, [items.len(), c, h, w], device)
+    }
+
+    fn plain(&self, items: &[usize], device: &Device) -> Tensor<4> {
+        input_batch(self.data, items, self.norm, self.size, device)
+    }
+}
+
+/// Series padded (NaN, which the encoder masks) to the longest, as `[n, channels, 1, steps]`.
+pub struct SeriesInputs<'a> {
+    pub data: &'a SeriesDataset,
+    len: usize,
+}
+
+impl<'a> SeriesInputs<'a> {
+    /// `data` padded to `len` steps, or to its longest series if longer.
+    pub fn new(data: &'a SeriesDataset, len: usize) -> Self {
+        let len = data.lengths.iter().copied().max().unwrap_or(0).max(len);
+        Self { data, len }
+    }
+}
+
+impl Inputs for SeriesInputs<'_> {
+    fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    fn views(&self, items: &[usize], _step: u64, _seed: u64, device: &Device) -> Tensor<4> {
+        self.plain(items, device)
+    }
+
+    fn plain(&self, items: &[usize], device: &Device) -> Tensor<4> {
+        let c = self.data.channels;
+        let values: Vec<f32> = items
+            .iter()
+            .flat_map(|&i| self.data.padded(i, self.len))
+            .collect();
+        tensor4(values, [items.len(), c, 1, self.len], device)
+    }
+}
+
+/// Train `encoder` (on an autodiff device) with a new classifier on the labelled items
+/// (`labels[i]` the class of input `i`), the classifier starting from `head_init` if given.
 pub fn finetune(
     encoder: Encoder,
-    set: &Labelled,
-    input: InputSpec,
+    inputs: &dyn Inputs,
+    labels: &[u32],
+    classes: usize,
     head_init: Option<&super::linear::Probe>,
     cfg: &FinetuneConfig,
     device: &Device,
 ) -> Result<Classifier> {
-    let Labelled {
-        data,
-        labels,
-        classes,
-    } = *set;
-    let InputSpec { size, norm } = input;
-    assert_eq!(labels.len(), data.len);
-    // The crop makes square views.
-    let augment = cfg.augment && size.0 == size.1;
-    let pipeline = view_pipeline(size, norm)?;
+    assert_eq!(labels.len(), inputs.len());
     let dim = encoder.output_dim();
     let mut head = crate::train::seeded(device, cfg.seed ^ 0x4845_4144, || {
         LinearConfig::new(dim, classes).init(device)
@@ -134,11 +210,10 @@ pub fn finetune(
     };
     let mut head_opt = Optimizer::new(spec(cfg.lr))?;
     let mut encoder_opt = Optimizer::new(spec(cfg.encoder_lr))?;
-    let n = data.len;
+    let n = inputs.len();
     let bs = cfg.batch_size.clamp(1, n.max(1));
     let mut rng = Rng::derive(cfg.seed, &[0x4654_4e45]);
     let mut order: Vec<usize> = Vec::new();
-    let (c, h, w) = (data.channels, size.0, size.1);
     for step in 0..cfg.steps {
         if order.len() < bs {
             let mut epoch: Vec<usize> = (0..n).collect();
@@ -146,15 +221,10 @@ pub fn finetune(
             order.extend(epoch);
         }
         let batch: Vec<usize> = order.drain(..bs).collect();
-        let x = if augment {
-            let mut pixels = Vec::with_capacity(bs * c * h * w);
-            for &i in &batch {
-                let img = make_view(data, &pipeline, cfg.seed, step as u64, i, 0);
-                pixels.extend_from_slice(&img.data);
-            }
-            tensor4(pixels, [bs, c, h, w], device)
+        let x = if cfg.augment {
+            inputs.views(&batch, step as u64, cfg.seed, device)
         } else {
-            input_batch(data, &batch, norm, size, device)
+            inputs.plain(&batch, device)
         };
         let y = int_column(batch.iter().map(|&i| labels[i] as i64).collect(), device);
         let loss = log_softmax(model.forward(x), 1).gather(1, y).mean().neg();
@@ -168,20 +238,14 @@ pub fn finetune(
     Ok(model)
 }
 
-/// The class of every image of `data` (inference mode, `batch` images at a time).
-pub fn predict(
-    model: &Classifier,
-    data: &ImageDataset,
-    input: InputSpec,
-    batch: usize,
-    device: &Device,
-) -> Vec<u32> {
+/// The class of every input (inference mode, `batch` inputs at a time).
+pub fn predict(model: &Classifier, inputs: &dyn Inputs, batch: usize, device: &Device) -> Vec<u32> {
     let model = model.valid().to_device(device);
-    let mut out = Vec::with_capacity(data.len);
-    for start in (0..data.len).step_by(batch.max(1)) {
-        let end = (start + batch).min(data.len);
-        let rows: Vec<usize> = (start..end).collect();
-        let logits = model.forward(input_batch(data, &rows, input.norm, input.size, device));
+    let n = inputs.len();
+    let mut out = Vec::with_capacity(n);
+    for start in (0..n).step_by(batch.max(1)) {
+        let rows: Vec<usize> = (start..(start + batch).min(n)).collect();
+        let logits = model.forward(inputs.plain(&rows, device));
         let classes = logits.dims()[1];
         out.extend(super::linear::argmax_rows(&to_vec(logits), classes));
     }

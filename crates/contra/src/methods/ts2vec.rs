@@ -171,17 +171,20 @@ impl Trainable for Ts2Vec {
 }
 
 /// One vector per series: the encoder in inference mode over each whole series (missing steps
-/// masked), max-pooled over time; `batch` series at a time.
+/// masked), max-pooled over time; `batch` series at a time. Series are padded (masked) to
+/// `len` steps, or to the longest if longer: give both splits of a data set the same `len`, so
+/// that equal series embed alike.
 pub fn embed(
     encoder: &Ts2VecEncoder,
     data: &SeriesDataset,
+    len: usize,
     batch: usize,
     device: &Device,
 ) -> crate::eval::Features {
     use burn::module::Module;
     let encoder = encoder.valid();
     let dim = encoder.output_dim();
-    let len = data.lengths.iter().copied().max().unwrap_or(0);
+    let len = data.lengths.iter().copied().max().unwrap_or(0).max(len);
     let mut out = Vec::with_capacity(data.len() * dim);
     for start in (0..data.len()).step_by(batch.max(1)) {
         let end = (start + batch).min(data.len());

@@ -37,9 +37,18 @@ impl SeriesModel {
         }
     }
 
-    /// One vector per series (the encoder over each whole series, max-pooled over time).
-    pub fn embed(&self, data: &SeriesDataset, device: &Device) -> Features {
-        crate::methods::ts2vec::embed(self.encoder(), data, 64, device)
+    /// One vector per series (the encoder over each whole series padded to `len` steps,
+    /// max-pooled over time).
+    pub fn embed(&self, data: &SeriesDataset, len: usize, device: &Device) -> Features {
+        crate::methods::ts2vec::embed(self.encoder(), data, len, 64, device)
+    }
+
+    /// The encoder that evaluation uses, taken out of the model (for fine-tuning).
+    pub fn into_encoder(self) -> crate::encoders::Encoder {
+        match self {
+            SeriesModel::Ts2Vec(m) => crate::encoders::Encoder::Ts2Vec(m.average),
+            SeriesModel::Instance(m) => m.into_encoder(),
+        }
     }
 
     /// The model of `recipe`, freshly initialised from its seed, for series of `channels`.
@@ -75,6 +84,23 @@ pub struct SeriesSplits {
     pub test: SeriesDataset,
     /// For windows of streams: where each test window starts.
     pub test_origins: Option<Vec<WindowOrigin>>,
+}
+
+impl SeriesSplits {
+    /// The longest series of either split: the length both are padded to for evaluation.
+    pub fn len(&self) -> usize {
+        self.train
+            .lengths
+            .iter()
+            .chain(&self.test.lengths)
+            .copied()
+            .max()
+            .unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.train.is_empty() && self.test.is_empty()
+    }
 }
 
 /// Where a window of a stream starts.
