@@ -183,6 +183,17 @@ struct AnomalyArgs {
     scores: Option<PathBuf>,
 }
 
+impl AnomalyArgs {
+    fn scorer(&self) -> contra::eval::anomaly::Scorer {
+        use contra::eval::anomaly::Scorer;
+        if self.mahalanobis {
+            Scorer::Mahalanobis { eps: 0.01 }
+        } else {
+            Scorer::Knn { k: self.k }
+        }
+    }
+}
+
 #[derive(Args)]
 struct ReportArgs {
     /// The run's folder (recipe.toml, metrics.jsonl, model.safetensors).
@@ -520,60 +531,96 @@ fn eval_fewshot(a: FewshotArgs) -> Result<()> {
     ];
     let file = train::TrainedFile::read(&a.model.model)?;
     let ad = l.device.clone().autodiff();
-    let tune = |encoder: contra::encoders::Encoder,
-                rows: &[usize],
-                y: &[u32],
-                seed,
-                encoder_lr,
-                head: Option<&linear::Probe>| {
-        let cfg = finetune::FinetuneConfig {
-            steps: a.finetune_steps,
-            batch_size: a.finetune_batch,
-            lr: a.finetune_lr,
-            encoder_lr,
-            seed,
-            ..Default::default()
-        };
+    let test = finetune::ImageInputs::new(&l.splits.test, l.size, norm)?;
+    let fit = |encoder, rows: &[usize], y: &[u32], cfg, head: Option<&linear::Probe>| {
         let labelled = l.splits.train.subset(rows);
         let inputs = finetune::ImageInputs::new(&labelled, l.size, norm)?;
         let model = finetune::finetune(encoder, &inputs, y, classes, head, &cfg, &ad)?;
-        let test = finetune::ImageInputs::new(&l.splits.test, l.size, norm)?;
         Ok(finetune::predict(&model, &test, 512, &l.device))
     };
-    let mut trainers = Vec::new();
-    if a.finetune_steps > 0 {
-        trainers.push(fewshot::Trainer {
-            name: "pretrained".into(),
-            run: Box::new(|rows: &[usize], y: &[u32], seed| {
-                let encoder = file.model(channels, &ad)?.into_encoder();
-                // LP-FT: the classifier starts as the probe on the same labels.
-                let probe_cfg = linear::ProbeConfig {
-                    seed,
-                    l2_grid: l.recipe.eval.probe_l2.clone(),
-                    ..Default::default()
-                };
-                let probe = linear::fit_selected(
-                    &learned.train.select(rows),
-                    y,
-                    classes,
-                    &probe_cfg,
-                    &l.device,
-                );
-                tune(encoder, rows, y, seed, a.encoder_lr, Some(&probe))
-            }),
-        });
-        trainers.push(fewshot::Trainer {
-            name: "from scratch".into(),
-            run: Box::new(|rows: &[usize], y: &[u32], seed| {
-                let encoder = train::try_seeded(&ad, l.recipe.seed ^ 0x5343_5241 ^ seed, || {
-                    l.recipe.encoder.init(channels, &ad)
-                })?;
-                tune(encoder, rows, y, seed, a.finetune_lr, None)
-            }),
-        });
-    }
+    let trainers = finetune_trainers(
+        &a,
+        &l.recipe,
+        &learned.train,
+        classes,
+        &l.device,
+        Box::new(|| Ok(file.model(channels, &ad)?.into_encoder())),
+        Box::new(|seed| {
+            train::try_seeded(&ad, l.recipe.seed ^ 0x5343_5241 ^ seed, || {
+                l.recipe.encoder.init(channels, &ad)
+            })
+        }),
+        &fit,
+    );
     let settings = fewshot_settings(budgets, a.seeds, &l.recipe, classes, false);
     run_fewshot(&settings, yl, yt, &reps, &trainers, &l.device, &out_dir)
+}
+
+/// Fine-tunes `encoder` on the labelled training rows with the settings and starting
+/// classifier given, and returns a class for every test item.
+type FitFn<'a> = dyn Fn(
+        contra::encoders::Encoder,
+        &[usize],
+        &[u32],
+        contra::eval::finetune::FinetuneConfig,
+        Option<&contra::eval::linear::Probe>,
+    ) -> Result<Vec<u32>>
+    + 'a;
+
+/// The trained contenders of the few-label table (none with `--finetune-steps 0`): the
+/// `pretrained` encoder fine-tuned, its classifier starting as the linear probe on the frozen
+/// `features` of the same labels (LP-FT), and a freshly initialised encoder (`scratch(seed)`)
+/// trained from scratch at the classifier's learning rate.
+#[allow(clippy::too_many_arguments)]
+fn finetune_trainers<'a>(
+    a: &'a FewshotArgs,
+    recipe: &'a Recipe,
+    features: &'a contra::eval::Features,
+    classes: usize,
+    device: &'a contra::Device,
+    pretrained: Box<dyn Fn() -> Result<contra::encoders::Encoder> + 'a>,
+    scratch: Box<dyn Fn(u64) -> Result<contra::encoders::Encoder> + 'a>,
+    fit: &'a FitFn<'a>,
+) -> Vec<contra::eval::fewshot::Trainer<'a>> {
+    use contra::eval::{fewshot::Trainer, finetune::FinetuneConfig, linear};
+    if a.finetune_steps == 0 {
+        return Vec::new();
+    }
+    let cfg = move |seed, encoder_lr| FinetuneConfig {
+        steps: a.finetune_steps,
+        batch_size: a.finetune_batch,
+        lr: a.finetune_lr,
+        encoder_lr,
+        seed,
+        ..Default::default()
+    };
+    vec![
+        Trainer {
+            name: "pretrained".into(),
+            run: Box::new(move |rows: &[usize], y: &[u32], seed| {
+                let probe_cfg = linear::ProbeConfig {
+                    seed,
+                    l2_grid: recipe.eval.probe_l2.clone(),
+                    ..Default::default()
+                };
+                let probe =
+                    linear::fit_selected(&features.select(rows), y, classes, &probe_cfg, device);
+                fit(
+                    pretrained()?,
+                    rows,
+                    y,
+                    cfg(seed, a.encoder_lr),
+                    Some(&probe),
+                )
+            }),
+        },
+        Trainer {
+            name: "from scratch".into(),
+            run: Box::new(move |rows: &[usize], y: &[u32], seed| {
+                fit(scratch(seed)?, rows, y, cfg(seed, a.finetune_lr), None)
+            }),
+        },
+    ]
 }
 
 /// The few-label settings from the command line and the model's recipe.
@@ -647,7 +694,6 @@ fn model_dir(model: &Path) -> PathBuf {
 }
 
 fn eval_anomaly(a: AnomalyArgs) -> Result<()> {
-    use contra::eval::anomaly::Scorer;
     if let Some(l) = series::load(&a.model)? {
         return series::anomaly(&a, &l);
     }
@@ -661,14 +707,39 @@ fn eval_anomaly(a: AnomalyArgs) -> Result<()> {
             ));
         }
     };
-    let scorer = if a.mahalanobis {
-        Scorer::Mahalanobis { eps: 0.01 }
-    } else {
-        Scorer::Knn { k: a.k }
-    };
-    let rows = anomaly_rows(&loaded, &normal_classes, scorer, a.scores.as_deref())?;
+    let rows = anomaly_rows(&loaded, &normal_classes, a.scorer(), a.scores.as_deref())?;
     println!("{rows}");
     Ok(())
+}
+
+/// Where each scored item comes from, in extra CSV columns: their header, and item `i`'s
+/// fields.
+type Place<'a> = (&'a str, &'a dyn Fn(usize) -> String);
+
+/// Every test item's anomaly score as CSV: `index,[place,]label,score,anomalous` (label and
+/// anomalous empty where unknown).
+fn write_scores(
+    path: &Path,
+    scores: &[f64],
+    labels: Option<&[u32]>,
+    anomalous: Option<&[bool]>,
+    place: Option<Place>,
+) -> Result<()> {
+    let mut csv = String::from("index,");
+    if let Some((header, _)) = place {
+        csv.push_str(&format!("{header},"));
+    }
+    csv.push_str("label,score,anomalous\n");
+    for (i, s) in scores.iter().enumerate() {
+        csv.push_str(&format!("{i},"));
+        if let Some((_, fields)) = place {
+            csv.push_str(&format!("{},", fields(i)));
+        }
+        let label = labels.map_or(String::new(), |y| y[i].to_string());
+        let flag = anomalous.map_or(String::new(), |a| (a[i] as u8).to_string());
+        csv.push_str(&format!("{label},{s},{flag}\n"));
+    }
+    contra::checkpoint::write_atomic(path, csv.as_bytes())
 }
 
 /// AUROC, AUPRC and best F1 of the learned embedding beside a baseline, one line each.
@@ -728,20 +799,8 @@ fn anomaly_rows(
     let ours = run(&learned.train, &learned.test)?;
     let raw = run(&pixels.train, &pixels.test)?;
     if let Some(path) = scores_out {
-        let mut csv = String::from("index,label,score,anomalous\n");
-        for (i, s) in ours.scores.iter().enumerate() {
-            let label = l
-                .splits
-                .test
-                .labels
-                .as_ref()
-                .map_or(String::new(), |y| y[i].to_string());
-            let flag = anomalous
-                .as_ref()
-                .map_or(String::new(), |a| (a[i] as u8).to_string());
-            csv.push_str(&format!("{i},{label},{s},{flag}\n"));
-        }
-        contra::checkpoint::write_atomic(path, csv.as_bytes())?;
+        let labels = l.splits.test.labels.as_deref();
+        write_scores(path, &ours.scores, labels, anomalous.as_deref(), None)?;
     }
     let mut table = format!(
         "anomaly detection, normal class {normal_classes:?}: {} normal training items, {} test items, {scorer:?}\n",
@@ -821,11 +880,6 @@ fn embed(a: EmbedArgs) -> Result<()> {
         512,
         &device,
     );
-    let out: &Path = &a.out;
-    contra::embed::write_npy_f32(&out.join("embeddings.npy"), &f.data, f.rows, f.dim)?;
-    if let Some(l) = &data.labels {
-        contra::embed::write_npy_labels(&out.join("labels.npy"), l)?;
-    }
     let input = InputRecipe {
         channels: data.channels,
         height: data.height,
@@ -833,20 +887,34 @@ fn embed(a: EmbedArgs) -> Result<()> {
         input_size: size,
         normalize: pipeline.normalization().cloned(),
     };
+    let input = serde_json::to_string(&input).expect("serialisable");
+    write_embeddings(&a, &f, data.labels.as_deref(), ("contra.input", input))
+}
+
+/// `contra embed`'s files: embeddings.npy, labels.npy and the index embeddings.safetensors,
+/// whose metadata name the model, the split and `input` (how its items were encoded).
+fn write_embeddings(
+    a: &EmbedArgs,
+    f: &contra::eval::Features,
+    labels: Option<&[u32]>,
+    input: (&str, String),
+) -> Result<()> {
+    let out: &Path = &a.out;
+    contra::embed::write_npy_f32(&out.join("embeddings.npy"), &f.data, f.rows, f.dim)?;
+    if let Some(l) = labels {
+        contra::embed::write_npy_labels(&out.join("labels.npy"), l)?;
+    }
     let model_path = std::fs::canonicalize(&a.model.model).unwrap_or(a.model.model.clone());
     let metadata = std::collections::HashMap::from([
         ("contra.model".to_string(), model_path.display().to_string()),
         ("contra.split".to_string(), a.split.clone()),
-        (
-            "contra.input".to_string(),
-            serde_json::to_string(&input).expect("serialisable"),
-        ),
+        (input.0.to_string(), input.1),
     ]);
     contra::embed::write_index(
         &out.join("embeddings.safetensors"),
         &contra::embed::EmbeddingIndex {
             ids: (0..f.rows as i64).collect(),
-            labels: data.labels.clone(),
+            labels: labels.map(<[u32]>::to_vec),
             embeddings: f.clone(),
             metadata,
         },

@@ -2,13 +2,13 @@
 //! series models (UCR/UEA sets and windows of sensor streams).
 
 use crate::{
-    AnomalyArgs, EmbedArgs, FewshotArgs, ModelArgs, detection_table, fewshot_settings, model_dir,
-    run_fewshot,
+    AnomalyArgs, EmbedArgs, FewshotArgs, ModelArgs, detection_table, fewshot_settings,
+    finetune_trainers, model_dir, run_fewshot,
 };
 use contra::data::series::SeriesDataset;
 use contra::eval::Features;
 use contra::eval::anomaly::{Scorer, detect};
-use contra::eval::fewshot::{self, Budget, Representation};
+use contra::eval::fewshot::{Budget, Representation};
 use contra::recipe::Recipe;
 use contra::train::series::{SeriesModel, SeriesSplits, load_series};
 use contra::train::{self, TrainOptions};
@@ -206,56 +206,26 @@ pub fn fewshot(a: &FewshotArgs, budgets: Vec<Budget>, l: &Loaded) -> Result<()> 
     let file = train::TrainedFile::read(&a.model.model)?;
     let ad = l.device.clone().autodiff();
     let test_inputs = finetune::SeriesInputs::new(test_set, len);
-    let tune = |encoder: contra::encoders::Encoder,
-                rows: &[usize],
-                y: &[u32],
-                seed,
-                encoder_lr,
-                head: Option<&linear::Probe>| {
-        let cfg = finetune::FinetuneConfig {
-            steps: a.finetune_steps,
-            batch_size: a.finetune_batch,
-            lr: a.finetune_lr,
-            encoder_lr,
-            seed,
-            ..Default::default()
-        };
+    let fit = |encoder, rows: &[usize], y: &[u32], cfg, head: Option<&linear::Probe>| {
         let labelled = train_set.subset(rows);
         let inputs = finetune::SeriesInputs::new(&labelled, len);
         let model = finetune::finetune(encoder, &inputs, y, classes, head, &cfg, &ad)?;
         Ok(finetune::predict(&model, &test_inputs, 256, &l.device))
     };
-    let mut trainers = Vec::new();
-    if a.finetune_steps > 0 {
-        trainers.push(fewshot::Trainer {
-            name: "pretrained".into(),
-            run: Box::new(|rows: &[usize], y: &[u32], seed| {
-                let encoder = SeriesModel::read(&file, train_set.channels, &ad)?.into_encoder();
-                let probe_cfg = linear::ProbeConfig {
-                    seed,
-                    l2_grid: l.recipe.eval.probe_l2.clone(),
-                    ..Default::default()
-                };
-                let probe = linear::fit_selected(
-                    &learned_train.select(rows),
-                    y,
-                    classes,
-                    &probe_cfg,
-                    &l.device,
-                );
-                tune(encoder, rows, y, seed, a.encoder_lr, Some(&probe))
-            }),
-        });
-        trainers.push(fewshot::Trainer {
-            name: "from scratch".into(),
-            run: Box::new(|rows: &[usize], y: &[u32], seed| {
-                let mut scratch = l.recipe.clone();
-                scratch.seed ^= 0x5343_5241 ^ seed;
-                let encoder = SeriesModel::build(&scratch, train_set.channels, &ad)?;
-                tune(encoder.into_encoder(), rows, y, seed, a.finetune_lr, None)
-            }),
-        });
-    }
+    let trainers = finetune_trainers(
+        a,
+        &l.recipe,
+        &learned_train,
+        classes,
+        &l.device,
+        Box::new(|| Ok(SeriesModel::read(&file, train_set.channels, &ad)?.into_encoder())),
+        Box::new(|seed| {
+            let mut scratch = l.recipe.clone();
+            scratch.seed ^= 0x5343_5241 ^ seed;
+            Ok(SeriesModel::build(&scratch, train_set.channels, &ad)?.into_encoder())
+        }),
+        &fit,
+    );
     let out_dir = a.out.clone().unwrap_or_else(|| model_dir(&a.model.model));
     run_fewshot(&settings, yl, yt, &reps, &trainers, &l.device, &out_dir)
 }
@@ -273,14 +243,9 @@ pub fn anomaly(a: &AnomalyArgs, l: &Loaded) -> Result<()> {
             ));
         }
     };
-    let scorer = if a.mahalanobis {
-        Scorer::Mahalanobis { eps: 0.01 }
-    } else {
-        Scorer::Knn { k: a.k }
-    };
     print!(
         "{}",
-        anomaly_table(l, &normal, scorer, a.scores.as_deref())?
+        anomaly_table(l, &normal, a.scorer(), a.scores.as_deref())?
     );
     Ok(())
 }
@@ -326,31 +291,17 @@ fn anomaly_table(
     let windows = l.recipe.data.source == "csv";
     let items = if windows { "windows" } else { "series" };
     if let Some(path) = scores_out {
-        let mut csv = String::from("index,");
-        if windows {
-            csv.push_str("stream,first_row,timestamp,");
-        }
-        csv.push_str("label,score,anomalous\n");
-        for (i, s) in ours.scores.iter().enumerate() {
-            csv.push_str(&format!("{i},"));
-            if let Some(o) = l.splits.test_origins.as_ref().map(|o| &o[i]) {
-                csv.push_str(&format!(
-                    "{},{},{},",
-                    o.stream,
-                    o.first_row,
-                    o.timestamp.as_deref().unwrap_or("")
-                ));
-            }
-            let label = test_set
-                .labels
-                .as_ref()
-                .map_or(String::new(), |y| y[i].to_string());
-            let flag = anomalous
-                .as_ref()
-                .map_or(String::new(), |a| (a[i] as u8).to_string());
-            csv.push_str(&format!("{label},{s},{flag}\n"));
-        }
-        contra::checkpoint::write_atomic(path, csv.as_bytes())?;
+        let origin = |i: usize| {
+            l.splits.test_origins.as_ref().map_or(String::new(), |o| {
+                let o = &o[i];
+                let time = o.timestamp.as_deref().unwrap_or("");
+                format!("{},{},{time}", o.stream, o.first_row)
+            })
+        };
+        let place: Option<crate::Place> =
+            windows.then_some(("stream,first_row,timestamp", &origin));
+        let labels = test_set.labels.as_deref();
+        crate::write_scores(path, &ours.scores, labels, anomalous.as_deref(), place)?;
     }
     let method = match scorer {
         Scorer::Knn { k } => format!("kNN (k={k})"),
@@ -384,31 +335,10 @@ pub fn embed(a: &EmbedArgs, l: &Loaded) -> Result<()> {
         }
     };
     let f = l.embed(data);
-    let out: &Path = &a.out;
-    contra::embed::write_npy_f32(&out.join("embeddings.npy"), &f.data, f.rows, f.dim)?;
-    if let Some(y) = &data.labels {
-        contra::embed::write_npy_labels(&out.join("labels.npy"), y)?;
-    }
-    let model_path = std::fs::canonicalize(&a.model.model).unwrap_or(a.model.model.clone());
-    let metadata = std::collections::HashMap::from([
-        ("contra.model".to_string(), model_path.display().to_string()),
-        ("contra.split".to_string(), a.split.clone()),
-        ("contra.data".to_string(), "series".to_string()),
-    ]);
-    contra::embed::write_index(
-        &out.join("embeddings.safetensors"),
-        &contra::embed::EmbeddingIndex {
-            ids: (0..f.rows as i64).collect(),
-            labels: data.labels.clone(),
-            embeddings: f.clone(),
-            metadata,
-        },
-    )?;
-    println!(
-        "wrote {} embeddings of dimension {} to {}",
-        f.rows,
-        f.dim,
-        out.display()
-    );
-    Ok(())
+    crate::write_embeddings(
+        a,
+        &f,
+        data.labels.as_deref(),
+        ("contra.data", "series".into()),
+    )
 }

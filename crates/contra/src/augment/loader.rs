@@ -137,29 +137,39 @@ impl BatchSource for SeriesViews {
     fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> ViewBatch {
         let c = self.data.channels;
         let steps = self.pipeline.output_len(self.len);
-        let per = c * steps;
-        let mut views = vec![vec![0f32; indices.len() * per]; cfg.views];
-        for (v, buf) in views.iter_mut().enumerate() {
-            buf.par_chunks_mut(per)
-                .zip(indices.par_iter())
-                .for_each(|(dst, &i)| {
-                    dst.copy_from_slice(&self.view(cfg.seed, epoch, i, v).values)
-                });
-        }
-        let labels = self
-            .data
-            .labels
-            .as_ref()
-            .map(|l| indices.iter().map(|&i| l[i]).collect());
+        let views = fill_views(cfg.views, c * steps, indices, |dst, i, v| {
+            dst.copy_from_slice(&self.view(cfg.seed, epoch, i, v).values)
+        });
         ViewBatch {
             views,
             indices: indices.to_vec(),
-            labels,
+            labels: labels_of(self.data.labels.as_deref(), indices),
             channels: c,
             height: 1,
             width: steps,
         }
     }
+}
+
+/// `views` buffers of `per` values an item, view `v` of item `i` written by `make(dst, i, v)`
+/// in parallel on the current rayon pool.
+fn fill_views(
+    views: usize,
+    per: usize,
+    indices: &[usize],
+    make: impl Fn(&mut [f32], usize, usize) + Sync,
+) -> Vec<Vec<f32>> {
+    let mut out = vec![vec![0f32; indices.len() * per]; views];
+    for (v, buf) in out.iter_mut().enumerate() {
+        buf.par_chunks_mut(per)
+            .zip(indices.par_iter())
+            .for_each(|(dst, &i)| make(dst, i, v));
+    }
+    out
+}
+
+fn labels_of(labels: Option<&[u32]>, indices: &[usize]) -> Option<Vec<u32>> {
+    labels.map(|l| indices.iter().map(|&i| l[i]).collect())
 }
 
 #[derive(Clone, Debug)]
@@ -249,24 +259,14 @@ pub fn make_batch(
 ) -> ViewBatch {
     let (h, w) = pipeline.output_size(data.height, data.width);
     let c = data.channels;
-    let per = c * h * w;
-    let mut views = vec![vec![0f32; indices.len() * per]; cfg.views];
-    for (v, buf) in views.iter_mut().enumerate() {
-        buf.par_chunks_mut(per)
-            .zip(indices.par_iter())
-            .for_each(|(dst, &i)| {
-                let img = make_view(data, pipeline, cfg.seed, epoch, i, v);
-                dst.copy_from_slice(&img.data);
-            });
-    }
-    let labels = data
-        .labels
-        .as_ref()
-        .map(|l| indices.iter().map(|&i| l[i]).collect());
+    let views = fill_views(cfg.views, c * h * w, indices, |dst, i, v| {
+        let img = make_view(data, pipeline, cfg.seed, epoch, i, v);
+        dst.copy_from_slice(&img.data);
+    });
     ViewBatch {
         views,
         indices: indices.to_vec(),
-        labels,
+        labels: labels_of(data.labels.as_deref(), indices),
         channels: c,
         height: h,
         width: w,
