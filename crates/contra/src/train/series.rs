@@ -43,10 +43,14 @@ impl SeriesModel {
         crate::methods::ts2vec::embed(self.encoder(), data, len, 64, device)
     }
 
-    /// The encoder that evaluation uses, taken out of the model (for fine-tuning).
+    /// The encoder that evaluation uses, taken out of the model and trainable (for
+    /// fine-tuning: TS2Vec's average is kept out of the gradient while it is pretrained).
     pub fn into_encoder(self) -> crate::encoders::Encoder {
+        use burn::module::Module;
         match self {
-            SeriesModel::Ts2Vec(m) => crate::encoders::Encoder::Ts2Vec(m.average),
+            SeriesModel::Ts2Vec(m) => {
+                crate::encoders::Encoder::Ts2Vec(m.average.set_require_grad(true))
+            }
             SeriesModel::Instance(m) => m.into_encoder(),
         }
     }
@@ -281,4 +285,61 @@ fn load_stream_windows(spec: &crate::data::locate::DataSpec) -> Result<SeriesSpl
         test: te,
         test_origins: Some(origins),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::module_tensors;
+    use crate::eval::finetune::{FinetuneConfig, SeriesInputs, finetune};
+
+    /// Fine-tuning moves the encoder of either kind of series model.
+    #[test]
+    fn the_encoder_taken_out_for_fine_tuning_trains() {
+        let device = crate::device::parse("cpu").unwrap().autodiff();
+        let data = SeriesDataset {
+            channels: 1,
+            values: (0..8)
+                .map(|i| (0..20).map(|t| ((i * t) as f32 * 0.3).sin()).collect())
+                .collect(),
+            lengths: vec![20; 8],
+            labels: Some(vec![0, 1, 0, 1, 0, 1, 0, 1]),
+            class_names: vec!["a".into(), "b".into()],
+        };
+        for method in ["ts2vec", "simclr"] {
+            let mut recipe = Recipe::parse(
+                &format!(
+                    "[data]\nsource = \"ucr\"\nname = \"x\"\n[encoder]\nkind = \"ts2vec\"\nts2vec = {{ hidden = 4, output = 6, depth = 1 }}\n[method]\nkind = \"{method}\"\n{}[optimizer]\nlr = 0.1\n",
+                    if method == "simclr" {
+                        "[[augment.series]]\nop = \"jitter\"\nsigma = 0.1\n"
+                    } else {
+                        ""
+                    }
+                ),
+                std::path::Path::new("t.toml"),
+            )
+            .unwrap();
+            recipe.seed = 1;
+            let encoder = SeriesModel::build(&recipe, 1, &device)
+                .unwrap()
+                .into_encoder();
+            let before = module_tensors(&encoder);
+            let cfg = FinetuneConfig {
+                steps: 3,
+                batch_size: 4,
+                lr: 0.01,
+                encoder_lr: 0.01,
+                ..Default::default()
+            };
+            let labels = data.labels.clone().unwrap();
+            let inputs = SeriesInputs::new(&data, 20);
+            let tuned = finetune(encoder, &inputs, &labels, 2, None, &cfg, &device).unwrap();
+            let after = module_tensors(&tuned.encoder);
+            let moved = before
+                .iter()
+                .filter(|(k, t)| after[*k].data != t.data)
+                .count();
+            assert!(moved > 0, "{method}: no encoder weight changed");
+        }
+    }
 }
