@@ -26,7 +26,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Pretrain an encoder from a recipe (SimCLR, MoCo, NNCLR, SupCon, triplet; TS2Vec for time series), then compare it with the raw inputs: kNN accuracy for images (anomaly detection when trained on `data.train_classes`), the RBF SVM for UCR/UEA series, anomaly detection for windows of sensor streams.
+    /// Pretrain an encoder from a recipe (SimCLR, MoCo, NNCLR, SupCon, triplet; TS2Vec or those on time series), then compare it with the raw inputs: kNN accuracy for images (anomaly detection when trained on `data.train_classes`), the RBF SVM for UCR/UEA series, anomaly detection for windows of sensor streams.
     Pretrain(PretrainArgs),
     /// Evaluate a trained model's embedding against raw pixels.
     #[command(subcommand)]
