@@ -430,8 +430,12 @@ impl Loaded {
 }
 
 fn load_for_eval(m: &ModelArgs) -> Result<Loaded> {
+    load_images(m, &train::TrainedFile::read(&m.model)?)
+}
+
+/// The image model in `file` with the data its recipe names (`m` may override the folder).
+fn load_images(m: &ModelArgs, file: &train::TrainedFile) -> Result<Loaded> {
     let device = contra::device::parse(&m.device)?;
-    let file = train::TrainedFile::read(&m.model)?;
     let mut recipe = file.recipe.clone();
     if let Some(p) = &m.data_path {
         recipe.data.path = Some(p.clone());
@@ -487,10 +491,11 @@ fn eval_fewshot(a: FewshotArgs) -> Result<()> {
     if budgets.is_empty() {
         return Err(Error::config("--labels", "name at least one label budget"));
     }
-    if let Some(l) = series::load(&a.model)? {
-        return series::fewshot(&a, budgets, &l);
+    let file = train::TrainedFile::read(&a.model.model)?;
+    if file.recipe.data.is_series() {
+        return series::fewshot(&a, budgets, &series::load(&a.model, &file)?, &file);
     }
-    let l = load_for_eval(&a.model)?;
+    let l = load_images(&a.model, &file)?;
     let yl = l.splits.train.labels_or_err("few-label evaluation")?;
     let yt = l.splits.test.labels_or_err("few-label evaluation")?;
     let classes = l
@@ -529,7 +534,6 @@ fn eval_fewshot(a: FewshotArgs) -> Result<()> {
             test: &pixels.test,
         },
     ];
-    let file = train::TrainedFile::read(&a.model.model)?;
     let ad = l.device.clone().autodiff();
     let test = finetune::ImageInputs::new(&l.splits.test, l.size, norm)?;
     let fit = |encoder, rows: &[usize], y: &[u32], cfg, head: Option<&linear::Probe>| {
@@ -694,10 +698,11 @@ fn model_dir(model: &Path) -> PathBuf {
 }
 
 fn eval_anomaly(a: AnomalyArgs) -> Result<()> {
-    if let Some(l) = series::load(&a.model)? {
-        return series::anomaly(&a, &l);
+    let file = train::TrainedFile::read(&a.model.model)?;
+    if file.recipe.data.is_series() {
+        return series::anomaly(&a, &series::load(&a.model, &file)?);
     }
-    let loaded = load_for_eval(&a.model)?;
+    let loaded = load_images(&a.model, &file)?;
     let normal_classes = match (&a.normal_class, &loaded.recipe.data.train_classes) {
         (Some(c), _) | (None, Some(c)) => c.clone(),
         (None, None) => {
@@ -851,8 +856,9 @@ fn eval_retrieval(m: ModelArgs, ks: Vec<usize>) -> Result<()> {
 }
 
 fn embed(a: EmbedArgs) -> Result<()> {
-    if let Some(l) = series::load(&a.model)? {
-        return series::embed(&a, &l);
+    let file = train::TrainedFile::read(&a.model.model)?;
+    if file.recipe.data.is_series() {
+        return series::embed(&a, &series::load(&a.model, &file)?);
     }
     let Loaded {
         model,
@@ -861,7 +867,7 @@ fn embed(a: EmbedArgs) -> Result<()> {
         pipeline,
         size,
         ..
-    } = load_for_eval(&a.model)?;
+    } = load_images(&a.model, &file)?;
     let data = match a.split.as_str() {
         "train" => &splits.train,
         "test" => &splits.test,

@@ -35,25 +35,21 @@ impl Loaded {
     }
 }
 
-/// The series model in `m`, with its data; `None` when the model was trained on images.
-pub fn load(m: &ModelArgs) -> Result<Option<Loaded>> {
-    let file = train::TrainedFile::read(&m.model)?;
-    if !file.recipe.data.is_series() {
-        return Ok(None);
-    }
+/// The series model in `file` with the series its recipe names (`m` may override the path).
+pub fn load(m: &ModelArgs, file: &train::TrainedFile) -> Result<Loaded> {
     let mut recipe = file.recipe.clone();
     if let Some(p) = &m.data_path {
         recipe.data.path = Some(p.clone());
     }
     let device = contra::device::parse(&m.device)?;
     let splits = load_series(&recipe)?;
-    let model = SeriesModel::read(&file, splits.train.channels, &device)?;
-    Ok(Some(Loaded {
+    let model = SeriesModel::read(file, splits.train.channels, &device)?;
+    Ok(Loaded {
         model,
         recipe,
         splits,
         device,
-    }))
+    })
 }
 
 /// The raw series as features: every channel's values, padded with 0 to `len` steps (missing
@@ -158,7 +154,12 @@ pub fn pretrain(recipe: &Recipe, resume: bool, quiet: bool, no_eval: bool) -> Re
 /// pretrained encoder, a randomly initialised one and the raw series; and (unless
 /// `--finetune-steps 0`) the pretrained encoder fine-tuned with the probe as its starting
 /// classifier (LP-FT) beside the same encoder trained from scratch on the labels.
-pub fn fewshot(a: &FewshotArgs, budgets: Vec<Budget>, l: &Loaded) -> Result<()> {
+pub fn fewshot(
+    a: &FewshotArgs,
+    budgets: Vec<Budget>,
+    l: &Loaded,
+    file: &train::TrainedFile,
+) -> Result<()> {
     use contra::eval::{finetune, linear};
     let need = || {
         Error::other(format!(
@@ -203,7 +204,6 @@ pub fn fewshot(a: &FewshotArgs, budgets: Vec<Budget>, l: &Loaded) -> Result<()> 
         },
     ];
     let settings = fewshot_settings(budgets, a.seeds, &l.recipe, classes, true);
-    let file = train::TrainedFile::read(&a.model.model)?;
     let ad = l.device.clone().autodiff();
     let test_inputs = finetune::SeriesInputs::new(test_set, len);
     let fit = |encoder, rows: &[usize], y: &[u32], cfg, head: Option<&linear::Probe>| {
@@ -218,7 +218,7 @@ pub fn fewshot(a: &FewshotArgs, budgets: Vec<Budget>, l: &Loaded) -> Result<()> 
         &learned_train,
         classes,
         &l.device,
-        Box::new(|| Ok(SeriesModel::read(&file, train_set.channels, &ad)?.into_encoder())),
+        Box::new(|| Ok(SeriesModel::read(file, train_set.channels, &ad)?.into_encoder())),
         Box::new(|seed| {
             let mut scratch = l.recipe.clone();
             scratch.seed ^= 0x5343_5241 ^ seed;

@@ -151,17 +151,16 @@ pub fn pretrain_series(
     train: &SeriesDataset,
     opts: &TrainOptions,
 ) -> Result<SeriesReport> {
-    let recipe = recipe.clone();
     let device = crate::device::parse(&recipe.train.device)?;
     let ad = device.autodiff();
-    let r = match SeriesModel::build(&recipe, train.channels, &ad)? {
+    let r = match SeriesModel::build(recipe, train.channels, &ad)? {
         SeriesModel::Ts2Vec(model) => {
             let source = Arc::new(SeriesCrops::new(train.clone(), recipe.method.temporal_unit));
-            train_loop(&recipe, source, model, &ad, opts, no_monitors())?.map(SeriesModel::Ts2Vec)
+            train_loop(recipe, source, model, &ad, opts, no_monitors())?.map(SeriesModel::Ts2Vec)
         }
         SeriesModel::Instance(model) => {
             let source = Arc::new(SeriesViews::new(train.clone(), recipe.series_pipeline()?));
-            train_loop(&recipe, source, model, &ad, opts, no_monitors())?.map(SeriesModel::Instance)
+            train_loop(recipe, source, model, &ad, opts, no_monitors())?.map(SeriesModel::Instance)
         }
     };
     Ok(SeriesReport {
