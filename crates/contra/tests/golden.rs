@@ -1,0 +1,256 @@
+//! Golden runs: a short pretraining of every method kind, optimizer and loss, ending at the
+//! final loss recorded when the test was written. A refactoring that changes what any method
+//! computes fails here.
+//!
+//! One test function runs them all in turn, alone in this binary: burn's dropout draws from
+//! a process-wide generator, so no other training may run beside these.
+
+use contra::recipe::Recipe;
+use contra::train::TrainOptions;
+use std::path::{Path, PathBuf};
+
+/// Digits: 256 training images, a small CNN, two epochs of eight steps.
+const IMAGES: &str = r#"
+name = "golden"
+seed = 3
+[data]
+source = "digits"
+train_limit = 256
+[augment]
+steps = [
+  { op = "random_resized_crop", size = 8, scale = [0.4, 1.0], ratio = [0.75, 1.3333] },
+  { op = "rotation", degrees = 10.0, p = 0.5 },
+  { op = "color_jitter", brightness = 0.4, contrast = 0.4, p = 0.8 },
+  { op = "normalize", mean = [0.3053], std = [0.3762] },
+]
+[encoder]
+kind = "small_cnn"
+widths = [8, 16, 16, 16]
+[head]
+hidden_dim = 32
+output_dim = 16
+batch_norm = true
+[schedule]
+warmup_epochs = 0.5
+decay = "cosine"
+[train]
+epochs = 2
+batch_size = 32
+workers = 2
+"#;
+
+/// Generated sensor streams: two channels, windows of 32 rows.
+const SERIES: &str = r#"
+name = "golden-series"
+seed = 5
+[data]
+source = "csv"
+path = "STREAMS"
+columns = { timestamp = "t", values = ["a", "b"], label = "label" }
+window = 32
+stride = 8
+train_fraction = 0.7
+[encoder]
+kind = "ts2vec"
+ts2vec = { hidden = 8, output = 12, depth = 2 }
+[schedule]
+warmup_epochs = 0.0
+decay = "constant"
+[train]
+batch_size = 8
+steps = 12
+workers = 2
+"#;
+
+const SERIES_VIEWS: &str = r#"
+[[augment.series]]
+op = "window_slice"
+ratio = 0.9
+[[augment.series]]
+op = "time_warp"
+sigma = 0.2
+knots = 4
+[[augment.series]]
+op = "jitter"
+sigma = 0.03
+"#;
+
+const SGD: &str = "[optimizer]\nkind = \"sgd\"\nlr = 0.1\nmomentum = 0.9\nweight_decay = 5e-4\n";
+const ADAMW: &str = "[optimizer]\nkind = \"adamw\"\nlr = 0.001\nweight_decay = 0.01\n";
+const LARS: &str = "[optimizer]\nkind = \"lars\"\nlr = 0.3\nmomentum = 0.9\nweight_decay = 1e-6\n";
+
+/// Two sine channels with noise and a level shift now and then (label 1), 400 rows.
+fn write_streams(dir: &Path) -> PathBuf {
+    let path = dir.join("streams.csv");
+    let mut text = String::from("t,a,b,label\n");
+    let mut state = 12345u64;
+    for t in 0..400 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let noise = ((state >> 33) as f64 / (1u64 << 31) as f64 - 0.5) * 0.2;
+        let event = (t / 50) % 3 == 2 && t % 50 < 10;
+        let a = (t as f64 * 0.21).sin() + noise + if event { 2.0 } else { 0.0 };
+        let b = (t as f64 * 0.05).cos() * 0.5 - noise;
+        text.push_str(&format!("{t},{a:.5},{b:.5},{}\n", event as u8));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The final loss of the run a recipe describes.
+fn final_loss(text: &str, out: &Path) -> f32 {
+    let mut recipe =
+        Recipe::parse(text, Path::new("golden.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    recipe.train.out = Some(out.to_path_buf());
+    let opts = TrainOptions {
+        resume: false,
+        quiet: true,
+    };
+    if recipe.data.is_series() {
+        let splits = contra::train::series::load_series(&recipe).unwrap();
+        contra::train::series::pretrain_series(&recipe, &splits.train, &opts)
+            .unwrap()
+            .final_loss
+    } else {
+        let splits = contra::data::locate::load_splits(&recipe.data).unwrap();
+        contra::train::pretrain(&recipe, &splits.train, &opts)
+            .unwrap()
+            .final_loss
+    }
+}
+
+#[test]
+fn every_method_kind_ends_at_its_recorded_loss() {
+    let dir = std::env::temp_dir().join(format!("contra-golden-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = write_streams(&dir);
+    let series = SERIES.replace("STREAMS", &csv.display().to_string());
+    let method = |body: &str| format!("[method]\n{body}\n");
+    let cases: Vec<(&str, String, f32)> = vec![
+        (
+            "simclr nt_xent sgd",
+            format!(
+                "{IMAGES}{SGD}{}",
+                method("kind = \"simclr\"\ntemperature = 0.2")
+            ),
+            4.106778,
+        ),
+        (
+            "simclr dcl adamw",
+            format!(
+                "{IMAGES}{ADAMW}{}",
+                method("kind = \"simclr\"\ntemperature = 0.2\nloss = \"dcl\"")
+            ),
+            4.043603,
+        ),
+        (
+            "simclr dclw lars",
+            format!(
+                "{IMAGES}{LARS}{}",
+                method("kind = \"simclr\"\ntemperature = 0.2\nloss = \"dclw\"\ndclw_sigma = 0.7")
+            ),
+            4.097642,
+        ),
+        (
+            "moco cosine momentum",
+            format!(
+                "{IMAGES}{SGD}{}",
+                method(
+                    "kind = \"moco\"\ntemperature = 0.2\nqueue_size = 64\nmomentum = 0.99\nmomentum_schedule = \"cosine\""
+                )
+            ),
+            4.166058,
+        ),
+        (
+            "moco_v3",
+            format!(
+                "{IMAGES}{ADAMW}{}",
+                method("kind = \"moco_v3\"\ntemperature = 0.2\nmomentum = 0.99")
+            ),
+            2.942550,
+        ),
+        (
+            "nnclr",
+            format!(
+                "{IMAGES}{SGD}{}",
+                method("kind = \"nnclr\"\ntemperature = 0.1\nqueue_size = 64")
+            ),
+            6.852407,
+        ),
+        (
+            "supcon balanced",
+            format!(
+                "{}{SGD}{}",
+                IMAGES.replace("workers = 2", "workers = 2\nper_class = 4"),
+                method("kind = \"supcon\"\ntemperature = 0.1")
+            ),
+            4.141332,
+        ),
+        (
+            "supcon semi-supervised",
+            format!(
+                "{}{SGD}{}",
+                IMAGES.replace("workers = 2", "workers = 2\nlabelled_per_class = 5"),
+                method("kind = \"supcon\"\ntemperature = 0.1")
+            ),
+            4.099888,
+        ),
+        (
+            "triplet semi_hard cosine",
+            format!(
+                "{}{SGD}{}",
+                IMAGES.replace("workers = 2", "workers = 2\nper_class = 4"),
+                method(
+                    "kind = \"triplet\"\nminer = \"semi_hard\"\ndistance = \"cosine\"\nmargin = 0.2\nswap = true"
+                )
+            ),
+            0.187874,
+        ),
+        (
+            "triplet batch_hard soft margin",
+            format!(
+                "{}{SGD}{}",
+                IMAGES.replace("workers = 2", "workers = 2\nper_class = 4"),
+                method("kind = \"triplet\"\nminer = \"batch_hard\"\nsoft_margin = true")
+            ),
+            0.758562,
+        ),
+        (
+            "ts2vec",
+            format!(
+                "{series}{ADAMW}{}",
+                method("kind = \"ts2vec\"\nalpha = 0.5\ntemporal_unit = 0")
+            ),
+            1.935927,
+        ),
+        (
+            "simclr on series",
+            format!(
+                "{series}{SERIES_VIEWS}{ADAMW}{}",
+                method("kind = \"simclr\"\ntemperature = 0.2")
+            ),
+            0.678804,
+        ),
+        (
+            "moco on series",
+            format!(
+                "{series}{SERIES_VIEWS}{ADAMW}{}",
+                method("kind = \"moco\"\ntemperature = 0.2\nqueue_size = 32")
+            ),
+            2.098314,
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (i, (name, text, expected)) in cases.iter().enumerate() {
+        let loss = final_loss(text, &dir.join(format!("run{i}")));
+        println!("{name}: {loss:.6}");
+        if (loss - expected).abs() > 1e-6 {
+            wrong.push(format!("{name}: {loss:.6}, recorded {expected:.6}"));
+        }
+    }
+    if std::env::var_os("CONTRA_KEEP_GOLDEN").is_none() {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
