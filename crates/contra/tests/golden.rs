@@ -168,7 +168,7 @@ fn every_method_kind_ends_at_its_recorded_loss() {
                 "{IMAGES}{ADAMW}{}",
                 method("kind = \"moco_v3\"\ntemperature = 0.2\nmomentum = 0.99")
             ),
-            2.942550,
+            2.94255,
         ),
         (
             "nnclr",
