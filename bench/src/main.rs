@@ -41,24 +41,8 @@ fn bench_device() -> (Device, String) {
 
 fn train(kind: &str, pairs: usize, steps: usize) {
     let (c, hw, encoder) = match kind {
-        "small_cnn" => (
-            1,
-            28,
-            EncoderSpec {
-                kind: "small_cnn".into(),
-                widths: Some([32, 64, 128, 256]),
-                ..Default::default()
-            },
-        ),
-        "resnet18" => (
-            3,
-            32,
-            EncoderSpec {
-                kind: "resnet18".into(),
-                widths: None,
-                ..Default::default()
-            },
-        ),
+        "small_cnn" => (1, 28, EncoderSpec::SmallCnn(Default::default())),
+        "resnet18" => (3, 32, EncoderSpec::Resnet18 {}),
         other => panic!("unknown model {other}"),
     };
     let (device, label) = bench_device();
@@ -210,11 +194,7 @@ fn ts2vec(batch: usize, length: usize, channels: usize, steps: usize) {
     let (device, label) = bench_device();
     let ad = device.autodiff();
     let mut encoder = Ts2VecConfig::default().init(channels, &ad);
-    let mut opt = Optimizer::new(OptimizerSpec {
-        kind: "adamw".into(),
-        ..OptimizerSpec::sgd(1e-3, 0.0, 0.0)
-    })
-    .unwrap();
+    let mut opt = Optimizer::new(OptimizerSpec::adamw(1e-3, 0.0)).unwrap();
     let mut rng = Rng::new(5);
     let mut times = Vec::new();
     for _ in 0..steps + 1 {

@@ -311,10 +311,10 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
         recipe.seed = v;
     }
     if let Some(v) = a.data_path {
-        recipe.data.path = Some(v);
+        recipe.data.set_path(v)?;
     }
     if let Some(v) = a.train_limit {
-        recipe.data.train_limit = Some(v);
+        recipe.data.set_train_limit(v)?;
     }
     if let Some(v) = a.checkpoint_every {
         recipe.train.checkpoint_every = v;
@@ -358,7 +358,7 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
     let size = report
         .pipeline
         .output_size(splits.train.height, splits.train.width);
-    if let Some(normal) = recipe.data.train_classes.clone() {
+    if let Some(normal) = recipe.data.train_classes().map(<[u32]>::to_vec) {
         // Trained on the normal class(es) only (the test split stays whole): evaluate as
         // one-class anomaly detection.
         let loaded = Loaded {
@@ -438,7 +438,7 @@ fn load_images(m: &ModelArgs, file: &train::TrainedFile) -> Result<Loaded> {
     let device = contra::device::parse(&m.device)?;
     let mut recipe = file.recipe.clone();
     if let Some(p) = &m.data_path {
-        recipe.data.path = Some(p.clone());
+        recipe.data.set_path(p.clone())?;
     }
     let splits = load_splits(&recipe.data)?;
     let model = file.model(splits.train.channels, &device)?;
@@ -703,8 +703,9 @@ fn eval_anomaly(a: AnomalyArgs) -> Result<()> {
         return series::anomaly(&a, &series::load(&a.model, &file)?);
     }
     let loaded = load_images(&a.model, &file)?;
-    let normal_classes = match (&a.normal_class, &loaded.recipe.data.train_classes) {
-        (Some(c), _) | (None, Some(c)) => c.clone(),
+    let normal_classes = match (&a.normal_class, loaded.recipe.data.train_classes()) {
+        (Some(c), _) => c.clone(),
+        (None, Some(c)) => c.to_vec(),
         (None, None) => {
             return Err(Error::config(
                 "--normal-class",
@@ -943,13 +944,13 @@ fn report_run(a: ReportArgs) -> Result<()> {
     let recipe_path = a.run.join("recipe.toml");
     let recipe_text =
         std::fs::read_to_string(&recipe_path).map_err(|e| Error::io(&recipe_path, e))?;
-    let recipe = Recipe::parse(&recipe_text, &recipe_path)?;
+    let recipe = Recipe::from_stored(&recipe_text, &recipe_path)?;
     let curves = run_report::read_curves(&a.run.join("metrics.jsonl"))?;
     let mut blocks = vec![Block::Paragraph(format!(
         "{} with a {} encoder on {}: {} epochs of batch {}, {} steps logged, final loss {}{}.",
-        recipe.method.kind,
-        recipe.encoder.kind,
-        recipe.data.source,
+        recipe.method.name(),
+        recipe.encoder.name(),
+        recipe.data.source(),
         recipe.train.epochs,
         recipe.train.batch_size,
         curves.loss.len(),
@@ -982,7 +983,7 @@ fn report_run(a: ReportArgs) -> Result<()> {
         eprintln!("embedding the data with {} ...", model_path.display());
         // The test embeddings, where the evaluation computed them (the maps draw from them).
         let mut test_embeddings: Option<Features> = None;
-        if let Some(normal) = l.recipe.data.train_classes.clone() {
+        if let Some(normal) = l.recipe.data.train_classes().map(<[u32]>::to_vec) {
             let scorer = contra::eval::anomaly::Scorer::Knn { k: 5 };
             blocks.push(Block::Heading("Anomaly detection".into()));
             blocks.push(Block::Code(anomaly_rows(&l, &normal, scorer, None)?));

@@ -5,6 +5,7 @@ use crate::{
     AnomalyArgs, EmbedArgs, FewshotArgs, ModelArgs, detection_table, fewshot_settings,
     finetune_trainers, model_dir, run_fewshot,
 };
+use contra::data::locate::DataSpec;
 use contra::data::series::SeriesDataset;
 use contra::eval::Features;
 use contra::eval::anomaly::{Scorer, detect};
@@ -39,7 +40,7 @@ impl Loaded {
 pub fn load(m: &ModelArgs, file: &train::TrainedFile) -> Result<Loaded> {
     let mut recipe = file.recipe.clone();
     if let Some(p) = &m.data_path {
-        recipe.data.path = Some(p.clone());
+        recipe.data.set_path(p.clone())?;
     }
     let device = contra::device::parse(&m.device)?;
     let splits = load_series(&recipe)?;
@@ -118,7 +119,7 @@ pub fn pretrain(recipe: &Recipe, resume: bool, quiet: bool, no_eval: bool) -> Re
         device: contra::device::parse(&recipe.train.device)?,
         splits,
     };
-    if recipe.data.source == "csv" {
+    if matches!(recipe.data, DataSpec::Csv(_)) {
         println!();
         print!("{}", anomaly_table(&l, &[0], Scorer::Knn { k: 5 }, None)?);
         return Ok(());
@@ -164,7 +165,10 @@ pub fn fewshot(
     let need = || {
         Error::other(format!(
             "few-label evaluation needs labelled training and test series; {} has none",
-            l.recipe.data.name.as_deref().unwrap_or("this data")
+            match &l.recipe.data {
+                DataSpec::Ucr(u) => u.name.as_str(),
+                _ => "this data",
+            }
         ))
     };
     let yl = l.splits.train.labels.as_deref().ok_or_else(need)?;
@@ -233,9 +237,9 @@ pub fn fewshot(
 /// Anomaly detection of series or stream windows: fitted on the normal training items
 /// (windows of streams: label 0 unless `--normal-class` says otherwise).
 pub fn anomaly(a: &AnomalyArgs, l: &Loaded) -> Result<()> {
-    let normal = match (&a.normal_class, l.recipe.data.source.as_str()) {
+    let normal = match (&a.normal_class, &l.recipe.data) {
         (Some(c), _) => c.clone(),
-        (None, "csv") => vec![0],
+        (None, DataSpec::Csv(_)) => vec![0],
         (None, _) => {
             return Err(Error::config(
                 "--normal-class",
@@ -288,7 +292,7 @@ fn anomaly_table(
     };
     let ours = run(l.embed(train_set), &l.embed(test_set))?;
     let base = run(l.raw(train_set), &l.raw(test_set))?;
-    let windows = l.recipe.data.source == "csv";
+    let windows = matches!(l.recipe.data, DataSpec::Csv(_));
     let items = if windows { "windows" } else { "series" };
     if let Some(path) = scores_out {
         let origin = |i: usize| {

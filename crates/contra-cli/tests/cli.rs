@@ -738,7 +738,9 @@ source = "ucr"
 name = "GunPoint"
 [encoder]
 kind = "ts2vec"
-ts2vec = { hidden = 16, output = 32, depth = 3 }
+hidden = 16
+output = 32
+depth = 3
 [method]
 kind = "ts2vec"
 [optimizer]
@@ -885,20 +887,27 @@ op = "jitter"
 sigma = 0.03
 [encoder]
 kind = "ts2vec"
-ts2vec = {{ hidden = 16, output = 32, depth = 3 }}
+hidden = 16
+output = 32
+depth = 3
 [head]
 hidden_dim = 32
 output_dim = 16
 [method]
 kind = "{method}"
-queue_size = 64
+{queue}
 [optimizer]
 kind = "adamw"
 lr = 0.001
 [train]
 batch_size = 10
 steps = 10
-"#
+"#,
+                queue = if method == "moco" {
+                    "queue_size = 64"
+                } else {
+                    ""
+                }
             ),
         )
         .unwrap();
@@ -925,7 +934,7 @@ fn ts2vec_scores_sensor_stream_windows() {
     .unwrap()
     .replace(
         "kind = \"ts2vec\"\n\n[method]",
-        "kind = \"ts2vec\"\nts2vec = { hidden = 16, output = 32, depth = 3 }\n\n[method]",
+        "kind = \"ts2vec\"\nhidden = 16\noutput = 32\ndepth = 3\n\n[method]",
     )
     .replace("steps = 200", "steps = 9");
     std::fs::write(&recipe, text).unwrap();

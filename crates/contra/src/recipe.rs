@@ -1,7 +1,15 @@
 //! Recipes: one TOML file that says what to train, on what, and how to evaluate it.
 //!
-//! Every table rejects unknown keys, and every value is checked before training starts, so a
-//! typo is reported with its key and line instead of being silently ignored.
+//! Every kind in a recipe (`data.source`, `encoder.kind`, `method.kind`, `optimizer.kind`,
+//! ...) is a tagged enum whose variants are the components' own settings, defined beside the
+//! component, so a kind the code does not handle does not compile. Every table rejects unknown
+//! keys, and every value is checked before training starts: a typo is reported with its key
+//! and line instead of being silently ignored.
+//!
+//! Recipes stored in model files carry a schema `version`. Version 1 (before recipes were
+//! typed) wrote every method and optimizer field whatever the kind, and the TS2Vec encoder's
+//! sizes in an `encoder.ts2vec` table: [`Recipe::from_stored`] reads those files as they
+//! were meant.
 
 use crate::augment::series::{SeriesAugmentation, SeriesPipeline};
 use crate::augment::{Augmentation, Pipeline, channel_stats};
@@ -10,22 +18,30 @@ use crate::data::locate::DataSpec;
 use crate::encoders::EncoderSpec;
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHeadSpec;
+use crate::methods::MethodSpec;
 use crate::optim::OptimizerSpec;
 use crate::optim::schedule::ScheduleSpec;
-use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The recipe contra runs when none is given: SimCLR on the bundled 8x8 digits.
 pub const DEFAULT_RECIPE: &str = include_str!("../../../recipes/default.toml");
 
+/// The schema version this contra writes and reads.
+pub const RECIPE_VERSION: u32 = 2;
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Recipe {
+    /// Schema version (optional in a recipe file; stored with every model).
+    #[serde(default = "current_version")]
+    pub version: u32,
     #[serde(default = "default_name")]
     pub name: String,
     #[serde(default)]
     pub seed: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "data_or_digits")]
     pub data: DataSpec,
     #[serde(default)]
     pub augment: AugmentSpec,
@@ -33,8 +49,9 @@ pub struct Recipe {
     pub encoder: EncoderSpec,
     #[serde(default)]
     pub head: ProjectionHeadSpec,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "method_or_simclr")]
     pub method: MethodSpec,
+    #[serde(deserialize_with = "optimizer_or_sgd")]
     pub optimizer: OptimizerSpec,
     #[serde(default)]
     pub schedule: ScheduleSpec,
@@ -43,8 +60,35 @@ pub struct Recipe {
     #[serde(default)]
     pub eval: EvalSpec,
 }
+fn current_version() -> u32 {
+    RECIPE_VERSION
+}
 fn default_name() -> String {
     "run".into()
+}
+
+/// A tagged table whose tag may be left out: `tag = default` then.
+fn tagged_or<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    d: D,
+    tag: &str,
+    default: &str,
+) -> std::result::Result<T, D::Error> {
+    let mut table = toml::Table::deserialize(d)?;
+    table
+        .entry(tag)
+        .or_insert_with(|| toml::Value::String(default.into()));
+    T::deserialize(toml::Value::Table(table)).map_err(serde::de::Error::custom)
+}
+fn data_or_digits<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<DataSpec, D::Error> {
+    tagged_or(d, "source", "digits")
+}
+fn method_or_simclr<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<MethodSpec, D::Error> {
+    tagged_or(d, "kind", "simclr")
+}
+fn optimizer_or_sgd<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<OptimizerSpec, D::Error> {
+    tagged_or(d, "kind", "sgd")
 }
 
 /// `preset = "simclr"` (lightly's SimCLR views at the data's size, normalised with the
@@ -54,7 +98,7 @@ fn default_name() -> String {
 #[serde(deny_unknown_fields)]
 pub struct AugmentSpec {
     #[serde(default)]
-    pub preset: Option<String>,
+    pub preset: Option<Preset>,
     /// Output size for the preset (defaults to the data's height).
     #[serde(default)]
     pub size: Option<usize>,
@@ -65,10 +109,19 @@ pub struct AugmentSpec {
     pub series: Vec<SeriesAugmentation>,
 }
 
+/// A named set of image views.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preset {
+    /// lightly's SimCLR views: crop, flip, colour jitter, grey, blur.
+    Simclr,
+}
+
 impl Default for AugmentSpec {
+    /// Without an `[augment]` table: the SimCLR preset.
     fn default() -> Self {
         Self {
-            preset: Some("simclr".into()),
+            preset: Some(Preset::Simclr),
             size: None,
             steps: Vec::new(),
             series: Vec::new(),
@@ -77,218 +130,52 @@ impl Default for AugmentSpec {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MethodSpec {
-    /// `simclr`, `moco` (MoCo v2), `moco_v3`, `nnclr`, or from labels `supcon` or `triplet`.
-    #[serde(default = "simclr")]
-    pub kind: String,
-    #[serde(default = "default_temperature")]
-    pub temperature: f32,
-    /// SimCLR: `nt_xent`, or the decoupled `dcl` or `dclw` (positive left out of the
-    /// denominator).
-    #[serde(default = "nt_xent")]
-    pub loss: String,
-    /// DCLW: width of the von Mises-Fisher weighting of positives.
-    #[serde(default = "default_dclw_sigma")]
-    pub dclw_sigma: f32,
-    /// MoCo: number of past keys kept as negatives; NNCLR: size of the support set.
-    #[serde(default = "default_queue")]
-    pub queue_size: usize,
-    /// MoCo: key-encoder momentum.
-    #[serde(default = "default_momentum")]
-    pub momentum: f64,
-    /// MoCo: `constant`, or `cosine` to raise the momentum to 1 over training.
-    #[serde(default = "constant")]
-    pub momentum_schedule: String,
-    /// Triplet: margin (FaceNet: 0.2 on normalised embeddings).
-    #[serde(default = "default_margin")]
-    pub margin: f32,
-    /// Triplet: `batch_hard`, `batch_all`, `semi_hard`, `hard` or `easy`.
-    #[serde(default = "batch_hard")]
-    pub miner: String,
-    /// Triplet: `euclidean` or `cosine` (1 - cosine similarity).
-    #[serde(default = "euclidean")]
-    pub distance: String,
-    /// Triplet: use min(d(a,n), d(p,n)) as the negative distance.
-    #[serde(default)]
-    pub swap: bool,
-    /// Triplet: log(1 + exp(d(a,p) - d(a,n))) instead of the hinge.
-    #[serde(default)]
-    pub soft_margin: bool,
-    /// Triplet: L2-normalise embeddings before Euclidean distances.
-    #[serde(default = "yes")]
-    pub normalize: bool,
-    /// TS2Vec: weight of the instance term of the hierarchical loss (the temporal term gets
-    /// the rest).
-    #[serde(default = "half")]
-    pub alpha: f32,
-    /// TS2Vec: the first pooling scale with a temporal term; crops share at least
-    /// `2^(temporal_unit + 1)` steps.
-    #[serde(default)]
-    pub temporal_unit: usize,
-}
-fn half() -> f32 {
-    0.5
-}
-fn yes() -> bool {
-    true
-}
-fn default_margin() -> f32 {
-    0.2
-}
-fn batch_hard() -> String {
-    "batch_hard".into()
-}
-fn euclidean() -> String {
-    "euclidean".into()
-}
-fn nt_xent() -> String {
-    "nt_xent".into()
-}
-fn default_dclw_sigma() -> f32 {
-    0.5
-}
-fn default_queue() -> usize {
-    65_536
-}
-fn default_momentum() -> f64 {
-    0.999
-}
-fn constant() -> String {
-    "constant".into()
-}
-fn simclr() -> String {
-    "simclr".into()
-}
-fn default_temperature() -> f32 {
-    0.5
-}
-
-impl Default for MethodSpec {
-    fn default() -> Self {
-        Self {
-            kind: simclr(),
-            temperature: default_temperature(),
-            loss: nt_xent(),
-            dclw_sigma: default_dclw_sigma(),
-            queue_size: default_queue(),
-            momentum: default_momentum(),
-            momentum_schedule: constant(),
-            margin: default_margin(),
-            miner: batch_hard(),
-            distance: euclidean(),
-            swap: false,
-            soft_margin: false,
-            normalize: true,
-            alpha: half(),
-            temporal_unit: 0,
-        }
-    }
-}
-
-impl MethodSpec {
-    /// Whether the method trains from labels.
-    pub fn needs_labels(&self) -> bool {
-        // (TS2Vec and the image methods but SupCon and triplet learn without.)
-        matches!(self.kind.as_str(), "supcon" | "triplet")
-    }
-
-    /// The triplet miner named by `miner`.
-    pub fn triplet_miner(&self) -> Result<crate::losses::Miner> {
-        use crate::losses::Miner;
-        let margin = self.margin;
-        Ok(match self.miner.as_str() {
-            "batch_hard" => Miner::BatchHard,
-            "batch_all" => Miner::BatchAll,
-            "semi_hard" => Miner::SemiHard { margin },
-            "hard" => Miner::Hard { margin },
-            "easy" => Miner::Easy { margin },
-            other => {
-                return Err(Error::config(
-                    "method.miner",
-                    format!(
-                        "unknown miner `{other}`; expected batch_hard, batch_all, semi_hard, hard or easy"
-                    ),
-                ));
-            }
-        })
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainSpec {
-    #[serde(default = "default_epochs")]
     pub epochs: u64,
-    #[serde(default = "default_batch")]
     pub batch_size: usize,
     /// Augmentation worker threads.
-    #[serde(default = "default_workers")]
     pub workers: usize,
     /// Batches prepared ahead of the trainer.
-    #[serde(default = "default_prefetch")]
     pub prefetch: usize,
     /// Class-balanced batches of `batch_size / per_class` classes with `per_class` items each
     /// (P x K sampling, for metric learning); 0 for a plain shuffle.
-    #[serde(default)]
     pub per_class: usize,
     /// Semi-supervised SupCon: keep the labels of only this many training items per class
     /// (chosen with the seed); the rest train unlabelled. 0: every label.
-    #[serde(default)]
     pub labelled_per_class: usize,
     /// Start from the encoder and projection head of this model file (a run of any method
     /// with the same architecture) instead of a random initialisation.
-    #[serde(default)]
     pub init: Option<PathBuf>,
     /// Every N steps, log alignment, uniformity, effective rank and mean positive/negative
     /// cosine of the backbone features of two fixed views of the first 512 training images
     /// (`"diagnostics"` records in metrics.jsonl; a falling effective rank warns of collapse);
     /// 0: never.
-    #[serde(default)]
     pub diagnose_every: u64,
     /// Online kNN monitor: after every epoch, the weighted kNN accuracy (eval.knn_k,
     /// eval.knn_temperature) of the first N labelled training items, the last fifth of them
     /// classified by the first four fifths (`"knn_accuracy"` records in metrics.jsonl);
     /// 0: off.
-    #[serde(default)]
     pub knn_monitor: usize,
     /// Train for this many steps (rounded up to whole epochs) instead of `epochs`, as TS2Vec
     /// budgets its runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub steps: Option<u64>,
     /// Write a checkpoint every N steps (and at the end of every epoch); 0: epochs only.
-    #[serde(default)]
     pub checkpoint_every: u64,
     /// Where the run's files go (relative to the working directory).
-    #[serde(default)]
     pub out: Option<PathBuf>,
     /// `cpu`, `cuda:N`, `tch-cpu` or `tch-cuda:N`.
-    #[serde(default = "default_device")]
     pub device: String,
-}
-fn default_epochs() -> u64 {
-    10
-}
-fn default_batch() -> usize {
-    256
-}
-fn default_workers() -> usize {
-    1
-}
-fn default_prefetch() -> usize {
-    4
-}
-fn default_device() -> String {
-    "cpu".into()
 }
 
 impl Default for TrainSpec {
     fn default() -> Self {
         Self {
-            epochs: default_epochs(),
-            batch_size: default_batch(),
-            workers: default_workers(),
-            prefetch: default_prefetch(),
+            epochs: 10,
+            batch_size: 256,
+            workers: 1,
+            prefetch: 4,
             per_class: 0,
             labelled_per_class: 0,
             init: None,
@@ -297,57 +184,40 @@ impl Default for TrainSpec {
             steps: None,
             checkpoint_every: 0,
             out: None,
-            device: default_device(),
+            device: "cpu".into(),
         }
     }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct EvalSpec {
-    #[serde(default = "default_k")]
     pub knn_k: usize,
-    #[serde(default = "default_knn_t")]
     pub knn_temperature: f32,
     /// Few-label evaluations: N labels per class.
-    #[serde(default = "default_few")]
     pub labels_per_class: Vec<usize>,
     /// Seeds averaged for each few-label setting.
-    #[serde(default = "default_seeds")]
     pub seeds: u64,
     /// Candidate L2 strengths of the linear probe, one chosen by validation accuracy
     /// (default 1e-6 ... 1, one per decade).
-    #[serde(default = "crate::eval::linear::default_l2_grid")]
     pub probe_l2: Vec<f64>,
     /// Settings of the SGD probe that the L-BFGS probe replaced: still read, so that older
     /// recipes and model files load, and ignored.
-    #[serde(default, skip_serializing)]
+    #[serde(skip_serializing)]
     pub probe_epochs: Option<usize>,
-    #[serde(default, skip_serializing)]
+    #[serde(skip_serializing)]
     pub probe_lr: Option<f64>,
-    #[serde(default, skip_serializing)]
+    #[serde(skip_serializing)]
     pub probe_weight_decay: Option<f64>,
-}
-fn default_k() -> usize {
-    200
-}
-fn default_knn_t() -> f32 {
-    0.1
-}
-fn default_few() -> Vec<usize> {
-    vec![10]
-}
-fn default_seeds() -> u64 {
-    5
 }
 
 impl Default for EvalSpec {
     fn default() -> Self {
         Self {
-            knn_k: default_k(),
-            knn_temperature: default_knn_t(),
-            labels_per_class: default_few(),
-            seeds: default_seeds(),
+            knn_k: 200,
+            knn_temperature: 0.1,
+            labels_per_class: vec![10],
+            seeds: 5,
             probe_l2: crate::eval::linear::default_l2_grid(),
             probe_epochs: None,
             probe_lr: None,
@@ -357,10 +227,43 @@ impl Default for EvalSpec {
 }
 
 impl Recipe {
-    /// Parse recipe text; `origin` names the file in errors.
+    /// Parse recipe text; `origin` names the file in errors. A `version` other than this
+    /// contra's is refused: a recipe file is always read as the current schema.
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
-        let r: Recipe = toml::from_str(text)
-            .map_err(|e| Error::format(origin, format!("invalid recipe: {e}")))?;
+        let r: Recipe =
+            toml::from_str(text).map_err(|e| Error::format(origin, locate_error(text, &e)))?;
+        if r.version != RECIPE_VERSION {
+            return Err(Error::format(
+                origin,
+                format!(
+                    "recipe version {}; this contra reads version {RECIPE_VERSION} (leave `version` out)",
+                    r.version
+                ),
+            ));
+        }
+        r.validate()?;
+        Ok(r)
+    }
+
+    /// A recipe stored in a model file or checkpoint by this or an earlier version of
+    /// contra: one without a `version` is version 1 and is brought up to date first.
+    pub fn from_stored(text: &str, origin: &Path) -> Result<Self> {
+        let mut table: toml::Table = toml::from_str(text)
+            .map_err(|e| Error::format(origin, format!("invalid stored recipe: {e}")))?;
+        if !table.contains_key("version") {
+            upgrade_v1(&mut table);
+        }
+        let r = Recipe::deserialize(toml::Value::Table(table))
+            .map_err(|e| Error::format(origin, format!("invalid stored recipe: {e}")))?;
+        if r.version != RECIPE_VERSION {
+            return Err(Error::format(
+                origin,
+                format!(
+                    "stored recipe version {}; this contra reads versions 1 and {RECIPE_VERSION}",
+                    r.version
+                ),
+            ));
+        }
         r.validate()?;
         Ok(r)
     }
@@ -375,24 +278,23 @@ impl Recipe {
             .expect("the built-in recipe is valid")
     }
 
+    /// The recipe as TOML (what model files and `recipe.toml` store).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self).map_err(|e| Error::other(format!("cannot serialise recipe: {e}")))
+    }
+
+    /// Each component's own checks, then the rules between components.
     pub fn validate(&self) -> Result<()> {
+        self.data.validate()?;
         self.encoder.validate()?;
+        self.head.validate()?;
+        self.method.validate()?;
         self.optimizer.validate()?;
-        if !matches!(
-            self.method.kind.as_str(),
-            "simclr" | "moco" | "moco_v3" | "nnclr" | "supcon" | "triplet" | "ts2vec"
-        ) {
-            return Err(Error::config(
-                "method.kind",
-                format!(
-                    "unknown method `{}`; expected simclr, moco, moco_v3, nnclr, supcon, triplet or ts2vec",
-                    self.method.kind
-                ),
-            ));
-        }
+        self.schedule.validate()?;
+        crate::device::parse(&self.train.device)?;
         let series = self.data.is_series();
-        let ts2vec = self.method.kind == "ts2vec";
-        if series != (self.encoder.kind == "ts2vec") || (ts2vec && !series) {
+        let ts2vec = matches!(self.method, MethodSpec::Ts2vec(_));
+        if series != self.encoder.reads_series() || (ts2vec && !series) {
             return Err(Error::config(
                 if ts2vec {
                     "method.kind"
@@ -403,76 +305,78 @@ impl Recipe {
             ));
         }
         if series {
-            // Image-only settings would be ignored on series: refuse them instead.
-            let t = &self.train;
-            for (key, set) in [
-                ("train.init", t.init.is_some()),
-                ("train.labelled_per_class", t.labelled_per_class > 0),
-                ("train.per_class", ts2vec && t.per_class > 0),
-                ("train.knn_monitor", t.knn_monitor > 0),
-                ("train.diagnose_every", t.diagnose_every > 0),
-                ("data.train_classes", self.data.train_classes.is_some()),
-                ("augment.steps", !self.augment.steps.is_empty()),
-                ("augment.size", self.augment.size.is_some()),
-            ] {
-                if set {
-                    return Err(Error::config(
-                        key,
-                        "applies to images; training on time series does not use it",
-                    ));
-                }
-            }
-            if ts2vec && !self.augment.series.is_empty() {
-                return Err(Error::config(
-                    "augment.series",
-                    "TS2Vec makes its own views (overlapping crops and timestep masks); leave augment.series out or use an instance method such as simclr",
-                ));
-            }
-            if !ts2vec && self.augment.series.is_empty() {
-                return Err(Error::config(
-                    "augment.series",
-                    format!(
-                        "method `{}` on time series needs the views' augmentations, e.g. [[augment.series]] op = \"jitter\", sigma = 0.03",
-                        self.method.kind
-                    ),
-                ));
-            }
-            self.series_pipeline()?;
+            self.validate_series(ts2vec)?;
         } else if !self.augment.series.is_empty() {
             return Err(Error::config(
                 "augment.series",
                 "applies to time series; images take augment.preset or augment.steps",
             ));
+        } else {
+            match (self.augment.preset, self.augment.steps.is_empty()) {
+                (Some(_), false) => {
+                    return Err(Error::config(
+                        "augment",
+                        "give either `preset` or `steps`, not both",
+                    ));
+                }
+                (None, true) => {
+                    return Err(Error::config(
+                        "augment",
+                        "give a `preset` or a list of `steps`",
+                    ));
+                }
+                _ => {}
+            }
         }
-        if !(0.0..=1.0).contains(&self.method.alpha) {
-            return Err(Error::config("method.alpha", "must be in [0, 1]"));
-        }
-        if self.train.steps == Some(0) {
+        let t = &self.train;
+        if t.steps == Some(0) {
             return Err(Error::config("train.steps", "must be at least 1"));
         }
-        if !matches!(self.method.loss.as_str(), "nt_xent" | "dcl" | "dclw") {
-            return Err(Error::config(
-                "method.loss",
-                format!(
-                    "unknown loss `{}`; expected nt_xent, dcl or dclw",
-                    self.method.loss
-                ),
-            ));
-        }
-        if self.method.loss != "nt_xent" && self.method.kind != "simclr" {
-            return Err(Error::config(
-                "method.loss",
-                "only the simclr method takes another loss; leave it out or use kind = \"simclr\"",
-            ));
-        }
-        if self.method.dclw_sigma.is_nan() || self.method.dclw_sigma <= 0.0 {
-            return Err(Error::config("method.dclw_sigma", "must be positive"));
-        }
-        if self.train.knn_monitor > 0 && self.train.knn_monitor < 10 {
+        if t.knn_monitor > 0 && t.knn_monitor < 10 {
             return Err(Error::config(
                 "train.knn_monitor",
                 "use at least 10 items (or 0 to switch the monitor off)",
             ));
+        }
+        if t.labelled_per_class > 0 {
+            if !matches!(self.method, MethodSpec::Supcon(_)) {
+                return Err(Error::config(
+                    "train.labelled_per_class",
+                    "semi-supervised training is SupCon's: set method.kind = \"supcon\"",
+                ));
+            }
+            if t.per_class > 0 {
+                return Err(Error::config(
+                    "train.labelled_per_class",
+                    "cannot be combined with class-balanced batches (train.per_class)",
+                ));
+            }
+        }
+        let k = t.per_class;
+        if k == 1 || (k > 0 && !t.batch_size.is_multiple_of(k)) {
+            return Err(Error::config(
+                "train.per_class",
+                "must be 0 (plain shuffle) or at least 2 and divide train.batch_size",
+            ));
+        }
+        // MoCo's queue takes a whole batch of keys; NNCLR's support set a batch of projections.
+        if self.method.queue_size().is_some_and(|q| q < t.batch_size) {
+            return Err(Error::config(
+                "method.queue_size",
+                "must be at least train.batch_size",
+            ));
+        }
+        if t.batch_size < 2 {
+            return Err(Error::config(
+                "train.batch_size",
+                "must be at least 2 (a contrastive batch needs negatives)",
+            ));
+        }
+        if t.epochs == 0 {
+            return Err(Error::config("train.epochs", "must be at least 1"));
+        }
+        if self.eval.knn_k == 0 {
+            return Err(Error::config("eval.knn_k", "must be at least 1"));
         }
         if self.eval.probe_l2.is_empty()
             || self
@@ -486,107 +390,50 @@ impl Recipe {
                 "expected a list of one or more non-negative numbers",
             ));
         }
-        if self.train.labelled_per_class > 0 {
-            if self.method.kind != "supcon" {
-                return Err(Error::config(
-                    "train.labelled_per_class",
-                    "semi-supervised training is SupCon's: set method.kind = \"supcon\"",
-                ));
-            }
-            if self.train.per_class > 0 {
-                return Err(Error::config(
-                    "train.labelled_per_class",
-                    "cannot be combined with class-balanced batches (train.per_class)",
-                ));
-            }
-        }
-        if self.method.kind == "triplet" {
-            self.method.triplet_miner()?;
-            if !matches!(self.method.distance.as_str(), "euclidean" | "cosine") {
-                return Err(Error::config(
-                    "method.distance",
-                    "expected euclidean or cosine",
-                ));
-            }
-        }
-        let k = self.train.per_class;
-        if k == 1 || (k > 0 && !self.train.batch_size.is_multiple_of(k)) {
-            return Err(Error::config(
-                "train.per_class",
-                "must be 0 (plain shuffle) or at least 2 and divide train.batch_size",
-            ));
-        }
-        if self.method.kind.starts_with("moco") {
-            if self.method.kind == "moco" && self.method.queue_size < self.train.batch_size {
-                return Err(Error::config(
-                    "method.queue_size",
-                    "must be at least train.batch_size",
-                ));
-            }
-            if !(0.0..=1.0).contains(&self.method.momentum) {
-                return Err(Error::config("method.momentum", "must be in [0, 1]"));
-            }
-            if !matches!(
-                self.method.momentum_schedule.as_str(),
-                "constant" | "cosine"
-            ) {
-                return Err(Error::config(
-                    "method.momentum_schedule",
-                    "expected constant or cosine",
-                ));
-            }
-        }
-        if self.method.kind == "nnclr" && self.method.queue_size < self.train.batch_size {
-            return Err(Error::config(
-                "method.queue_size",
-                "must be at least train.batch_size",
-            ));
-        }
-        if self.method.temperature.is_nan() || self.method.temperature <= 0.0 {
-            return Err(Error::config("method.temperature", "must be positive"));
-        }
-        if self.train.batch_size < 2 {
-            return Err(Error::config(
-                "train.batch_size",
-                "must be at least 2 (a contrastive batch needs negatives)",
-            ));
-        }
-        if self.train.epochs == 0 {
-            return Err(Error::config("train.epochs", "must be at least 1"));
-        }
-        if self.eval.knn_k == 0 {
-            return Err(Error::config("eval.knn_k", "must be at least 1"));
-        }
-        match (&self.augment.preset, self.augment.steps.is_empty()) {
-            _ if series => {}
-            (Some(p), _) if p != "simclr" => {
-                return Err(Error::config(
-                    "augment.preset",
-                    format!("unknown preset `{p}`; expected simclr"),
-                ));
-            }
-            (Some(_), false) => {
-                return Err(Error::config(
-                    "augment",
-                    "give either `preset` or `steps`, not both",
-                ));
-            }
-            (None, true) => {
-                return Err(Error::config(
-                    "augment",
-                    "give a `preset` or a list of `steps`",
-                ));
-            }
-            _ => {}
-        }
-        crate::device::parse(&self.train.device)?;
         Ok(())
+    }
+
+    /// Image-only settings would be ignored on series: refuse them instead.
+    fn validate_series(&self, ts2vec: bool) -> Result<()> {
+        let t = &self.train;
+        for (key, set) in [
+            ("train.init", t.init.is_some()),
+            ("train.labelled_per_class", t.labelled_per_class > 0),
+            ("train.per_class", ts2vec && t.per_class > 0),
+            ("train.knn_monitor", t.knn_monitor > 0),
+            ("train.diagnose_every", t.diagnose_every > 0),
+            ("augment.steps", !self.augment.steps.is_empty()),
+            ("augment.size", self.augment.size.is_some()),
+        ] {
+            if set {
+                return Err(Error::config(
+                    key,
+                    "applies to images; training on time series does not use it",
+                ));
+            }
+        }
+        if ts2vec && !self.augment.series.is_empty() {
+            return Err(Error::config(
+                "augment.series",
+                "TS2Vec makes its own views (overlapping crops and timestep masks); leave augment.series out or use an instance method such as simclr",
+            ));
+        }
+        if !ts2vec && self.augment.series.is_empty() {
+            return Err(Error::config(
+                "augment.series",
+                format!(
+                    "method `{}` on time series needs the views' augmentations, e.g. [[augment.series]] op = \"jitter\", sigma = 0.03",
+                    self.method.name()
+                ),
+            ));
+        }
+        self.series_pipeline().map(|_| ())
     }
 
     /// The augmentation pipeline for training on `train`.
     pub fn pipeline(&self, train: &ImageDataset) -> Result<Pipeline> {
-        match &self.augment.preset {
-            Some(_) => {
+        match self.augment.preset {
+            Some(Preset::Simclr) => {
                 let (mean, std) = channel_stats(train);
                 Ok(Pipeline::simclr(
                     self.augment.size.unwrap_or(train.height),
@@ -612,31 +459,237 @@ impl Recipe {
     }
 }
 
+/// A TOML error with the line of the key it is about. Errors inside a tagged table (method,
+/// encoder, ...) come back pointing at the table's header: find the key's own line there.
+fn locate_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    let Some(span) = e.span() else {
+        return format!("invalid recipe: {e}");
+    };
+    let header_line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+    let rest = &text[span.start.min(text.len())..];
+    let table = rest
+        .lines()
+        .next()
+        .and_then(|l| l.trim().strip_prefix('['))
+        .and_then(|l| l.strip_suffix(']'))
+        .map(|t| t.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let Some(table) = table else {
+        // The error points at a value: name its key in its table.
+        let start = span.start.min(text.len());
+        let from = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line = text[from..].lines().next().unwrap_or("");
+        let header = text[..span.start.min(text.len())]
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')))
+            .map(|t| format!("{}.", t.trim_matches(|c| c == '[' || c == ']').trim()));
+        return match line.split_once('=') {
+            Some((key, _))
+                if !key.trim().is_empty()
+                    && key
+                        .trim()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) =>
+            {
+                format!(
+                    "invalid recipe: line {header_line}, `{}{}`: {message}",
+                    header.unwrap_or_default(),
+                    key.trim()
+                )
+            }
+            _ => format!("invalid recipe: {e}"),
+        };
+    };
+    let quoted = |prefix: &str| {
+        message
+            .strip_prefix(prefix)
+            .and_then(|m| m.split('`').next())
+            .map(str::to_string)
+    };
+    // The table's own lines: up to the next header.
+    let lines = rest
+        .lines()
+        .enumerate()
+        .skip(1)
+        .take_while(|(_, l)| !l.trim_start().starts_with('['));
+    let found = if let Some(key) = quoted("unknown field `") {
+        lines
+            .filter(|(_, l)| {
+                l.trim_start()
+                    .strip_prefix(key.as_str())
+                    .is_some_and(|r| r.trim_start().starts_with('='))
+            })
+            .map(|(i, _)| (i, format!("{table}.{key}")))
+            .next()
+    } else if let Some(value) = quoted("unknown variant `") {
+        lines
+            .filter(|(_, l)| {
+                l.contains(&format!("\"{value}\"")) || l.contains(&format!("'{value}'"))
+            })
+            .map(|(i, l)| {
+                let key = l.split('=').next().unwrap_or("").trim();
+                (i, format!("{table}.{key}"))
+            })
+            .next()
+    } else {
+        None
+    };
+    match found {
+        Some((offset, key)) => format!(
+            "invalid recipe: line {}, `{key}`: {message}",
+            header_line + offset
+        ),
+        None => format!("invalid recipe: line {header_line}, [{table}]: {message}"),
+    }
+}
+
+/// Bring a version 1 stored recipe to the current schema: version 1 wrote every method and
+/// optimizer field whatever the kind (each kind ignored the others), and the TS2Vec
+/// encoder's sizes in `encoder.ts2vec`.
+fn upgrade_v1(table: &mut toml::Table) {
+    if let Some(toml::Value::Table(encoder)) = table.get_mut("encoder") {
+        let sizes = encoder.remove("ts2vec");
+        if encoder.get("kind").and_then(toml::Value::as_str) == Some("ts2vec")
+            && let Some(toml::Value::Table(sizes)) = sizes
+        {
+            encoder.extend(sizes);
+        }
+    }
+    keep_known::<DataSpec>(table, "data", "source", "digits");
+    keep_known::<EncoderSpec>(table, "encoder", "kind", "small_cnn");
+    keep_known::<MethodSpec>(table, "method", "kind", "simclr");
+    keep_known::<OptimizerSpec>(table, "optimizer", "kind", "sgd");
+    table.insert(
+        "version".into(),
+        toml::Value::Integer(RECIPE_VERSION as i64),
+    );
+}
+
+/// Drop the keys of `table[name]` that its kind does not take (each tried on its own).
+fn keep_known<T: DeserializeOwned>(table: &mut toml::Table, name: &str, tag: &str, default: &str) {
+    let Some(toml::Value::Table(t)) = table.get_mut(name) else {
+        return;
+    };
+    let kind = t
+        .get(tag)
+        .cloned()
+        .unwrap_or_else(|| toml::Value::String(default.into()));
+    t.retain(|key, value| {
+        key == tag || {
+            let mut probe = toml::Table::new();
+            probe.insert(tag.into(), kind.clone());
+            probe.insert(key.to_string(), value.clone());
+            T::deserialize(toml::Value::Table(probe)).is_ok()
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::methods::MoCoConfig;
+
+    fn parse_err(text: &str) -> String {
+        Recipe::parse(text, Path::new("bad.toml"))
+            .unwrap_err()
+            .to_string()
+    }
 
     #[test]
-    fn default_recipe_parses_and_errors_name_the_key() {
+    fn default_recipe_parses_and_errors_name_the_key_and_its_line() {
         let r = Recipe::default_recipe();
-        assert_eq!(r.data.source, "digits");
-        let p = Path::new("bad.toml");
-        let e = Recipe::parse("[optimizer]\nlr = 0.1\nmomentun = 0.9\n", p)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("bad.toml") && e.contains("momentun"), "{e}");
-        let e = Recipe::parse("[optimizer]\nlr = -1.0\n", p)
-            .unwrap_err()
-            .to_string();
+        assert_eq!(r.data, DataSpec::default());
+        assert_eq!(r.version, RECIPE_VERSION);
+        // Inside a tagged table the key's own line is found.
+        let e = parse_err("seed = 1\n[optimizer]\nlr = 0.1\nmomentun = 0.9\n");
+        assert!(
+            e.contains("bad.toml") && e.contains("optimizer.momentun") && e.contains("line 4"),
+            "{e}"
+        );
+        let e = parse_err("[optimizer]\nlr = -1.0\n");
         assert!(e.contains("optimizer.lr"), "{e}");
-        let e = Recipe::parse("[optimizer]\nlr = 0.1\n[train]\nbatch_size = \"x\"\n", p)
-            .unwrap_err()
-            .to_string();
+        let e = parse_err("[optimizer]\nkind = \"adamw\"\n");
+        assert!(e.contains("optimizer.lr") && e.contains("missing"), "{e}");
+        let e = parse_err("[optimizer]\nlr = 0.1\n[train]\nbatch_size = \"x\"\n");
         assert!(e.contains("batch_size") && e.contains("line 4"), "{e}");
-        let e = Recipe::parse("[optimizer]\nlr = 0.1\n[encoder]\nkind = \"vit\"\n", p)
+        let e = parse_err("[optimizer]\nlr = 0.1\n[encoder]\nkind = \"vit\"\n");
+        assert!(
+            e.contains("encoder.kind") && e.contains("vit") && e.contains("line 4"),
+            "{e}"
+        );
+        // A setting of another kind is refused, not ignored.
+        let e =
+            parse_err("[method]\nkind = \"simclr\"\nqueue_size = 4096\n[optimizer]\nlr = 0.1\n");
+        assert!(
+            e.contains("method.queue_size") && e.contains("line 3"),
+            "{e}"
+        );
+        let e =
+            parse_err("[method]\nkind = \"triplet\"\nminer = \"hardest\"\n[optimizer]\nlr = 0.1\n");
+        assert!(
+            e.contains("method.miner") && e.contains("hardest") && e.contains("line 3"),
+            "{e}"
+        );
+        let e = parse_err("version = 7\n[optimizer]\nlr = 0.1\n");
+        assert!(e.contains("version 7"), "{e}");
+    }
+
+    #[test]
+    fn kinds_left_out_take_their_defaults_and_a_recipe_survives_storage() {
+        let r = Recipe::parse(
+            "[method]\ntemperature = 0.3\n[optimizer]\nlr = 0.2\n",
+            Path::new("r.toml"),
+        )
+        .unwrap();
+        assert!(matches!(&r.method, MethodSpec::Simclr(c) if c.temperature == 0.3));
+        assert_eq!(r.optimizer, OptimizerSpec::sgd(0.2, 0.9, 0.0));
+        let stored = r.to_toml().unwrap();
+        assert!(stored.contains("version = 2"), "{stored}");
+        assert_eq!(Recipe::from_stored(&stored, Path::new("m")).unwrap(), r);
+        assert_eq!(Recipe::parse(&stored, Path::new("m")).unwrap(), r);
+    }
+
+    /// Version 1 wrote every method and optimizer field whatever the kind, and TS2Vec's
+    /// sizes in `encoder.ts2vec`.
+    #[test]
+    fn version_one_stored_recipes_are_upgraded() {
+        let v1 = "name = \"old\"\nseed = 3\n[data]\nsource = \"digits\"\ntrain_limit = 64\n\
+            [encoder]\nkind = \"small_cnn\"\nwidths = [8, 8, 8, 8]\n\
+            [method]\nkind = \"moco\"\ntemperature = 0.2\nloss = \"nt_xent\"\ndclw_sigma = 0.5\n\
+            queue_size = 512\nmomentum = 0.99\nmomentum_schedule = \"cosine\"\nmargin = 0.2\n\
+            miner = \"batch_hard\"\ndistance = \"euclidean\"\nswap = false\nsoft_margin = false\n\
+            normalize = true\nalpha = 0.5\ntemporal_unit = 0\n\
+            [optimizer]\nkind = \"sgd\"\nlr = 0.1\nmomentum = 0.9\nnesterov = false\n\
+            weight_decay = 0.0005\nbetas = [0.9, 0.999]\neps = 0.00000001\neta = 0.001\n\
+            exclude_bias_and_norm = true\n";
+        // As a recipe file the stray keys are errors; stored, they are what version 1 wrote.
+        assert!(Recipe::parse(v1, Path::new("v1.toml")).is_err());
+        let r = Recipe::from_stored(v1, Path::new("model.safetensors")).unwrap();
+        assert_eq!(
+            r.method,
+            MethodSpec::Moco(MoCoConfig {
+                temperature: 0.2,
+                queue_size: 512,
+                momentum: 0.99,
+                momentum_schedule: crate::methods::MomentumSchedule::Cosine,
+            })
+        );
+        assert_eq!(r.optimizer, OptimizerSpec::sgd(0.1, 0.9, 0.0005));
+        let ts = "[data]\nsource = \"ucr\"\nname = \"GunPoint\"\n\
+            [encoder]\nkind = \"ts2vec\"\n\
+            [encoder.ts2vec]\nhidden = 8\noutput = 12\ndepth = 2\nkernel = 3\ndropout = 0.1\n\
+            [method]\nkind = \"ts2vec\"\nalpha = 0.4\ntemporal_unit = 1\n[optimizer]\nlr = 0.001\n";
+        let r = Recipe::from_stored(ts, Path::new("m")).unwrap();
+        let EncoderSpec::Ts2vec(sizes) = &r.encoder else {
+            panic!("{:?}", r.encoder)
+        };
+        assert_eq!((sizes.hidden, sizes.output, sizes.depth), (8, 12, 2));
+        // A later version than this contra's is refused, naming it.
+        let e = Recipe::from_stored("version = 9\n[optimizer]\nlr = 0.1\n", Path::new("m"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("encoder.kind") && e.contains("vit"), "{e}");
+        assert!(e.contains("version 9"), "{e}");
     }
 
     #[test]
@@ -647,7 +700,7 @@ mod tests {
             let p = entry.unwrap().path();
             if p.extension().is_some_and(|x| x == "toml") {
                 let r = Recipe::from_file(&p).unwrap_or_else(|e| panic!("{e}"));
-                if r.data.is_series() && r.method.kind != "ts2vec" {
+                if r.data.is_series() && !matches!(r.method, MethodSpec::Ts2vec(_)) {
                     assert!(!r.series_pipeline().unwrap().steps.is_empty());
                 }
                 seen += 1;

@@ -52,7 +52,9 @@ stride = 8
 train_fraction = 0.7
 [encoder]
 kind = "ts2vec"
-ts2vec = { hidden = 8, output = 12, depth = 2 }
+hidden = 8
+output = 12
+depth = 2
 [schedule]
 warmup_epochs = 0.0
 decay = "constant"

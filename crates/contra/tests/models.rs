@@ -4,7 +4,13 @@ use burn::module::Module;
 use burn::prelude::*;
 use contra::augment::loader::{LoaderConfig, make_batch};
 use contra::data::digits;
-use contra::encoders::EncoderSpec;
+use contra::encoders::{EncoderSpec, SmallCnnConfig};
+use contra::losses::MinerKind;
+use contra::methods::{
+    MethodSpec, MoCoConfig, MoCoV3Config, NnclrConfig, PairLoss, SimClrConfig, SupConConfig,
+    TripletConfig,
+};
+use contra::optim::OptimizerSpec;
 use contra::recipe::Recipe;
 use contra::tensor_util::{l2_normalize, to_vec};
 use contra::train::{TrainOptions, pretrain};
@@ -60,12 +66,11 @@ fn resnet18_has_torchvisions_parameter_count_and_shapes() {
         // Under the init lock like every model here: the backend's generator is global, and
         // tests run in parallel.
         let e = contra::train::try_seeded(&d, 0, || {
-            EncoderSpec {
-                kind: kind.into(),
-                widths: None,
-                ..Default::default()
-            }
-            .init(channels, &d)
+            let spec = match kind {
+                "resnet18" => EncoderSpec::Resnet18 {},
+                _ => EncoderSpec::Resnet18Imagenet {},
+            };
+            spec.init(channels, &d)
         })
         .unwrap();
         // Parameters only: BatchNorm running statistics (2 x 64..512 per norm) are not counted.
@@ -81,11 +86,9 @@ fn resnet18_has_torchvisions_parameter_count_and_shapes() {
         assert_eq!(y.dims(), [2, 512]);
     }
     let e = contra::train::try_seeded(&d, 0, || {
-        EncoderSpec {
-            kind: "small_cnn".into(),
-            widths: Some([8, 16, 32, 48]),
-            ..Default::default()
-        }
+        EncoderSpec::SmallCnn(SmallCnnConfig {
+            widths: [8, 16, 32, 48],
+        })
         .init(1, &d)
     })
     .unwrap();
@@ -188,9 +191,11 @@ fn moco_key_encoder_gets_no_gradient_and_follows_the_ema_exactly() {
     use contra::checkpoint::module_tensors;
     use contra::methods::{Method, Model};
     let mut recipe = Recipe::default_recipe();
-    recipe.method.kind = "moco".into();
-    recipe.method.queue_size = 64;
-    recipe.method.momentum = 0.9;
+    recipe.method = MethodSpec::Moco(MoCoConfig {
+        queue_size: 64,
+        momentum: 0.9,
+        ..Default::default()
+    });
     recipe.train.batch_size = 16;
     recipe.validate().unwrap();
     let ad = cpu().autodiff();
@@ -307,13 +312,17 @@ fn supervised_methods_learn_from_labels_with_class_balanced_batches() {
     };
     // Measured: random init 0.944; SupCon 0.972 after 15 epochs; triplet (batch-all) 0.989.
     for (kind, miner, epochs, floor) in [
-        ("supcon", "batch_hard", 15, 0.96),
-        ("triplet", "batch_all", 10, 0.97),
+        ("supcon", MinerKind::BatchHard, 15, 0.96),
+        ("triplet", MinerKind::BatchAll, 10, 0.97),
     ] {
         let mut recipe = Recipe::default_recipe();
-        recipe.method.kind = kind.into();
-        recipe.method.temperature = 0.1;
-        recipe.method.miner = miner.into();
+        recipe.method = match kind {
+            "supcon" => MethodSpec::Supcon(SupConConfig { temperature: 0.1 }),
+            _ => MethodSpec::Triplet(TripletConfig {
+                miner,
+                ..Default::default()
+            }),
+        };
         recipe.train.epochs = epochs;
         recipe.train.per_class = 8;
         recipe.train.out =
@@ -328,7 +337,7 @@ fn supervised_methods_learn_from_labels_with_class_balanced_batches() {
     }
     // Without labels they refuse to start.
     let mut recipe = Recipe::default_recipe();
-    recipe.method.kind = "supcon".into();
+    recipe.method = MethodSpec::Supcon(SupConConfig::default());
     let mut unlabeled = splits.train.clone();
     unlabeled.labels = None;
     let e = pretrain(&recipe, &unlabeled, &TrainOptions::default())
@@ -351,8 +360,10 @@ fn moco_v3_trains_query_and_predictor_only_and_keys_follow_the_ema() {
     use contra::checkpoint::module_tensors;
     use contra::methods::{Method, Model};
     let mut recipe = Recipe::default_recipe();
-    recipe.method.kind = "moco_v3".into();
-    recipe.method.momentum = 0.8;
+    recipe.method = MethodSpec::MocoV3(MoCoV3Config {
+        momentum: 0.8,
+        ..Default::default()
+    });
     recipe.validate().unwrap();
     let ad = cpu().autodiff();
     let Model::MoCoV3(model) = contra::train::build_model(&recipe, 1, &ad).unwrap() else {
@@ -398,9 +409,10 @@ fn nnclr_takes_its_positives_from_the_support_set_and_enqueues_the_second_view()
     use contra::losses::NtXentLoss;
     use contra::methods::{Method, Model};
     let mut recipe = Recipe::default_recipe();
-    recipe.method.kind = "nnclr".into();
-    recipe.method.queue_size = 48;
-    recipe.method.temperature = 0.1;
+    recipe.method = MethodSpec::Nnclr(NnclrConfig {
+        queue_size: 48,
+        temperature: 0.1,
+    });
     recipe.train.batch_size = 16;
     recipe.validate().unwrap();
     let ad = cpu().autodiff();
@@ -464,11 +476,17 @@ fn simclr_recipes_select_nt_xent_dcl_or_dclw() {
     use contra::methods::{Method, Model};
     let ad = cpu().autodiff();
     let mut values = Vec::new();
-    for loss in ["nt_xent", "dcl", "dclw"] {
+    for (loss, name) in [
+        (PairLoss::NtXent, "nt_xent"),
+        (PairLoss::Dcl, "dcl"),
+        (PairLoss::Dclw, "dclw"),
+    ] {
         let mut recipe = Recipe::default_recipe();
-        recipe.method.loss = loss.into();
-        recipe.method.temperature = 0.2;
-        recipe.method.dclw_sigma = 0.7;
+        recipe.method = MethodSpec::Simclr(SimClrConfig {
+            loss,
+            temperature: 0.2,
+            dclw_sigma: 0.7,
+        });
         recipe.validate().unwrap();
         let Model::SimClr(model) = contra::train::build_model(&recipe, 1, &ad).unwrap() else {
             panic!("simclr")
@@ -477,21 +495,29 @@ fn simclr_recipes_select_nt_xent_dcl_or_dclw() {
         let z = model.project(Tensor::cat(views.clone(), 0));
         let (a, b) = (z.clone().narrow(0, 0, 16), z.narrow(0, 16, 16));
         let want: f32 = match loss {
-            "nt_xent" => NtXentLoss::new(0.2).forward(a, b),
-            "dcl" => DclLoss::dcl(0.2).forward(a, b),
-            _ => DclLoss::dclw(0.2, 0.7).forward(a, b),
+            PairLoss::NtXent => NtXentLoss::new(0.2).forward(a, b),
+            PairLoss::Dcl => DclLoss::dcl(0.2).forward(a, b),
+            PairLoss::Dclw => DclLoss::dclw(0.2, 0.7).forward(a, b),
         }
         .into_scalar();
         let got: f32 = model.loss(&views, None).into_scalar();
-        assert!((got - want).abs() < 1e-5, "{loss}: {got} vs {want}");
+        assert!((got - want).abs() < 1e-5, "{name}: {got} vs {want}");
         values.push(got);
     }
     assert!(values[0] != values[1] && values[1] != values[2]);
-    let mut recipe = Recipe::default_recipe();
-    recipe.method.kind = "moco".into();
-    recipe.method.loss = "dcl".into();
-    let e = recipe.validate().unwrap_err().to_string();
-    assert!(e.contains("method.loss"), "{e}");
+    // Only SimCLR takes a loss: MoCo's table refuses the key, naming it and its line.
+    let text = contra::recipe::DEFAULT_RECIPE.replace(
+        "kind = \"simclr\"\ntemperature = 0.2",
+        "kind = \"moco\"\ntemperature = 0.2\nloss = \"dcl\"",
+    );
+    let e = Recipe::parse(&text, std::path::Path::new("r.toml"))
+        .unwrap_err()
+        .to_string();
+    let line = 1 + text.lines().position(|l| l.starts_with("loss =")).unwrap();
+    assert!(
+        e.contains("method.loss") && e.contains(&format!("line {line}")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -517,7 +543,7 @@ fn semi_supervised_supcon_keeps_n_labels_per_class_and_learns() {
         digits_knn(&contra::train::build_model(&r, 1, &cpu()).unwrap(), &r)
     };
     let mut recipe = Recipe::default_recipe();
-    recipe.method.kind = "supcon".into();
+    recipe.method = MethodSpec::Supcon(SupConConfig::default());
     recipe.train.labelled_per_class = 5;
     // Measured: 0.972 after the default 60 epochs (0.956 after 40; random encoder 0.944).
     recipe.train.epochs = 60;
@@ -530,7 +556,7 @@ fn semi_supervised_supcon_keeps_n_labels_per_class_and_learns() {
         acc > random + 0.01,
         "semi-supervised SupCon kNN {acc} vs random {random}"
     );
-    recipe.method.kind = "triplet".into();
+    recipe.method = MethodSpec::Triplet(TripletConfig::default());
     let e = recipe.validate().unwrap_err().to_string();
     assert!(e.contains("train.labelled_per_class"), "{e}");
 }
@@ -548,10 +574,12 @@ fn batch_hard_triplets_learn_with_mild_views_and_collapse_with_strong_ones() {
     let run = |crop: &str| {
         let text = contra::recipe::DEFAULT_RECIPE.replace(strong_crop, crop);
         let mut recipe = Recipe::parse(&text, std::path::Path::new("test")).unwrap();
-        recipe.method.kind = "triplet".into();
-        recipe.method.miner = "batch_hard".into();
-        recipe.method.margin = 0.2;
-        recipe.optimizer.lr = 0.03;
+        recipe.method = MethodSpec::Triplet(TripletConfig {
+            miner: MinerKind::BatchHard,
+            margin: 0.2,
+            ..Default::default()
+        });
+        recipe.optimizer = OptimizerSpec::sgd(0.03, 0.9, 5e-4);
         recipe.train.epochs = 20;
         recipe.train.per_class = 8;
         recipe.train.out = Some(std::env::temp_dir().join(format!(
@@ -592,8 +620,13 @@ fn init_starts_any_method_from_another_runs_encoder_and_head() {
     let cpu = cpu();
     for kind in ["triplet", "moco"] {
         let mut recipe = Recipe::default_recipe();
-        recipe.method.kind = kind.into();
-        recipe.method.queue_size = 256;
+        recipe.method = match kind {
+            "triplet" => MethodSpec::Triplet(TripletConfig::default()),
+            _ => MethodSpec::Moco(MoCoConfig {
+                queue_size: 256,
+                ..Default::default()
+            }),
+        };
         recipe.train.init = Some(file.clone());
         recipe.validate().unwrap();
         let fresh = contra::train::build_model(&recipe, 1, &cpu).unwrap();
@@ -615,7 +648,9 @@ fn init_starts_any_method_from_another_runs_encoder_and_head() {
     }
     // Another encoder does not fit.
     let mut wider = Recipe::default_recipe();
-    wider.encoder.widths = Some([32, 64, 128, 256]);
+    wider.encoder = EncoderSpec::SmallCnn(SmallCnnConfig {
+        widths: [32, 64, 128, 256],
+    });
     let e = contra::train::init_from(contra::train::build_model(&wider, 1, &cpu).unwrap(), &file)
         .unwrap_err()
         .to_string();

@@ -1,6 +1,6 @@
 //! Data readers on real and broken files: every broken file gets an error naming it.
 
-use contra::data::locate::{DataSpec, load_splits};
+use contra::data::locate::{DataSpec, ImageSetSpec, load_splits};
 use contra::data::{cifar, folder, idx};
 use std::path::{Path, PathBuf};
 
@@ -51,10 +51,11 @@ fn idx_raw_and_gzipped_read_the_same() {
     idx_set(&raw, 20, false);
     idx_set(&gz, 20, true);
     assert!(gz.join("train-images-idx3-ubyte.gz").is_file());
-    let spec = |p: &Path| DataSpec {
-        source: "mnist".into(),
-        path: Some(p.to_path_buf()),
-        ..Default::default()
+    let spec = |p: &Path| {
+        DataSpec::Mnist(ImageSetSpec {
+            path: Some(p.to_path_buf()),
+            ..Default::default()
+        })
     };
     let a = load_splits(&spec(&raw)).unwrap();
     let b = load_splits(&spec(&gz)).unwrap();
@@ -120,11 +121,10 @@ fn broken_idx_files_are_named_in_the_error() {
 #[test]
 fn missing_and_incomplete_data_sets_say_where_they_looked() {
     let d = tmp("missing");
-    let spec = DataSpec {
-        source: "fashion-mnist".into(),
+    let spec = DataSpec::FashionMnist(ImageSetSpec {
         path: Some(d.join("nowhere")),
         ..Default::default()
-    };
+    });
     let e = load_splits(&spec).unwrap_err().to_string();
     assert!(
         e.contains("not found")
@@ -133,25 +133,24 @@ fn missing_and_incomplete_data_sets_say_where_they_looked() {
         "{e}"
     );
     idx::write_idx(&d.join("train-images-idx3-ubyte"), &[1, 2, 2], &[0; 4]).unwrap();
-    let spec = DataSpec {
-        source: "mnist".into(),
+    let spec = DataSpec::Mnist(ImageSetSpec {
         path: Some(d.clone()),
         ..Default::default()
-    };
+    });
     let e = load_splits(&spec).unwrap_err().to_string();
     assert!(
         e.contains("incomplete") && e.contains("t10k-labels-idx1-ubyte"),
         "{e}"
     );
-    let spec = DataSpec {
-        source: "imagenet".into(),
-        ..Default::default()
-    };
+    let e = contra::recipe::Recipe::parse(
+        "[data]\nsource = \"imagenet\"\n[optimizer]\nlr = 0.1\n",
+        Path::new("r.toml"),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
-        load_splits(&spec)
-            .unwrap_err()
-            .to_string()
-            .contains("data.source")
+        e.contains("line 2") && e.contains("data.source") && e.contains("imagenet"),
+        "{e}"
     );
 }
 
@@ -268,10 +267,7 @@ fn broken_images_are_named_in_the_error() {
 /// machine without it the test says so and passes unless CONTRA_REQUIRE_DATA=1).
 #[test]
 fn real_fashion_mnist_reads_with_known_labels() {
-    let spec = DataSpec {
-        source: "fashion-mnist".into(),
-        ..Default::default()
-    };
+    let spec = DataSpec::FashionMnist(ImageSetSpec::default());
     let splits = match load_splits(&spec) {
         Ok(s) => s,
         Err(e) if std::env::var_os("CONTRA_REQUIRE_DATA").is_none() => {

@@ -7,82 +7,263 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Which data set a recipe uses and where it is.
+/// The `[data]` table of a recipe: `source` names the kind of data set (`digits` when left
+/// out), the other keys are its own.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DataSpec {
-    /// `digits` (bundled), `fashion-mnist`, `mnist`, `cifar10` or `folder`; or `ucr`, a
-    /// UCR/UEA archive set of time series.
-    pub source: String,
-    /// For `ucr`: the set's name (`GunPoint`); `path` is the folder holding `<name>/`
-    /// (default `$CONTRA_DATA/ucr`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// For `csv` (sensor streams: `path` the training file, `test_path` the test file): which
-    /// columns are what.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub columns: Option<super::stream::CsvColumns>,
-    /// For `csv`: window length and stride in rows.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stride: Option<usize>,
-    /// For `csv` without `test_path`: the first fraction of each stream trains, the rest is
-    /// the test part.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub train_fraction: Option<f64>,
-    /// Folder holding the files; searched for when absent.
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// For `folder`: a separate folder of test images (labelled like the training folder).
-    #[serde(default)]
-    pub test_path: Option<PathBuf>,
-    /// For `folder`: channels (1 or 3) and size the images are converted to.
-    #[serde(default)]
-    pub channels: Option<usize>,
-    #[serde(default)]
-    pub image_size: Option<usize>,
-    /// Use only the first N training images (quick runs and tests).
-    #[serde(default)]
-    pub train_limit: Option<usize>,
-    /// Use only the first N test images.
-    #[serde(default)]
-    pub test_limit: Option<usize>,
-    /// Train only on the items of these classes (one-class anomaly detection: pretrain on
-    /// the normal class); the test split stays whole.
-    #[serde(default)]
-    pub train_classes: Option<Vec<u32>>,
+#[serde(tag = "source", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum DataSpec {
+    /// The 8x8 digits bundled with contra.
+    Digits(ImageSetSpec),
+    /// Fashion-MNIST's IDX files.
+    FashionMnist(ImageSetSpec),
+    /// MNIST's IDX files.
+    Mnist(ImageSetSpec),
+    /// CIFAR-10's binary batches.
+    Cifar10(ImageSetSpec),
+    /// A folder of images, one subfolder per class.
+    Folder(FolderSpec),
+    /// A UCR/UEA archive set of time series.
+    Ucr(UcrSpec),
+    /// Windows of sensor streams in CSV files.
+    Csv(CsvSpec),
 }
 
 impl Default for DataSpec {
     fn default() -> Self {
+        DataSpec::Digits(ImageSetSpec::default())
+    }
+}
+
+/// A named image data set (`digits`, `fashion-mnist`, `mnist`, `cifar10`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageSetSpec {
+    /// Folder holding the files; searched for when absent (not for the bundled digits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// Use only the first N training images (quick runs and tests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_limit: Option<usize>,
+    /// Use only the first N test images.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_limit: Option<usize>,
+    /// Train only on the items of these classes (one-class anomaly detection: pretrain on
+    /// the normal class); the test split stays whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_classes: Option<Vec<u32>>,
+}
+
+/// `source = "folder"`: one subfolder of images per class.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FolderSpec {
+    /// The training folder (required).
+    pub path: PathBuf,
+    /// A separate folder of test images, labelled like the training folder (default: the
+    /// training folder).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_path: Option<PathBuf>,
+    /// Channels (1 or 3) and size the images are converted to.
+    pub channels: usize,
+    pub image_size: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_limit: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_limit: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_classes: Option<Vec<u32>>,
+}
+
+impl Default for FolderSpec {
+    fn default() -> Self {
         Self {
-            source: "digits".into(),
-            path: None,
+            path: PathBuf::new(),
             test_path: None,
-            channels: None,
-            image_size: None,
+            channels: 3,
+            image_size: 32,
             train_limit: None,
             test_limit: None,
             train_classes: None,
-            name: None,
-            columns: None,
-            window: None,
-            stride: None,
-            train_fraction: None,
         }
     }
 }
 
-impl DataSpec {
-    /// Whether the source holds time series rather than images.
-    pub fn is_series(&self) -> bool {
-        matches!(self.source.as_str(), "ucr" | "csv")
-    }
+/// `source = "ucr"`: a set of the UCR/UEA archive.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct UcrSpec {
+    /// The set's name (`GunPoint`; required).
+    pub name: String,
+    /// The folder holding `<name>/` (default `$CONTRA_DATA/ucr`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
 }
 
-const SOURCES: &str =
-    "digits, fashion-mnist, mnist, cifar10, folder (images), ucr, csv (time series)";
+/// `source = "csv"`: sensor streams (a CSV file or a folder of them) cut into windows.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CsvSpec {
+    /// The training file or folder (required); a relative path missing from the working
+    /// directory is looked up in the data folder.
+    pub path: PathBuf,
+    /// The test file or folder; without it, each stream is split in time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_path: Option<PathBuf>,
+    /// Which columns are what.
+    pub columns: super::stream::CsvColumns,
+    /// Window length in rows (required).
+    pub window: usize,
+    /// Rows between window starts (default: the window length).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stride: Option<usize>,
+    /// Without `test_path`: the first fraction of each stream trains, the rest is the test
+    /// part (default 0.5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_fraction: Option<f64>,
+}
+
+/// The training subset settings of an image source.
+pub struct Subset<'a> {
+    pub train_limit: Option<usize>,
+    pub test_limit: Option<usize>,
+    pub train_classes: Option<&'a [u32]>,
+}
+
+impl DataSpec {
+    /// The name a recipe gives the source.
+    pub fn source(&self) -> &'static str {
+        match self {
+            DataSpec::Digits(_) => "digits",
+            DataSpec::FashionMnist(_) => "fashion-mnist",
+            DataSpec::Mnist(_) => "mnist",
+            DataSpec::Cifar10(_) => "cifar10",
+            DataSpec::Folder(_) => "folder",
+            DataSpec::Ucr(_) => "ucr",
+            DataSpec::Csv(_) => "csv",
+        }
+    }
+
+    /// Whether the source holds time series rather than images.
+    pub fn is_series(&self) -> bool {
+        matches!(self, DataSpec::Ucr(_) | DataSpec::Csv(_))
+    }
+
+    /// The subset settings of an image source.
+    pub fn subset(&self) -> Option<Subset<'_>> {
+        match self {
+            DataSpec::Digits(s)
+            | DataSpec::FashionMnist(s)
+            | DataSpec::Mnist(s)
+            | DataSpec::Cifar10(s) => Some(Subset {
+                train_limit: s.train_limit,
+                test_limit: s.test_limit,
+                train_classes: s.train_classes.as_deref(),
+            }),
+            DataSpec::Folder(s) => Some(Subset {
+                train_limit: s.train_limit,
+                test_limit: s.test_limit,
+                train_classes: s.train_classes.as_deref(),
+            }),
+            DataSpec::Ucr(_) | DataSpec::Csv(_) => None,
+        }
+    }
+
+    /// The classes training is restricted to (one-class runs).
+    pub fn train_classes(&self) -> Option<&[u32]> {
+        self.subset().and_then(|s| s.train_classes)
+    }
+
+    /// Where the data are (`data.path`), when the recipe says.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            DataSpec::Digits(_) => None,
+            DataSpec::FashionMnist(s) | DataSpec::Mnist(s) | DataSpec::Cifar10(s) => {
+                s.path.as_deref()
+            }
+            DataSpec::Folder(s) => Some(&s.path),
+            DataSpec::Ucr(s) => s.path.as_deref(),
+            DataSpec::Csv(s) => Some(&s.path),
+        }
+    }
+
+    /// Set `data.path` (the data are elsewhere than the recipe says).
+    pub fn set_path(&mut self, path: PathBuf) -> Result<()> {
+        match self {
+            DataSpec::Digits(_) => {
+                return Err(Error::config(
+                    "data.path",
+                    "the digits are bundled with contra: there is no path to set",
+                ));
+            }
+            DataSpec::FashionMnist(s) | DataSpec::Mnist(s) | DataSpec::Cifar10(s) => {
+                s.path = Some(path)
+            }
+            DataSpec::Folder(s) => s.path = path,
+            DataSpec::Ucr(s) => s.path = Some(path),
+            DataSpec::Csv(s) => s.path = path,
+        }
+        Ok(())
+    }
+
+    /// Set `data.train_limit`.
+    pub fn set_train_limit(&mut self, n: usize) -> Result<()> {
+        match self {
+            DataSpec::Digits(s)
+            | DataSpec::FashionMnist(s)
+            | DataSpec::Mnist(s)
+            | DataSpec::Cifar10(s) => s.train_limit = Some(n),
+            DataSpec::Folder(s) => s.train_limit = Some(n),
+            DataSpec::Ucr(_) | DataSpec::Csv(_) => {
+                return Err(Error::config(
+                    "data.train_limit",
+                    format!(
+                        "applies to images; source `{}` does not use it",
+                        self.source()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            DataSpec::Digits(s) if s.path.is_some() => Err(Error::config(
+                "data.path",
+                "the digits are bundled with contra; leave the path out",
+            )),
+            DataSpec::Folder(s) if s.path.as_os_str().is_empty() => {
+                Err(Error::config("data.path", "source `folder` needs a path"))
+            }
+            DataSpec::Folder(s) if s.channels != 1 && s.channels != 3 => Err(Error::config(
+                "data.channels",
+                format!("{} channels; expected 1 or 3", s.channels),
+            )),
+            DataSpec::Folder(s) if s.image_size == 0 => {
+                Err(Error::config("data.image_size", "must be at least 1"))
+            }
+            DataSpec::Ucr(s) if s.name.is_empty() => Err(Error::config(
+                "data.name",
+                "source `ucr` needs the set's name (GunPoint)",
+            )),
+            DataSpec::Csv(s) if s.path.as_os_str().is_empty() => Err(Error::config(
+                "data.path",
+                "source `csv` needs a CSV file or a folder of them",
+            )),
+            DataSpec::Csv(s) if s.window == 0 => Err(Error::config(
+                "data.window",
+                "source `csv` needs the window length",
+            )),
+            DataSpec::Csv(s) if s.stride == Some(0) => {
+                Err(Error::config("data.stride", "must be at least 1"))
+            }
+            DataSpec::Csv(s) if s.train_fraction.is_some_and(|f| !(f > 0.0 && f < 1.0)) => Err(
+                Error::config("data.train_fraction", "must be between 0 and 1"),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
 
 /// The data folder: `$CONTRA_DATA`, else `~/.cache/contra-data` where it exists (where
 /// `.ci/run` and `tools/get-wsn.sh` put data by default).
@@ -198,12 +379,14 @@ fn limit(set: ImageDataset, n: Option<usize>) -> ImageDataset {
 
 /// Load the train and test splits a spec names.
 pub fn load_splits(spec: &DataSpec) -> Result<Splits> {
-    let explicit = spec.path.as_deref();
-    let splits = match spec.source.as_str() {
-        "digits" => digits::splits(),
-        "fashion-mnist" | "mnist" => idx_splits(&spec.source, explicit)?,
-        "cifar10" => {
-            let searched = candidates("cifar10", explicit);
+    spec.validate()?;
+    let splits = match spec {
+        DataSpec::Digits(_) => digits::splits(),
+        DataSpec::FashionMnist(s) | DataSpec::Mnist(s) => {
+            idx_splits(spec.source(), s.path.as_deref())?
+        }
+        DataSpec::Cifar10(s) => {
+            let searched = candidates("cifar10", s.path.as_deref());
             let dir = searched
                 .iter()
                 .find(|d| d.join("test_batch.bin").is_file())
@@ -213,49 +396,38 @@ pub fn load_splits(spec: &DataSpec) -> Result<Splits> {
                 })?;
             cifar::read_dir(dir)?
         }
-        "folder" => {
-            let path = explicit
-                .ok_or_else(|| Error::config("data.path", "source `folder` needs a path"))?;
-            let channels = spec.channels.unwrap_or(3);
-            if channels != 1 && channels != 3 {
-                return Err(Error::config(
-                    "data.channels",
-                    format!("{channels} channels; expected 1 or 3"),
-                ));
-            }
-            let size = spec.image_size.unwrap_or(32);
-            let train = folder::read_folder(path, channels, size, size)?;
-            let test = match &spec.test_path {
-                Some(t) => folder::read_folder(t, channels, size, size)?,
+        DataSpec::Folder(s) => {
+            let size = s.image_size;
+            let train = folder::read_folder(&s.path, s.channels, size, size)?;
+            let test = match &s.test_path {
+                Some(t) => folder::read_folder(t, s.channels, size, size)?,
                 None => train.clone(),
             };
             Splits { train, test }
         }
-        "ucr" | "csv" => {
+        DataSpec::Ucr(_) | DataSpec::Csv(_) => {
             return Err(Error::config(
                 "data.source",
                 format!(
                     "`{}` holds time series: `contra pretrain`, `contra eval fewshot`, `contra eval anomaly` and `contra embed` read them; this command reads images",
-                    spec.source
+                    spec.source()
                 ),
             ));
         }
-        other => {
-            return Err(Error::config(
-                "data.source",
-                format!("unknown source `{other}`; expected one of {SOURCES}"),
-            ));
-        }
     };
+    let subset = spec.subset().expect("image sources have subset settings");
     Ok(Splits {
-        train: limit(only_classes(splits.train, spec)?, spec.train_limit),
-        test: limit(splits.test, spec.test_limit),
+        train: limit(
+            only_classes(splits.train, subset.train_classes)?,
+            subset.train_limit,
+        ),
+        test: limit(splits.test, subset.test_limit),
     })
 }
 
-/// The training items of `spec.train_classes`, or all of them.
-fn only_classes(train: ImageDataset, spec: &DataSpec) -> Result<ImageDataset> {
-    let Some(classes) = &spec.train_classes else {
+/// The training items of `classes`, or all of them.
+fn only_classes(train: ImageDataset, classes: Option<&[u32]>) -> Result<ImageDataset> {
+    let Some(classes) = classes else {
         return Ok(train);
     };
     let Some(labels) = &train.labels else {

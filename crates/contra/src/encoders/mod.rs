@@ -4,7 +4,7 @@ pub mod resnet;
 pub mod small_cnn;
 pub mod ts2vec;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use burn::prelude::*;
 pub use resnet::{ResNet, ResNetConfig, Stem};
 use serde::{Deserialize, Serialize};
@@ -60,65 +60,62 @@ impl Encoder {
     }
 }
 
-/// The `[encoder]` table of a recipe.
+/// The `[encoder]` table of a recipe: `kind` names the encoder, the other keys are its own.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct EncoderSpec {
-    /// `small_cnn`, `resnet18` (CIFAR stem) or `resnet18_imagenet`.
-    pub kind: String,
-    /// Channel widths of the small CNN's four blocks.
-    #[serde(default)]
-    pub widths: Option<[usize; 4]>,
-    /// Sizes of the `ts2vec` encoder (time series).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ts2vec: Option<ts2vec::Ts2VecConfig>,
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EncoderSpec {
+    /// A four-block CNN for small images.
+    SmallCnn(SmallCnnConfig),
+    /// ResNet-18 with the CIFAR stem (3x3 convolution, no max-pool).
+    Resnet18 {},
+    /// ResNet-18 with the ImageNet stem (7x7 convolution, max-pool).
+    Resnet18Imagenet {},
+    /// TS2Vec's dilated convolutions, for time series.
+    Ts2vec(ts2vec::Ts2VecConfig),
 }
 
 impl Default for EncoderSpec {
     fn default() -> Self {
-        Self {
-            kind: "small_cnn".into(),
-            widths: None,
-            ts2vec: None,
-        }
+        EncoderSpec::SmallCnn(SmallCnnConfig::default())
     }
 }
 
 impl EncoderSpec {
     pub fn validate(&self) -> Result<()> {
-        match self.kind.as_str() {
-            "small_cnn" | "resnet18" | "resnet18_imagenet" | "ts2vec" => Ok(()),
-            other => Err(Error::config(
-                "encoder.kind",
-                format!(
-                    "unknown encoder `{other}`; expected small_cnn, resnet18, resnet18_imagenet or ts2vec (time series)"
-                ),
-            )),
+        match self {
+            EncoderSpec::SmallCnn(c) => c.validate(),
+            EncoderSpec::Resnet18 {} | EncoderSpec::Resnet18Imagenet {} => Ok(()),
+            EncoderSpec::Ts2vec(c) => c.validate(),
         }
+    }
+
+    /// The name a recipe gives the encoder.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EncoderSpec::SmallCnn(_) => "small_cnn",
+            EncoderSpec::Resnet18 {} => "resnet18",
+            EncoderSpec::Resnet18Imagenet {} => "resnet18_imagenet",
+            EncoderSpec::Ts2vec(_) => "ts2vec",
+        }
+    }
+
+    /// Whether the encoder reads time series (rather than images).
+    pub fn reads_series(&self) -> bool {
+        matches!(self, EncoderSpec::Ts2vec(_))
     }
 
     /// The encoder for inputs of `in_channels` channels (image or series channels).
     pub fn init(&self, in_channels: usize, device: &Device) -> Result<Encoder> {
         self.validate()?;
-        Ok(match self.kind.as_str() {
-            // `in_channels` are the series' channels.
-            "ts2vec" => Encoder::Ts2Vec(
-                self.ts2vec
-                    .clone()
-                    .unwrap_or_default()
-                    .init(in_channels, device),
-            ),
-            "small_cnn" => {
-                let mut c = SmallCnnConfig::new(in_channels);
-                if let Some(w) = self.widths {
-                    c.widths = w;
-                }
-                Encoder::SmallCnn(c.init(device))
-            }
-            "resnet18" => {
+        Ok(match self {
+            EncoderSpec::SmallCnn(c) => Encoder::SmallCnn(c.init(in_channels, device)),
+            EncoderSpec::Resnet18 {} => {
                 Encoder::ResNet(ResNetConfig::resnet18(in_channels, Stem::Cifar).init(device))
             }
-            _ => Encoder::ResNet(ResNetConfig::resnet18(in_channels, Stem::ImageNet).init(device)),
+            EncoderSpec::Resnet18Imagenet {} => {
+                Encoder::ResNet(ResNetConfig::resnet18(in_channels, Stem::ImageNet).init(device))
+            }
+            EncoderSpec::Ts2vec(c) => Encoder::Ts2Vec(c.init(in_channels, device)),
         })
     }
 }

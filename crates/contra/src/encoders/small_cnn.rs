@@ -7,6 +7,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use serde::{Deserialize, Serialize};
 
 #[derive(Module, Debug)]
 pub struct ConvBlock {
@@ -37,22 +38,35 @@ pub struct SmallCnn {
     pool: MaxPool2d,
 }
 
-#[derive(Clone, Debug)]
+/// `kind = "small_cnn"` in a recipe's `[encoder]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SmallCnnConfig {
-    pub in_channels: usize,
+    /// Channel widths of the four blocks.
     pub widths: [usize; 4],
 }
 
-impl SmallCnnConfig {
-    pub fn new(in_channels: usize) -> Self {
+impl Default for SmallCnnConfig {
+    fn default() -> Self {
         Self {
-            in_channels,
             widths: [32, 64, 128, 256],
         }
     }
+}
 
-    pub fn init(&self, device: &Device) -> SmallCnn {
-        let mut cin = self.in_channels;
+impl SmallCnnConfig {
+    pub fn validate(&self) -> crate::error::Result<()> {
+        if self.widths.contains(&0) {
+            return Err(crate::error::Error::config(
+                "encoder.widths",
+                "every width must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn init(&self, in_channels: usize, device: &Device) -> SmallCnn {
+        let mut cin = in_channels;
         let blocks = self
             .widths
             .iter()

@@ -13,47 +13,47 @@ use burn::prelude::*;
 use burn::tensor::activation::gelu;
 use serde::{Deserialize, Serialize};
 
-/// Sizes of the encoder (TS2Vec's defaults: hidden 64, output 320, 10 blocks, kernel 3).
+/// Sizes of the encoder (TS2Vec's defaults: hidden 64, output 320, 10 blocks, kernel 3,
+/// dropout 0.1): `kind = "ts2vec"` in a recipe's `[encoder]` table.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Ts2VecConfig {
-    #[serde(default = "default_hidden")]
     pub hidden: usize,
-    #[serde(default = "default_output")]
     pub output: usize,
     /// Blocks at width `hidden`; one more block maps to `output`.
-    #[serde(default = "default_depth")]
     pub depth: usize,
-    #[serde(default = "default_kernel")]
     pub kernel: usize,
-    #[serde(default = "default_dropout")]
     pub dropout: f64,
-}
-fn default_hidden() -> usize {
-    64
-}
-fn default_output() -> usize {
-    320
-}
-fn default_depth() -> usize {
-    10
-}
-fn default_kernel() -> usize {
-    3
-}
-fn default_dropout() -> f64 {
-    0.1
 }
 
 impl Default for Ts2VecConfig {
     fn default() -> Self {
         Self {
-            hidden: default_hidden(),
-            output: default_output(),
-            depth: default_depth(),
-            kernel: default_kernel(),
-            dropout: default_dropout(),
+            hidden: 64,
+            output: 320,
+            depth: 10,
+            kernel: 3,
+            dropout: 0.1,
         }
+    }
+}
+
+impl Ts2VecConfig {
+    pub fn validate(&self) -> crate::error::Result<()> {
+        use crate::error::Error;
+        for (key, v) in [
+            ("encoder.hidden", self.hidden),
+            ("encoder.output", self.output),
+            ("encoder.kernel", self.kernel),
+        ] {
+            if v == 0 {
+                return Err(Error::config(key, "must be at least 1"));
+            }
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::config("encoder.dropout", "must be in [0, 1)"));
+        }
+        Ok(())
     }
 }
 
@@ -299,11 +299,7 @@ mod tests {
             kernel: 3,
             dropout: 0.0,
         };
-        let spec = crate::encoders::EncoderSpec {
-            kind: "ts2vec".into(),
-            widths: None,
-            ts2vec: Some(cfg),
-        };
+        let spec = crate::encoders::EncoderSpec::Ts2vec(cfg);
         let enc = crate::train::seeded(&device, 2, || spec.init(2, &device).unwrap());
         let len = 30;
         let mut a: Vec<f32> = (0..2 * len).map(|i| (i as f32 * 0.21).cos()).collect();

@@ -203,11 +203,7 @@ pub fn finetune(
         )));
     }
     let mut model = Classifier { encoder, head };
-    let spec = |lr| OptimizerSpec {
-        kind: "adamw".into(),
-        weight_decay: cfg.weight_decay,
-        ..OptimizerSpec::sgd(lr, 0.0, 0.0)
-    };
+    let spec = |lr| OptimizerSpec::adamw(lr, cfg.weight_decay);
     let mut head_opt = Optimizer::new(spec(cfg.lr))?;
     let mut encoder_opt = Optimizer::new(spec(cfg.encoder_lr))?;
     let n = inputs.len();

@@ -6,32 +6,21 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
+/// The `[head]` table of a recipe.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ProjectionHeadSpec {
-    #[serde(default = "default_hidden")]
     pub hidden_dim: usize,
-    #[serde(default = "default_output")]
     pub output_dim: usize,
     /// BatchNorm after the hidden layer.
-    #[serde(default = "yes")]
     pub batch_norm: bool,
-}
-fn default_hidden() -> usize {
-    512
-}
-fn default_output() -> usize {
-    128
-}
-fn yes() -> bool {
-    true
 }
 
 impl Default for ProjectionHeadSpec {
     fn default() -> Self {
         Self {
-            hidden_dim: default_hidden(),
-            output_dim: default_output(),
+            hidden_dim: 512,
+            output_dim: 128,
             batch_norm: true,
         }
     }
@@ -45,6 +34,18 @@ pub struct ProjectionHead {
 }
 
 impl ProjectionHeadSpec {
+    pub fn validate(&self) -> crate::error::Result<()> {
+        for (key, v) in [
+            ("head.hidden_dim", self.hidden_dim),
+            ("head.output_dim", self.output_dim),
+        ] {
+            if v == 0 {
+                return Err(crate::error::Error::config(key, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
     pub fn init(&self, input_dim: usize, device: &Device) -> ProjectionHead {
         ProjectionHead {
             hidden: LinearConfig::new(input_dim, self.hidden_dim)
@@ -59,6 +60,11 @@ impl ProjectionHeadSpec {
 }
 
 impl ProjectionHead {
+    /// Width of the projections (read without drawing lazily initialised weights).
+    pub fn output_dim(&self) -> usize {
+        self.output.weight.lazy_shape()[1]
+    }
+
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let mut h = self.hidden.forward(x);
         if let Some(n) = &self.norm {

@@ -18,4 +18,4 @@ pub use info_nce::{InfoNceLoss, Negatives};
 pub use nt_xent::NtXentLoss;
 pub use siglip::SigLipLoss;
 pub use supcon::{SupConLoss, UNLABELLED};
-pub use triplet::{Distance, MinedLoss, Miner, TripletLoss};
+pub use triplet::{Distance, MinedLoss, Miner, MinerKind, TripletLoss};

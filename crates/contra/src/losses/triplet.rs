@@ -18,12 +18,40 @@ use crate::tensor_util::{l2_normalize, to_vec};
 use burn::prelude::*;
 use burn::tensor::activation::softplus;
 use burn::tensor::{Int, TensorData};
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The distance between embeddings, as a recipe names it (`euclidean` or `cosine`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Distance {
+    #[default]
     Euclidean,
     /// `1 - cos(x, y)`.
     Cosine,
+}
+
+/// A miner as a recipe names it; the margin-based ones take the loss's margin.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MinerKind {
+    #[default]
+    BatchHard,
+    BatchAll,
+    SemiHard,
+    Hard,
+    Easy,
+}
+
+impl MinerKind {
+    pub fn with_margin(self, margin: f32) -> Miner {
+        match self {
+            MinerKind::BatchHard => Miner::BatchHard,
+            MinerKind::BatchAll => Miner::BatchAll,
+            MinerKind::SemiHard => Miner::SemiHard { margin },
+            MinerKind::Hard => Miner::Hard { margin },
+            MinerKind::Easy => Miner::Easy { margin },
+        }
+    }
 }
 
 /// How triplets are chosen from a labelled batch.

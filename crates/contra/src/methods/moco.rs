@@ -15,12 +15,93 @@
 
 use super::Method;
 use crate::encoders::Encoder;
+use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
 use crate::losses::{InfoNceLoss, Negatives};
 use crate::tensor_util::l2_normalize;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, RunningState};
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+
+/// `kind = "moco"` (MoCo v2) in a recipe's `[method]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MoCoConfig {
+    pub temperature: f32,
+    /// Past keys kept as negatives.
+    pub queue_size: usize,
+    /// Key-encoder momentum.
+    pub momentum: f64,
+    pub momentum_schedule: MomentumSchedule,
+}
+
+impl Default for MoCoConfig {
+    fn default() -> Self {
+        Self {
+            temperature: 0.5,
+            queue_size: 65_536,
+            momentum: 0.999,
+            momentum_schedule: MomentumSchedule::Constant,
+        }
+    }
+}
+
+/// How the key-encoder momentum moves over training: `constant`, or `cosine` to raise it to
+/// 1 by the last step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MomentumSchedule {
+    #[default]
+    Constant,
+    Cosine,
+}
+
+/// A momentum in [0, 1].
+pub(super) fn check_momentum(momentum: f64) -> Result<()> {
+    if !(0.0..=1.0).contains(&momentum) {
+        return Err(Error::config("method.momentum", "must be in [0, 1]"));
+    }
+    Ok(())
+}
+
+impl MoCoConfig {
+    pub fn validate(&self) -> Result<()> {
+        super::check_temperature(self.temperature)?;
+        check_momentum(self.momentum)?;
+        if self.queue_size == 0 {
+            return Err(Error::config("method.queue_size", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// MoCo from its query networks and a separate initialisation of the key networks; the
+    /// queue starts as random unit vectors of the head's width.
+    pub fn init(
+        &self,
+        encoder: Encoder,
+        head: ProjectionHead,
+        fresh_key_encoder: Encoder,
+        fresh_key_head: ProjectionHead,
+        device: &Device,
+    ) -> MoCo {
+        let queue = Tensor::random(
+            [self.queue_size, head.output_dim()],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            device,
+        );
+        MoCo::new(
+            encoder,
+            head,
+            fresh_key_encoder,
+            fresh_key_head,
+            queue,
+            self.temperature,
+            self.momentum,
+            self.momentum_schedule == MomentumSchedule::Cosine,
+        )
+    }
+}
 
 #[derive(Module, Debug)]
 pub struct MoCo {

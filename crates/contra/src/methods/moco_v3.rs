@@ -14,11 +14,62 @@
 //! plus a weight copy and receive no gradient.
 
 use super::Method;
-use super::moco::{ema, key_copy, momentum_at};
+use super::moco::{MomentumSchedule, check_momentum, ema, key_copy, momentum_at};
 use crate::encoders::Encoder;
+use crate::error::Result;
 use crate::heads::ProjectionHead;
 use crate::losses::{InfoNceLoss, Negatives};
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// `kind = "moco_v3"` in a recipe's `[method]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MoCoV3Config {
+    pub temperature: f32,
+    /// Key-encoder momentum.
+    pub momentum: f64,
+    pub momentum_schedule: MomentumSchedule,
+}
+
+impl Default for MoCoV3Config {
+    fn default() -> Self {
+        Self {
+            temperature: 0.5,
+            momentum: 0.999,
+            momentum_schedule: MomentumSchedule::Constant,
+        }
+    }
+}
+
+impl MoCoV3Config {
+    pub fn validate(&self) -> Result<()> {
+        super::check_temperature(self.temperature)?;
+        check_momentum(self.momentum)
+    }
+
+    /// `predictor` and `fresh_key_*` are separate initialisations (in that order, after the
+    /// query networks).
+    pub fn init(
+        &self,
+        encoder: Encoder,
+        head: ProjectionHead,
+        predictor: ProjectionHead,
+        fresh_key_encoder: Encoder,
+        fresh_key_head: ProjectionHead,
+    ) -> MoCoV3 {
+        MoCoV3::new(
+            encoder,
+            head,
+            predictor,
+            fresh_key_encoder,
+            fresh_key_head,
+            self.temperature,
+            self.momentum,
+            self.momentum_schedule == MomentumSchedule::Cosine,
+        )
+    }
+}
 
 #[derive(Module, Debug)]
 pub struct MoCoV3 {

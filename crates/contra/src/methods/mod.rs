@@ -8,14 +8,141 @@ pub mod nnclr;
 pub mod simclr;
 pub mod supervised;
 pub mod ts2vec;
-pub use moco::MoCo;
-pub use moco_v3::MoCoV3;
-pub use nnclr::Nnclr;
-pub use simclr::{PairObjective, SimClr};
-pub use supervised::{Objective, Supervised};
+pub use moco::{MoCo, MoCoConfig, MomentumSchedule};
+pub use moco_v3::{MoCoV3, MoCoV3Config};
+pub use nnclr::{Nnclr, NnclrConfig};
+pub use simclr::{PairLoss, PairObjective, SimClr, SimClrConfig};
+pub use supervised::{Objective, SupConConfig, Supervised, TripletConfig};
+pub use ts2vec::Ts2VecMethodConfig;
 
-use crate::encoders::Encoder;
+use crate::encoders::{Encoder, EncoderSpec};
+use crate::error::{Error, Result};
+use crate::heads::ProjectionHeadSpec;
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The `[method]` table of a recipe: `kind` names the method, the other keys are its own
+/// settings (every one with a default).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum MethodSpec {
+    /// SimCLR (NT-Xent, DCL or DCLW).
+    Simclr(SimClrConfig),
+    /// MoCo v2: momentum key encoder and a queue of negatives.
+    Moco(MoCoConfig),
+    MocoV3(MoCoV3Config),
+    Nnclr(NnclrConfig),
+    /// Supervised contrastive learning (from labels).
+    Supcon(SupConConfig),
+    /// Triplet loss with a miner (from labels).
+    Triplet(TripletConfig),
+    /// TS2Vec on time series.
+    Ts2vec(Ts2VecMethodConfig),
+}
+
+impl Default for MethodSpec {
+    fn default() -> Self {
+        MethodSpec::Simclr(SimClrConfig::default())
+    }
+}
+
+/// A softmax temperature: positive.
+fn check_temperature(t: f32) -> Result<()> {
+    if t.is_nan() || t <= 0.0 {
+        return Err(Error::config("method.temperature", "must be positive"));
+    }
+    Ok(())
+}
+
+impl MethodSpec {
+    /// The name a recipe gives the method.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MethodSpec::Simclr(_) => "simclr",
+            MethodSpec::Moco(_) => "moco",
+            MethodSpec::MocoV3(_) => "moco_v3",
+            MethodSpec::Nnclr(_) => "nnclr",
+            MethodSpec::Supcon(_) => "supcon",
+            MethodSpec::Triplet(_) => "triplet",
+            MethodSpec::Ts2vec(_) => "ts2vec",
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            MethodSpec::Simclr(c) => c.validate(),
+            MethodSpec::Moco(c) => c.validate(),
+            MethodSpec::MocoV3(c) => c.validate(),
+            MethodSpec::Nnclr(c) => c.validate(),
+            MethodSpec::Supcon(c) => c.validate(),
+            MethodSpec::Triplet(c) => c.validate(),
+            MethodSpec::Ts2vec(c) => c.validate(),
+        }
+    }
+
+    /// Whether the method trains from labels.
+    pub fn needs_labels(&self) -> bool {
+        matches!(self, MethodSpec::Supcon(_) | MethodSpec::Triplet(_))
+    }
+
+    /// The size of the queue or support set the method keeps, if it keeps one.
+    pub fn queue_size(&self) -> Option<usize> {
+        match self {
+            MethodSpec::Moco(c) => Some(c.queue_size),
+            MethodSpec::Nnclr(c) => Some(c.queue_size),
+            _ => None,
+        }
+    }
+
+    /// The instance method on views, freshly initialised, for inputs of `in_channels`
+    /// channels. Random draws come in a fixed order: the query encoder and head, then each
+    /// method's own networks and state.
+    pub fn init(
+        &self,
+        encoder: &EncoderSpec,
+        head: &ProjectionHeadSpec,
+        in_channels: usize,
+        device: &Device,
+    ) -> Result<Model> {
+        let query = encoder.init(in_channels, device)?;
+        let query_head = head.init(query.output_dim(), device);
+        // Momentum methods: a second, independent initialisation for the key networks.
+        let fresh_keys = || -> Result<_> {
+            let key_encoder = encoder.init(in_channels, device)?;
+            let key_head = head.init(key_encoder.output_dim(), device);
+            Ok((key_encoder, key_head))
+        };
+        // Predictors map projections to projections, with BatchNorm.
+        let predictor = || {
+            ProjectionHeadSpec {
+                batch_norm: true,
+                ..head.clone()
+            }
+            .init(head.output_dim, device)
+        };
+        Ok(match self {
+            MethodSpec::Simclr(c) => Model::SimClr(c.init(query, query_head)),
+            MethodSpec::Moco(c) => {
+                let (key_encoder, key_head) = fresh_keys()?;
+                Model::MoCo(c.init(query, query_head, key_encoder, key_head, device))
+            }
+            MethodSpec::MocoV3(c) => {
+                let predictor = predictor();
+                let (key_encoder, key_head) = fresh_keys()?;
+                Model::MoCoV3(c.init(query, query_head, predictor, key_encoder, key_head))
+            }
+            MethodSpec::Nnclr(c) => Model::Nnclr(c.init(query, query_head, predictor(), device)),
+            MethodSpec::Supcon(c) => Model::Supervised(c.init(query, query_head)),
+            MethodSpec::Triplet(c) => Model::Supervised(c.init(query, query_head)),
+            MethodSpec::Ts2vec(_) => {
+                return Err(Error::config(
+                    "method.kind",
+                    "ts2vec trains on time series with its own crops, not on views",
+                ));
+            }
+        })
+    }
+}
 
 /// A self-supervised method on the shared training loop.
 pub trait Method: burn::module::Module + Sized {

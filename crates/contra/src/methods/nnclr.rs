@@ -17,11 +17,58 @@
 use super::Method;
 use super::moco::enqueue;
 use crate::encoders::Encoder;
+use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
 use crate::losses::NtXentLoss;
 use crate::tensor_util::l2_normalize;
 use burn::module::RunningState;
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// `kind = "nnclr"` in a recipe's `[method]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NnclrConfig {
+    pub temperature: f32,
+    /// Size of the support set.
+    pub queue_size: usize,
+}
+
+impl Default for NnclrConfig {
+    fn default() -> Self {
+        Self {
+            temperature: 0.5,
+            queue_size: 65_536,
+        }
+    }
+}
+
+impl NnclrConfig {
+    pub fn validate(&self) -> Result<()> {
+        super::check_temperature(self.temperature)?;
+        if self.queue_size == 0 {
+            return Err(Error::config("method.queue_size", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// NNCLR with its predictor (a separate initialisation); the support set starts as
+    /// random unit vectors of the head's width.
+    pub fn init(
+        &self,
+        encoder: Encoder,
+        head: ProjectionHead,
+        predictor: ProjectionHead,
+        device: &Device,
+    ) -> Nnclr {
+        let support = Tensor::random(
+            [self.queue_size, head.output_dim()],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            device,
+        );
+        Nnclr::new(encoder, head, predictor, support, self.temperature)
+    }
+}
 
 #[derive(Module, Debug)]
 pub struct Nnclr {

@@ -4,9 +4,62 @@
 
 use super::Method;
 use crate::encoders::Encoder;
+use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
 use crate::losses::{DclLoss, NtXentLoss};
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// `kind = "simclr"` in a recipe's `[method]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimClrConfig {
+    pub temperature: f32,
+    /// `nt_xent`, or the decoupled `dcl` or `dclw` (positive left out of the denominator).
+    pub loss: PairLoss,
+    /// DCLW: width of the von Mises-Fisher weighting of positives.
+    pub dclw_sigma: f32,
+}
+
+impl Default for SimClrConfig {
+    fn default() -> Self {
+        Self {
+            temperature: 0.5,
+            loss: PairLoss::NtXent,
+            dclw_sigma: 0.5,
+        }
+    }
+}
+
+/// The contrastive loss SimCLR puts between its two views.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairLoss {
+    #[default]
+    NtXent,
+    Dcl,
+    Dclw,
+}
+
+impl SimClrConfig {
+    pub fn validate(&self) -> Result<()> {
+        super::check_temperature(self.temperature)?;
+        if self.dclw_sigma.is_nan() || self.dclw_sigma <= 0.0 {
+            return Err(Error::config("method.dclw_sigma", "must be positive"));
+        }
+        Ok(())
+    }
+
+    pub fn init(&self, encoder: Encoder, head: ProjectionHead) -> SimClr {
+        let t = self.temperature;
+        let objective = match self.loss {
+            PairLoss::NtXent => PairObjective::NtXent(NtXentLoss::new(t)),
+            PairLoss::Dcl => PairObjective::Dcl(DclLoss::dcl(t)),
+            PairLoss::Dclw => PairObjective::Dcl(DclLoss::dclw(t, self.dclw_sigma)),
+        };
+        SimClr::with_objective(encoder, head, objective)
+    }
+}
 
 /// The loss between the two views' projections.
 #[derive(Clone, Debug)]

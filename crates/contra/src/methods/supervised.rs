@@ -5,9 +5,98 @@
 
 use super::Method;
 use crate::encoders::Encoder;
+use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
-use crate::losses::{Miner, SupConLoss, TripletLoss};
+use crate::losses::{Distance, Miner, MinerKind, SupConLoss, TripletLoss};
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// `kind = "supcon"` in a recipe's `[method]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupConConfig {
+    pub temperature: f32,
+}
+
+impl Default for SupConConfig {
+    fn default() -> Self {
+        Self { temperature: 0.5 }
+    }
+}
+
+impl SupConConfig {
+    pub fn validate(&self) -> Result<()> {
+        super::check_temperature(self.temperature)
+    }
+
+    pub fn init(&self, encoder: Encoder, head: ProjectionHead) -> Supervised {
+        Supervised {
+            encoder,
+            head,
+            objective: Objective::SupCon(SupConLoss::new(self.temperature)),
+        }
+    }
+}
+
+/// `kind = "triplet"` in a recipe's `[method]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TripletConfig {
+    /// FaceNet: 0.2 on normalised embeddings.
+    pub margin: f32,
+    pub miner: MinerKind,
+    /// `euclidean` or `cosine` (1 - cosine similarity).
+    pub distance: Distance,
+    /// Use min(d(a,n), d(p,n)) as the negative distance.
+    pub swap: bool,
+    /// log(1 + exp(d(a,p) - d(a,n))) instead of the hinge.
+    pub soft_margin: bool,
+    /// L2-normalise embeddings before Euclidean distances.
+    pub normalize: bool,
+}
+
+impl Default for TripletConfig {
+    fn default() -> Self {
+        Self {
+            margin: 0.2,
+            miner: MinerKind::BatchHard,
+            distance: Distance::Euclidean,
+            swap: false,
+            soft_margin: false,
+            normalize: true,
+        }
+    }
+}
+
+impl TripletConfig {
+    pub fn validate(&self) -> Result<()> {
+        if !self.margin.is_finite() || self.margin < 0.0 {
+            return Err(Error::config(
+                "method.margin",
+                "must be a non-negative number",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn init(&self, encoder: Encoder, head: ProjectionHead) -> Supervised {
+        let loss = TripletLoss {
+            margin: self.margin,
+            distance: self.distance,
+            swap: self.swap,
+            soft_margin: self.soft_margin,
+            normalize: self.normalize,
+        };
+        Supervised {
+            encoder,
+            head,
+            objective: Objective::Triplet {
+                loss,
+                miner: self.miner.with_margin(self.margin),
+            },
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub enum Objective {

@@ -8,10 +8,51 @@ use crate::augment::loader::{BatchSource, Items, LoaderConfig};
 use crate::augment::series::{OverlappingCrops, Series};
 use crate::data::series::SeriesDataset;
 use crate::encoders::ts2vec::{Ts2VecEncoder, batch_input, time_major};
+use crate::error::{Error, Result};
 use crate::losses::HierarchicalLoss;
 use crate::rng::Rng;
 use crate::train::Trainable;
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// `kind = "ts2vec"` in a recipe's `[method]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ts2VecMethodConfig {
+    /// Weight of the instance term of the hierarchical loss (the temporal term gets the rest).
+    pub alpha: f32,
+    /// The first pooling scale with a temporal term; crops share at least
+    /// `2^(temporal_unit + 1)` steps.
+    pub temporal_unit: usize,
+}
+
+impl Default for Ts2VecMethodConfig {
+    fn default() -> Self {
+        Self {
+            alpha: 0.5,
+            temporal_unit: 0,
+        }
+    }
+}
+
+impl Ts2VecMethodConfig {
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.alpha) {
+            return Err(Error::config("method.alpha", "must be in [0, 1]"));
+        }
+        Ok(())
+    }
+
+    /// TS2Vec from its encoder and a second, separate initialisation of the same shape (the
+    /// running average starts as a copy of the encoder).
+    pub fn init(&self, encoder: Ts2VecEncoder, fresh: Ts2VecEncoder) -> Ts2Vec {
+        Ts2Vec::new(
+            encoder,
+            fresh,
+            HierarchicalLoss::new(self.alpha, self.temporal_unit),
+        )
+    }
+}
 
 const CROPS: u64 = 0x4352_4f50;
 const MASK: u64 = 0x4d41_534b;

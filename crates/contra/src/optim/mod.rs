@@ -15,99 +15,181 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The `[optimizer]` table of a recipe.
+/// The `[optimizer]` table of a recipe: `kind` names the optimizer (`sgd` when left out),
+/// the other keys are its own. `lr`, the peak learning rate (after warmup), is required;
+/// values above 1 are allowed (LARS recipes).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct OptimizerSpec {
-    /// `sgd`, `adamw` or `lars`.
-    #[serde(default = "default_kind")]
-    pub kind: String,
-    /// Peak learning rate (after warmup). Values above 1 are allowed (LARS recipes).
-    pub lr: f64,
-    #[serde(default = "default_momentum")]
-    pub momentum: f64,
-    #[serde(default)]
-    pub nesterov: bool,
-    #[serde(default)]
-    pub weight_decay: f64,
-    #[serde(default = "default_betas")]
-    pub betas: [f64; 2],
-    #[serde(default = "default_eps")]
-    pub eps: f64,
-    /// LARS trust coefficient.
-    #[serde(default = "default_eta")]
-    pub eta: f64,
-    /// Exclude one-dimensional parameters (biases, norm scales and shifts) from weight decay
-    /// and from LARS adaptation, as the LARS paper and SimCLR do.
-    #[serde(default = "yes")]
-    pub exclude_bias_and_norm: bool,
-}
-fn default_kind() -> String {
-    "sgd".into()
-}
-fn default_momentum() -> f64 {
-    0.9
-}
-fn default_betas() -> [f64; 2] {
-    [0.9, 0.999]
-}
-fn default_eps() -> f64 {
-    1e-8
-}
-fn default_eta() -> f64 {
-    1e-3
-}
-fn yes() -> bool {
-    true
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OptimizerSpec {
+    /// SGD with (Nesterov) momentum, as PyTorch's.
+    Sgd(SgdConfig),
+    /// AdamW with decoupled weight decay, as PyTorch's.
+    Adamw(AdamWConfig),
+    /// SGD with LARS's layer-wise trust ratio (You et al. 2017).
+    Lars(LarsConfig),
 }
 
-impl OptimizerSpec {
-    pub fn sgd(lr: f64, momentum: f64, weight_decay: f64) -> Self {
+/// `kind = "sgd"`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SgdConfig {
+    pub lr: f64,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    /// Exclude one-dimensional parameters (biases, norm scales and shifts) from weight decay.
+    pub exclude_bias_and_norm: bool,
+}
+
+impl Default for SgdConfig {
+    fn default() -> Self {
         Self {
-            kind: "sgd".into(),
+            lr: MISSING_LR,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 0.0,
+            exclude_bias_and_norm: true,
+        }
+    }
+}
+
+/// `kind = "adamw"`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdamWConfig {
+    pub lr: f64,
+    pub betas: [f64; 2],
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// Exclude one-dimensional parameters (biases, norm scales and shifts) from weight decay.
+    pub exclude_bias_and_norm: bool,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        Self {
+            lr: MISSING_LR,
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+            weight_decay: 0.0,
+            exclude_bias_and_norm: true,
+        }
+    }
+}
+
+/// `kind = "lars"`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LarsConfig {
+    pub lr: f64,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    /// Trust coefficient.
+    pub eta: f64,
+    /// Exclude one-dimensional parameters (biases, norm scales and shifts) from weight decay
+    /// and from the trust ratio, as the LARS paper and SimCLR do.
+    pub exclude_bias_and_norm: bool,
+}
+
+impl Default for LarsConfig {
+    fn default() -> Self {
+        Self {
+            lr: MISSING_LR,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 0.0,
+            eta: 1e-3,
+            exclude_bias_and_norm: true,
+        }
+    }
+}
+
+/// The learning rate of a table that gave none: refused by `validate`.
+const MISSING_LR: f64 = f64::NAN;
+
+impl OptimizerSpec {
+    /// SGD at `lr` with `momentum` and `weight_decay`.
+    pub fn sgd(lr: f64, momentum: f64, weight_decay: f64) -> Self {
+        OptimizerSpec::Sgd(SgdConfig {
             lr,
             momentum,
-            nesterov: false,
             weight_decay,
-            betas: default_betas(),
-            eps: default_eps(),
-            eta: default_eta(),
-            exclude_bias_and_norm: true,
+            ..SgdConfig::default()
+        })
+    }
+
+    /// AdamW at `lr` with `weight_decay` and PyTorch's betas and epsilon.
+    pub fn adamw(lr: f64, weight_decay: f64) -> Self {
+        OptimizerSpec::Adamw(AdamWConfig {
+            lr,
+            weight_decay,
+            ..AdamWConfig::default()
+        })
+    }
+
+    /// The peak learning rate.
+    pub fn lr(&self) -> f64 {
+        match self {
+            OptimizerSpec::Sgd(c) => c.lr,
+            OptimizerSpec::Adamw(c) => c.lr,
+            OptimizerSpec::Lars(c) => c.lr,
+        }
+    }
+
+    fn weight_decay(&self) -> f64 {
+        match self {
+            OptimizerSpec::Sgd(c) => c.weight_decay,
+            OptimizerSpec::Adamw(c) => c.weight_decay,
+            OptimizerSpec::Lars(c) => c.weight_decay,
+        }
+    }
+
+    fn exclude_bias_and_norm(&self) -> bool {
+        match self {
+            OptimizerSpec::Sgd(c) => c.exclude_bias_and_norm,
+            OptimizerSpec::Adamw(c) => c.exclude_bias_and_norm,
+            OptimizerSpec::Lars(c) => c.exclude_bias_and_norm,
         }
     }
 
     pub fn validate(&self) -> Result<()> {
-        if !matches!(self.kind.as_str(), "sgd" | "adamw" | "lars") {
-            return Err(Error::config(
-                "optimizer.kind",
-                format!(
-                    "unknown optimizer `{}`; expected sgd, adamw or lars",
-                    self.kind
-                ),
-            ));
-        }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
+        let lr = self.lr();
+        if lr.is_nan() {
             return Err(Error::config(
                 "optimizer.lr",
-                format!("{} must be a positive number", self.lr),
+                "missing: give the peak learning rate",
             ));
         }
-        if !(0.0..1.0).contains(&self.momentum) {
+        if !(lr > 0.0 && lr.is_finite()) {
+            return Err(Error::config(
+                "optimizer.lr",
+                format!("{lr} must be a positive number"),
+            ));
+        }
+        let momentum = match self {
+            OptimizerSpec::Sgd(c) => c.momentum,
+            OptimizerSpec::Lars(c) => c.momentum,
+            OptimizerSpec::Adamw(c) => {
+                if c.betas.iter().any(|b| !(0.0..1.0).contains(b)) {
+                    return Err(Error::config(
+                        "optimizer.betas",
+                        format!("{:?} must be in [0, 1)", c.betas),
+                    ));
+                }
+                0.0
+            }
+        };
+        if !(0.0..1.0).contains(&momentum) {
             return Err(Error::config(
                 "optimizer.momentum",
-                format!("{} must be in [0, 1)", self.momentum),
+                format!("{momentum} must be in [0, 1)"),
             ));
         }
-        if self.weight_decay < 0.0 {
+        if self.weight_decay() < 0.0 {
             return Err(Error::config(
                 "optimizer.weight_decay",
                 "must not be negative",
-            ));
-        }
-        if self.betas.iter().any(|b| !(0.0..1.0).contains(b)) {
-            return Err(Error::config(
-                "optimizer.betas",
-                format!("{:?} must be in [0, 1)", self.betas),
             ));
         }
         Ok(())
@@ -224,7 +306,7 @@ impl ModuleMapper for StepMapper<'_> {
             .into_iter()
             .map(|t| t.reshape(shape))
             .collect();
-        let excluded = D == 1 && self.opt.spec.exclude_bias_and_norm;
+        let excluded = D == 1 && self.opt.spec.exclude_bias_and_norm();
         let (p, state) = update(
             &self.opt.spec,
             self.opt.steps,
@@ -255,10 +337,10 @@ fn update<const D: usize>(
     mut state: Vec<Tensor<D>>,
     excluded: bool,
 ) -> (Tensor<D>, Vec<Tensor<D>>) {
-    let wd = if excluded { 0.0 } else { spec.weight_decay };
-    match spec.kind.as_str() {
-        "adamw" => {
-            let [b1, b2] = spec.betas;
+    let wd = if excluded { 0.0 } else { spec.weight_decay() };
+    let (momentum, nesterov, eta) = match spec {
+        OptimizerSpec::Adamw(c) => {
+            let [b1, b2] = c.betas;
             let p = if wd > 0.0 {
                 p.mul_scalar(1.0 - lr * wd)
             } else {
@@ -279,32 +361,32 @@ fn update<const D: usize>(
             };
             let bc1 = 1.0 - b1.powi(step as i32);
             let bc2 = 1.0 - b2.powi(step as i32);
-            let denom = v.clone().sqrt().div_scalar(bc2.sqrt()).add_scalar(spec.eps);
+            let denom = v.clone().sqrt().div_scalar(bc2.sqrt()).add_scalar(c.eps);
             let p = p - m.clone().div(denom).mul_scalar(lr / bc1);
-            (p, vec![m, v])
+            return (p, vec![m, v]);
         }
-        kind => {
-            if wd > 0.0 {
-                g = g.add(p.clone().mul_scalar(wd));
-            }
-            if kind == "lars" && !excluded {
-                g = g.clone().mul(trust_ratio(&p, &g, spec.eta));
-            }
-            if spec.momentum > 0.0 {
-                let buf = match state.pop() {
-                    Some(b) => b.mul_scalar(spec.momentum).add(g.clone()),
-                    None => g.clone(),
-                };
-                g = if spec.nesterov {
-                    g.add(buf.clone().mul_scalar(spec.momentum))
-                } else {
-                    buf.clone()
-                };
-                (p - g.mul_scalar(lr), vec![buf])
-            } else {
-                (p - g.mul_scalar(lr), vec![])
-            }
-        }
+        OptimizerSpec::Sgd(c) => (c.momentum, c.nesterov, None),
+        OptimizerSpec::Lars(c) => (c.momentum, c.nesterov, (!excluded).then_some(c.eta)),
+    };
+    if wd > 0.0 {
+        g = g.add(p.clone().mul_scalar(wd));
+    }
+    if let Some(eta) = eta {
+        g = g.clone().mul(trust_ratio(&p, &g, eta));
+    }
+    if momentum > 0.0 {
+        let buf = match state.pop() {
+            Some(b) => b.mul_scalar(momentum).add(g.clone()),
+            None => g.clone(),
+        };
+        g = if nesterov {
+            g.add(buf.clone().mul_scalar(momentum))
+        } else {
+            buf.clone()
+        };
+        (p - g.mul_scalar(lr), vec![buf])
+    } else {
+        (p - g.mul_scalar(lr), vec![])
     }
 }
 

@@ -6,30 +6,43 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+/// The `[schedule]` table of a recipe.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
 pub struct ScheduleSpec {
     /// Warmup length in epochs (fractions allowed).
-    #[serde(default)]
     pub warmup_epochs: f64,
-    /// `cosine` or `constant` after warmup.
-    #[serde(default = "cosine")]
-    pub decay: String,
+    /// What follows the warmup.
+    pub decay: Decay,
     /// Learning rate at the end, as a fraction of the peak.
-    #[serde(default)]
     pub final_fraction: f64,
 }
-fn cosine() -> String {
-    "cosine".into()
+
+/// The learning rate after warmup: `cosine` decay to the final fraction, or `constant`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decay {
+    #[default]
+    Cosine,
+    Constant,
 }
 
-impl Default for ScheduleSpec {
-    fn default() -> Self {
-        Self {
-            warmup_epochs: 0.0,
-            decay: cosine(),
-            final_fraction: 0.0,
+impl ScheduleSpec {
+    pub fn validate(&self) -> crate::error::Result<()> {
+        use crate::error::Error;
+        if !self.warmup_epochs.is_finite() || self.warmup_epochs < 0.0 {
+            return Err(Error::config(
+                "schedule.warmup_epochs",
+                "must be a non-negative number",
+            ));
         }
+        if !(0.0..=1.0).contains(&self.final_fraction) {
+            return Err(Error::config(
+                "schedule.final_fraction",
+                "must be in [0, 1]",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -49,7 +62,7 @@ impl Schedule {
             peak,
             warmup_steps: ((spec.warmup_epochs * steps_per_epoch as f64).round() as u64).min(total),
             total_steps: total,
-            cosine: spec.decay == "cosine",
+            cosine: spec.decay == Decay::Cosine,
             final_lr: peak * spec.final_fraction,
         }
     }

@@ -13,10 +13,7 @@ use crate::checkpoint::{
 };
 use crate::data::ImageDataset;
 use crate::error::{Error, Result};
-use crate::losses::{DclLoss, Distance, NtXentLoss, SupConLoss, TripletLoss};
-use crate::methods::{
-    Method, MoCo, MoCoV3, Model, Nnclr, Objective, PairObjective, SimClr, Supervised,
-};
+use crate::methods::{Method, Model};
 use crate::optim::Optimizer;
 use crate::optim::schedule::Schedule;
 use crate::recipe::Recipe;
@@ -71,103 +68,9 @@ fn materialize<M: burn::module::Module>(module: M) -> M {
 /// The model a recipe describes, freshly initialised from the recipe's seed.
 pub fn build_model(recipe: &Recipe, in_channels: usize, device: &Device) -> Result<Model> {
     try_seeded(device, recipe.seed, || {
-        let encoder = recipe.encoder.init(in_channels, device)?;
-        let head = recipe.head.init(encoder.output_dim(), device);
-        let m = &recipe.method;
-        // Momentum methods: a second, independent initialisation for the key networks.
-        let fresh_keys = || -> Result<_> {
-            let key_encoder = recipe.encoder.init(in_channels, device)?;
-            let key_head = recipe.head.init(key_encoder.output_dim(), device);
-            Ok((key_encoder, key_head))
-        };
-        let cosine = m.momentum_schedule == "cosine";
-        Ok(match m.kind.as_str() {
-            "moco" => {
-                let (key_encoder, key_head) = fresh_keys()?;
-                let queue = Tensor::random(
-                    [m.queue_size, recipe.head.output_dim],
-                    burn::tensor::Distribution::Normal(0.0, 1.0),
-                    device,
-                );
-                Model::MoCo(MoCo::new(
-                    encoder,
-                    head,
-                    key_encoder,
-                    key_head,
-                    queue,
-                    m.temperature,
-                    m.momentum,
-                    cosine,
-                ))
-            }
-            "moco_v3" => {
-                let predictor_spec = crate::heads::ProjectionHeadSpec {
-                    hidden_dim: recipe.head.hidden_dim,
-                    output_dim: recipe.head.output_dim,
-                    batch_norm: true,
-                };
-                let predictor = predictor_spec.init(recipe.head.output_dim, device);
-                let (key_encoder, key_head) = fresh_keys()?;
-                Model::MoCoV3(MoCoV3::new(
-                    encoder,
-                    head,
-                    predictor,
-                    key_encoder,
-                    key_head,
-                    m.temperature,
-                    m.momentum,
-                    cosine,
-                ))
-            }
-            "nnclr" => {
-                let predictor = crate::heads::ProjectionHeadSpec {
-                    hidden_dim: recipe.head.hidden_dim,
-                    output_dim: recipe.head.output_dim,
-                    batch_norm: true,
-                }
-                .init(recipe.head.output_dim, device);
-                let support = Tensor::random(
-                    [m.queue_size, recipe.head.output_dim],
-                    burn::tensor::Distribution::Normal(0.0, 1.0),
-                    device,
-                );
-                Model::Nnclr(Nnclr::new(encoder, head, predictor, support, m.temperature))
-            }
-            "supcon" | "triplet" => {
-                let objective = if m.kind == "supcon" {
-                    Objective::SupCon(SupConLoss::new(m.temperature))
-                } else {
-                    let loss = TripletLoss {
-                        margin: m.margin,
-                        distance: if m.distance == "cosine" {
-                            Distance::Cosine
-                        } else {
-                            Distance::Euclidean
-                        },
-                        swap: m.swap,
-                        soft_margin: m.soft_margin,
-                        normalize: m.normalize,
-                    };
-                    Objective::Triplet {
-                        loss,
-                        miner: m.triplet_miner()?,
-                    }
-                };
-                Model::Supervised(Supervised {
-                    encoder,
-                    head,
-                    objective,
-                })
-            }
-            _ => {
-                let objective = match m.loss.as_str() {
-                    "dcl" => PairObjective::Dcl(DclLoss::dcl(m.temperature)),
-                    "dclw" => PairObjective::Dcl(DclLoss::dclw(m.temperature, m.dclw_sigma)),
-                    _ => PairObjective::NtXent(NtXentLoss::new(m.temperature)),
-                };
-                Model::SimClr(SimClr::with_objective(encoder, head, objective))
-            }
-        })
+        recipe
+            .method
+            .init(&recipe.encoder, &recipe.head, in_channels, device)
     })
 }
 
@@ -297,7 +200,7 @@ fn same_results(saved: &str, recipe: &Recipe, path: &Path) -> Result<bool> {
         r.eval = Default::default();
         r
     };
-    let saved = Recipe::parse(saved, path)?;
+    let saved = Recipe::from_stored(saved, path)?;
     Ok(normalise(&saved) == normalise(recipe))
 }
 
@@ -330,7 +233,7 @@ pub fn pretrain(
             "method.kind",
             format!(
                 "`{}` learns from labels, and the training data have none",
-                recipe.method.kind
+                recipe.method.name()
             ),
         ));
     }
@@ -650,13 +553,12 @@ pub fn train_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
     let total = steps_per_epoch * recipe.train.epochs;
     let schedule = Schedule::new(
         &recipe.schedule,
-        recipe.optimizer.lr,
+        recipe.optimizer.lr(),
         steps_per_epoch,
         recipe.train.epochs,
     );
     let mut opt = Optimizer::new(recipe.optimizer.clone())?;
-    let recipe_text = toml::to_string(recipe)
-        .map_err(|e| Error::other(format!("cannot serialise recipe: {e}")))?;
+    let recipe_text = recipe.to_toml()?;
     let mut state = TrainerState {
         epoch: 0,
         step_in_epoch: 0,
@@ -831,7 +733,7 @@ impl TrainedFile {
                 ));
             }
         };
-        let recipe = Recipe::parse(&recipe_text, path)?;
+        let recipe = Recipe::from_stored(&recipe_text, path)?;
         Ok(Self {
             path: path.to_path_buf(),
             recipe,

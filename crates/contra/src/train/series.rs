@@ -1,15 +1,15 @@
 //! Pretraining on time series: TS2Vec, or an instance method (SimCLR, MoCo, ...) on
 //! augmented views of the series, through the one training loop.
 
-use super::{Monitors, TrainOptions, TrainedFile, build_model, train_loop, try_seeded};
+use super::{Monitors, TrainOptions, TrainedFile, build_model, seeded, train_loop};
 use crate::augment::loader::SeriesViews;
 use crate::data::series::{SeriesDataset, load_archive_set};
+use crate::encoders::EncoderSpec;
 use crate::encoders::ts2vec::Ts2VecEncoder;
 use crate::error::{Error, Result};
 use crate::eval::Features;
-use crate::losses::HierarchicalLoss;
-use crate::methods::Model;
 use crate::methods::ts2vec::{SeriesCrops, Ts2Vec};
+use crate::methods::{MethodSpec, Model};
 use crate::recipe::Recipe;
 use burn::prelude::Device;
 use std::sync::Arc;
@@ -57,20 +57,20 @@ impl SeriesModel {
 
     /// The model of `recipe`, freshly initialised from its seed, for series of `channels`.
     pub fn build(recipe: &Recipe, channels: usize, device: &Device) -> Result<Self> {
-        if recipe.method.kind != "ts2vec" {
+        let MethodSpec::Ts2vec(method) = &recipe.method else {
             return Ok(SeriesModel::Instance(build_model(
                 recipe, channels, device,
             )?));
-        }
-        let cfg = recipe.encoder.ts2vec.clone().unwrap_or_default();
-        try_seeded(device, recipe.seed, || -> Result<Ts2Vec> {
-            Ok(Ts2Vec::new(
-                cfg.init(channels, device),
-                cfg.init(channels, device),
-                HierarchicalLoss::new(recipe.method.alpha, recipe.method.temporal_unit),
-            ))
-        })
-        .map(SeriesModel::Ts2Vec)
+        };
+        let EncoderSpec::Ts2vec(cfg) = &recipe.encoder else {
+            return Err(Error::config(
+                "encoder.kind",
+                "the ts2vec method needs the ts2vec encoder",
+            ));
+        };
+        Ok(SeriesModel::Ts2Vec(seeded(device, recipe.seed, || {
+            method.init(cfg.init(channels, device), cfg.init(channels, device))
+        })))
     }
 
     /// A trained series model from its file.
@@ -122,18 +122,26 @@ pub struct WindowOrigin {
 /// streams (a file or a folder of files; each channel standardised with the training
 /// windows' mean and standard deviation, so that sensors on different scales weigh alike).
 pub fn load_series(recipe: &Recipe) -> Result<SeriesSplits> {
-    if recipe.data.source == "csv" {
-        return load_stream_windows(&recipe.data);
+    use crate::data::locate::DataSpec;
+    recipe.data.validate()?;
+    match &recipe.data {
+        DataSpec::Csv(spec) => load_stream_windows(spec),
+        DataSpec::Ucr(spec) => {
+            let (train, test) = load_archive_set(&spec.name, spec.path.as_deref())?;
+            Ok(SeriesSplits {
+                train,
+                test,
+                test_origins: None,
+            })
+        }
+        other => Err(Error::config(
+            "data.source",
+            format!(
+                "`{}` holds images; time series come from `ucr` or `csv`",
+                other.source()
+            ),
+        )),
     }
-    let name = recipe.data.name.as_deref().ok_or_else(|| {
-        Error::config("data.name", "source `ucr` needs the set's name (GunPoint)")
-    })?;
-    let (train, test) = load_archive_set(name, recipe.data.path.as_deref())?;
-    Ok(SeriesSplits {
-        train,
-        test,
-        test_origins: None,
-    })
 }
 
 /// What a finished series run reports.
@@ -155,7 +163,11 @@ pub fn pretrain_series(
     let ad = device.autodiff();
     let r = match SeriesModel::build(recipe, train.channels, &ad)? {
         SeriesModel::Ts2Vec(model) => {
-            let source = Arc::new(SeriesCrops::new(train.clone(), recipe.method.temporal_unit));
+            let temporal_unit = match &recipe.method {
+                MethodSpec::Ts2vec(c) => c.temporal_unit,
+                _ => 0,
+            };
+            let source = Arc::new(SeriesCrops::new(train.clone(), temporal_unit));
             train_loop(recipe, source, model, &ad, opts, no_monitors())?.map(SeriesModel::Ts2Vec)
         }
         SeriesModel::Instance(model) => {
@@ -179,35 +191,22 @@ fn no_monitors<'a, M>() -> Monitors<'a, M> {
     }
 }
 
-fn load_stream_windows(spec: &crate::data::locate::DataSpec) -> Result<SeriesSplits> {
+fn load_stream_windows(spec: &crate::data::locate::CsvSpec) -> Result<SeriesSplits> {
     use crate::data::stream::{Stream, read_csv_path, windows};
     // A relative path missing from the working directory is looked up in the data folder.
     let resolve = |p: &std::path::Path| match crate::data::locate::data_root() {
         Some(root) if p.is_relative() && !p.exists() => root.join(p),
         _ => p.to_path_buf(),
     };
-    let path = &resolve(spec.path.as_deref().ok_or_else(|| {
-        Error::config(
-            "data.path",
-            "source `csv` needs a CSV file or a folder of them",
-        )
-    })?);
-    let columns = spec.columns.clone().unwrap_or_default();
-    let length = spec
-        .window
-        .ok_or_else(|| Error::config("data.window", "source `csv` needs the window length"))?;
+    let path = &resolve(&spec.path);
+    let columns = spec.columns.clone();
+    let length = spec.window;
     let stride = spec.stride.unwrap_or(length);
     let streams = read_csv_path(path, &columns)?;
     let (train, test): (Vec<Stream>, Vec<Stream>) = match &spec.test_path {
         Some(t) => (streams, read_csv_path(&resolve(t), &columns)?),
         None => {
             let f = spec.train_fraction.unwrap_or(0.5);
-            if !(f > 0.0 && f < 1.0) {
-                return Err(Error::config(
-                    "data.train_fraction",
-                    "must be between 0 and 1",
-                ));
-            }
             let cut = |s: &Stream, from: usize, to: usize| Stream {
                 group: s.group.clone(),
                 channel_names: s.channel_names.clone(),
@@ -308,7 +307,7 @@ mod tests {
         for method in ["ts2vec", "simclr"] {
             let mut recipe = Recipe::parse(
                 &format!(
-                    "[data]\nsource = \"ucr\"\nname = \"x\"\n[encoder]\nkind = \"ts2vec\"\nts2vec = {{ hidden = 4, output = 6, depth = 1 }}\n[method]\nkind = \"{method}\"\n{}[optimizer]\nlr = 0.1\n",
+                    "[data]\nsource = \"ucr\"\nname = \"x\"\n[encoder]\nkind = \"ts2vec\"\nhidden = 4\noutput = 6\ndepth = 1\n[method]\nkind = \"{method}\"\n{}[optimizer]\nlr = 0.1\n",
                     if method == "simclr" {
                         "[[augment.series]]\nop = \"jitter\"\nsigma = 0.1\n"
                     } else {
