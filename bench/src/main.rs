@@ -46,7 +46,7 @@ fn train(kind: &str, pairs: usize, steps: usize) {
         other => panic!("unknown model {other}"),
     };
     let (device, label) = bench_device();
-    let mut model = contra::train::seeded(&device, 0, || {
+    let mut model = contra::seeding::seeded(&device, 0, || {
         let e = encoder.init(c, &device).unwrap();
         let h = ProjectionHeadSpec {
             hidden_dim: 512,

@@ -334,7 +334,7 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
         splits.train.width,
         out.display()
     );
-    let report = train::pretrain(
+    let report = contra::workflow::pretrain(
         &recipe,
         &splits.train,
         &TrainOptions {
@@ -342,12 +342,13 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
             quiet: a.quiet,
         },
     )?;
+    let pipeline = recipe.pipeline(&splits.train)?;
     println!(
         "trained {} steps in {:.1} s: final loss {:.4}, {:.0} images/s, data wait {:.1}% of the time",
         report.steps,
         report.seconds,
         report.final_loss,
-        report.images_per_second,
+        report.views_per_second,
         100.0 * report.data_wait_fraction
     );
     println!("model: {}", out.join("model.safetensors").display());
@@ -355,9 +356,7 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
         return Ok(());
     }
     let device = contra::device::parse(&recipe.train.device)?;
-    let size = report
-        .pipeline
-        .output_size(splits.train.height, splits.train.width);
+    let size = pipeline.output_size(splits.train.height, splits.train.width);
     if let Some(normal) = recipe.data.train_classes().map(<[u32]>::to_vec) {
         // Trained on the normal class(es) only (the test split stays whole): evaluate as
         // one-class anomaly detection.
@@ -366,7 +365,7 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
             recipe,
             splits,
             device,
-            pipeline: report.pipeline,
+            pipeline,
             size,
         };
         let scorer = contra::eval::anomaly::Scorer::Knn { k: 5 };
@@ -376,7 +375,7 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
     let (learned, pixels) = report::embed_splits(
         report.model.encoder(),
         &splits,
-        report.pipeline.normalization(),
+        pipeline.normalization(),
         size,
         &device,
     );
@@ -512,7 +511,7 @@ fn eval_fewshot(a: FewshotArgs) -> Result<()> {
     );
     let (learned, pixels) = l.embeddings();
     // A randomly initialised encoder of the same architecture, frozen.
-    let random = train::try_seeded(&l.device, l.recipe.seed ^ 0x5241_4e44, || {
+    let random = contra::seeding::try_seeded(&l.device, l.recipe.seed ^ 0x5241_4e44, || {
         l.recipe.encoder.init(channels, &l.device)
     })?;
     let random_train = encode(&random, &l.splits.train, norm, l.size, 512, &l.device);
@@ -550,7 +549,7 @@ fn eval_fewshot(a: FewshotArgs) -> Result<()> {
         &l.device,
         Box::new(|| Ok(file.model(channels, &ad)?.into_encoder())),
         Box::new(|seed| {
-            train::try_seeded(&ad, l.recipe.seed ^ 0x5343_5241 ^ seed, || {
+            contra::seeding::try_seeded(&ad, l.recipe.seed ^ 0x5343_5241 ^ seed, || {
                 l.recipe.encoder.init(channels, &ad)
             })
         }),

@@ -6,12 +6,14 @@ use crate::{
     finetune_trainers, model_dir, run_fewshot,
 };
 use contra::data::locate::DataSpec;
+use contra::data::locate::load_series;
 use contra::data::series::SeriesDataset;
+use contra::data::series::SeriesSplits;
 use contra::eval::Features;
 use contra::eval::anomaly::{Scorer, detect};
 use contra::eval::fewshot::{Budget, Representation};
 use contra::recipe::Recipe;
-use contra::train::series::{SeriesModel, SeriesSplits, load_series};
+use contra::train::series::SeriesModel;
 use contra::train::{self, TrainOptions};
 use contra::{Error, Result};
 use std::path::Path;
@@ -43,7 +45,7 @@ pub fn load(m: &ModelArgs, file: &train::TrainedFile) -> Result<Loaded> {
         recipe.data.set_path(p.clone())?;
     }
     let device = contra::device::parse(&m.device)?;
-    let splits = load_series(&recipe)?;
+    let splits = load_series(&recipe.data)?;
     let model = SeriesModel::read(file, splits.train.channels, &device)?;
     Ok(Loaded {
         model,
@@ -89,7 +91,7 @@ fn classes(splits: &SeriesSplits) -> usize {
 /// of streams by anomaly detection of the test windows (label above 0) beside raw windows.
 pub fn pretrain(recipe: &Recipe, resume: bool, quiet: bool, no_eval: bool) -> Result<()> {
     use contra::eval::{accuracy, svm};
-    let splits = load_series(recipe)?;
+    let splits = load_series(&recipe.data)?;
     let (train_set, test_set) = (&splits.train, &splits.test);
     let out = recipe.out_dir();
     eprintln!(
@@ -101,10 +103,14 @@ pub fn pretrain(recipe: &Recipe, resume: bool, quiet: bool, no_eval: bool) -> Re
         out.display()
     );
     let report =
-        train::series::pretrain_series(recipe, train_set, &TrainOptions { resume, quiet })?;
+        contra::workflow::pretrain_series(recipe, train_set, &TrainOptions { resume, quiet })?;
     println!(
         "trained {} steps in {:.1} s: final loss {:.4}, {:.0} windows/s",
-        report.steps, report.seconds, report.final_loss, report.windows_per_second
+        report.steps,
+        report.seconds,
+        report.final_loss,
+        // Two views of every window.
+        report.views_per_second / 2.0
     );
     println!("model: {}", out.join("model.safetensors").display());
     if no_eval {

@@ -1,8 +1,10 @@
 //! contra: contrastive representation learning on burn.
 //!
-//! The pieces follow the data flow: [`data`] -> [`augment`] -> [`encoders`] -> [`heads`] ->
-//! [`losses`] -> [`methods`] -> [`train`] -> [`eval`] and [`embed`]. [`recipe`] ties them
-//! together from a TOML file, and [`device`] selects where tensors live.
+//! The pieces are layered along the data flow, each using only those below it: core types
+//! ([`error`], [`rng`], [`seeding`], [`features`], [`device`], [`checkpoint`]) -> [`data`] ->
+//! [`augment`] -> [`encoders`] -> [`heads`] -> [`losses`] -> [`methods`] -> [`optim`] ->
+//! [`recipe`] (one TOML file naming every component) -> [`train`] -> [`eval`] -> [`embed`] ->
+//! [`search`] -> [`run_report`] -> [`workflow`] (what the command line runs).
 
 pub mod augment;
 pub mod checkpoint;
@@ -12,6 +14,7 @@ pub mod embed;
 pub mod encoders;
 pub mod error;
 pub mod eval;
+pub mod features;
 pub mod heads;
 pub mod image;
 pub mod losses;
@@ -23,8 +26,10 @@ pub mod rng;
 pub mod run_report;
 pub mod runtime;
 pub mod search;
+pub mod seeding;
 pub mod tensor_util;
 pub mod train;
+pub mod workflow;
 
 pub use burn::prelude::Device;
 pub use error::{Error, Result};

@@ -218,7 +218,8 @@ impl Default for EvalSpec {
             knn_temperature: 0.1,
             labels_per_class: vec![10],
             seeds: 5,
-            probe_l2: crate::eval::linear::default_l2_grid(),
+            // 1e-6 ... 1, one value per decade.
+            probe_l2: (0..=6).map(|e| 10f64.powi(e - 6)).collect(),
             probe_epochs: None,
             probe_lr: None,
             probe_weight_decay: None,

@@ -110,13 +110,13 @@ fn final_loss(text: &str, out: &Path) -> f32 {
         quiet: true,
     };
     if recipe.data.is_series() {
-        let splits = contra::train::series::load_series(&recipe).unwrap();
-        contra::train::series::pretrain_series(&recipe, &splits.train, &opts)
+        let splits = contra::data::locate::load_series(&recipe.data).unwrap();
+        contra::workflow::pretrain_series(&recipe, &splits.train, &opts)
             .unwrap()
             .final_loss
     } else {
         let splits = contra::data::locate::load_splits(&recipe.data).unwrap();
-        contra::train::pretrain(&recipe, &splits.train, &opts)
+        contra::workflow::pretrain(&recipe, &splits.train, &opts)
             .unwrap()
             .final_loss
     }

@@ -13,7 +13,8 @@ use contra::methods::{
 use contra::optim::OptimizerSpec;
 use contra::recipe::Recipe;
 use contra::tensor_util::{l2_normalize, to_vec};
-use contra::train::{TrainOptions, pretrain};
+use contra::train::TrainOptions;
+use contra::workflow::pretrain;
 
 fn train_quietly(
     recipe: &Recipe,
@@ -65,7 +66,7 @@ fn resnet18_has_torchvisions_parameter_count_and_shapes() {
     ] {
         // Under the init lock like every model here: the backend's generator is global, and
         // tests run in parallel.
-        let e = contra::train::try_seeded(&d, 0, || {
+        let e = contra::seeding::try_seeded(&d, 0, || {
             let spec = match kind {
                 "resnet18" => EncoderSpec::Resnet18 {},
                 _ => EncoderSpec::Resnet18Imagenet {},
@@ -85,7 +86,7 @@ fn resnet18_has_torchvisions_parameter_count_and_shapes() {
             .forward(Tensor::zeros([2, channels, side, side], &d));
         assert_eq!(y.dims(), [2, 512]);
     }
-    let e = contra::train::try_seeded(&d, 0, || {
+    let e = contra::seeding::try_seeded(&d, 0, || {
         EncoderSpec::SmallCnn(SmallCnnConfig {
             widths: [8, 16, 32, 48],
         })
@@ -679,7 +680,7 @@ fn embedding_diagnostics_are_logged_and_change_nothing() {
     let (plain, _) = run(0);
     let (watched, log) = run(10);
     // Bit-identical, also while other tests train beside it (every parameter is drawn under
-    // the init lock: `contra::train::seeded`).
+    // the init lock: `contra::seeding::seeded`).
     assert!(
         plain == watched,
         "diagnostics and the kNN monitor leave training untouched"

@@ -4,9 +4,14 @@
 //! recipe; and TS2Vec's overlapping random crops. Random draws come from the caller's
 //! generator, which the loader derives from (seed, epoch, item, view), as for images.
 
+use super::loader::{BatchSource, Items, LoaderConfig};
+use crate::data::series::SeriesDataset;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
+
+const CROPS: u64 = 0x4352_4f50;
+const MASK: u64 = 0x4d41_534b;
 
 /// A series being augmented: `channels x len` values, channel after channel.
 #[derive(Clone, Debug, PartialEq)]
@@ -420,6 +425,131 @@ impl OverlappingCrops {
             take(self.extended_left, self.overlap_right),
             take(self.overlap_left, self.extended_right),
         )
+    }
+}
+
+/// One series (`channels x len` values, channel after channel, NaN where missing) as the
+/// encoder's input: time-major values with missing ones 0, and the keep mask of its steps
+/// (1 where no channel is missing and `mask`, if given, keeps the step).
+pub fn time_major(
+    values: &[f32],
+    channels: usize,
+    len: usize,
+    mask: Option<&[bool]>,
+) -> (Vec<f32>, Vec<f32>) {
+    assert_eq!(values.len(), channels * len);
+    let mut x = vec![0f32; len * channels];
+    let mut keep: Vec<f32> = (0..len)
+        .map(|t| if mask.is_none_or(|m| m[t]) { 1.0 } else { 0.0 })
+        .collect();
+    for c in 0..channels {
+        for t in 0..len {
+            let v = values[c * len + t];
+            if v.is_nan() {
+                keep[t] = 0.0;
+            } else {
+                x[t * channels + c] = v;
+            }
+        }
+    }
+    (x, keep)
+}
+
+/// Two cropped, masked views of a batch of series, time-major (`[items, steps, channels]`),
+/// missing values as 0; `keep` is 1 where a step is observed and not masked.
+#[derive(Clone, Debug)]
+pub struct CropBatch {
+    pub items: usize,
+    pub channels: usize,
+    pub view1: Vec<f32>,
+    pub keep1: Vec<f32>,
+    pub len1: usize,
+    pub view2: Vec<f32>,
+    pub keep2: Vec<f32>,
+    pub len2: usize,
+    /// The last `overlap` steps of view 1 are the first `overlap` of view 2.
+    pub overlap: usize,
+}
+
+/// Series padded (NaN) to one length, as TS2Vec pads unequal ones, with its crop settings.
+pub struct SeriesCrops {
+    pub data: SeriesDataset,
+    /// The padded length.
+    pub len: usize,
+    /// Shortest shared segment: `2^(temporal_unit + 1)`.
+    pub min_overlap: usize,
+    /// Probability of keeping a time step in a view's random mask (TS2Vec: 0.5).
+    pub keep: f64,
+}
+
+impl SeriesCrops {
+    pub fn new(data: SeriesDataset, temporal_unit: usize) -> Self {
+        let len = data.lengths.iter().copied().max().unwrap_or(0);
+        Self {
+            data,
+            len,
+            min_overlap: 1 << (temporal_unit + 1),
+            keep: 0.5,
+        }
+    }
+
+    /// Series `i` padded to the common length.
+    pub fn padded(&self, i: usize) -> Series {
+        Series::new(self.data.channels, self.len, self.data.padded(i, self.len))
+    }
+}
+
+impl Items for SeriesCrops {
+    fn count(&self) -> usize {
+        self.data.len()
+    }
+    fn item_labels(&self) -> Option<&[u32]> {
+        self.data.labels.as_deref()
+    }
+}
+
+impl BatchSource for SeriesCrops {
+    type Batch = CropBatch;
+
+    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> CropBatch {
+        // One crop geometry per batch: drawn from its first item, which no other batch of the
+        // epoch starts with.
+        let first = indices.first().copied().unwrap_or(0) as u64;
+        let crops = OverlappingCrops::sample(
+            self.len,
+            indices.len(),
+            self.min_overlap,
+            &mut Rng::derive(cfg.seed, &[CROPS, epoch, first]),
+        );
+        let (len1, len2) = (
+            crops.overlap_right - crops.extended_left,
+            crops.extended_right - crops.overlap_left,
+        );
+        let c = self.data.channels;
+        let mut b = CropBatch {
+            items: indices.len(),
+            channels: c,
+            view1: Vec::with_capacity(indices.len() * len1 * c),
+            keep1: Vec::with_capacity(indices.len() * len1),
+            len1,
+            view2: Vec::with_capacity(indices.len() * len2 * c),
+            keep2: Vec::with_capacity(indices.len() * len2),
+            len2,
+            overlap: crops.overlap,
+        };
+        for (k, &i) in indices.iter().enumerate() {
+            let (a, v) = crops.views(&self.padded(i), k);
+            let mut rng = Rng::derive(cfg.seed, &[MASK, epoch, i as u64]);
+            let m1: Vec<bool> = (0..len1).map(|_| rng.bernoulli(self.keep)).collect();
+            let m2: Vec<bool> = (0..len2).map(|_| rng.bernoulli(self.keep)).collect();
+            let (x, keep) = time_major(&a.values, c, len1, Some(&m1));
+            b.view1.extend(x);
+            b.keep1.extend(keep);
+            let (x, keep) = time_major(&v.values, c, len2, Some(&m2));
+            b.view2.extend(x);
+            b.keep2.extend(keep);
+        }
+        b
     }
 }
 

@@ -2,6 +2,7 @@
 //! standard install location of Debian's package (for Fashion-MNIST:
 //! `/usr/share/datasets/fashion-mnist`, from `apt-get install dataset-fashion-mnist`).
 
+use super::series::{SeriesSplits, WindowOrigin, load_archive_set};
 use super::{ImageDataset, Splits, cifar, digits, folder, idx};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -446,4 +447,122 @@ fn only_classes(train: ImageDataset, classes: Option<&[u32]>) -> Result<ImageDat
         ));
     }
     Ok(train.subset(&keep))
+}
+/// The training and test series a spec names: a UCR/UEA set, or windows of CSV sensor
+/// streams (a file or a folder of files; each channel standardised with the training
+/// windows' mean and standard deviation, so that sensors on different scales weigh alike).
+pub fn load_series(spec: &DataSpec) -> Result<SeriesSplits> {
+    spec.validate()?;
+    match spec {
+        DataSpec::Csv(spec) => load_stream_windows(spec),
+        DataSpec::Ucr(spec) => {
+            let (train, test) = load_archive_set(&spec.name, spec.path.as_deref())?;
+            Ok(SeriesSplits {
+                train,
+                test,
+                test_origins: None,
+            })
+        }
+        other => Err(Error::config(
+            "data.source",
+            format!(
+                "`{}` holds images; time series come from `ucr` or `csv`",
+                other.source()
+            ),
+        )),
+    }
+}
+
+fn load_stream_windows(spec: &CsvSpec) -> Result<SeriesSplits> {
+    use super::stream::{Stream, read_csv_path, windows};
+    // A relative path missing from the working directory is looked up in the data folder.
+    let resolve = |p: &std::path::Path| match data_root() {
+        Some(root) if p.is_relative() && !p.exists() => root.join(p),
+        _ => p.to_path_buf(),
+    };
+    let path = &resolve(&spec.path);
+    let columns = spec.columns.clone();
+    let length = spec.window;
+    let stride = spec.stride.unwrap_or(length);
+    let streams = read_csv_path(path, &columns)?;
+    let (train, test): (Vec<Stream>, Vec<Stream>) = match &spec.test_path {
+        Some(t) => (streams, read_csv_path(&resolve(t), &columns)?),
+        None => {
+            let f = spec.train_fraction.unwrap_or(0.5);
+            let cut = |s: &Stream, from: usize, to: usize| Stream {
+                group: s.group.clone(),
+                channel_names: s.channel_names.clone(),
+                channels: s.channels.iter().map(|c| c[from..to].to_vec()).collect(),
+                timestamps: s
+                    .timestamps
+                    .get(from..to)
+                    .map(<[String]>::to_vec)
+                    .unwrap_or_default(),
+                labels: s.labels.as_ref().map(|l| l[from..to].to_vec()),
+            };
+            streams
+                .iter()
+                .map(|s| {
+                    let at = (s.len() as f64 * f).round() as usize;
+                    (cut(s, 0, at), cut(s, at, s.len()))
+                })
+                .unzip()
+        }
+    };
+    let mut tr = windows(&train, length, stride)?.series;
+    let test_windows = windows(&test, length, stride)?;
+    let origins = test_windows
+        .origins
+        .iter()
+        .map(|&(k, row)| {
+            let s = &test[k];
+            // With `train_fraction`, the test part of a stream starts after its training part.
+            let offset = train
+                .get(k)
+                .filter(|_| spec.test_path.is_none())
+                .map_or(0, Stream::len);
+            WindowOrigin {
+                stream: s.group.clone(),
+                first_row: offset + row,
+                timestamp: s.timestamps.get(row).cloned(),
+            }
+        })
+        .collect();
+    let mut te = test_windows.series;
+    if tr.is_empty() || te.is_empty() {
+        return Err(Error::config(
+            "data.window",
+            format!("no window of {length} rows fits the training or the test part"),
+        ));
+    }
+    // Both splits name the same classes (0 normal, 1.. events).
+    let classes = tr.class_names.len().max(te.class_names.len());
+    let names: Vec<String> = (0..classes).map(|c| c.to_string()).collect();
+    tr.class_names = names.clone();
+    te.class_names = names;
+    // Per-channel standardisation with the training windows' statistics.
+    for c in 0..tr.channels {
+        let vals: Vec<f64> = (0..tr.len())
+            .flat_map(|i| tr.channel(i, c).iter().map(|&v| v as f64))
+            .filter(|v| v.is_finite())
+            .collect();
+        let n = vals.len().max(1) as f64;
+        let mean = vals.iter().sum::<f64>() / n;
+        let sd = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n)
+            .sqrt()
+            .max(1e-12);
+        for set in [&mut tr, &mut te] {
+            for i in 0..set.len() {
+                let len = set.lengths[i];
+                set.values[i][c * len..(c + 1) * len]
+                    .iter_mut()
+                    .for_each(|v| *v = ((*v as f64 - mean) / sd) as f32);
+            }
+        }
+    }
+    Ok(SeriesSplits {
+        train: tr,
+        test: te,
+        test_origins: Some(origins),
+    })
 }

@@ -9,6 +9,7 @@ pub mod digits;
 pub mod folder;
 pub mod idx;
 pub mod locate;
+pub mod sampling;
 pub mod series;
 pub mod stream;
 

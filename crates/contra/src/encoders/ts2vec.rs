@@ -6,6 +6,7 @@
 //! on the representations. It keeps the time axis: one vector per time step, max-pooled over
 //! time for one vector per series. Any number of channels, any length.
 
+pub use crate::augment::series::time_major;
 use burn::module::Module;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig1d};
@@ -198,33 +199,6 @@ impl Ts2VecEncoder {
     }
 }
 
-/// One series (`channels x len` values, channel after channel, NaN where missing) as the
-/// encoder's input: time-major values with missing ones 0, and the keep mask of its steps
-/// (1 where no channel is missing and `mask`, if given, keeps the step).
-pub fn time_major(
-    values: &[f32],
-    channels: usize,
-    len: usize,
-    mask: Option<&[bool]>,
-) -> (Vec<f32>, Vec<f32>) {
-    assert_eq!(values.len(), channels * len);
-    let mut x = vec![0f32; len * channels];
-    let mut keep: Vec<f32> = (0..len)
-        .map(|t| if mask.is_none_or(|m| m[t]) { 1.0 } else { 0.0 })
-        .collect();
-    for c in 0..channels {
-        for t in 0..len {
-            let v = values[c * len + t];
-            if v.is_nan() {
-                keep[t] = 0.0;
-            } else {
-                x[t * channels + c] = v;
-            }
-        }
-    }
-    (x, keep)
-}
-
 /// Series with NaN for missing values as the encoder's input: values with NaN replaced by 0
 /// (`[B, T, C]`, time-major per series) and the mask of observed steps (`[B, T, 1]`: a step is
 /// observed when none of its channels is missing). `values[i]` holds `channels x T` values,
@@ -265,7 +239,7 @@ mod tests {
             kernel: 3,
             dropout: 0.0,
         };
-        let enc = crate::train::seeded(&device, 1, || cfg.init(2, &device));
+        let enc = crate::seeding::seeded(&device, 1, || cfg.init(2, &device));
         assert_eq!(enc.output_dim(), 6);
         let len = 100;
         let base: Vec<f32> = (0..2 * len).map(|i| (i as f32 * 0.37).sin()).collect();
@@ -300,7 +274,7 @@ mod tests {
             dropout: 0.0,
         };
         let spec = crate::encoders::EncoderSpec::Ts2vec(cfg);
-        let enc = crate::train::seeded(&device, 2, || spec.init(2, &device).unwrap());
+        let enc = crate::seeding::seeded(&device, 2, || spec.init(2, &device).unwrap());
         let len = 30;
         let mut a: Vec<f32> = (0..2 * len).map(|i| (i as f32 * 0.21).cos()).collect();
         a[len + 7] = f32::NAN;
@@ -328,7 +302,7 @@ mod tests {
         let x: Vec<f32> = (0..b * t * cin).map(|i| (i as f32 * 0.61).sin()).collect();
         let x = Tensor::<3>::from_data(TensorData::new(x, [b, t, cin]), &device);
         for (kernel, dilation) in [(3, 1), (3, 4), (1, 1), (4, 2)] {
-            let conv = crate::train::seeded(&device, 9, || {
+            let conv = crate::seeding::seeded(&device, 9, || {
                 same_conv(cin, cout, kernel, dilation, &device)
             });
             let ours = to_vec(conv_time_major(&conv, x.clone()));

@@ -190,7 +190,7 @@ pub fn finetune(
 ) -> Result<Classifier> {
     assert_eq!(labels.len(), inputs.len());
     let dim = encoder.output_dim();
-    let mut head = crate::train::seeded(device, cfg.seed ^ 0x4845_4144, || {
+    let mut head = crate::seeding::seeded(device, cfg.seed ^ 0x4845_4144, || {
         LinearConfig::new(dim, classes).init(device)
     });
     if let Some(probe) = head_init {

@@ -29,7 +29,7 @@ pub struct ProbeConfig {
 impl Default for ProbeConfig {
     fn default() -> Self {
         Self {
-            l2_grid: default_l2_grid(),
+            l2_grid: crate::recipe::EvalSpec::default().probe_l2,
             lbfgs: LbfgsConfig {
                 max_iter: 500,
                 grad_tol: 1e-5,
@@ -38,11 +38,6 @@ impl Default for ProbeConfig {
             seed: 0,
         }
     }
-}
-
-/// 1e-6 ... 1, one value per decade.
-pub fn default_l2_grid() -> Vec<f64> {
-    (0..=6).map(|e| 10f64.powi(e - 6)).collect()
 }
 
 /// Above this many labelled rows one hold-out split replaces k-fold cross-validation.

@@ -9,12 +9,14 @@ pub mod finetune;
 pub mod knn;
 pub mod linear;
 pub mod map;
+pub mod monitor;
 pub mod report;
 pub mod retrieval;
 pub mod scores;
 pub mod space;
 pub mod svm;
 
+pub use crate::features::Features;
 use crate::tensor_util::{tensor2, to_vec};
 use burn::prelude::Device;
 use rayon::prelude::*;
@@ -114,29 +116,4 @@ pub fn macro_f1(pred: &[u32], truth: &[u32], num_classes: usize) -> f64 {
         .map(|&c| 2.0 * tp[c] as f64 / (2 * tp[c] + fp[c] + fn_[c]) as f64)
         .sum::<f64>()
         / present.len() as f64
-}
-
-/// Row-major feature matrix.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Features {
-    pub data: Vec<f32>,
-    pub rows: usize,
-    pub dim: usize,
-}
-
-impl Features {
-    pub fn row(&self, i: usize) -> &[f32] {
-        &self.data[i * self.dim..(i + 1) * self.dim]
-    }
-
-    pub fn select(&self, idx: &[usize]) -> Features {
-        let mut data = Vec::with_capacity(idx.len() * self.dim);
-        idx.iter()
-            .for_each(|&i| data.extend_from_slice(self.row(i)));
-        Features {
-            data,
-            rows: idx.len(),
-            dim: self.dim,
-        }
-    }
 }

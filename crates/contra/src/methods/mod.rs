@@ -1,5 +1,5 @@
 //! Methods: what a training step computes from a batch of views. Every method is a burn
-//! [`Module`](burn::module::Module) holding its networks, trained by the one loop in
+//! [`Module`] holding its networks, trained by the one loop in
 //! [`crate::train`].
 
 pub mod moco;
@@ -15,9 +15,11 @@ pub use simclr::{PairLoss, PairObjective, SimClr, SimClrConfig};
 pub use supervised::{Objective, SupConConfig, Supervised, TripletConfig};
 pub use ts2vec::Ts2VecMethodConfig;
 
+use crate::augment::loader::ViewBatch;
 use crate::encoders::{Encoder, EncoderSpec};
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHeadSpec;
+use crate::tensor_util::tensor4;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -156,6 +158,39 @@ pub trait Method: burn::module::Module + Sized {
     /// Called after each optimizer step (momentum encoders update here).
     fn after_step(self, _global_step: u64, _total_steps: u64) -> Self {
         self
+    }
+}
+
+/// What the one training loop trains: a module whose loss comes from a batch of the loader's
+/// views. Every image [`Method`] is one; other kinds of data bring their own batch type.
+pub trait Trainable: burn::module::Module + Sized {
+    type Batch: Send + 'static;
+    /// Views in a batch (every view of every item), for the throughput figure.
+    fn views_in(batch: &Self::Batch) -> u64;
+    fn batch_loss(&self, batch: Self::Batch, device: &Device) -> Tensor<1>;
+    /// After each optimizer step (momentum encoders update here).
+    fn after_optimizer_step(self, global_step: u64, total_steps: u64) -> Self;
+}
+
+impl<M: Method> Trainable for M {
+    type Batch = ViewBatch;
+
+    fn views_in(batch: &ViewBatch) -> u64 {
+        (batch.views.len() * batch.len()) as u64
+    }
+
+    fn batch_loss(&self, batch: ViewBatch, device: &Device) -> Tensor<1> {
+        let shape = batch.shape();
+        let views: Vec<Tensor<4>> = batch
+            .views
+            .into_iter()
+            .map(|v| tensor4(v, shape, device))
+            .collect();
+        self.loss(&views, batch.labels.as_deref())
+    }
+
+    fn after_optimizer_step(self, global_step: u64, total_steps: u64) -> Self {
+        self.after_step(global_step, total_steps)
     }
 }
 

@@ -4,14 +4,12 @@
 //! `AveragedModel`), the encoder used afterwards is the average of the trained weights over
 //! all steps.
 
-use crate::augment::loader::{BatchSource, Items, LoaderConfig};
-use crate::augment::series::{OverlappingCrops, Series};
+use super::Trainable;
+pub use crate::augment::series::{CropBatch, SeriesCrops};
 use crate::data::series::SeriesDataset;
-use crate::encoders::ts2vec::{Ts2VecEncoder, batch_input, time_major};
+use crate::encoders::ts2vec::{Ts2VecEncoder, batch_input};
 use crate::error::{Error, Result};
 use crate::losses::HierarchicalLoss;
-use crate::rng::Rng;
-use crate::train::Trainable;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -54,9 +52,6 @@ impl Ts2VecMethodConfig {
     }
 }
 
-const CROPS: u64 = 0x4352_4f50;
-const MASK: u64 = 0x4d41_534b;
-
 #[derive(Module, Debug)]
 pub struct Ts2Vec {
     /// The trained encoder.
@@ -78,104 +73,6 @@ impl Ts2Vec {
             average,
             loss,
         }
-    }
-}
-
-/// Two cropped, masked views of a batch of series, time-major (`[items, steps, channels]`),
-/// missing values as 0; `keep` is 1 where a step is observed and not masked.
-#[derive(Clone, Debug)]
-pub struct CropBatch {
-    pub items: usize,
-    pub channels: usize,
-    pub view1: Vec<f32>,
-    pub keep1: Vec<f32>,
-    pub len1: usize,
-    pub view2: Vec<f32>,
-    pub keep2: Vec<f32>,
-    pub len2: usize,
-    /// The last `overlap` steps of view 1 are the first `overlap` of view 2.
-    pub overlap: usize,
-}
-
-/// Series padded (NaN) to one length, as TS2Vec pads unequal ones, with its crop settings.
-pub struct SeriesCrops {
-    pub data: SeriesDataset,
-    /// The padded length.
-    pub len: usize,
-    /// Shortest shared segment: `2^(temporal_unit + 1)`.
-    pub min_overlap: usize,
-    /// Probability of keeping a time step in a view's random mask (TS2Vec: 0.5).
-    pub keep: f64,
-}
-
-impl SeriesCrops {
-    pub fn new(data: SeriesDataset, temporal_unit: usize) -> Self {
-        let len = data.lengths.iter().copied().max().unwrap_or(0);
-        Self {
-            data,
-            len,
-            min_overlap: 1 << (temporal_unit + 1),
-            keep: 0.5,
-        }
-    }
-
-    /// Series `i` padded to the common length.
-    pub fn padded(&self, i: usize) -> Series {
-        Series::new(self.data.channels, self.len, self.data.padded(i, self.len))
-    }
-}
-
-impl Items for SeriesCrops {
-    fn count(&self) -> usize {
-        self.data.len()
-    }
-    fn item_labels(&self) -> Option<&[u32]> {
-        self.data.labels.as_deref()
-    }
-}
-
-impl BatchSource for SeriesCrops {
-    type Batch = CropBatch;
-
-    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> CropBatch {
-        // One crop geometry per batch: drawn from its first item, which no other batch of the
-        // epoch starts with.
-        let first = indices.first().copied().unwrap_or(0) as u64;
-        let crops = OverlappingCrops::sample(
-            self.len,
-            indices.len(),
-            self.min_overlap,
-            &mut Rng::derive(cfg.seed, &[CROPS, epoch, first]),
-        );
-        let (len1, len2) = (
-            crops.overlap_right - crops.extended_left,
-            crops.extended_right - crops.overlap_left,
-        );
-        let c = self.data.channels;
-        let mut b = CropBatch {
-            items: indices.len(),
-            channels: c,
-            view1: Vec::with_capacity(indices.len() * len1 * c),
-            keep1: Vec::with_capacity(indices.len() * len1),
-            len1,
-            view2: Vec::with_capacity(indices.len() * len2 * c),
-            keep2: Vec::with_capacity(indices.len() * len2),
-            len2,
-            overlap: crops.overlap,
-        };
-        for (k, &i) in indices.iter().enumerate() {
-            let (a, v) = crops.views(&self.padded(i), k);
-            let mut rng = Rng::derive(cfg.seed, &[MASK, epoch, i as u64]);
-            let m1: Vec<bool> = (0..len1).map(|_| rng.bernoulli(self.keep)).collect();
-            let m2: Vec<bool> = (0..len2).map(|_| rng.bernoulli(self.keep)).collect();
-            let (x, keep) = time_major(&a.values, c, len1, Some(&m1));
-            b.view1.extend(x);
-            b.keep1.extend(keep);
-            let (x, keep) = time_major(&v.values, c, len2, Some(&m2));
-            b.view2.extend(x);
-            b.keep2.extend(keep);
-        }
-        b
     }
 }
 
@@ -221,7 +118,7 @@ pub fn embed(
     len: usize,
     batch: usize,
     device: &Device,
-) -> crate::eval::Features {
+) -> crate::features::Features {
     use burn::module::Module;
     let encoder = encoder.valid();
     let dim = encoder.output_dim();
@@ -234,7 +131,7 @@ pub fn embed(
         let (x, keep, _) = batch_input(&rows, data.channels, len, device);
         out.extend(crate::tensor_util::to_vec(encoder.embed(x, keep)));
     }
-    crate::eval::Features {
+    crate::features::Features {
         data: out,
         rows: data.len(),
         dim,
@@ -244,6 +141,7 @@ pub fn embed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::augment::loader::{BatchSource, LoaderConfig};
 
     fn toy(n: usize, len: usize) -> SeriesDataset {
         SeriesDataset {
@@ -270,7 +168,7 @@ mod tests {
             dropout: 0.0,
         };
         let [a, b, c, fresh] =
-            crate::train::seeded(&d, 3, || [0, 1, 2, 3].map(|_| cfg.init(2, &d)));
+            crate::seeding::seeded(&d, 3, || [0, 1, 2, 3].map(|_| cfg.init(2, &d)));
         let (wa, wb, wc) = (module_tensors(&a), module_tensors(&b), module_tensors(&c));
         let m = Ts2Vec::new(a, fresh, HierarchicalLoss::default());
         let m = m.after_optimizer_step(0, 3);

@@ -1,69 +1,31 @@
-//! The one training loop: any [`Method`] on batches of augmented views, with the optimizer
+//! The one training loop: any [`Trainable`] on batches of augmented views, with the optimizer
 //! and schedule of the recipe, a progress line, a JSONL metrics log, and checkpoints that let
 //! `--resume` continue a killed run to the same result as an uninterrupted one.
 
 pub mod progress;
 
-use crate::augment::Pipeline;
-use crate::augment::loader::{
-    BatchSource, EpochLoader, ImageViews, LoaderConfig, ViewBatch, batches_per_epoch,
-};
+use crate::augment::loader::{BatchSource, EpochLoader, LoaderConfig, batches_per_epoch};
 use crate::checkpoint::{
     HostTensor, load_module, module_tensors, read_safetensors, write_atomic, write_safetensors,
 };
 use crate::data::ImageDataset;
 use crate::error::{Error, Result};
-use crate::methods::{Method, Model};
+use crate::methods::Model;
+pub use crate::methods::Trainable;
 use crate::optim::Optimizer;
 use crate::optim::schedule::Schedule;
 use crate::recipe::Recipe;
-use crate::tensor_util::tensor4;
+use crate::seeding::try_seeded;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use progress::Progress;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 pub mod series;
-
-static INIT_LOCK: Mutex<()> = Mutex::new(());
-
-/// Build a module with the device's random generator seeded: weight initialisation is
-/// reproducible. The generator is global in burn, so concurrent initialisations are
-/// serialised, and since burn draws a parameter's initial values only when it is first used,
-/// every parameter of the module is drawn before the lock is released (otherwise a concurrent
-/// training would change them).
-pub fn seeded<M: burn::module::Module>(device: &Device, seed: u64, f: impl FnOnce() -> M) -> M {
-    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    device.seed(seed);
-    materialize(f())
-}
-
-/// [`seeded`] for a builder that can fail.
-pub fn try_seeded<M: burn::module::Module, E>(
-    device: &Device,
-    seed: u64,
-    f: impl FnOnce() -> std::result::Result<M, E>,
-) -> std::result::Result<M, E> {
-    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    device.seed(seed);
-    f().map(materialize)
-}
-
-/// Draw the initial values of every lazily initialised parameter of `module` now.
-fn materialize<M: burn::module::Module>(module: M) -> M {
-    struct Touch;
-    impl burn::module::ModuleVisitor for Touch {
-        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
-            let _ = param.val();
-        }
-    }
-    module.visit(&mut Touch);
-    module
-}
 
 /// The model a recipe describes, freshly initialised from the recipe's seed.
 pub fn build_model(recipe: &Recipe, in_channels: usize, device: &Device) -> Result<Model> {
@@ -100,21 +62,6 @@ pub struct TrainOptions {
     pub resume: bool,
     /// No progress line.
     pub quiet: bool,
-}
-
-/// What a finished run reports.
-#[derive(Debug)]
-pub struct TrainReport<M> {
-    pub model: M,
-    /// The augmentation pipeline of the run (its normalisation is what evaluation applies).
-    pub pipeline: Pipeline,
-    pub final_loss: f32,
-    pub steps: u64,
-    /// Images per second through the model (every view counts), over the steps of this process.
-    pub images_per_second: f64,
-    /// Fraction of the wall time the trainer spent waiting for batches.
-    pub data_wait_fraction: f64,
-    pub seconds: f64,
 }
 
 /// Where a run stands: saved in every checkpoint.
@@ -222,136 +169,6 @@ fn truncate_metrics(path: &Path, global_step: u64) -> Result<()> {
     write_atomic(path, kept.as_bytes())
 }
 
-/// Pretrain the recipe's method on `train`, writing into the recipe's output folder.
-pub fn pretrain(
-    recipe: &Recipe,
-    train: &ImageDataset,
-    opts: &TrainOptions,
-) -> Result<TrainReport<Model>> {
-    if recipe.method.needs_labels() && train.labels.is_none() {
-        return Err(Error::config(
-            "method.kind",
-            format!(
-                "`{}` learns from labels, and the training data have none",
-                recipe.method.name()
-            ),
-        ));
-    }
-    let device = crate::device::parse(&recipe.train.device)?;
-    let ad = device.clone().autodiff();
-    let pipeline = recipe.pipeline(train)?;
-    let mut model = build_model(recipe, train.channels, &ad)?;
-    if let (Some(path), false) = (&recipe.train.init, opts.resume) {
-        model = init_from(model, path)?;
-    }
-    let keep = recipe.train.labelled_per_class;
-    if keep > 0 {
-        let mut partly = train.clone();
-        partly.labels = Some(keep_labels_per_class(train, keep, recipe.seed));
-        return run(recipe, &partly, pipeline, model, &ad, opts);
-    }
-    run(recipe, train, pipeline, model, &ad, opts)
-}
-
-/// Two fixed augmented views of the first training images, for the embedding diagnostics.
-struct MonitorViews {
-    views: Vec<Vec<f32>>,
-    shape: [usize; 4],
-    device: Device,
-}
-
-impl MonitorViews {
-    fn new(
-        train: &ImageDataset,
-        pipeline: &Pipeline,
-        cfg: &LoaderConfig,
-        device: &str,
-    ) -> Result<Self> {
-        let indices: Vec<usize> = (0..train.len.min(512)).collect();
-        // An epoch number training never reaches: the same views at every call, and no
-        // training batch shares their randomness.
-        let batch = crate::augment::loader::make_batch(train, pipeline, cfg, u64::MAX, &indices);
-        Ok(Self {
-            shape: batch.shape(),
-            views: batch.views,
-            device: crate::device::parse(device)?,
-        })
-    }
-
-    /// The diagnostics of the model's backbone in evaluation mode (no gradient, BatchNorm on
-    /// its running statistics, nothing in the model changes).
-    fn diagnose<M: Method>(&self, model: &M) -> crate::eval::space::SpaceReport {
-        let eval_model = model.valid();
-        let features: Vec<crate::eval::Features> = self.views[..2]
-            .iter()
-            .map(|v| {
-                let x = tensor4(v.clone(), self.shape, &self.device);
-                let f = eval_model.encoder().forward(x);
-                let [rows, dim] = f.dims();
-                crate::eval::Features {
-                    data: crate::tensor_util::to_vec(f),
-                    rows,
-                    dim,
-                }
-            })
-            .collect();
-        crate::eval::space::diagnose(&features[0], &features[1])
-    }
-}
-
-/// The online kNN monitor: labelled training items split into a memory bank and queries.
-struct KnnMonitor {
-    bank: ImageDataset,
-    bank_labels: Vec<u32>,
-    queries: ImageDataset,
-    query_labels: Vec<u32>,
-    classes: usize,
-    pipeline: Pipeline,
-    k: usize,
-    temperature: f32,
-    device: Device,
-}
-
-impl KnnMonitor {
-    fn new(recipe: &Recipe, train: &ImageDataset, pipeline: &Pipeline) -> Result<Self> {
-        let labels = train.labels_or_err("train.knn_monitor")?;
-        let n = recipe.train.knn_monitor.min(train.len);
-        let split = n - n / 5;
-        let bank: Vec<usize> = (0..split).collect();
-        let queries: Vec<usize> = (split..n).collect();
-        Ok(Self {
-            bank: train.subset(&bank),
-            bank_labels: labels[..split].to_vec(),
-            queries: train.subset(&queries),
-            query_labels: labels[split..n].to_vec(),
-            classes: train.num_classes(),
-            pipeline: pipeline.clone(),
-            k: recipe.eval.knn_k,
-            temperature: recipe.eval.knn_temperature,
-            device: crate::device::parse(&recipe.train.device)?,
-        })
-    }
-
-    /// kNN accuracy of the backbone in evaluation mode (nothing in the model changes).
-    fn accuracy<M: Method>(&self, model: &M) -> f64 {
-        use crate::eval::{accuracy, features::encode, knn};
-        let eval_model = model.valid();
-        let size = self.pipeline.output_size(self.bank.height, self.bank.width);
-        let norm = self.pipeline.normalization();
-        let enc = |d: &ImageDataset| encode(eval_model.encoder(), d, norm, size, 512, &self.device);
-        let pred = knn::predict(
-            &enc(&self.bank),
-            &self.bank_labels,
-            &enc(&self.queries),
-            self.classes,
-            self.k,
-            self.temperature,
-            &self.device,
-        );
-        accuracy(&pred, &self.query_labels)
-    }
-}
-
 /// `model` with the encoder and projection head of the model file at `path`: every tensor
 /// under `encoder.` or `head.` with the same path and shape, whatever method wrote the file
 /// (momentum methods' key networks start as copies of them). Fails unless the whole encoder
@@ -398,43 +215,10 @@ pub fn init_from(model: Model, path: &Path) -> Result<Model> {
 pub fn keep_labels_per_class(train: &ImageDataset, n: usize, seed: u64) -> Vec<u32> {
     let labels = train.labels.as_deref().unwrap_or_default();
     let mut kept = vec![crate::losses::UNLABELLED; labels.len()];
-    for i in crate::eval::fewshot::sample_per_class(labels, train.num_classes(), n, seed) {
+    for i in crate::data::sampling::sample_per_class(labels, train.num_classes(), n, seed) {
         kept[i] = labels[i];
     }
     kept
-}
-
-/// What the one training loop trains: a module whose loss comes from a batch of the loader's
-/// views. Every image [`Method`] is one; other kinds of data bring their own batch type.
-pub trait Trainable: burn::module::Module + Sized {
-    type Batch: Send + 'static;
-    /// Views in a batch (every view of every item), for the throughput figure.
-    fn views_in(batch: &Self::Batch) -> u64;
-    fn batch_loss(&self, batch: Self::Batch, device: &Device) -> Tensor<1>;
-    /// After each optimizer step (momentum encoders update here).
-    fn after_optimizer_step(self, global_step: u64, total_steps: u64) -> Self;
-}
-
-impl<M: Method> Trainable for M {
-    type Batch = ViewBatch;
-
-    fn views_in(batch: &ViewBatch) -> u64 {
-        (batch.views.len() * batch.len()) as u64
-    }
-
-    fn batch_loss(&self, batch: ViewBatch, device: &Device) -> Tensor<1> {
-        let shape = batch.shape();
-        let views: Vec<Tensor<4>> = batch
-            .views
-            .into_iter()
-            .map(|v| tensor4(v, shape, device))
-            .collect();
-        self.loss(&views, batch.labels.as_deref())
-    }
-
-    fn after_optimizer_step(self, global_step: u64, total_steps: u64) -> Self {
-        self.after_step(global_step, total_steps)
-    }
 }
 
 /// A measurement of the model that changes nothing in it.
@@ -448,20 +232,34 @@ pub struct Monitors<'a, M> {
     pub knn_accuracy: Option<Measure<'a, M, f64>>,
 }
 
-/// What the loop reports.
-pub struct LoopReport<M> {
+impl<M> Monitors<'_, M> {
+    /// No measurements.
+    pub fn none() -> Self {
+        Monitors {
+            diagnose: None,
+            knn_accuracy: None,
+        }
+    }
+}
+
+/// What a finished run reports.
+#[derive(Debug)]
+pub struct TrainReport<M> {
     pub model: M,
     pub final_loss: f32,
     pub steps: u64,
+    /// Views per second through the model (every view of every item), over the steps of this
+    /// process.
     pub views_per_second: f64,
+    /// Fraction of the wall time the trainer spent waiting for batches.
     pub data_wait_fraction: f64,
     pub seconds: f64,
 }
 
-impl<M> LoopReport<M> {
+impl<M> TrainReport<M> {
     /// The same report around `f(model)`.
-    pub fn map<N>(self, f: impl FnOnce(M) -> N) -> LoopReport<N> {
-        LoopReport {
+    pub fn map<N>(self, f: impl FnOnce(M) -> N) -> TrainReport<N> {
+        TrainReport {
             model: f(self.model),
             final_loss: self.final_loss,
             steps: self.steps,
@@ -473,7 +271,7 @@ impl<M> LoopReport<M> {
 }
 
 /// The loader settings a recipe gives: two views per item.
-fn loader_config(recipe: &Recipe) -> LoaderConfig {
+pub fn loader_config(recipe: &Recipe) -> LoaderConfig {
     LoaderConfig {
         batch_size: recipe.train.batch_size,
         views: 2,
@@ -482,45 +280,6 @@ fn loader_config(recipe: &Recipe) -> LoaderConfig {
         seed: recipe.seed,
         per_class: recipe.train.per_class,
     }
-}
-
-/// The training loop for any method on images.
-pub fn run<M: Method>(
-    recipe: &Recipe,
-    train: &ImageDataset,
-    pipeline: Pipeline,
-    model: M,
-    device: &Device,
-    opts: &TrainOptions,
-) -> Result<TrainReport<M>> {
-    let used_pipeline = pipeline.clone();
-    let source = Arc::new(ImageViews {
-        data: train.clone(),
-        pipeline,
-    });
-    let pipeline = &source.pipeline;
-    let cfg = loader_config(recipe);
-    let views = (recipe.train.diagnose_every > 0)
-        .then(|| MonitorViews::new(train, pipeline, &cfg, &recipe.train.device))
-        .transpose()?;
-    let knn = (recipe.train.knn_monitor > 0)
-        .then(|| KnnMonitor::new(recipe, train, pipeline))
-        .transpose()?;
-    let monitors = Monitors {
-        diagnose: views
-            .map(|v| Box::new(move |m: &M| serde_json::json!(v.diagnose(m))) as Measure<M, _>),
-        knn_accuracy: knn.map(|k| Box::new(move |m: &M| k.accuracy(m)) as Measure<M, _>),
-    };
-    let r = train_loop(recipe, source.clone(), model, device, opts, monitors)?;
-    Ok(TrainReport {
-        model: r.model,
-        pipeline: used_pipeline,
-        final_loss: r.final_loss,
-        steps: r.steps,
-        images_per_second: r.views_per_second,
-        data_wait_fraction: r.data_wait_fraction,
-        seconds: r.seconds,
-    })
 }
 
 /// The one training loop: batches from `source` in the background, the model's loss, the
@@ -532,7 +291,7 @@ pub fn train_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
     device: &Device,
     opts: &TrainOptions,
     monitors: Monitors<M>,
-) -> Result<LoopReport<M>> {
+) -> Result<TrainReport<M>> {
     let files = RunFiles {
         dir: recipe.out_dir(),
     };
@@ -698,7 +457,7 @@ pub fn train_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
     meta.insert("contra.recipe".to_string(), recipe_text);
     write_safetensors(&files.model(), &weights, meta)?;
     let seconds = started.elapsed().as_secs_f64();
-    Ok(LoopReport {
+    Ok(TrainReport {
         model,
         final_loss: state.last_loss,
         steps: state.global_step,
