@@ -18,9 +18,9 @@ use contra::augment::loader::make_view;
 use contra::data::ImageDataset;
 use contra::encoders::EncoderSpec;
 use contra::heads::ProjectionHeadSpec;
-use contra::methods::{Method, SimClr};
+use contra::methods::{Method, SimClr, Views};
 use contra::optim::{Optimizer, OptimizerSpec};
-use contra::rng::Rng;
+use contra::rng::{Rng, RowKeys};
 use contra::tensor_util::tensor4;
 use std::time::Instant;
 
@@ -72,7 +72,7 @@ fn train(kind: &str, pairs: usize, steps: usize) {
             .iter()
             .map(|v| tensor4(v.clone(), [pairs, c, hw, hw], &device))
             .collect();
-        let loss = model.loss(&x, None);
+        let loss = model.loss(&Views::new(x, None));
         let _: f32 = loss.clone().into_scalar();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = opt.step(0.06, model, grads);
@@ -197,7 +197,10 @@ fn ts2vec(batch: usize, length: usize, channels: usize, steps: usize) {
     let mut opt = Optimizer::new(OptimizerSpec::adamw(1e-3, 0.0)).unwrap();
     let mut rng = Rng::new(5);
     let mut times = Vec::new();
-    for _ in 0..steps + 1 {
+    let items: Vec<usize> = (0..batch).collect();
+    for step in 0..steps + 1 {
+        // The masks the training loop draws: dropout keyed by (step, item, view).
+        let keys = |view| RowKeys::view(5, step as u64, &items, view);
         let x: Vec<f32> = (0..batch * length * channels)
             .map(|_| rng.normal() as f32)
             .collect();
@@ -210,8 +213,8 @@ fn ts2vec(batch: usize, length: usize, channels: usize, steps: usize) {
         let (m1, m2) = (mask(), mask());
         let start = Instant::now();
         let xt = Tensor::<3>::from_data(TensorData::new(x, [batch, length, channels]), &ad);
-        let z1 = encoder.forward(xt.clone(), m1);
-        let z2 = encoder.forward(xt, m2);
+        let z1 = encoder.forward(xt.clone(), m1, Some(&keys(0)));
+        let z2 = encoder.forward(xt, m2, Some(&keys(1)));
         let loss = HierarchicalLoss::default().forward(z1, z2);
         let grads = GradientsParams::from_grads(loss.backward(), &encoder);
         encoder = opt.step(1e-3, encoder, grads);

@@ -109,15 +109,54 @@ fn killed_nnclr_run_resumes_with_its_support_set() {
     );
 }
 
+/// TS2Vec's encoder has dropout: its masks follow (seed, epoch, item, view), so a resumed
+/// run draws the masks the uninterrupted one drew (with burn's process-wide generator it did
+/// not: the resumed run ended at another loss).
+#[test]
+fn killed_ts2vec_run_resumes_with_the_same_dropout_masks() {
+    let dir = tmp("resume-ts2vec");
+    let streams = dir.join("streams.csv");
+    let mut csv = String::from("a,b\n");
+    for t in 0..600 {
+        let t = t as f64;
+        csv.push_str(&format!(
+            "{:.4},{:.4}\n",
+            (t * 0.21).sin() + 0.1 * (t * 1.7).cos(),
+            (t * 0.05).cos()
+        ));
+    }
+    std::fs::write(&streams, csv).unwrap();
+    let recipe = dir.join("ts2vec.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "name = \"resume-ts2vec\"\nseed = 2\n[data]\nsource = \"csv\"\npath = {:?}\n\
+             window = 64\nstride = 8\ntrain_fraction = 0.7\n[encoder]\nkind = \"ts2vec\"\n\
+             dropout = 0.3\n[method]\nkind = \"ts2vec\"\n[optimizer]\nkind = \"adamw\"\n\
+             lr = 0.001\n[schedule]\ndecay = \"constant\"\n[train]\nbatch_size = 8\n\
+             steps = 60\nworkers = 2\n",
+            streams.display().to_string()
+        ),
+    )
+    .unwrap();
+    kill_and_resume_recipe(&dir, &recipe, 60);
+}
+
 fn kill_and_resume(name: &str, extra: &str) {
     let dir = tmp(name);
     let recipe = small_recipe(&dir, 30);
     let base = std::fs::read_to_string(&recipe).unwrap();
     std::fs::write(&recipe, format!("{base}{extra}")).unwrap();
+    kill_and_resume_recipe(&dir, &recipe, 300);
+}
+
+/// Train `recipe` straight, and again killed at step 25 (checkpoints every 4 steps) and
+/// resumed: both end at the same loss and weights, and the log has every step once.
+fn kill_and_resume_recipe(dir: &Path, recipe: &Path, steps: u64) {
     let straight = dir.join("straight");
     let o = contra()
         .args(["pretrain", "-q", "--no-eval", "-r"])
-        .arg(&recipe)
+        .arg(recipe)
         .arg("--out")
         .arg(&straight)
         .output()
@@ -135,14 +174,14 @@ fn kill_and_resume(name: &str, extra: &str) {
             "4",
             "-r",
         ])
-        .arg(&recipe)
+        .arg(recipe)
         .arg("--out")
         .arg(&killed)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // 10 steps per epoch: wait for step 25, mid-way through the third epoch, then SIGKILL.
+    // Wait for step 25 (mid-way through an epoch for these recipes), then SIGKILL.
     let start = Instant::now();
     while step_records(&killed.join("metrics.jsonl")).len() < 25 {
         assert!(
@@ -172,7 +211,7 @@ fn kill_and_resume(name: &str, extra: &str) {
             "4",
             "-r",
         ])
-        .arg(&recipe)
+        .arg(recipe)
         .arg("--out")
         .arg(&killed)
         .output()
@@ -181,7 +220,7 @@ fn kill_and_resume(name: &str, extra: &str) {
     // ...one that differs only in how often it writes checkpoints and in threads is accepted.
     let o = contra()
         .args(["pretrain", "-q", "--no-eval", "--resume", "-r"])
-        .arg(&recipe)
+        .arg(recipe)
         .arg("--out")
         .arg(&killed)
         .output()
@@ -198,7 +237,7 @@ fn kill_and_resume(name: &str, extra: &str) {
     // The log has every step exactly once.
     assert_eq!(
         step_records(&killed.join("metrics.jsonl")),
-        (1..=300).collect::<Vec<u64>>()
+        (1..=steps).collect::<Vec<u64>>()
     );
 }
 

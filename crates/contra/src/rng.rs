@@ -100,6 +100,70 @@ impl Rng {
     }
 }
 
+const DROPOUT: u64 = 0x4452_4f50;
+
+/// Which item and view each row of a batch is, for the random masks drawn inside a network
+/// (dropout): a row's mask is a function of (seed, epoch, item, view, network, layer) alone.
+/// It does not depend on the row's place in the batch, on how a batch is split into chunks, on
+/// threads or processes, and a resumed run draws the masks an uninterrupted one would have.
+/// (Each item is drawn once an epoch, so epoch and item name the step.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowKeys {
+    pub seed: u64,
+    pub epoch: u64,
+    /// (item, view) of each row.
+    pub rows: Vec<(u64, u64)>,
+    /// Tells apart networks that see the same rows (a query and a key encoder).
+    pub network: u64,
+}
+
+impl RowKeys {
+    /// View `view` of the items `items`, drawn in `epoch` of a run seeded with `seed`.
+    pub fn view(seed: u64, epoch: u64, items: &[usize], view: usize) -> Self {
+        Self {
+            seed,
+            epoch,
+            rows: items.iter().map(|&i| (i as u64, view as u64)).collect(),
+            network: 0,
+        }
+    }
+
+    /// The rows of `parts` one after the other (views passed through a network as one batch).
+    pub fn cat<'a>(parts: impl IntoIterator<Item = &'a RowKeys>) -> Self {
+        let mut parts = parts.into_iter();
+        let first = parts.next().expect("at least one part").clone();
+        parts.fold(first, |mut all, p| {
+            all.rows.extend_from_slice(&p.rows);
+            all
+        })
+    }
+
+    /// The same items as another view.
+    pub fn with_view(&self, view: u64) -> Self {
+        Self {
+            rows: self.rows.iter().map(|&(item, _)| (item, view)).collect(),
+            ..self.clone()
+        }
+    }
+
+    /// The same rows in another network.
+    pub fn network(&self, network: u64) -> Self {
+        Self {
+            network,
+            ..self.clone()
+        }
+    }
+
+    /// The generator of row `row`'s mask in layer `layer`.
+    pub fn rng(&self, row: usize, layer: u64) -> Rng {
+        let (item, view) = self.rows[row];
+        Rng::derive(
+            self.seed,
+            &[DROPOUT, self.epoch, item, view, self.network, layer],
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

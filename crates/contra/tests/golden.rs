@@ -2,8 +2,10 @@
 //! final loss recorded when the test was written. A refactoring that changes what any method
 //! computes fails here.
 //!
-//! One test function runs them all in turn, alone in this binary: burn's dropout draws from
-//! a process-wide generator, so no other training may run beside these.
+//! The three runs with dropout (the TS2Vec encoder) moved once, when dropout masks became a
+//! function of (seed, epoch, item, view) instead of burn's process-wide generator: TS2Vec
+//! 1.935927 -> 1.949815, SimCLR on series 0.678804 -> 0.731942, MoCo on series 2.098314 ->
+//! 1.741217. Nothing else moved.
 
 use contra::recipe::Recipe;
 use contra::train::TrainOptions;
@@ -224,7 +226,7 @@ fn every_method_kind_ends_at_its_recorded_loss() {
                 "{series}{ADAMW}{}",
                 method("kind = \"ts2vec\"\nalpha = 0.5\ntemporal_unit = 0")
             ),
-            1.935927,
+            1.949815,
         ),
         (
             "simclr on series",
@@ -232,7 +234,7 @@ fn every_method_kind_ends_at_its_recorded_loss() {
                 "{series}{SERIES_VIEWS}{ADAMW}{}",
                 method("kind = \"simclr\"\ntemperature = 0.2")
             ),
-            0.678804,
+            0.731942,
         ),
         (
             "moco on series",
@@ -240,7 +242,7 @@ fn every_method_kind_ends_at_its_recorded_loss() {
                 "{series}{SERIES_VIEWS}{ADAMW}{}",
                 method("kind = \"moco\"\ntemperature = 0.2\nqueue_size = 32")
             ),
-            2.098314,
+            1.741217,
         ),
     ];
     let mut wrong = Vec::new();

@@ -8,7 +8,7 @@ use contra::encoders::{EncoderSpec, SmallCnnConfig};
 use contra::losses::MinerKind;
 use contra::methods::{
     MethodSpec, MoCoConfig, MoCoV3Config, NnclrConfig, PairLoss, SimClrConfig, SupConConfig,
-    TripletConfig,
+    TripletConfig, Views,
 };
 use contra::optim::OptimizerSpec;
 use contra::recipe::Recipe;
@@ -221,7 +221,7 @@ fn moco_key_encoder_gets_no_gradient_and_follows_the_ema_exactly() {
         }
     }
     let views = digit_views(&recipe, 1, &ad);
-    let loss = moco.loss(&views, None);
+    let loss = moco.loss(&Views::new(views.clone(), None));
     let grads = loss.backward();
     let grads = GradientsParams::from_grads(grads, &moco);
     // Gradients for every trainable tensor of the query networks and nothing else.
@@ -372,7 +372,7 @@ fn moco_v3_trains_query_and_predictor_only_and_keys_follow_the_ema() {
     };
     let before = module_tensors(&model);
     let views = digit_views(&recipe, 2, &ad);
-    let loss = model.loss(&views, None);
+    let loss = model.loss(&Views::new(views.clone(), None));
     assert!(loss.clone().into_scalar::<f32>().is_finite());
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     let trainable = before
@@ -451,7 +451,7 @@ fn nnclr_takes_its_positives_from_the_support_set_and_enqueues_the_second_view()
         + ntx.forward(nn_b, p.narrow(0, 0, n)))
     .mul_scalar(0.5)
     .into_scalar::<f32>();
-    let loss = model.loss(&views, None);
+    let loss = model.loss(&Views::new(views.clone(), None));
     let got: f32 = loss.clone().into_scalar();
     assert!((got - want).abs() < 1e-5, "{got} vs {want}");
     // Gradients reach encoder, head and predictor; the support set is state, not a parameter.
@@ -501,7 +501,7 @@ fn simclr_recipes_select_nt_xent_dcl_or_dclw() {
             PairLoss::Dclw => DclLoss::dclw(0.2, 0.7).forward(a, b),
         }
         .into_scalar();
-        let got: f32 = model.loss(&views, None).into_scalar();
+        let got: f32 = model.loss(&Views::new(views.clone(), None)).into_scalar();
         assert!((got - want).abs() < 1e-5, "{name}: {got} vs {want}");
         values.push(got);
     }

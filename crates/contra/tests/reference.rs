@@ -589,6 +589,6 @@ fn ts2vec_encoder_matches_pytorch() {
     let (b, t) = (usize_of(&f["b"]), usize_of(&f["t"]));
     let x = Tensor::<3>::from_data(TensorData::new(floats(&f["x"]), [b, t, channels]), &dev);
     let keep = Tensor::<3>::from_data(TensorData::new(floats(&f["keep"]), [b, t, 1]), &dev);
-    let z = to_vec(enc.forward(x, keep));
+    let z = to_vec(enc.forward(x, keep, None));
     assert_close("ts2vec encoder", &z, &floats(&f["z"]), 1e-5);
 }

@@ -25,6 +25,10 @@ const VIEW: u64 = 0x5649_4557;
 pub struct ViewBatch {
     pub views: Vec<Vec<f32>>,
     pub indices: Vec<usize>,
+    /// The run's seed and the epoch the batch belongs to (with `indices`, they name the rows
+    /// for the random masks inside the networks).
+    pub seed: u64,
+    pub epoch: u64,
     pub labels: Option<Vec<u32>>,
     pub channels: usize,
     pub height: usize,
@@ -143,6 +147,8 @@ impl BatchSource for SeriesViews {
         ViewBatch {
             views,
             indices: indices.to_vec(),
+            seed: cfg.seed,
+            epoch,
             labels: labels_of(self.data.labels.as_deref(), indices),
             channels: c,
             height: 1,
@@ -266,6 +272,8 @@ pub fn make_batch(
     ViewBatch {
         views,
         indices: indices.to_vec(),
+        seed: cfg.seed,
+        epoch,
         labels: labels_of(data.labels.as_deref(), indices),
         channels: c,
         height: h,

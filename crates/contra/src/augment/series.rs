@@ -469,6 +469,8 @@ pub struct CropBatch {
     pub len2: usize,
     /// The last `overlap` steps of view 1 are the first `overlap` of view 2.
     pub overlap: usize,
+    /// The rows of view 1 (view 2: the same items as view 1 of `RowKeys`).
+    pub keys: crate::rng::RowKeys,
 }
 
 /// Series padded (NaN) to one length, as TS2Vec pads unequal ones, with its crop settings.
@@ -536,6 +538,7 @@ impl BatchSource for SeriesCrops {
             keep2: Vec::with_capacity(indices.len() * len2),
             len2,
             overlap: crops.overlap,
+            keys: crate::rng::RowKeys::view(cfg.seed, epoch, indices, 0),
         };
         for (k, &i) in indices.iter().enumerate() {
             let (a, v) = crops.views(&self.padded(i), k);

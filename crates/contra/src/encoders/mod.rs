@@ -1,10 +1,12 @@
 //! Encoders (backbones): images (or series) in, one feature vector per item out.
 
+pub mod dropout;
 pub mod resnet;
 pub mod small_cnn;
 pub mod ts2vec;
 
 use crate::error::Result;
+use crate::rng::RowKeys;
 use burn::prelude::*;
 pub use resnet::{ResNet, ResNetConfig, Stem};
 use serde::{Deserialize, Serialize};
@@ -28,7 +30,13 @@ pub enum Encoder {
 }
 
 impl Encoder {
+    /// One vector per item, for inference.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward_rows(x, None)
+    }
+
+    /// One vector per item; in training, `keys` name the rows (random masks follow them).
+    pub fn forward_rows(&self, x: Tensor<4>, keys: Option<&RowKeys>) -> Tensor<2> {
         match self {
             Encoder::SmallCnn(e) => e.forward(x),
             Encoder::ResNet(e) => e.forward(x),
@@ -38,7 +46,7 @@ impl Encoder {
                 // A step with a missing value in any channel is masked, as in TS2Vec.
                 let missing = x.clone().is_nan();
                 let keep = missing.clone().any_dim(2).bool_not().float();
-                e.embed(x.mask_fill(missing, 0.0), keep)
+                e.embed(x.mask_fill(missing, 0.0), keep, keys)
             }
         }
     }

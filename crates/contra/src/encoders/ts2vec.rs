@@ -6,10 +6,12 @@
 //! on the representations. It keeps the time axis: one vector per time step, max-pooled over
 //! time for one vector per series. Any number of channels, any length.
 
+use super::dropout::KeyedDropout;
 pub use crate::augment::series::time_major;
+use crate::rng::RowKeys;
 use burn::module::Module;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig1d};
+use burn::nn::{Linear, LinearConfig, PaddingConfig1d};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
 use serde::{Deserialize, Serialize};
@@ -143,7 +145,7 @@ impl DilatedBlock {
 pub struct Ts2VecEncoder {
     pub input: Linear,
     pub blocks: Vec<DilatedBlock>,
-    pub dropout: Dropout,
+    pub dropout: KeyedDropout,
 }
 
 impl Ts2VecConfig {
@@ -170,7 +172,7 @@ impl Ts2VecConfig {
         Ts2VecEncoder {
             input: LinearConfig::new(channels, self.hidden).init(device),
             blocks,
-            dropout: DropoutConfig::new(self.dropout).init(),
+            dropout: KeyedDropout::new(self.dropout, 0),
         }
     }
 }
@@ -178,18 +180,18 @@ impl Ts2VecConfig {
 impl Ts2VecEncoder {
     /// Per-time-step representations `[B, T, output]` of `x` (`[B, T, channels]`, missing
     /// values already 0). `keep` (`[B, T, 1]`, 1 or 0) zeroes the projected input of masked and
-    /// missing steps.
-    pub fn forward(&self, x: Tensor<3>, keep: Tensor<3>) -> Tensor<3> {
+    /// missing steps. Training passes the rows' keys: dropout masks follow them.
+    pub fn forward(&self, x: Tensor<3>, keep: Tensor<3>, keys: Option<&RowKeys>) -> Tensor<3> {
         let mut h = self.input.forward(x) * keep;
         for b in &self.blocks {
             h = b.forward(h);
         }
-        self.dropout.forward(h)
+        self.dropout.forward(h, keys)
     }
 
     /// One vector per series: the representations max-pooled over time, `[B, output]`.
-    pub fn embed(&self, x: Tensor<3>, keep: Tensor<3>) -> Tensor<2> {
-        let z = self.forward(x, keep);
+    pub fn embed(&self, x: Tensor<3>, keep: Tensor<3>, keys: Option<&RowKeys>) -> Tensor<2> {
+        let z = self.forward(x, keep, keys);
         let [b, _, c] = z.dims();
         z.max_dim(1).reshape([b, c])
     }
@@ -246,7 +248,7 @@ mod tests {
         let mut bumped = base.clone();
         bumped[50] += 1.0; // channel 0, step 50
         let (x, keep, _) = batch_input(&[&base, &bumped], 2, len, &device);
-        let z = to_vec(enc.forward(x, keep));
+        let z = to_vec(enc.forward(x, keep, None));
         assert_eq!(z.len(), 2 * len * 6);
         // Four blocks of two kernel-3 convolutions with dilations 1, 2, 4, 8: a step sees
         // 2 * (1 + 2 + 4 + 8) = 30 steps either side; farther steps do not change.
@@ -287,7 +289,7 @@ mod tests {
         let got = to_vec(enc.forward(views));
         let series = enc.series().unwrap();
         let (x, keep, _) = batch_input(&[&a, &b], 2, len, &device);
-        let want = to_vec(series.embed(x, keep));
+        let want = to_vec(series.embed(x, keep, None));
         assert_eq!(got.len(), 2 * 6);
         assert!(got.iter().all(|v| v.is_finite()));
         for (g, w) in got.iter().zip(&want) {

@@ -18,7 +18,7 @@ use crate::data::series::SeriesDataset;
 use crate::encoders::Encoder;
 use crate::error::Result;
 use crate::optim::{Optimizer, OptimizerSpec};
-use crate::rng::Rng;
+use crate::rng::{Rng, RowKeys};
 use crate::tensor_util::{int_column, tensor2, tensor4, to_vec};
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
@@ -63,7 +63,12 @@ pub struct Classifier {
 
 impl Classifier {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        self.head.forward(self.encoder.forward(x))
+        self.forward_rows(x, None)
+    }
+
+    /// In training: `keys` name the rows (dropout masks follow them).
+    pub fn forward_rows(&self, x: Tensor<4>, keys: Option<&RowKeys>) -> Tensor<2> {
+        self.head.forward(self.encoder.forward_rows(x, keys))
     }
 }
 
@@ -223,7 +228,12 @@ pub fn finetune(
             inputs.plain(&batch, device)
         };
         let y = int_column(batch.iter().map(|&i| labels[i] as i64).collect(), device);
-        let loss = log_softmax(model.forward(x), 1).gather(1, y).mean().neg();
+        // Each step draws each item once: (step, item) names a row's dropout mask.
+        let keys = RowKeys::view(cfg.seed, step as u64, &batch, 0);
+        let loss = log_softmax(model.forward_rows(x, Some(&keys)), 1)
+            .gather(1, y)
+            .mean()
+            .neg();
         let mut grads = loss.backward();
         let head_grads = GradientsParams::from_module(&mut grads, &model.head);
         let encoder_grads = GradientsParams::from_module(&mut grads, &model.encoder);

@@ -13,7 +13,7 @@
 //! come from its own forward passes, as in MoCo. The queue is module state, so checkpoints carry
 //! it and a resumed run continues with the same negatives.
 
-use super::Method;
+use super::{Method, Views};
 use crate::encoders::Encoder;
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
@@ -257,12 +257,18 @@ impl MoCo {
 }
 
 impl Method for MoCo {
-    fn loss(&self, views: &[Tensor<4>], _labels: Option<&[u32]>) -> Tensor<1> {
+    fn loss(&self, batch: &Views) -> Tensor<1> {
+        let (views, keys) = (&batch.views, &batch.keys);
         assert!(views.len() == 2, "MoCo takes two views");
-        let q = self.head.forward(self.encoder.forward(views[0].clone()));
+        let q = self
+            .head
+            .forward(self.encoder.forward_rows(views[0].clone(), Some(&keys[0])));
         let k = self
             .key_head
-            .forward(self.key_encoder.forward(views[1].clone()))
+            .forward(
+                self.key_encoder
+                    .forward_rows(views[1].clone(), Some(&keys[1].network(1))),
+            )
             .detach();
         let queue = self.queue.value_sync();
         let loss = InfoNceLoss::new(self.temperature).forward(

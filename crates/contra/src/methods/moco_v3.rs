@@ -13,8 +13,8 @@
 //! 0.99 rising to 1 on a cosine schedule. The key networks are built by a fresh initialisation
 //! plus a weight copy and receive no gradient.
 
-use super::Method;
 use super::moco::{MomentumSchedule, check_momentum, ema, key_copy, momentum_at};
+use super::{Method, Views};
 use crate::encoders::Encoder;
 use crate::error::Result;
 use crate::heads::ProjectionHead;
@@ -116,14 +116,18 @@ impl MoCoV3 {
 }
 
 impl Method for MoCoV3 {
-    fn loss(&self, views: &[Tensor<4>], _labels: Option<&[u32]>) -> Tensor<1> {
-        assert!(views.len() == 2, "MoCo v3 takes two views");
-        let n = views[0].dims()[0];
-        let x = Tensor::cat(views.to_vec(), 0);
-        let q = self
-            .predictor
-            .forward(self.head.forward(self.encoder.forward(x.clone())));
-        let k = self.key_head.forward(self.key_encoder.forward(x)).detach();
+    fn loss(&self, batch: &Views) -> Tensor<1> {
+        assert!(batch.views.len() == 2, "MoCo v3 takes two views");
+        let n = batch.items();
+        let (x, keys) = batch.all();
+        let q = self.predictor.forward(
+            self.head
+                .forward(self.encoder.forward_rows(x.clone(), Some(&keys))),
+        );
+        let k = self
+            .key_head
+            .forward(self.key_encoder.forward_rows(x, Some(&keys.network(1))))
+            .detach();
         let ctr = InfoNceLoss::new(self.temperature);
         let (q1, q2) = (q.clone().narrow(0, 0, n), q.narrow(0, n, n));
         let (k1, k2) = (k.clone().narrow(0, 0, n), k.narrow(0, n, n));

@@ -19,6 +19,7 @@ use crate::augment::loader::ViewBatch;
 use crate::encoders::{Encoder, EncoderSpec};
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHeadSpec;
+use crate::rng::RowKeys;
 use crate::tensor_util::tensor4;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -146,11 +147,46 @@ impl MethodSpec {
     }
 }
 
+/// Several views of a batch of items, as a method receives them.
+pub struct Views {
+    /// One tensor per view, `[items, channels, height, width]`.
+    pub views: Vec<Tensor<4>>,
+    /// The items' labels, where the data have them (supervised methods need them).
+    pub labels: Option<Vec<u32>>,
+    /// The rows of each view: random masks inside the networks follow them.
+    pub keys: Vec<RowKeys>,
+}
+
+impl Views {
+    /// Views of the items `0..n`, drawn in epoch 0 of seed 0 (for tests and benchmarks).
+    pub fn new(views: Vec<Tensor<4>>, labels: Option<Vec<u32>>) -> Self {
+        let items: Vec<usize> = (0..views.first().map_or(0, |v| v.dims()[0])).collect();
+        let keys = (0..views.len())
+            .map(|v| RowKeys::view(0, 0, &items, v))
+            .collect();
+        Self {
+            views,
+            labels,
+            keys,
+        }
+    }
+
+    /// Items in the batch.
+    pub fn items(&self) -> usize {
+        self.views.first().map_or(0, |v| v.dims()[0])
+    }
+
+    /// Every view as one batch (one pass through a network, BatchNorm statistics over all
+    /// views), with its rows.
+    pub fn all(&self) -> (Tensor<4>, RowKeys) {
+        (Tensor::cat(self.views.clone(), 0), RowKeys::cat(&self.keys))
+    }
+}
+
 /// A self-supervised method on the shared training loop.
 pub trait Method: burn::module::Module + Sized {
-    /// The training loss for a batch of views, each `[batch, channels, height, width]`, with
-    /// the items' labels where the data have them (supervised methods need them).
-    fn loss(&self, views: &[Tensor<4>], labels: Option<&[u32]>) -> Tensor<1>;
+    /// The training loss for a batch of views.
+    fn loss(&self, batch: &Views) -> Tensor<1>;
 
     /// The backbone whose features are evaluated and exported.
     fn encoder(&self) -> &Encoder;
@@ -181,12 +217,19 @@ impl<M: Method> Trainable for M {
 
     fn batch_loss(&self, batch: ViewBatch, device: &Device) -> Tensor<1> {
         let shape = batch.shape();
-        let views: Vec<Tensor<4>> = batch
+        let keys = (0..batch.views.len())
+            .map(|v| RowKeys::view(batch.seed, batch.epoch, &batch.indices, v))
+            .collect();
+        let views = batch
             .views
             .into_iter()
             .map(|v| tensor4(v, shape, device))
             .collect();
-        self.loss(&views, batch.labels.as_deref())
+        self.loss(&Views {
+            views,
+            labels: batch.labels,
+            keys,
+        })
     }
 
     fn after_optimizer_step(self, global_step: u64, total_steps: u64) -> Self {
@@ -219,13 +262,13 @@ impl Model {
 }
 
 impl Method for Model {
-    fn loss(&self, views: &[Tensor<4>], labels: Option<&[u32]>) -> Tensor<1> {
+    fn loss(&self, batch: &Views) -> Tensor<1> {
         match self {
-            Model::SimClr(m) => m.loss(views, labels),
-            Model::MoCo(m) => m.loss(views, labels),
-            Model::MoCoV3(m) => m.loss(views, labels),
-            Model::Nnclr(m) => m.loss(views, labels),
-            Model::Supervised(m) => m.loss(views, labels),
+            Model::SimClr(m) => m.loss(batch),
+            Model::MoCo(m) => m.loss(batch),
+            Model::MoCoV3(m) => m.loss(batch),
+            Model::Nnclr(m) => m.loss(batch),
+            Model::Supervised(m) => m.loss(batch),
         }
     }
 

@@ -14,8 +14,8 @@
 //! paper uses a support set of 98,304, temperature 0.1 and a predictor MLP. The support set is
 //! module state, so checkpoints carry it and a resumed run continues with the same neighbours.
 
-use super::Method;
 use super::moco::enqueue;
+use super::{Method, Views};
 use crate::encoders::Encoder;
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
@@ -115,12 +115,11 @@ fn nearest_in(support: &Tensor<2>, z: Tensor<2>) -> Tensor<2> {
 }
 
 impl Method for Nnclr {
-    fn loss(&self, views: &[Tensor<4>], _labels: Option<&[u32]>) -> Tensor<1> {
-        assert!(views.len() == 2, "NNCLR takes two views");
-        let n = views[0].dims()[0];
-        let z = self
-            .head
-            .forward(self.encoder.forward(Tensor::cat(views.to_vec(), 0)));
+    fn loss(&self, batch: &Views) -> Tensor<1> {
+        assert!(batch.views.len() == 2, "NNCLR takes two views");
+        let n = batch.items();
+        let (x, keys) = batch.all();
+        let z = self.head.forward(self.encoder.forward_rows(x, Some(&keys)));
         let p = self.predictor.forward(z.clone());
         let support = self.support.value_sync();
         let nn_a = nearest_in(&support, z.clone().narrow(0, 0, n));

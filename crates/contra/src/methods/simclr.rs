@@ -2,7 +2,7 @@
 //! a contrastive loss between the two projections: NT-Xent, or the decoupled DCL / DCLW
 //! (Yeh et al. 2022), which drop the positive from the denominator.
 
-use super::Method;
+use super::{Method, Views};
 use crate::encoders::Encoder;
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
@@ -114,12 +114,13 @@ impl SimClr {
 }
 
 impl Method for SimClr {
-    fn loss(&self, views: &[Tensor<4>], _labels: Option<&[u32]>) -> Tensor<1> {
-        assert!(views.len() == 2, "SimCLR takes two views");
+    fn loss(&self, batch: &Views) -> Tensor<1> {
+        assert!(batch.views.len() == 2, "SimCLR takes two views");
         // Both views go through the network as one batch: one pass, and BatchNorm statistics
         // over all 2N images.
-        let n = views[0].dims()[0];
-        let z = self.project(Tensor::cat(views.to_vec(), 0));
+        let n = batch.items();
+        let (x, keys) = batch.all();
+        let z = self.head.forward(self.encoder.forward_rows(x, Some(&keys)));
         let z_a = z.clone().narrow(0, 0, n);
         let z_b = z.narrow(0, n, n);
         self.objective.forward(z_a, z_b)

@@ -3,7 +3,7 @@
 //! mining from Hermans et al. 2017). Batches should hold several items of each class: the
 //! class-balanced sampler (`train.per_class`, P classes x K items) makes them.
 
-use super::Method;
+use super::{Method, Views};
 use crate::encoders::Encoder;
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
@@ -113,13 +113,15 @@ pub struct Supervised {
 }
 
 impl Method for Supervised {
-    fn loss(&self, views: &[Tensor<4>], labels: Option<&[u32]>) -> Tensor<1> {
-        let labels =
-            labels.expect("supervised methods need labelled data (checked before training)");
-        let n = views[0].dims()[0];
-        let z = self
-            .head
-            .forward(self.encoder.forward(Tensor::cat(views.to_vec(), 0)));
+    fn loss(&self, batch: &Views) -> Tensor<1> {
+        let labels = batch
+            .labels
+            .as_deref()
+            .expect("supervised methods need labelled data (checked before training)");
+        let n = batch.items();
+        let views = &batch.views;
+        let (x, keys) = batch.all();
+        let z = self.head.forward(self.encoder.forward_rows(x, Some(&keys)));
         match &self.objective {
             Objective::SupCon(loss) => {
                 let per_view: Vec<Tensor<2>> = (0..views.len())

@@ -88,12 +88,17 @@ impl Trainable for Ts2Vec {
         let tensor = |v: Vec<f32>, len, width| {
             Tensor::<3>::from_data(TensorData::new(v, [n, len, width]), device)
         };
-        let z1 = self
-            .encoder
-            .forward(tensor(b.view1, b.len1, c), tensor(b.keep1, b.len1, 1));
-        let z2 = self
-            .encoder
-            .forward(tensor(b.view2, b.len2, c), tensor(b.keep2, b.len2, 1));
+        let keys2 = b.keys.with_view(1);
+        let z1 = self.encoder.forward(
+            tensor(b.view1, b.len1, c),
+            tensor(b.keep1, b.len1, 1),
+            Some(&b.keys),
+        );
+        let z2 = self.encoder.forward(
+            tensor(b.view2, b.len2, c),
+            tensor(b.keep2, b.len2, 1),
+            Some(&keys2),
+        );
         let d = z1.dims()[2];
         let z1 = z1.slice([0..n, b.len1 - o..b.len1, 0..d]);
         let z2 = z2.slice([0..n, 0..o, 0..d]);
@@ -129,7 +134,7 @@ pub fn embed(
         let padded: Vec<Vec<f32>> = (start..end).map(|i| data.padded(i, len)).collect();
         let rows: Vec<&[f32]> = padded.iter().map(Vec::as_slice).collect();
         let (x, keep, _) = batch_input(&rows, data.channels, len, device);
-        out.extend(crate::tensor_util::to_vec(encoder.embed(x, keep)));
+        out.extend(crate::tensor_util::to_vec(encoder.embed(x, keep, None)));
     }
     crate::features::Features {
         data: out,
