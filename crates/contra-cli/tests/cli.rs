@@ -367,7 +367,7 @@ fn eval_and_embed_read_a_trained_model() {
     assert!((30..=34).contains(&json["labelled"][1][1].as_u64().unwrap()));
     let md = std::fs::read_to_string(few.join("fewshot.md")).unwrap();
     assert!(
-        md.contains("| labels | protocol | pretrained | random init | raw inputs | from scratch |"),
+        md.contains("| labels | protocol | pretrained | random init | raw pixels | from scratch |"),
         "{md}"
     );
     let o = contra()
@@ -416,6 +416,81 @@ fn edited_recipe(dir: &Path, epochs: u64, from: &str, to: &str) -> PathBuf {
     recipe
 }
 
+/// `--set` reaches any recipe key and is checked like the file; `--json` prints what the
+/// text shows; every evaluation is added to eval.json beside the model.
+#[test]
+fn set_overrides_any_key_and_json_results_are_recorded() {
+    let dir = tmp("set");
+    let recipe = small_recipe(&dir, 5);
+    let run = dir.join("run");
+    let stdout = ok(contra()
+        .args(["pretrain", "-q", "--no-eval", "-r"])
+        .arg(&recipe)
+        .args(["--set", "train.epochs=1", "--set", "method.kind=moco"])
+        .args(["--set", "method.queue_size=64", "--set", "eval.knn_k=7"])
+        .arg("--out")
+        .arg(&run));
+    assert!(stdout.contains("trained 10 steps"), "{stdout}");
+    let stored = contra::recipe::Recipe::from_stored(
+        &std::fs::read_to_string(run.join("recipe.toml")).unwrap(),
+        Path::new("recipe.toml"),
+    )
+    .unwrap();
+    assert_eq!(stored.method.name(), "moco");
+    assert_eq!(stored.method.queue_size(), Some(64));
+    assert_eq!(stored.eval.knn_k, 7);
+    // A key the kind does not take, a bad value and a malformed setting: clear errors.
+    for (set, needle) in [
+        ("method.queue_size=64", "method.queue_size"),
+        ("train.epochs=many", "epochs"),
+        ("train.epochs", "key=value"),
+    ] {
+        let o = contra()
+            .args(["pretrain", "-q", "-r"])
+            .arg(&recipe)
+            .args(["--set", set])
+            .output()
+            .unwrap();
+        assert_clean_failure(&o, &[needle]);
+    }
+    let model = run.join("model.safetensors");
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = ok(contra().args(args).arg("--json").arg("-m").arg(&model));
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let rows = json(&["eval", "knn", "--labels-per-class", "0"]);
+    assert_eq!(rows[0]["protocol"], "kNN (k=7, t=0.1)");
+    let learned = rows[0]["learned"][0].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&learned), "{rows}");
+    let r = json(&["eval", "retrieval", "--k", "1,3"]);
+    assert_eq!(r["learned"]["recall_at_k"][1][0], 3);
+    let log: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    let commands: Vec<&str> = log.iter().map(|e| e["command"].as_str().unwrap()).collect();
+    assert_eq!(commands, ["eval knn", "eval retrieval"]);
+    assert_eq!(log[0]["result"], rows);
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(contra().args(["info", "--json"]))).unwrap();
+    assert!(
+        info["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b == "flex")
+    );
+    ok(contra()
+        .args(["embed", "-m"])
+        .arg(&model)
+        .arg("-o")
+        .arg(dir.join("emb")));
+    let hits: serde_json::Value = serde_json::from_str(&ok(contra()
+        .args(["search", "--json", "--id", "3", "-k", "2", "--index"])
+        .arg(dir.join("emb/embeddings.safetensors"))))
+    .unwrap();
+    assert_eq!(hits.as_array().unwrap().len(), 2);
+    assert_ne!(hits[0]["id"], 3);
+}
+
 /// `train.steps` instead of epochs, for images as for series: rounded up to whole epochs.
 #[test]
 fn train_steps_round_up_to_whole_epochs() {
@@ -436,7 +511,8 @@ fn one_class_pretraining_reports_anomaly_detection_and_retrieval_works() {
     let (run, stdout) = pretrained(&dir, &recipe);
     let s = |x: &'static str| std::ffi::OsStr::new(x);
     assert!(
-        stdout.contains("normal class [3]: 135 normal training items, 360 test items")
+        stdout.contains("anomaly detection of 360 test images")
+            && stdout.contains("normal class [3], by kNN (k=5) to 135 normal training images")
             && stdout.contains("AUROC"),
         "{stdout}"
     );
@@ -732,15 +808,16 @@ fn report_gathers_curves_tables_and_maps_into_a_page_whose_images_load() {
     }
 }
 
-/// The figures of the `accuracy` line a series pretraining prints (learned, raw).
+/// The SVM's accuracies a series pretraining prints (learned, raw).
 fn accuracy_line(stdout: &str) -> Vec<f64> {
     let line = stdout
         .lines()
-        .find(|l| l.starts_with("accuracy"))
+        .find(|l| l.starts_with("SVM (RBF"))
         .unwrap_or_else(|| panic!("{stdout}"));
-    line.split_whitespace()
-        .skip(1)
-        .map(|v| v.parse().unwrap())
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words[words.len() - 2..]
+        .iter()
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{line}")))
         .collect()
 }
 
@@ -858,10 +935,16 @@ steps = 12
         found.contains("2 nearest of 150 items to item 7"),
         "{found}"
     );
-    // The report of a series run: its curves and recipe.
+    // The report of a series run: curves, the evaluation beside raw series, maps, recipe.
     ok(contra().arg("report").arg(&run));
     let html = std::fs::read_to_string(run.join("report/report.html")).unwrap();
-    assert!(html.contains("curves.png") && !html.contains("map-tsne") && html.contains("GunPoint"));
+    assert!(
+        html.contains("curves.png")
+            && html.contains("raw series")
+            && html.contains("map-tsne")
+            && html.contains("GunPoint"),
+        "{html}"
+    );
     // Image-only settings are refused, not ignored.
     let base = std::fs::read_to_string(&recipe).unwrap();
     std::fs::write(
@@ -982,7 +1065,9 @@ fn ts2vec_scores_sensor_stream_windows() {
     // 1,200 training rows in windows of 64 every 16: 72 windows, 9 steps of 8.
     assert!(stdout.contains("trained 9 steps"), "{stdout}");
     assert!(
-        stdout.contains("465 test windows (5 anomalous) by kNN (k=5) to 72 training windows"),
+        stdout.contains(
+            "465 test windows (5 anomalous), normal class [0], by kNN (k=5) to 72 normal training windows"
+        ),
         "{stdout}"
     );
     // Per-window scores, with each window's place in its stream.

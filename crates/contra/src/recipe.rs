@@ -284,6 +284,50 @@ impl Recipe {
         toml::to_string(self).map_err(|e| Error::other(format!("cannot serialise recipe: {e}")))
     }
 
+    /// The recipe with `key=value` settings applied (`train.epochs=5`, `method.kind=moco`,
+    /// `data.name=GunPoint`), each key checked as a recipe file's would be. A value is read as
+    /// TOML (`5`, `0.1`, `true`, `[1, 10]`, `"text"`), else taken as text.
+    pub fn with_overrides(&self, sets: &[String]) -> Result<Recipe> {
+        if sets.is_empty() {
+            return Ok(self.clone());
+        }
+        let mut table: toml::Table = toml::from_str(&self.to_toml()?)
+            .map_err(|e| Error::other(format!("cannot reread the recipe: {e}")))?;
+        for set in sets {
+            let (key, value) = set
+                .split_once('=')
+                .ok_or_else(|| Error::config("--set", format!("`{set}`: expected key=value")))?;
+            let key = key.trim();
+            let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(value.to_string()));
+            let mut parts: Vec<&str> = key.split('.').collect();
+            let last = parts
+                .pop()
+                .filter(|k| !k.is_empty())
+                .ok_or_else(|| Error::config("--set", format!("`{set}`: no key before `=`")))?;
+            let mut at = &mut table;
+            for part in parts {
+                at = at
+                    .entry(part)
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .ok_or_else(|| {
+                        Error::config("--set", format!("`{key}`: `{part}` is not a table"))
+                    })?;
+            }
+            // A new kind starts from that kind's defaults: the old kind's keys do not carry.
+            if matches!(last, "kind" | "source") && at.get(last) != Some(&value) {
+                at.clear();
+            }
+            at.insert(last.to_string(), value);
+        }
+        let text = toml::to_string(&table)
+            .map_err(|e| Error::other(format!("cannot write the recipe: {e}")))?;
+        Recipe::parse(&text, Path::new("--set"))
+    }
+
     /// Each component's own checks, then the rules between components.
     pub fn validate(&self) -> Result<()> {
         self.data.validate()?;
@@ -691,6 +735,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("version 9"), "{e}");
+    }
+
+    #[test]
+    fn overrides_reach_any_key_and_are_checked_like_the_file() {
+        let r = Recipe::default_recipe();
+        let o = r
+            .with_overrides(&[
+                "train.epochs=3".into(),
+                "method.kind=\"moco\"".into(),
+                "method.queue_size=512".into(),
+                "eval.labels_per_class=[1, 5]".into(),
+                "name=other".into(),
+            ])
+            .unwrap();
+        assert_eq!(o.train.epochs, 3);
+        assert_eq!(o.name, "other");
+        assert_eq!(o.eval.labels_per_class, [1, 5]);
+        // A new kind starts from its own defaults (SimCLR's temperature does not carry).
+        assert_eq!(
+            o.method,
+            MethodSpec::Moco(MoCoConfig {
+                queue_size: 512,
+                ..MoCoConfig::default()
+            })
+        );
+        // The rest of the recipe is untouched.
+        assert_eq!(o.encoder, r.encoder);
+        for (set, needle) in [
+            ("method.queue_size=512", "method.queue_size"),
+            ("train.batch_size=1", "train.batch_size"),
+            ("train.epochs", "key=value"),
+            ("seed.x=1", "not a table"),
+        ] {
+            let e = r.with_overrides(&[set.into()]).unwrap_err().to_string();
+            assert!(e.contains(needle), "{set}: {e}");
+        }
     }
 
     #[test]

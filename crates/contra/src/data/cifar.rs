@@ -58,8 +58,8 @@ pub fn read_dir(dir: &Path) -> Result<Splits> {
         .map(|i| dir.join(format!("data_batch_{i}.bin")))
         .collect();
     let refs: Vec<&Path> = train.iter().map(|p| p.as_path()).collect();
-    Ok(Splits {
-        train: read_batches(&refs)?,
-        test: read_batches(&[&dir.join("test_batch.bin")])?,
-    })
+    Ok(Splits::new(
+        read_batches(&refs)?,
+        read_batches(&[&dir.join("test_batch.bin")])?,
+    ))
 }

@@ -77,10 +77,7 @@ pub fn load() -> ImageDataset {
 pub fn splits() -> Splits {
     let all = load();
     let (test, train): (Vec<usize>, Vec<usize>) = (0..all.len).partition(|i| i % 5 == 0);
-    Splits {
-        train: all.subset(&train),
-        test: all.subset(&test),
-    }
+    Splits::new(all.subset(&train), all.subset(&test))
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! standard install location of Debian's package (for Fashion-MNIST:
 //! `/usr/share/datasets/fashion-mnist`, from `apt-get install dataset-fashion-mnist`).
 
-use super::series::{SeriesSplits, WindowOrigin, load_archive_set};
+use super::WindowOrigin;
+use super::series::{SeriesDataset, load_archive_set};
 use super::{ImageDataset, Splits, cifar, digits, folder, idx};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -174,6 +175,15 @@ impl DataSpec {
         self.subset().and_then(|s| s.train_classes)
     }
 
+    /// The classes anomaly detection takes as normal without being told: those training is
+    /// restricted to (one-class runs), or 0 for windows of sensor streams (label 0: normal).
+    pub fn default_normal_classes(&self) -> Option<Vec<u32>> {
+        match self {
+            DataSpec::Csv(_) => Some(vec![0]),
+            _ => self.train_classes().map(<[u32]>::to_vec),
+        }
+    }
+
     /// Where the data are (`data.path`), when the recipe says.
     pub fn path(&self) -> Option<&Path> {
         match self {
@@ -323,7 +333,7 @@ fn idx_splits(name: &str, explicit: Option<&Path>) -> Result<Splits> {
             let names = class_names(name);
             train.class_names = names.clone();
             test.class_names = names;
-            return Ok(Splits { train, test });
+            return Ok(Splits::new(train, test));
         }
         if dir.is_dir() && found.iter().any(Option::is_some) {
             let missing: Vec<&str> = files
@@ -404,7 +414,7 @@ pub fn load_splits(spec: &DataSpec) -> Result<Splits> {
                 Some(t) => folder::read_folder(t, s.channels, size, size)?,
                 None => train.clone(),
             };
-            Splits { train, test }
+            Splits::new(train, test)
         }
         DataSpec::Ucr(_) | DataSpec::Csv(_) => {
             return Err(Error::config(
@@ -417,13 +427,13 @@ pub fn load_splits(spec: &DataSpec) -> Result<Splits> {
         }
     };
     let subset = spec.subset().expect("image sources have subset settings");
-    Ok(Splits {
-        train: limit(
+    Ok(Splits::new(
+        limit(
             only_classes(splits.train, subset.train_classes)?,
             subset.train_limit,
         ),
-        test: limit(splits.test, subset.test_limit),
-    })
+        limit(splits.test, subset.test_limit),
+    ))
 }
 
 /// The training items of `classes`, or all of them.
@@ -451,13 +461,13 @@ fn only_classes(train: ImageDataset, classes: Option<&[u32]>) -> Result<ImageDat
 /// The training and test series a spec names: a UCR/UEA set, or windows of CSV sensor
 /// streams (a file or a folder of files; each channel standardised with the training
 /// windows' mean and standard deviation, so that sensors on different scales weigh alike).
-pub fn load_series(spec: &DataSpec) -> Result<SeriesSplits> {
+pub fn load_series(spec: &DataSpec) -> Result<Splits<SeriesDataset>> {
     spec.validate()?;
     match spec {
         DataSpec::Csv(spec) => load_stream_windows(spec),
         DataSpec::Ucr(spec) => {
             let (train, test) = load_archive_set(&spec.name, spec.path.as_deref())?;
-            Ok(SeriesSplits {
+            Ok(Splits {
                 train,
                 test,
                 test_origins: None,
@@ -473,7 +483,7 @@ pub fn load_series(spec: &DataSpec) -> Result<SeriesSplits> {
     }
 }
 
-fn load_stream_windows(spec: &CsvSpec) -> Result<SeriesSplits> {
+fn load_stream_windows(spec: &CsvSpec) -> Result<Splits<SeriesDataset>> {
     use super::stream::{Stream, read_csv_path, windows};
     // A relative path missing from the working directory is looked up in the data folder.
     let resolve = |p: &std::path::Path| match data_root() {
@@ -560,7 +570,7 @@ fn load_stream_windows(spec: &CsvSpec) -> Result<SeriesSplits> {
             }
         }
     }
-    Ok(SeriesSplits {
+    Ok(Splits {
         train: tr,
         test: te,
         test_origins: Some(origins),

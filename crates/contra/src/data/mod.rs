@@ -74,16 +74,6 @@ impl ImageDataset {
         self.len == 0
     }
 
-    /// Number of classes: the largest label plus one, or the number of class names.
-    pub fn num_classes(&self) -> usize {
-        let from_labels = self
-            .labels
-            .as_ref()
-            .and_then(|l| l.iter().max())
-            .map_or(0, |&m| m as usize + 1);
-        from_labels.max(self.class_names.len())
-    }
-
     /// The images at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> Self {
         let mut pixels = Vec::with_capacity(indices.len() * self.image_size());
@@ -110,9 +100,75 @@ impl ImageDataset {
         let idx: Vec<usize> = (0..n.min(self.len)).collect();
         self.subset(&idx)
     }
+}
 
-    pub fn labels_or_err(&self, what: &str) -> Result<&[u32]> {
-        self.labels.as_deref().ok_or_else(|| {
+/// A train split and a test split of one data set, of images or of any other kind of item.
+#[derive(Clone, Debug)]
+pub struct Splits<D = ImageDataset> {
+    pub train: D,
+    pub test: D,
+    /// Where each test item comes from, where the data say (windows of streams).
+    pub test_origins: Option<Vec<WindowOrigin>>,
+}
+
+impl<D> Splits<D> {
+    /// Two splits with no origins.
+    pub fn new(train: D, test: D) -> Self {
+        Self {
+            train,
+            test,
+            test_origins: None,
+        }
+    }
+}
+
+impl<D: Dataset> Splits<D> {
+    /// Classes of either split.
+    pub fn num_classes(&self) -> usize {
+        self.train.num_classes().max(self.test.num_classes())
+    }
+}
+
+impl Splits<series::SeriesDataset> {
+    /// The longest series of either split: the length both are padded to for evaluation.
+    pub fn max_len(&self) -> usize {
+        self.train.max_len().max(self.test.max_len())
+    }
+}
+
+/// Where a window of a stream starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowOrigin {
+    /// The stream's name: its group, or its file in a folder.
+    pub stream: String,
+    /// The window's first row within its stream (0-based).
+    pub first_row: usize,
+    /// That row's timestamp, where the CSV has a timestamp column.
+    pub timestamp: Option<String>,
+}
+
+/// A data set split of any kind of item, as evaluation sees it.
+pub trait Dataset: Clone + Send + Sync + 'static {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// One class index per item, when the data are labelled.
+    fn labels(&self) -> Option<&[u32]>;
+    /// Class names, indexed by label; empty when unknown.
+    fn class_names(&self) -> &[String];
+    /// The items at `rows`, in that order.
+    fn subset(&self, rows: &[usize]) -> Self;
+    /// Number of classes: the largest label plus one, or the number of class names.
+    fn num_classes(&self) -> usize {
+        let from_labels = self
+            .labels()
+            .and_then(|l| l.iter().max())
+            .map_or(0, |&m| m as usize + 1);
+        from_labels.max(self.class_names().len())
+    }
+    fn labels_or_err(&self, what: &str) -> Result<&[u32]> {
+        self.labels().ok_or_else(|| {
             Error::other(format!(
                 "{what} needs labelled data, and this data set has no labels"
             ))
@@ -120,9 +176,32 @@ impl ImageDataset {
     }
 }
 
-/// A train split and a test split of one data set.
-#[derive(Clone, Debug)]
-pub struct Splits {
-    pub train: ImageDataset,
-    pub test: ImageDataset,
+impl Dataset for ImageDataset {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn labels(&self) -> Option<&[u32]> {
+        self.labels.as_deref()
+    }
+    fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+    fn subset(&self, rows: &[usize]) -> Self {
+        ImageDataset::subset(self, rows)
+    }
+}
+
+impl Dataset for series::SeriesDataset {
+    fn len(&self) -> usize {
+        self.values.len()
+    }
+    fn labels(&self) -> Option<&[u32]> {
+        self.labels.as_deref()
+    }
+    fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+    fn subset(&self, rows: &[usize]) -> Self {
+        series::SeriesDataset::subset(self, rows)
+    }
 }

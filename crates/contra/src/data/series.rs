@@ -19,6 +19,11 @@ pub struct SeriesDataset {
 }
 
 impl SeriesDataset {
+    /// The longest series.
+    pub fn max_len(&self) -> usize {
+        self.lengths.iter().copied().max().unwrap_or(0)
+    }
+
     pub fn len(&self) -> usize {
         self.values.len()
     }
@@ -445,42 +450,6 @@ pub fn load_archive_set(
                 .join(", ")
         }
     )))
-}
-
-/// The training and test series of a data set.
-pub struct SeriesSplits {
-    pub train: SeriesDataset,
-    pub test: SeriesDataset,
-    /// For windows of streams: where each test window starts.
-    pub test_origins: Option<Vec<WindowOrigin>>,
-}
-
-impl SeriesSplits {
-    /// The longest series of either split: the length both are padded to for evaluation.
-    pub fn len(&self) -> usize {
-        self.train
-            .lengths
-            .iter()
-            .chain(&self.test.lengths)
-            .copied()
-            .max()
-            .unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.train.is_empty() && self.test.is_empty()
-    }
-}
-
-/// Where a window of a stream starts.
-#[derive(Clone, Debug, PartialEq)]
-pub struct WindowOrigin {
-    /// The stream's name: its group, or its file in a folder.
-    pub stream: String,
-    /// The window's first row within its stream (0-based).
-    pub first_row: usize,
-    /// That row's timestamp, where the CSV has a timestamp column.
-    pub timestamp: Option<String>,
 }
 
 #[cfg(test)]

@@ -81,3 +81,15 @@ pub fn encode(
         dim,
     }
 }
+/// Series as features: every channel's values, padded with 0 to `len` steps (missing values
+/// 0 too).
+pub fn raw_series(data: &crate::data::series::SeriesDataset, len: usize) -> Features {
+    Features {
+        data: (0..data.len())
+            .flat_map(|i| data.padded(i, len))
+            .map(|v| if v.is_nan() { 0.0 } else { v })
+            .collect(),
+        rows: data.len(),
+        dim: data.channels * len,
+    }
+}

@@ -4,7 +4,7 @@
 use super::Features;
 use crate::augment::Pipeline;
 use crate::augment::loader::LoaderConfig;
-use crate::data::ImageDataset;
+use crate::data::{Dataset, ImageDataset};
 use crate::error::Result;
 use crate::methods::Method;
 use crate::recipe::Recipe;

@@ -17,6 +17,9 @@ use burn::prelude::Device;
 pub struct Protocols {
     pub knn: bool,
     pub linear: bool,
+    /// The RBF SVM on all labels, C by cross-validation (the TS2Vec protocol).
+    pub svm: bool,
+    /// kNN and the probe (and the SVM with `svm`) with `labels_per_class` labels, over seeds.
     pub few_label: bool,
 }
 
@@ -28,6 +31,7 @@ pub struct Row {
     pub raw: (f64, f64),
 }
 
+/// Features of the training and the test split.
 pub struct Embeddings {
     pub train: Features,
     pub test: Features,
@@ -52,18 +56,20 @@ pub fn embed_splits(
     (learned, pixels)
 }
 
-/// Run the chosen protocols on both feature sets.
+/// Run the chosen protocols on both feature sets: trained on the training labels `yl`,
+/// scored on the test labels `yt`.
+#[allow(clippy::too_many_arguments)]
 pub fn compare(
     learned: &Embeddings,
     pixels: &Embeddings,
-    splits: &Splits,
+    yl: &[u32],
+    yt: &[u32],
+    classes: usize,
     spec: &EvalSpec,
     which: Protocols,
+    seed: u64,
     device: &Device,
 ) -> Result<Vec<Row>> {
-    let yl = splits.train.labels_or_err("evaluation")?;
-    let yt = splits.test.labels_or_err("evaluation")?;
-    let classes = splits.train.num_classes().max(splits.test.num_classes());
     let probe = ProbeConfig {
         l2_grid: spec.probe_l2.clone(),
         ..Default::default()
@@ -104,6 +110,17 @@ pub fn compare(
             raw: (b, 0.0),
         });
     }
+    if which.svm {
+        let (a, b) = (
+            svm_accuracy(learned, yl, yt, classes, seed)?,
+            svm_accuracy(pixels, yl, yt, classes, seed)?,
+        );
+        rows.push(Row {
+            protocol: "SVM (RBF, C by 5-fold CV)".into(),
+            learned: (a, 0.0),
+            raw: (b, 0.0),
+        });
+    }
     if which.few_label && !spec.labels_per_class.is_empty() {
         let settings = fewshot::Settings {
             budgets: spec
@@ -116,7 +133,7 @@ pub fn compare(
             knn_temperature: spec.knn_temperature,
             probe: probe.clone(),
             num_classes: classes,
-            svm: false,
+            svm: which.svm,
         };
         let reps = [
             fewshot::Representation {
@@ -148,6 +165,11 @@ pub fn compare(
     Ok(rows)
 }
 
+fn svm_accuracy(e: &Embeddings, yl: &[u32], yt: &[u32], classes: usize, seed: u64) -> Result<f64> {
+    let (model, _) = super::svm::fit_cross_validated(&e.train, yl, classes, seed)?;
+    Ok(accuracy(&model.predict(&e.test), yt))
+}
+
 fn cell(v: (f64, f64)) -> String {
     if v.1 > 0.0 {
         format!("{:.4} ± {:.4}", v.0, v.1)
@@ -156,18 +178,15 @@ fn cell(v: (f64, f64)) -> String {
     }
 }
 
-/// A plain-text table of the rows.
-pub fn table(rows: &[Row]) -> String {
+/// A plain-text table of the rows, the baseline's column named `raw_name`.
+pub fn table(rows: &[Row], raw_name: &str) -> String {
     let w = rows
         .iter()
         .map(|r| r.protocol.len())
         .max()
         .unwrap_or(8)
         .max(8);
-    let mut s = format!(
-        "{:<w$}  {:>17}  {:>17}\n",
-        "protocol", "learned", "raw pixels"
-    );
+    let mut s = format!("{:<w$}  {:>17}  {:>17}\n", "protocol", "learned", raw_name);
     for r in rows {
         s += &format!(
             "{:<w$}  {:>17}  {:>17}\n",

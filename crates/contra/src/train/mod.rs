@@ -8,7 +8,7 @@ use crate::augment::loader::{BatchSource, EpochLoader, LoaderConfig, batches_per
 use crate::checkpoint::{
     HostTensor, load_module, module_tensors, read_safetensors, write_atomic, write_safetensors,
 };
-use crate::data::ImageDataset;
+use crate::data::{Dataset, ImageDataset};
 use crate::error::{Error, Result};
 use crate::methods::Model;
 pub use crate::methods::Trainable;

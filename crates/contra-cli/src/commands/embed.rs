@@ -1,0 +1,45 @@
+//! `contra embed`: a split's embeddings as files, and an index for `contra search`.
+
+use super::ModelArgs;
+use contra::Result;
+use contra::train::TrainedFile;
+use contra::workflow::{ForModality, Loaded, Modality, dispatch, export_embeddings};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Which split: train or test.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Output folder: embeddings.npy, labels.npy and embeddings.safetensors.
+    #[arg(long, short)]
+    out: PathBuf,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let file = a.model.file()?;
+    dispatch(&file.recipe.clone(), Embed { a: &a, file: &file })
+}
+
+struct Embed<'a> {
+    a: &'a Args,
+    file: &'a TrainedFile,
+}
+
+impl ForModality for Embed<'_> {
+    type Output = Result<()>;
+
+    fn run<M: Modality>(self) -> Result<()> {
+        let l: Loaded<M> = self.a.model.load(self.file)?;
+        let f = export_embeddings(&l, &self.a.split, &self.a.out)?;
+        println!(
+            "wrote {} embeddings of dimension {} to {}",
+            f.rows,
+            f.dim,
+            self.a.out.display()
+        );
+        Ok(())
+    }
+}

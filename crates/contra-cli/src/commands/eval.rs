@@ -1,0 +1,268 @@
+//! `contra eval`: kNN, the linear probe, the few-label table, anomaly detection and retrieval
+//! of a trained model, each beside the raw inputs. Every evaluation is also added to
+//! `eval.json` in the model's folder.
+
+use super::{ModelArgs, print};
+use contra::eval::anomaly::Scorer;
+use contra::eval::fewshot::Budget;
+use contra::eval::report::{self, Protocols};
+use contra::train::TrainedFile;
+use contra::workflow::evaluate::{self, FinetuneSettings};
+use contra::workflow::{ForModality, Loaded, Modality, dispatch, record_evaluation};
+use contra::{Error, Result};
+use std::path::PathBuf;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Weighted kNN (cosine) on the full training labels and with few labels per class.
+    Knn(Knn),
+    /// Linear probe on frozen features, on all labels and with few labels per class.
+    Linear(Knn),
+    /// The few-label table: kNN, linear probe and fine-tuning with N labels per class (or a
+    /// fraction) over several seeds, beside raw inputs, a randomly initialised encoder and the
+    /// encoder trained from scratch on the same labels (series models also the RBF SVM);
+    /// printed, and written as fewshot.md and fewshot.json.
+    Fewshot(Fewshot),
+    /// Anomaly detection: fit on the normal training items, score every test item (higher is
+    /// more anomalous); AUROC, AUPRC and best F1 where the test labels say which are normal.
+    /// For windows of sensor streams label 0 is normal, and --scores also writes each
+    /// window's stream, first row and timestamp.
+    Anomaly(Anomaly),
+    /// Retrieval of the training items for each test item: P@1, R@k, MAP@R and MRR.
+    Retrieval(Retrieval),
+}
+
+#[derive(clap::Args)]
+pub struct Knn {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Labels per class for the few-label rows (comma-separated); 0 to skip them.
+    #[arg(long, value_delimiter = ',')]
+    labels_per_class: Option<Vec<usize>>,
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct Fewshot {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Label budgets, comma-separated: labels per class (10) or fractions of each class (1%).
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+    labels: Vec<String>,
+    /// Label draws (seeds) per budget.
+    #[arg(long, default_value_t = 5)]
+    seeds: u64,
+    /// Steps of fine-tuning and of training from scratch; 0 leaves both out.
+    #[arg(long, default_value_t = 300)]
+    finetune_steps: usize,
+    #[arg(long, default_value_t = 64)]
+    finetune_batch: usize,
+    /// Learning rate (AdamW) of the classifier, and of the encoder trained from scratch.
+    #[arg(long, default_value_t = 1e-3)]
+    finetune_lr: f64,
+    /// Learning rate of the pretrained encoder while it is fine-tuned.
+    #[arg(long, default_value_t = 1e-4)]
+    encoder_lr: f64,
+    /// Folder for fewshot.md and fewshot.json (default: the model's folder).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Print the table as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct Anomaly {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The normal class(es); default: the recipe's `data.train_classes` (stream windows: 0).
+    #[arg(long, value_delimiter = ',')]
+    normal_class: Option<Vec<u32>>,
+    /// Score by the mean cosine distance to the k nearest normal items.
+    #[arg(long, default_value_t = 5)]
+    k: usize,
+    /// Score by Mahalanobis distance to the normal items' Gaussian instead of kNN.
+    #[arg(long)]
+    mahalanobis: bool,
+    /// Write every test item's score as CSV (index,label,score,anomalous; stream windows also
+    /// stream,first_row,timestamp after the index).
+    #[arg(long)]
+    scores: Option<PathBuf>,
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct Retrieval {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// k for recall@k (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,5,10")]
+    k: Vec<usize>,
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Command {
+    fn model(&self) -> &ModelArgs {
+        match self {
+            Command::Knn(a) | Command::Linear(a) => &a.model,
+            Command::Fewshot(a) => &a.model,
+            Command::Anomaly(a) => &a.model,
+            Command::Retrieval(a) => &a.model,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Knn(_) => "eval knn",
+            Command::Linear(_) => "eval linear",
+            Command::Fewshot(_) => "eval fewshot",
+            Command::Anomaly(_) => "eval anomaly",
+            Command::Retrieval(_) => "eval retrieval",
+        }
+    }
+}
+
+pub fn run(c: Command) -> Result<()> {
+    let file = c.model().file()?;
+    let recipe = file.recipe.clone();
+    let result = dispatch(&recipe, Eval { c: &c, file: &file })?;
+    let dir = c
+        .model()
+        .model
+        .parent()
+        .map_or_else(|| PathBuf::from("."), PathBuf::from);
+    record_evaluation(&dir, c.name(), &c.model().model, result)?;
+    Ok(())
+}
+
+struct Eval<'a> {
+    c: &'a Command,
+    file: &'a TrainedFile,
+}
+
+impl ForModality for Eval<'_> {
+    /// The result, as recorded in eval.json.
+    type Output = Result<serde_json::Value>;
+
+    fn run<M: Modality>(self) -> Result<serde_json::Value> {
+        let l: Loaded<M> = self.c.model().load(self.file)?;
+        let value = match self.c {
+            Command::Knn(a) | Command::Linear(a) => {
+                knn_or_linear(l, a, matches!(self.c, Command::Linear(_)))?
+            }
+            Command::Fewshot(a) => fewshot(&l, a)?,
+            Command::Anomaly(a) => anomaly(&l, a)?,
+            Command::Retrieval(a) => {
+                let r = evaluate::retrieval(&l, &a.k)?;
+                print(a.json, &r, || r.to_text(M::raw_name()));
+                serde_json::to_value(&r)
+            }
+        };
+        Ok(value.expect("results serialise"))
+    }
+}
+
+fn knn_or_linear<M: Modality>(
+    mut l: Loaded<M>,
+    a: &Knn,
+    linear: bool,
+) -> Result<serde_json::Result<serde_json::Value>> {
+    if let Some(n) = &a.labels_per_class {
+        l.recipe.eval.labels_per_class = n.iter().copied().filter(|&n| n > 0).collect();
+    }
+    let which = Protocols {
+        knn: !linear,
+        linear,
+        svm: false,
+        few_label: !l.recipe.eval.labels_per_class.is_empty(),
+    };
+    let mut rows = evaluate::compare(&l, which)?;
+    rows.retain(|r| {
+        r.protocol
+            .starts_with(if linear { "linear" } else { "kNN" })
+    });
+    print(a.json, &rows, || report::table(&rows, M::raw_name()));
+    Ok(serde_json::to_value(&rows))
+}
+
+fn fewshot<M: Modality>(
+    l: &Loaded<M>,
+    a: &Fewshot,
+) -> Result<serde_json::Result<serde_json::Value>> {
+    let budgets = a
+        .labels
+        .iter()
+        .map(|s| s.parse::<Budget>())
+        .collect::<Result<Vec<_>>>()?;
+    let tune = FinetuneSettings {
+        steps: a.finetune_steps,
+        batch_size: a.finetune_batch,
+        lr: a.finetune_lr,
+        encoder_lr: a.encoder_lr,
+    };
+    eprintln!(
+        "embedding {} training and {} test {} ...",
+        contra::data::Dataset::len(&l.splits.train),
+        contra::data::Dataset::len(&l.splits.test),
+        M::items(&l.recipe)
+    );
+    let started = std::time::Instant::now();
+    let table = evaluate::fewshot_table(l, budgets, a.seeds, &tune, |c| {
+        eprintln!(
+            "[{:>6.0} s] {:<8} {:<13} {:<12} accuracy {:.4} ± {:.4}",
+            started.elapsed().as_secs_f64(),
+            c.budget.label(),
+            c.protocol,
+            c.representation,
+            c.accuracy.0,
+            c.accuracy.1
+        )
+    })?;
+    let out = a.out.clone().unwrap_or_else(|| l.dir());
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    let (md, json) = (out.join("fewshot.md"), out.join("fewshot.json"));
+    contra::checkpoint::write_atomic(&md, table.to_markdown().as_bytes())?;
+    contra::checkpoint::write_atomic(&json, table.to_json().as_bytes())?;
+    print(a.json, &table, || {
+        format!(
+            "{}\nwrote {} and {}\n",
+            table.to_text(),
+            md.display(),
+            json.display()
+        )
+    });
+    Ok(serde_json::to_value(&table))
+}
+
+fn anomaly<M: Modality>(
+    l: &Loaded<M>,
+    a: &Anomaly,
+) -> Result<serde_json::Result<serde_json::Value>> {
+    let normal = match (&a.normal_class, l.recipe.data.default_normal_classes()) {
+        (Some(c), _) => c.clone(),
+        (None, Some(c)) => c,
+        (None, None) => {
+            return Err(Error::config(
+                "--normal-class",
+                "name the normal class(es), or train with data.train_classes",
+            ));
+        }
+    };
+    let scorer = if a.mahalanobis {
+        Scorer::Mahalanobis { eps: 0.01 }
+    } else {
+        Scorer::Knn { k: a.k }
+    };
+    let r = evaluate::anomaly(l, &normal, scorer)?;
+    if let Some(path) = &a.scores {
+        evaluate::write_scores(l, &r, path)?;
+    }
+    print(a.json, &r, || r.table.clone());
+    Ok(serde_json::to_value(&r))
+}

@@ -1,0 +1,65 @@
+//! `contra info`: the build's backends and devices, and which data sets are found.
+
+use super::print;
+use contra::Result;
+use contra::data::locate;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(serde::Serialize)]
+struct Info {
+    version: &'static str,
+    backends: Vec<String>,
+    devices: Vec<String>,
+    /// Each data set with the folder it was found in (null: not found).
+    data: Vec<(String, Option<String>)>,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let mut data = vec![("digits".to_string(), Some("bundled".to_string()))];
+    for name in ["fashion-mnist", "mnist", "cifar10"] {
+        let found = locate::candidates(name, None)
+            .into_iter()
+            .find(|p| p.is_dir());
+        data.push((name.into(), found.map(|p| p.display().to_string())));
+    }
+    let info = Info {
+        version: env!("CARGO_PKG_VERSION"),
+        backends: contra::device::features()
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        devices: contra::device::available()
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        data,
+    };
+    print(a.json, &info, || {
+        let mut s = format!("contra {}\n", info.version);
+        s += &format!("backends compiled in: {}\n", info.backends.join(", "));
+        s += &format!("devices: {}\n", info.devices.join(", "));
+        s += "data sets:\n";
+        for (name, found) in &info.data {
+            s += &match (name.as_str(), found) {
+                ("digits", _) => "  digits: bundled (1,797 images, 8x8)\n".to_string(),
+                (_, Some(p)) => format!("  {name}: {p}\n"),
+                (_, None) => format!(
+                    "  {name}: not found (searched $CONTRA_DATA/{name}{})\n",
+                    if name == "fashion-mnist" {
+                        " and /usr/share/datasets/fashion-mnist"
+                    } else {
+                        ""
+                    }
+                ),
+            };
+        }
+        s
+    });
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! `contra pretrain`: train from a recipe, then evaluate beside the raw inputs.
+
+use contra::Result;
+use contra::recipe::Recipe;
+use contra::train::TrainOptions;
+use contra::workflow::{ForModality, Loaded, Modality, dispatch, evaluate};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Recipe file (TOML). Without it, the built-in recipe: SimCLR on the bundled 8x8 digits.
+    #[arg(long, short)]
+    recipe: Option<PathBuf>,
+    /// Set any recipe key, checked as in a file: `--set train.epochs=5 --set
+    /// method.temperature=0.2` (a new `kind` or `source` starts from that kind's defaults).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Continue the run in the output folder from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Override `train.epochs`.
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Override `train.batch_size`.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Override `train.device`: cpu, cuda:N, tch-cpu or tch-cuda:N.
+    #[arg(long)]
+    device: Option<String>,
+    /// Override `train.out`, the folder for checkpoints, metrics and the model.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Override `seed`.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Override `data.path`.
+    #[arg(long)]
+    data_path: Option<PathBuf>,
+    /// Override `data.train_limit` (use the first N training images).
+    #[arg(long)]
+    train_limit: Option<usize>,
+    /// Override `train.workers`, the augmentation threads.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Override `train.checkpoint_every` (steps).
+    #[arg(long)]
+    checkpoint_every: Option<u64>,
+    /// Skip the evaluation after training.
+    #[arg(long)]
+    no_eval: bool,
+    /// No progress line.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl Args {
+    /// The recipe with every override applied, in the order: flags, then `--set`.
+    fn recipe(&self) -> Result<Recipe> {
+        let recipe = match &self.recipe {
+            Some(p) => Recipe::from_file(p)?,
+            None => Recipe::default_recipe(),
+        };
+        let quote = |p: &PathBuf| format!("{:?}", p.display().to_string());
+        let flags = [
+            self.epochs.map(|v| format!("train.epochs={v}")),
+            self.batch_size.map(|v| format!("train.batch_size={v}")),
+            self.workers.map(|v| format!("train.workers={v}")),
+            self.device.as_ref().map(|v| format!("train.device={v:?}")),
+            self.out.as_ref().map(|v| format!("train.out={}", quote(v))),
+            self.seed.map(|v| format!("seed={v}")),
+            self.data_path
+                .as_ref()
+                .map(|v| format!("data.path={}", quote(v))),
+            self.train_limit.map(|v| format!("data.train_limit={v}")),
+            self.checkpoint_every
+                .map(|v| format!("train.checkpoint_every={v}")),
+        ];
+        let sets: Vec<String> = flags
+            .into_iter()
+            .flatten()
+            .chain(self.sets.iter().cloned())
+            .collect();
+        recipe.with_overrides(&sets)
+    }
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let recipe = a.recipe()?;
+    dispatch(
+        &recipe,
+        Pretrain {
+            args: &a,
+            recipe: &recipe,
+        },
+    )
+}
+
+struct Pretrain<'a> {
+    args: &'a Args,
+    recipe: &'a Recipe,
+}
+
+impl ForModality for Pretrain<'_> {
+    type Output = Result<()>;
+
+    fn run<M: Modality>(self) -> Result<()> {
+        let (a, recipe) = (self.args, self.recipe);
+        let splits = M::load(recipe)?;
+        let out = recipe.out_dir();
+        eprintln!(
+            "contra pretrain: {} ({}) -> {}",
+            recipe.name,
+            M::describe(&splits.train),
+            out.display()
+        );
+        let opts = TrainOptions {
+            resume: a.resume,
+            quiet: a.quiet,
+        };
+        let report = M::pretrain(recipe, &splits.train, &opts)?;
+        println!(
+            "trained {} steps in {:.1} s: final loss {:.4}, {:.0} views/s, data wait {:.1}% of the time",
+            report.steps,
+            report.seconds,
+            report.final_loss,
+            report.views_per_second,
+            100.0 * report.data_wait_fraction
+        );
+        println!("model: {}", out.join("model.safetensors").display());
+        if a.no_eval {
+            return Ok(());
+        }
+        let device = contra::device::parse(&recipe.train.device)?;
+        let trained = Loaded::<M>::trained(report.model, recipe, splits, &device)?;
+        let evaluation = evaluate::after_training(&trained)?;
+        let text = evaluation.to_text();
+        if !text.is_empty() {
+            println!(
+                "\nevaluation on {} test {}:\n{text}",
+                contra::data::Dataset::len(&trained.splits.test),
+                M::items(recipe)
+            );
+        }
+        Ok(())
+    }
+}

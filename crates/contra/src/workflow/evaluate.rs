@@ -1,0 +1,410 @@
+//! Evaluations of a trained model, each beside the same protocol on the raw inputs, for any
+//! modality: the comparison printed after training and by `contra eval knn|linear`, anomaly
+//! detection, retrieval, and the few-label table with fine-tuning.
+
+use super::loaded::Loaded;
+use super::modality::Modality;
+use crate::data::Dataset;
+use crate::encoders::Encoder;
+use crate::error::{Error, Result};
+use crate::eval::anomaly::{Detection, DetectionMetrics, Scorer, detect};
+use crate::eval::fewshot::{self, Budget, Representation, Trainer};
+use crate::eval::finetune::{FinetuneConfig, finetune, predict};
+use crate::eval::linear::{self, ProbeConfig};
+use crate::eval::report::{self, Protocols, Row};
+use crate::eval::retrieval::{self, RetrievalReport};
+use crate::features::Features;
+use crate::seeding::try_seeded;
+use crate::train::TrainedFile;
+use serde::Serialize;
+use std::path::Path;
+
+/// The protocols' rows on the learned and the raw features.
+pub fn compare<M: Modality>(l: &Loaded<M>, which: Protocols) -> Result<Vec<Row>> {
+    let (yl, yt, classes) = l.labels("evaluation")?;
+    let (learned, raw) = l.embeddings();
+    report::compare(
+        &learned,
+        &raw,
+        yl,
+        yt,
+        classes,
+        &l.recipe.eval,
+        which,
+        l.recipe.seed,
+        &l.device,
+    )
+}
+
+/// What the evaluation after training found.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Evaluation {
+    /// Accuracy rows of the learned features beside the raw inputs.
+    Accuracy {
+        rows: Vec<Row>,
+        raw: String,
+    },
+    Anomaly(AnomalyReport),
+    /// No labels to evaluate with.
+    Nothing,
+}
+
+impl Evaluation {
+    /// As printed by `contra pretrain`.
+    pub fn to_text(&self) -> String {
+        match self {
+            Evaluation::Accuracy { rows, raw } => report::table(rows, raw),
+            Evaluation::Anomaly(a) => a.table.clone(),
+            Evaluation::Nothing => String::new(),
+        }
+    }
+}
+
+/// The evaluation that follows pretraining: anomaly detection when the run trains on normal
+/// items only (`data.train_classes`, windows of streams), else kNN on all labels (and the
+/// RBF SVM for series) and kNN and the linear probe with the recipe's few labels per class.
+pub fn after_training<M: Modality>(l: &Loaded<M>) -> Result<Evaluation> {
+    if let Some(normal) = l.recipe.data.default_normal_classes() {
+        return Ok(Evaluation::Anomaly(anomaly(
+            l,
+            &normal,
+            Scorer::Knn { k: 5 },
+        )?));
+    }
+    if l.splits.train.labels().is_none() || l.splits.test.labels().is_none() {
+        return Ok(Evaluation::Nothing);
+    }
+    let rows = compare(
+        l,
+        Protocols {
+            knn: true,
+            linear: false,
+            svm: M::svm(),
+            few_label: true,
+        },
+    )?;
+    Ok(Evaluation::Accuracy {
+        rows,
+        raw: M::raw_name().into(),
+    })
+}
+
+/// Anomaly detection of the test items, fitted on the normal training items.
+#[derive(Debug, Serialize)]
+pub struct AnomalyReport {
+    pub normal_classes: Vec<u32>,
+    pub normal_training_items: usize,
+    pub test_items: usize,
+    pub anomalous_test_items: Option<usize>,
+    pub scorer: String,
+    pub learned: Option<DetectionMetrics>,
+    pub raw: Option<DetectionMetrics>,
+    /// Every test item's learned score.
+    #[serde(skip)]
+    pub scores: Vec<f64>,
+    #[serde(skip)]
+    pub anomalous: Option<Vec<bool>>,
+    /// As printed.
+    #[serde(skip)]
+    pub table: String,
+}
+
+/// Fit the scorer on the normal training items (labels in `normal`, or all of an unlabelled
+/// training split) in the learned and the raw space, and score every test item.
+pub fn anomaly<M: Modality>(
+    l: &Loaded<M>,
+    normal: &[u32],
+    scorer: Scorer,
+) -> Result<AnomalyReport> {
+    let (train, test) = (&l.splits.train, &l.splits.test);
+    let rows: Vec<usize> = (0..train.len())
+        .filter(|&i| train.labels().is_none_or(|y| normal.contains(&y[i])))
+        .collect();
+    if rows.is_empty() {
+        return Err(Error::config(
+            "--normal-class",
+            format!("no training item has class {normal:?}"),
+        ));
+    }
+    let anomalous: Option<Vec<bool>> = test
+        .labels()
+        .map(|y| y.iter().map(|c| !normal.contains(c)).collect());
+    // Only the normal training items are embedded: they are all the detector is fitted on.
+    let normal_items = train.subset(&rows);
+    let run = |normal: Features, test: &Features| -> Result<Detection> {
+        detect(&normal, test, anomalous.as_deref(), scorer, &l.device)
+    };
+    let learned = run(l.embed(&normal_items), &l.embed(test))?;
+    let raw = run(l.raw(&normal_items), &l.raw(test))?;
+    let items = M::items(&l.recipe);
+    let method = match scorer {
+        Scorer::Knn { k } => format!("kNN (k={k})"),
+        Scorer::Mahalanobis { .. } => "Mahalanobis distance".into(),
+    };
+    let count = anomalous.as_ref().map(|a| a.iter().filter(|&&x| x).count());
+    let mut table = format!(
+        "anomaly detection of {} test {items} ({} anomalous), normal class {normal:?}, by {method} to {} normal training {items}:\n",
+        test.len(),
+        count.map_or("?".into(), |c| c.to_string()),
+        rows.len()
+    );
+    match (&learned.metrics, &raw.metrics) {
+        (Some(a), Some(b)) => table.push_str(&detection_table(a, b, M::raw_name())),
+        _ => table.push_str("(the test items have no labels: scores only)\n"),
+    }
+    Ok(AnomalyReport {
+        normal_classes: normal.to_vec(),
+        normal_training_items: rows.len(),
+        test_items: test.len(),
+        anomalous_test_items: count,
+        scorer: method,
+        learned: learned.metrics,
+        raw: raw.metrics,
+        scores: learned.scores,
+        anomalous,
+        table,
+    })
+}
+
+/// AUROC, AUPRC and best F1 of the learned features beside a baseline, one line each.
+fn detection_table(
+    learned: &DetectionMetrics,
+    baseline: &DetectionMetrics,
+    baseline_name: &str,
+) -> String {
+    let mut table = format!("{:<22}{:>10}{:>13}\n", "metric", "learned", baseline_name);
+    for (name, x, y) in [
+        ("AUROC", learned.auroc, baseline.auroc),
+        (
+            "AUPRC",
+            learned.average_precision,
+            baseline.average_precision,
+        ),
+        ("best F1", learned.best_f1, baseline.best_f1),
+    ] {
+        table.push_str(&format!("{name:<22}{x:>10.4}{y:>13.4}\n"));
+    }
+    table
+}
+
+/// Every test item's anomaly score as CSV: `index,[stream,first_row,timestamp,]label,score,
+/// anomalous` (label and anomalous empty where unknown; the place of stream windows).
+pub fn write_scores<M: Modality>(l: &Loaded<M>, report: &AnomalyReport, path: &Path) -> Result<()> {
+    let origins = l.splits.test_origins.as_deref();
+    let labels = l.splits.test.labels();
+    let mut csv = String::from("index,");
+    if origins.is_some() {
+        csv.push_str("stream,first_row,timestamp,");
+    }
+    csv.push_str("label,score,anomalous\n");
+    for (i, s) in report.scores.iter().enumerate() {
+        csv.push_str(&format!("{i},"));
+        if let Some(o) = origins {
+            let o = &o[i];
+            let time = o.timestamp.as_deref().unwrap_or("");
+            csv.push_str(&format!("{},{},{time},", o.stream, o.first_row));
+        }
+        let label = labels.map_or(String::new(), |y| y[i].to_string());
+        let flag = report
+            .anomalous
+            .as_ref()
+            .map_or(String::new(), |a| (a[i] as u8).to_string());
+        csv.push_str(&format!("{label},{s},{flag}\n"));
+    }
+    crate::checkpoint::write_atomic(path, csv.as_bytes())
+}
+
+/// Retrieval of the training items for each test item, learned and raw.
+#[derive(Debug, Serialize)]
+pub struct Retrieval {
+    pub learned: RetrievalReport,
+    pub raw: RetrievalReport,
+    pub references: usize,
+}
+
+impl Retrieval {
+    pub fn to_text(&self, raw_name: &str) -> String {
+        let (a, b) = (&self.learned, &self.raw);
+        let mut s = format!(
+            "retrieval of {} training items for {} test queries (cosine):\n",
+            self.references, a.queries
+        );
+        s += &format!("{:<22}{:>10}{:>13}\n", "metric", "learned", raw_name);
+        s += &format!(
+            "{:<22}{:>10.4}{:>13.4}\n",
+            "precision@1", a.precision_at_1, b.precision_at_1
+        );
+        for ((k, x), (_, y)) in a.recall_at_k.iter().zip(&b.recall_at_k) {
+            s += &format!("{:<22}{x:>10.4}{y:>13.4}\n", format!("recall@{k}"));
+        }
+        s += &format!("{:<22}{:>10.4}{:>13.4}\n", "MAP@R", a.map_at_r, b.map_at_r);
+        s += &format!(
+            "{:<22}{:>10.4}{:>13.4}\n",
+            "mean reciprocal rank", a.mean_reciprocal_rank, b.mean_reciprocal_rank
+        );
+        s
+    }
+}
+
+/// P@1, R@k, MAP@R and MRR of the test items as queries against the training items.
+pub fn retrieval<M: Modality>(l: &Loaded<M>, ks: &[usize]) -> Result<Retrieval> {
+    let (yl, yt, _) = l.labels("retrieval metrics")?;
+    if ks.contains(&0) {
+        return Err(Error::config("--k", "every k must be at least 1"));
+    }
+    let (learned, raw) = l.embeddings();
+    let run = |e: &report::Embeddings| {
+        retrieval::evaluate(&e.test, yt, &e.train, yl, false, ks, &l.device)
+    };
+    Ok(Retrieval {
+        learned: run(&learned),
+        raw: run(&raw),
+        references: l.splits.train.len(),
+    })
+}
+
+/// How the few-label table fine-tunes: steps (0 leaves fine-tuning out), batch and learning
+/// rates.
+#[derive(Clone, Debug)]
+pub struct FinetuneSettings {
+    pub steps: usize,
+    pub batch_size: usize,
+    /// The classifier's learning rate, and the encoder's when trained from scratch.
+    pub lr: f64,
+    /// The pretrained encoder's learning rate while it is fine-tuned.
+    pub encoder_lr: f64,
+}
+
+impl Default for FinetuneSettings {
+    fn default() -> Self {
+        Self {
+            steps: 300,
+            batch_size: 64,
+            lr: 1e-3,
+            encoder_lr: 1e-4,
+        }
+    }
+}
+
+/// The few-label table: for each budget and seed, kNN and the linear probe (and the SVM for
+/// series) on the pretrained encoder, a randomly initialised one and the raw inputs; and the
+/// pretrained encoder fine-tuned (its classifier starting as the probe, LP-FT) beside the
+/// same encoder trained from scratch. `progress` sees every cell as it is done.
+pub fn fewshot_table<M: Modality>(
+    l: &Loaded<M>,
+    budgets: Vec<Budget>,
+    seeds: u64,
+    tune: &FinetuneSettings,
+    progress: impl FnMut(&fewshot::Cell),
+) -> Result<fewshot::Table> {
+    if budgets.is_empty() {
+        return Err(Error::config("--labels", "name at least one label budget"));
+    }
+    let (yl, yt, classes) = l.labels("few-label evaluation")?;
+    let (train, test) = (&l.splits.train, &l.splits.test);
+    let channels = M::channels(train);
+    let (learned, raw) = l.embeddings();
+    // A randomly initialised encoder of the same architecture, frozen.
+    let random = try_seeded(&l.device, l.recipe.seed ^ 0x5241_4e44, || {
+        l.recipe.encoder.init(channels, &l.device)
+    })?;
+    let random = report::Embeddings {
+        train: M::embed_with(&random, train, &l.prep, &l.device),
+        test: M::embed_with(&random, test, &l.prep, &l.device),
+    };
+    let reps = [
+        Representation {
+            name: "pretrained".into(),
+            train: &learned.train,
+            test: &learned.test,
+        },
+        Representation {
+            name: "random init".into(),
+            train: &random.train,
+            test: &random.test,
+        },
+        Representation {
+            name: M::raw_name().into(),
+            train: &raw.train,
+            test: &raw.test,
+        },
+    ];
+    let probe = ProbeConfig {
+        l2_grid: l.recipe.eval.probe_l2.clone(),
+        ..Default::default()
+    };
+    let settings = fewshot::Settings {
+        budgets,
+        seeds,
+        knn_k: l.recipe.eval.knn_k,
+        knn_temperature: l.recipe.eval.knn_temperature,
+        probe: probe.clone(),
+        num_classes: classes,
+        svm: M::svm(),
+    };
+    let ad = l.device.clone().autodiff();
+    let test_inputs = M::finetune_inputs(test, &l.prep)?;
+    let fit = |encoder: Encoder,
+               rows: &[usize],
+               y: &[u32],
+               cfg: FinetuneConfig,
+               head: Option<&linear::Probe>| {
+        let labelled = train.subset(rows);
+        let inputs = M::finetune_inputs(&labelled, &l.prep)?;
+        let model = finetune(encoder, inputs.as_ref(), y, classes, head, &cfg, &ad)?;
+        Ok(predict(&model, test_inputs.as_ref(), 256, &l.device))
+    };
+    let cfg = |seed, encoder_lr| FinetuneConfig {
+        steps: tune.steps,
+        batch_size: tune.batch_size,
+        lr: tune.lr,
+        encoder_lr,
+        seed,
+        ..Default::default()
+    };
+    // The pretrained weights, read anew on the training device for every fine-tuning.
+    let file = match (&l.path, tune.steps) {
+        (_, 0) => None,
+        (Some(p), _) => Some(TrainedFile::read(p)?),
+        (None, _) => {
+            return Err(Error::other(
+                "fine-tuning reads the pretrained weights from a model file; this model has none",
+            ));
+        }
+    };
+    let trainers: Vec<Trainer> = if tune.steps == 0 {
+        Vec::new()
+    } else {
+        vec![
+            Trainer {
+                name: "pretrained".into(),
+                run: Box::new(|rows: &[usize], y: &[u32], seed| {
+                    let probe = linear::fit_selected(
+                        &learned.train.select(rows),
+                        y,
+                        classes,
+                        &ProbeConfig {
+                            seed,
+                            ..probe.clone()
+                        },
+                        &l.device,
+                    );
+                    let file = file.as_ref().expect("read above");
+                    let encoder = M::into_encoder(M::read(file, train, &ad)?);
+                    fit(encoder, rows, y, cfg(seed, tune.encoder_lr), Some(&probe))
+                }),
+            },
+            Trainer {
+                name: "from scratch".into(),
+                run: Box::new(|rows: &[usize], y: &[u32], seed| {
+                    let encoder = try_seeded(&ad, l.recipe.seed ^ 0x5343_5241 ^ seed, || {
+                        l.recipe.encoder.init(channels, &ad)
+                    })?;
+                    fit(encoder, rows, y, cfg(seed, tune.lr), None)
+                }),
+            },
+        ]
+    };
+    fewshot::run(&settings, yl, yt, &reps, &trainers, &l.device, progress)
+}

@@ -1,0 +1,44 @@
+//! `contra embed`: a split's embeddings as `.npy` files and a safetensors index for search.
+
+use super::loaded::Loaded;
+use super::modality::Modality;
+use crate::data::Dataset;
+use crate::embed::{EmbeddingIndex, write_index, write_npy_f32, write_npy_labels};
+use crate::error::Result;
+use crate::features::Features;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Embed the split `split` (`train` or `test`) of the model's data and write
+/// `embeddings.npy`, `labels.npy` (where labelled) and `embeddings.safetensors` (ids, labels,
+/// and metadata naming the model, the split and how items became encoder input) into `out`.
+pub fn export_embeddings<M: Modality>(l: &Loaded<M>, split: &str, out: &Path) -> Result<Features> {
+    let data = l.split(split)?;
+    let f = l.embed(data);
+    write_npy_f32(&out.join("embeddings.npy"), &f.data, f.rows, f.dim)?;
+    if let Some(labels) = data.labels() {
+        write_npy_labels(&out.join("labels.npy"), labels)?;
+    }
+    let model = l
+        .path
+        .as_deref()
+        .map(|p| std::fs::canonicalize(p).unwrap_or(p.to_path_buf()));
+    let (input_key, input) = M::index_metadata(data, &l.prep);
+    let mut metadata = HashMap::from([
+        ("contra.split".to_string(), split.to_string()),
+        (input_key, input),
+    ]);
+    if let Some(m) = model {
+        metadata.insert("contra.model".to_string(), m.display().to_string());
+    }
+    write_index(
+        &out.join("embeddings.safetensors"),
+        &EmbeddingIndex {
+            ids: (0..f.rows as i64).collect(),
+            labels: data.labels().map(<[u32]>::to_vec),
+            embeddings: f.clone(),
+            metadata,
+        },
+    )?;
+    Ok(f)
+}

@@ -1,0 +1,306 @@
+//! The seam where a kind of data plugs in. A [`Modality`] says how its data sets load, how a
+//! model of it pretrains and is read from a file, how items become features (learned, and the
+//! raw-input baseline), and what fine-tuning feeds the encoder. Every workflow (pretraining,
+//! the few-label table, anomaly detection, retrieval, export, the report) is written once,
+//! generic over it.
+//!
+//! Images and time series implement it here. A new kind brings its dataset type, its model
+//! type (any number of encoders: text has one, image-text pairs two), its preprocessing and
+//! those functions; its views or batches come from its own [`BatchSource`] and its methods
+//! train on the one loop through [`Trainable`].
+//!
+//! [`BatchSource`]: crate::augment::loader::BatchSource
+//! [`Trainable`]: crate::methods::Trainable
+
+use crate::augment::Normalize;
+use crate::data::series::SeriesDataset;
+use crate::data::{Dataset, ImageDataset, Splits};
+use crate::encoders::Encoder;
+use crate::error::Result;
+use crate::eval::finetune::{ImageInputs, Inputs, SeriesInputs};
+use crate::features::Features;
+use crate::methods::{Method, Model};
+use crate::recipe::Recipe;
+use crate::train::series::SeriesModel;
+use crate::train::{TrainOptions, TrainReport, TrainedFile};
+use burn::prelude::Device;
+
+/// A kind of data contra learns from.
+pub trait Modality: 'static {
+    /// One split of the data.
+    type Dataset: Dataset;
+    /// A trained model: the method's networks.
+    type Model;
+    /// What evaluation does to every input, fixed by the recipe and the training data.
+    type Prep: Clone;
+
+    /// What its items are called (`images`, `series`, `windows`).
+    fn items(recipe: &Recipe) -> &'static str;
+    /// A line about a split: how many items, of what shape.
+    fn describe(data: &Self::Dataset) -> String;
+    /// The raw-input baseline's name (`raw pixels`, `raw series`).
+    fn raw_name() -> &'static str;
+    /// Whether the few-label table adds the RBF SVM (the TS2Vec protocol for series).
+    fn svm() -> bool {
+        false
+    }
+
+    /// The training and test splits the recipe names.
+    fn load(recipe: &Recipe) -> Result<Splits<Self::Dataset>>;
+    /// Input channels of the data.
+    fn channels(data: &Self::Dataset) -> usize;
+    /// The preprocessing of evaluation inputs.
+    fn prep(recipe: &Recipe, splits: &Splits<Self::Dataset>) -> Result<Self::Prep>;
+
+    /// Pretrain the recipe's method on `train`.
+    fn pretrain(
+        recipe: &Recipe,
+        train: &Self::Dataset,
+        opts: &TrainOptions,
+    ) -> Result<TrainReport<Self::Model>>;
+    /// The trained model in a model file, for data like `data`.
+    fn read(file: &TrainedFile, data: &Self::Dataset, device: &Device) -> Result<Self::Model>;
+    /// The encoder evaluation uses, taken out of the model and trainable (fine-tuning).
+    fn into_encoder(model: Self::Model) -> Encoder;
+
+    /// The model's features of every item (inference mode).
+    fn embed(
+        model: &Self::Model,
+        data: &Self::Dataset,
+        prep: &Self::Prep,
+        device: &Device,
+    ) -> Features;
+    /// An encoder's features of every item (inference mode).
+    fn embed_with(
+        encoder: &Encoder,
+        data: &Self::Dataset,
+        prep: &Self::Prep,
+        device: &Device,
+    ) -> Features;
+    /// The raw inputs as features: the baseline every evaluation prints beside the learned.
+    fn raw(data: &Self::Dataset, prep: &Self::Prep) -> Features;
+    /// What fine-tuning feeds the encoder: training views and plain inputs.
+    fn finetune_inputs<'a>(
+        data: &'a Self::Dataset,
+        prep: &'a Self::Prep,
+    ) -> Result<Box<dyn Inputs + 'a>>;
+    /// Metadata an embedding index keeps: how its items became encoder input.
+    fn index_metadata(data: &Self::Dataset, prep: &Self::Prep) -> (String, String);
+}
+
+/// Images: the training normalisation at the training size.
+#[derive(Clone, Debug)]
+pub struct ImagePrep {
+    pub normalize: Option<Normalize>,
+    /// The encoder's input size (height, width).
+    pub size: (usize, usize),
+}
+
+/// How the items of an image index became encoder input (so that a query image gets the
+/// same treatment).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct InputRecipe {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub input_size: (usize, usize),
+    pub normalize: Option<Normalize>,
+}
+
+/// Images (`data.source` = digits, fashion-mnist, mnist, cifar10 or folder).
+pub struct Images;
+
+impl Modality for Images {
+    type Dataset = ImageDataset;
+    type Model = Model;
+    type Prep = ImagePrep;
+
+    fn items(_: &Recipe) -> &'static str {
+        "images"
+    }
+    fn describe(data: &ImageDataset) -> String {
+        format!(
+            "{} images {}x{}x{}",
+            data.len, data.channels, data.height, data.width
+        )
+    }
+    fn raw_name() -> &'static str {
+        "raw pixels"
+    }
+    fn load(recipe: &Recipe) -> Result<Splits<ImageDataset>> {
+        crate::data::locate::load_splits(&recipe.data)
+    }
+    fn channels(data: &ImageDataset) -> usize {
+        data.channels
+    }
+    fn prep(recipe: &Recipe, splits: &Splits<ImageDataset>) -> Result<ImagePrep> {
+        let pipeline = recipe.pipeline(&splits.train)?;
+        Ok(ImagePrep {
+            normalize: pipeline.normalization().cloned(),
+            size: pipeline.output_size(splits.train.height, splits.train.width),
+        })
+    }
+    fn pretrain(
+        recipe: &Recipe,
+        train: &ImageDataset,
+        opts: &TrainOptions,
+    ) -> Result<TrainReport<Model>> {
+        super::pretrain(recipe, train, opts)
+    }
+    fn read(file: &TrainedFile, data: &ImageDataset, device: &Device) -> Result<Model> {
+        file.model(data.channels, device)
+    }
+    fn into_encoder(model: Model) -> Encoder {
+        model.into_encoder()
+    }
+    fn embed(model: &Model, data: &ImageDataset, prep: &ImagePrep, device: &Device) -> Features {
+        Self::embed_with(model.encoder(), data, prep, device)
+    }
+    fn embed_with(
+        encoder: &Encoder,
+        data: &ImageDataset,
+        prep: &ImagePrep,
+        device: &Device,
+    ) -> Features {
+        crate::eval::features::encode(
+            encoder,
+            data,
+            prep.normalize.as_ref(),
+            prep.size,
+            512,
+            device,
+        )
+    }
+    fn raw(data: &ImageDataset, prep: &ImagePrep) -> Features {
+        crate::eval::features::raw(data, prep.normalize.as_ref())
+    }
+    fn finetune_inputs<'a>(
+        data: &'a ImageDataset,
+        prep: &'a ImagePrep,
+    ) -> Result<Box<dyn Inputs + 'a>> {
+        Ok(Box::new(ImageInputs::new(
+            data,
+            prep.size,
+            prep.normalize.as_ref(),
+        )?))
+    }
+    fn index_metadata(data: &ImageDataset, prep: &ImagePrep) -> (String, String) {
+        let input = InputRecipe {
+            channels: data.channels,
+            height: data.height,
+            width: data.width,
+            input_size: prep.size,
+            normalize: prep.normalize.clone(),
+        };
+        (
+            "contra.input".into(),
+            serde_json::to_string(&input).expect("serialisable"),
+        )
+    }
+}
+
+/// Series: both splits padded to the longest series of either.
+#[derive(Clone, Debug)]
+pub struct SeriesPrep {
+    pub len: usize,
+}
+
+/// Time series (`data.source` = ucr, or csv for windows of sensor streams).
+pub struct Series;
+
+impl Modality for Series {
+    type Dataset = SeriesDataset;
+    type Model = SeriesModel;
+    type Prep = SeriesPrep;
+
+    fn items(recipe: &Recipe) -> &'static str {
+        match recipe.data {
+            crate::data::locate::DataSpec::Csv(_) => "windows",
+            _ => "series",
+        }
+    }
+    fn describe(data: &SeriesDataset) -> String {
+        format!(
+            "{} series of {} channels, length {}",
+            data.len(),
+            data.channels,
+            data.max_len()
+        )
+    }
+    fn raw_name() -> &'static str {
+        "raw series"
+    }
+    fn svm() -> bool {
+        true
+    }
+    fn load(recipe: &Recipe) -> Result<Splits<SeriesDataset>> {
+        crate::data::locate::load_series(&recipe.data)
+    }
+    fn channels(data: &SeriesDataset) -> usize {
+        data.channels
+    }
+    fn prep(_: &Recipe, splits: &Splits<SeriesDataset>) -> Result<SeriesPrep> {
+        Ok(SeriesPrep {
+            len: splits.max_len(),
+        })
+    }
+    fn pretrain(
+        recipe: &Recipe,
+        train: &SeriesDataset,
+        opts: &TrainOptions,
+    ) -> Result<TrainReport<SeriesModel>> {
+        super::pretrain_series(recipe, train, opts)
+    }
+    fn read(file: &TrainedFile, data: &SeriesDataset, device: &Device) -> Result<SeriesModel> {
+        SeriesModel::read(file, data.channels, device)
+    }
+    fn into_encoder(model: SeriesModel) -> Encoder {
+        model.into_encoder()
+    }
+    fn embed(
+        model: &SeriesModel,
+        data: &SeriesDataset,
+        prep: &SeriesPrep,
+        device: &Device,
+    ) -> Features {
+        model.embed(data, prep.len, device)
+    }
+    fn embed_with(
+        encoder: &Encoder,
+        data: &SeriesDataset,
+        prep: &SeriesPrep,
+        device: &Device,
+    ) -> Features {
+        let encoder = encoder
+            .series()
+            .expect("series recipes are validated to use the ts2vec encoder");
+        crate::methods::ts2vec::embed(encoder, data, prep.len, 64, device)
+    }
+    fn raw(data: &SeriesDataset, prep: &SeriesPrep) -> Features {
+        crate::eval::features::raw_series(data, prep.len)
+    }
+    fn finetune_inputs<'a>(
+        data: &'a SeriesDataset,
+        prep: &'a SeriesPrep,
+    ) -> Result<Box<dyn Inputs + 'a>> {
+        Ok(Box::new(SeriesInputs::new(data, prep.len)))
+    }
+    fn index_metadata(_: &SeriesDataset, _: &SeriesPrep) -> (String, String) {
+        ("contra.data".into(), "series".into())
+    }
+}
+
+/// A workflow to run on whichever modality a recipe trains on.
+pub trait ForModality {
+    type Output;
+    fn run<M: Modality>(self) -> Self::Output;
+}
+
+/// Run `f` on the recipe's modality.
+pub fn dispatch<F: ForModality>(recipe: &Recipe, f: F) -> F::Output {
+    if recipe.data.is_series() {
+        f.run::<Series>()
+    } else {
+        f.run::<Images>()
+    }
+}

@@ -1,0 +1,60 @@
+//! `eval.json` in a run folder: every evaluation run on the run's model, one entry per
+//! command, oldest first.
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// Add the result of `command` (as `contra` names it: `eval knn`, `eval fewshot`, ...) on
+/// the model `model` to `dir/eval.json`, and return that file.
+pub fn record_evaluation(
+    dir: &Path,
+    command: &str,
+    model: &Path,
+    result: serde_json::Value,
+) -> Result<PathBuf> {
+    let path = dir.join("eval.json");
+    let mut entries: Vec<serde_json::Value> = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| Error::format(&path, format!("not a list of evaluations: {e}")))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let unix_time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    entries.push(serde_json::json!({
+        "command": command,
+        "model": model.display().to_string(),
+        "unix_time": unix_time,
+        "result": result,
+    }));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let text = serde_json::to_string_pretty(&entries).expect("JSON values serialise");
+    crate::checkpoint::write_atomic(&path, text.as_bytes())?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_accumulate_and_a_broken_file_is_named() {
+        let dir = std::env::temp_dir().join(format!("contra-record-{}", std::process::id()));
+        std::fs::remove_dir_all(&dir).ok();
+        let m = Path::new("runs/x/model.safetensors");
+        record_evaluation(&dir, "eval knn", m, serde_json::json!({"a": 1})).unwrap();
+        let path = record_evaluation(&dir, "eval retrieval", m, serde_json::json!([2])).unwrap();
+        let v: Vec<serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0]["command"], "eval knn");
+        assert_eq!(v[1]["result"], serde_json::json!([2]));
+        std::fs::write(&path, "{").unwrap();
+        let e = record_evaluation(&dir, "eval knn", m, serde_json::json!(0))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("eval.json"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
