@@ -1,6 +1,6 @@
 //! Fine-tuning: the encoder and a new linear classifier trained end to end on the labelled
-//! items, with cross-entropy and AdamW (the classifier at `lr`, the encoder at `encoder_lr`,
-//! both on a cosine decay); images as lightly augmented views (a random resized crop of at
+//! items on the one training loop, with cross-entropy and AdamW (the classifier at `lr`, the
+//! encoder at `encoder_lr`, both on a cosine decay); images as lightly augmented views (a random resized crop of at
 //! least half the image and a horizontal flip), series as they are. The same routine from a
 //! freshly initialised encoder, with the encoder at the full learning rate, is the supervised
 //! from-scratch baseline.
@@ -11,20 +11,23 @@
 //! features towards whatever fits a random head.
 
 use super::features::input_batch;
-use crate::augment::loader::make_view;
+use crate::augment::loader::{BatchSource, Items, LoaderConfig, make_view};
 use crate::augment::{Augmentation, Flip, Normalize, Pipeline, RandomResizedCrop};
 use crate::data::ImageDataset;
 use crate::data::series::SeriesDataset;
 use crate::encoders::Encoder;
 use crate::error::Result;
-use crate::optim::{Optimizer, OptimizerSpec};
-use crate::rng::{Rng, RowKeys};
+use crate::methods::Trainable;
+use crate::optim::OptimizerSpec;
+use crate::optim::schedule::{Decay, ScheduleSpec};
+use crate::rng::RowKeys;
 use crate::tensor_util::{int_column, tensor2, tensor4, to_vec};
+use crate::train::{LoopSpec, Monitors, TrainOptions, run_loop};
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
+use std::sync::Arc;
 
 #[derive(Clone, Debug)]
 pub struct FinetuneConfig {
@@ -87,35 +90,31 @@ fn view_pipeline(size: (usize, usize), norm: Option<&Normalize>) -> Result<Pipel
     Pipeline::new(steps)
 }
 
-/// Labelled items as the encoder's input.
-pub trait Inputs {
+/// Labelled items as the encoder's input, as host values `[n, channels, height, width]`.
+pub trait Inputs: Send + Sync {
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// The training views of `items` at step `step`.
-    fn views(&self, items: &[usize], step: u64, seed: u64, device: &Device) -> Tensor<4>;
+    /// The training views of `items` in epoch `epoch`.
+    fn views(&self, items: &[usize], epoch: u64, seed: u64) -> (Vec<f32>, [usize; 4]);
     /// The inputs of `items` as they are, for prediction.
-    fn plain(&self, items: &[usize], device: &Device) -> Tensor<4>;
+    fn plain(&self, items: &[usize]) -> (Vec<f32>, [usize; 4]);
 }
 
 /// Images at the encoder's input size with the training normalisation; their training views
 /// cropped and flipped (square sizes; others are used as they are).
-pub struct ImageInputs<'a> {
-    pub data: &'a ImageDataset,
+pub struct ImageInputs {
+    pub data: ImageDataset,
     pub size: (usize, usize),
-    pub norm: Option<&'a Normalize>,
+    pub norm: Option<Normalize>,
     views: Option<Pipeline>,
 }
 
-impl<'a> ImageInputs<'a> {
-    pub fn new(
-        data: &'a ImageDataset,
-        size: (usize, usize),
-        norm: Option<&'a Normalize>,
-    ) -> Result<Self> {
+impl ImageInputs {
+    pub fn new(data: ImageDataset, size: (usize, usize), norm: Option<Normalize>) -> Result<Self> {
         let views = (size.0 == size.1)
-            .then(|| view_pipeline(size, norm))
+            .then(|| view_pipeline(size, norm.as_ref()))
             .transpose()?;
         Ok(Self {
             data,
@@ -126,67 +125,134 @@ impl<'a> ImageInputs<'a> {
     }
 }
 
-impl Inputs for ImageInputs<'_> {
+impl Inputs for ImageInputs {
     fn len(&self) -> usize {
         self.data.len
     }
 
-    fn views(&self, items: &[usize], step: u64, seed: u64, device: &Device) -> Tensor<4> {
+    fn views(&self, items: &[usize], epoch: u64, seed: u64) -> (Vec<f32>, [usize; 4]) {
         let Some(pipeline) = &self.views else {
-            return self.plain(items, device);
+            return self.plain(items);
         };
         let (c, (h, w)) = (self.data.channels, self.size);
         let mut pixels = Vec::with_capacity(items.len() * c * h * w);
         for &i in items {
-            let img = make_view(self.data, pipeline, seed, step, i, 0);
+            let img = make_view(&self.data, pipeline, seed, epoch, i, 0);
             pixels.extend_from_slice(&img.data);
         }
-        tensor4(pixels, [items.len(), c, h, w], device)
+        (pixels, [items.len(), c, h, w])
     }
 
-    fn plain(&self, items: &[usize], device: &Device) -> Tensor<4> {
-        input_batch(self.data, items, self.norm, self.size, device)
+    fn plain(&self, items: &[usize]) -> (Vec<f32>, [usize; 4]) {
+        let device = crate::device::parse("cpu").expect("the CPU device exists");
+        let x = input_batch(&self.data, items, self.norm.as_ref(), self.size, &device);
+        let shape = x.dims();
+        (to_vec(x), shape)
     }
 }
 
 /// Series padded (NaN, which the encoder masks) to the longest, as `[n, channels, 1, steps]`.
-pub struct SeriesInputs<'a> {
-    pub data: &'a SeriesDataset,
+pub struct SeriesInputs {
+    pub data: SeriesDataset,
     len: usize,
 }
 
-impl<'a> SeriesInputs<'a> {
+impl SeriesInputs {
     /// `data` padded to `len` steps, or to its longest series if longer.
-    pub fn new(data: &'a SeriesDataset, len: usize) -> Self {
-        let len = data.lengths.iter().copied().max().unwrap_or(0).max(len);
+    pub fn new(data: SeriesDataset, len: usize) -> Self {
+        let len = data.max_len().max(len);
         Self { data, len }
     }
 }
 
-impl Inputs for SeriesInputs<'_> {
+impl Inputs for SeriesInputs {
     fn len(&self) -> usize {
         self.data.len()
     }
 
-    fn views(&self, items: &[usize], _step: u64, _seed: u64, device: &Device) -> Tensor<4> {
-        self.plain(items, device)
+    fn views(&self, items: &[usize], _epoch: u64, _seed: u64) -> (Vec<f32>, [usize; 4]) {
+        self.plain(items)
     }
 
-    fn plain(&self, items: &[usize], device: &Device) -> Tensor<4> {
-        let c = self.data.channels;
+    fn plain(&self, items: &[usize]) -> (Vec<f32>, [usize; 4]) {
         let values: Vec<f32> = items
             .iter()
             .flat_map(|&i| self.data.padded(i, self.len))
             .collect();
-        tensor4(values, [items.len(), c, 1, self.len], device)
+        (values, [items.len(), self.data.channels, 1, self.len])
+    }
+}
+
+/// A batch of labelled inputs for the classifier.
+pub struct LabelledBatch {
+    pub x: Vec<f32>,
+    pub shape: [usize; 4],
+    pub labels: Vec<u32>,
+    pub keys: RowKeys,
+}
+
+/// The labelled items as the loader sees them.
+struct Labelled {
+    inputs: Arc<dyn Inputs>,
+    labels: Vec<u32>,
+    augment: bool,
+}
+
+impl Items for Labelled {
+    fn count(&self) -> usize {
+        self.labels.len()
+    }
+    fn item_labels(&self) -> Option<&[u32]> {
+        Some(&self.labels)
+    }
+}
+
+impl BatchSource for Labelled {
+    type Batch = LabelledBatch;
+
+    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> LabelledBatch {
+        let (x, shape) = if self.augment {
+            self.inputs.views(indices, epoch, cfg.seed)
+        } else {
+            self.inputs.plain(indices)
+        };
+        LabelledBatch {
+            x,
+            shape,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            keys: RowKeys::view(cfg.seed, epoch, indices, 0),
+        }
+    }
+}
+
+impl Trainable for Classifier {
+    type Batch = LabelledBatch;
+
+    fn views_in(batch: &LabelledBatch) -> u64 {
+        batch.labels.len() as u64
+    }
+
+    fn batch_loss(&self, b: LabelledBatch, device: &Device) -> Tensor<1> {
+        let y = int_column(b.labels.iter().map(|&l| l as i64).collect(), device);
+        let x = tensor4(b.x, b.shape, device);
+        log_softmax(self.forward_rows(x, Some(&b.keys)), 1)
+            .gather(1, y)
+            .mean()
+            .neg()
+            .reshape([1])
+    }
+
+    fn after_optimizer_step(self, _global_step: u64, _total_steps: u64) -> Self {
+        self
     }
 }
 
 /// Train `encoder` (on an autodiff device) with a new classifier on the labelled items
-/// (`labels[i]` the class of input `i`), the classifier starting from `head_init` if given.
+/// (`labels[i]` the class of input `i`), the classifier starting from `head_init` if given,
+/// on the one training loop (in memory: no files).
 pub fn finetune(
     encoder: Encoder,
-    inputs: &dyn Inputs,
+    inputs: Arc<dyn Inputs>,
     labels: &[u32],
     classes: usize,
     head_init: Option<&super::linear::Probe>,
@@ -207,41 +273,41 @@ pub fn finetune(
             device,
         )));
     }
-    let mut model = Classifier { encoder, head };
-    let spec = |lr| OptimizerSpec::adamw(lr, cfg.weight_decay);
-    let mut head_opt = Optimizer::new(spec(cfg.lr))?;
-    let mut encoder_opt = Optimizer::new(spec(cfg.encoder_lr))?;
-    let n = inputs.len();
-    let bs = cfg.batch_size.clamp(1, n.max(1));
-    let mut rng = Rng::derive(cfg.seed, &[0x4654_4e45]);
-    let mut order: Vec<usize> = Vec::new();
-    for step in 0..cfg.steps {
-        if order.len() < bs {
-            let mut epoch: Vec<usize> = (0..n).collect();
-            rng.shuffle(&mut epoch);
-            order.extend(epoch);
-        }
-        let batch: Vec<usize> = order.drain(..bs).collect();
-        let x = if cfg.augment {
-            inputs.views(&batch, step as u64, cfg.seed, device)
-        } else {
-            inputs.plain(&batch, device)
-        };
-        let y = int_column(batch.iter().map(|&i| labels[i] as i64).collect(), device);
-        // Each step draws each item once: (step, item) names a row's dropout mask.
-        let keys = RowKeys::view(cfg.seed, step as u64, &batch, 0);
-        let loss = log_softmax(model.forward_rows(x, Some(&keys)), 1)
-            .gather(1, y)
-            .mean()
-            .neg();
-        let mut grads = loss.backward();
-        let head_grads = GradientsParams::from_module(&mut grads, &model.head);
-        let encoder_grads = GradientsParams::from_module(&mut grads, &model.encoder);
-        let decay = 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / cfg.steps as f64).cos());
-        model.head = head_opt.step(cfg.lr * decay, model.head, head_grads);
-        model.encoder = encoder_opt.step(cfg.encoder_lr * decay, model.encoder, encoder_grads);
-    }
-    Ok(model)
+    let model = Classifier { encoder, head };
+    let n = labels.len();
+    let spec = LoopSpec {
+        // One AdamW: the classifier at `lr`, the encoder scaled to `encoder_lr`.
+        optimizer: OptimizerSpec::adamw(cfg.lr, cfg.weight_decay),
+        lr_scale: vec![("encoder".into(), cfg.encoder_lr / cfg.lr)],
+        schedule: ScheduleSpec {
+            warmup_epochs: 0.0,
+            decay: Decay::Cosine,
+            final_fraction: 0.0,
+        },
+        loader: LoaderConfig {
+            batch_size: cfg.batch_size.clamp(1, n.max(1)),
+            views: 1,
+            workers: 1,
+            prefetch: 2,
+            seed: cfg.seed,
+            per_class: 0,
+        },
+        epochs: 1,
+        steps: Some(cfg.steps.max(1) as u64),
+        diagnose_every: 0,
+        checkpoint_every: 0,
+        record: None,
+    };
+    let source = Arc::new(Labelled {
+        inputs,
+        labels: labels.to_vec(),
+        augment: cfg.augment,
+    });
+    let opts = TrainOptions {
+        resume: false,
+        quiet: true,
+    };
+    Ok(run_loop(&spec, source, model, device, &opts, Monitors::none())?.model)
 }
 
 /// The class of every input (inference mode, `batch` inputs at a time).
@@ -251,9 +317,81 @@ pub fn predict(model: &Classifier, inputs: &dyn Inputs, batch: usize, device: &D
     let mut out = Vec::with_capacity(n);
     for start in (0..n).step_by(batch.max(1)) {
         let rows: Vec<usize> = (start..(start + batch).min(n)).collect();
-        let logits = model.forward(inputs.plain(&rows, device));
+        let (x, shape) = inputs.plain(&rows);
+        let logits = model.forward(tensor4(x, shape, device));
         let classes = logits.dims()[1];
         out.extend(super::linear::argmax_rows(&to_vec(logits), classes));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::module_tensors;
+
+    /// Fine-tuning trains on the one loop with one optimizer: the encoder's learning rate is
+    /// a factor of the classifier's, so at 0 the encoder stays as it was and the classifier
+    /// alone learns.
+    #[test]
+    fn the_encoder_learns_at_its_own_rate() {
+        let device = crate::device::parse("cpu").unwrap().autodiff();
+        let data = crate::data::digits::splits().train.take(40);
+        let labels = data.labels.clone().unwrap();
+        let inputs: Arc<dyn Inputs> = Arc::new(ImageInputs::new(data, (8, 8), None).unwrap());
+        let encoder = || {
+            crate::seeding::seeded(&device, 4, || {
+                Encoder::SmallCnn(
+                    crate::encoders::SmallCnnConfig {
+                        widths: [4, 4, 8, 8],
+                    }
+                    .init(1, &device),
+                )
+            })
+        };
+        let cfg = |encoder_lr| FinetuneConfig {
+            steps: 4,
+            batch_size: 16,
+            lr: 0.01,
+            encoder_lr,
+            ..Default::default()
+        };
+        let before = module_tensors(&encoder());
+        let changed = |m: &Classifier| {
+            let after = module_tensors(&m.encoder);
+            before
+                .iter()
+                .filter(|(k, t)| k.contains("weight") && after[*k].data != t.data)
+                .count()
+        };
+        let frozen = finetune(
+            encoder(),
+            inputs.clone(),
+            &labels,
+            10,
+            None,
+            &cfg(0.0),
+            &device,
+        );
+        let frozen = frozen.unwrap();
+        assert_eq!(changed(&frozen), 0);
+        let tuned = finetune(
+            encoder(),
+            inputs.clone(),
+            &labels,
+            10,
+            None,
+            &cfg(0.01),
+            &device,
+        );
+        assert!(changed(&tuned.unwrap()) > 0);
+        // The classifier learned all the same: its weights moved from their start.
+        let start = crate::seeding::seeded(&device, 0x4845_4144, || {
+            LinearConfig::new(8, 10).init(&device)
+        });
+        assert_ne!(
+            module_tensors(&frozen.head)["weight"].data,
+            module_tensors(&start)["weight"].data
+        );
+    }
 }

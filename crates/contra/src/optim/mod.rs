@@ -200,6 +200,8 @@ impl OptimizerSpec {
 #[derive(Clone, Debug)]
 pub struct Optimizer {
     pub spec: OptimizerSpec,
+    /// Learning-rate factors by parameter path prefix (first match wins).
+    pub lr_scale: Vec<(String, f64)>,
     /// Number of steps taken.
     pub steps: u64,
     /// State tensors per parameter path (momentum buffer; or AdamW's two moments).
@@ -211,9 +213,17 @@ impl Optimizer {
         spec.validate()?;
         Ok(Self {
             spec,
+            lr_scale: Vec::new(),
             steps: 0,
             state: BTreeMap::new(),
         })
+    }
+
+    /// The same optimizer with learning-rate factors by parameter path prefix: `("encoder",
+    /// 0.1)` updates every parameter under `encoder.` at a tenth of the rate.
+    pub fn with_lr_scale(mut self, lr_scale: Vec<(String, f64)>) -> Self {
+        self.lr_scale = lr_scale;
+        self
     }
 
     /// Apply one update with learning rate `lr` to every parameter that has a gradient.
@@ -307,10 +317,16 @@ impl ModuleMapper for StepMapper<'_> {
             .map(|t| t.reshape(shape))
             .collect();
         let excluded = D == 1 && self.opt.spec.exclude_bias_and_norm();
+        let scale = self
+            .opt
+            .lr_scale
+            .iter()
+            .find(|(prefix, _)| key == *prefix || key.starts_with(&format!("{prefix}.")))
+            .map_or(1.0, |(_, s)| *s);
         let (p, state) = update(
             &self.opt.spec,
             self.opt.steps,
-            self.lr,
+            self.lr * scale,
             p,
             grad,
             state,

@@ -12,8 +12,9 @@ use crate::data::{Dataset, ImageDataset};
 use crate::error::{Error, Result};
 use crate::methods::Model;
 pub use crate::methods::Trainable;
-use crate::optim::Optimizer;
 use crate::optim::schedule::Schedule;
+use crate::optim::schedule::ScheduleSpec;
+use crate::optim::{Optimizer, OptimizerSpec};
 use crate::recipe::Recipe;
 use crate::seeding::try_seeded;
 use burn::optim::GradientsParams;
@@ -282,20 +283,100 @@ pub fn loader_config(recipe: &Recipe) -> LoaderConfig {
     }
 }
 
-/// The one training loop: batches from `source` in the background, the model's loss, the
-/// recipe's optimizer and schedule, metrics, checkpoints (resumable exactly) and the model file.
+/// What the one loop needs: the optimizer and its schedule, the loader, how long, and where
+/// (if anywhere) the run's files go.
+#[derive(Clone, Debug)]
+pub struct LoopSpec {
+    pub optimizer: OptimizerSpec,
+    /// Learning-rate factors by parameter path prefix, first match wins (`encoder` at 0.1:
+    /// the encoder learns at a tenth of the rate of the rest).
+    pub lr_scale: Vec<(String, f64)>,
+    pub schedule: ScheduleSpec,
+    pub loader: LoaderConfig,
+    pub epochs: u64,
+    /// Train this many steps, rounded up to whole epochs, instead of `epochs`.
+    pub steps: Option<u64>,
+    /// Log the diagnostics monitor every N steps (0: never).
+    pub diagnose_every: u64,
+    /// Write a checkpoint every N steps as well as after every epoch (0: epochs only).
+    pub checkpoint_every: u64,
+    /// The recipe of a run that keeps its files in the recipe's folder (metrics, checkpoints
+    /// for exact resume, the model file); `None` trains in memory (fine-tuning).
+    pub record: Option<Recipe>,
+}
+
+impl LoopSpec {
+    /// A recipe's run, keeping its files.
+    pub fn of_recipe(recipe: &Recipe) -> Self {
+        Self {
+            optimizer: recipe.optimizer.clone(),
+            lr_scale: Vec::new(),
+            schedule: recipe.schedule.clone(),
+            loader: loader_config(recipe),
+            epochs: recipe.train.epochs,
+            steps: recipe.train.steps,
+            diagnose_every: recipe.train.diagnose_every,
+            checkpoint_every: recipe.train.checkpoint_every,
+            record: Some(recipe.clone()),
+        }
+    }
+}
+
+/// The files of a run that keeps them.
+struct Record {
+    files: RunFiles,
+    log: std::fs::File,
+    recipe_text: String,
+}
+
+impl Record {
+    fn line(&mut self, value: serde_json::Value) -> Result<()> {
+        writeln!(self.log, "{value}").map_err(|e| Error::io(self.files.metrics(), e))
+    }
+
+    fn checkpoint<M: burn::module::Module>(
+        &mut self,
+        model: &M,
+        opt: &Optimizer,
+        state: &TrainerState,
+    ) -> Result<()> {
+        self.log.flush().ok();
+        save_checkpoint(&self.files, model, opt, state)
+    }
+}
+
+/// The one training loop on a recipe: its optimizer, schedule and loader, its metrics,
+/// checkpoints (resumable exactly) and model file in the recipe's folder.
 pub fn train_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
     recipe: &Recipe,
+    source: Arc<S>,
+    model: M,
+    device: &Device,
+    opts: &TrainOptions,
+    monitors: Monitors<M>,
+) -> Result<TrainReport<M>> {
+    run_loop(
+        &LoopSpec::of_recipe(recipe),
+        source,
+        model,
+        device,
+        opts,
+        monitors,
+    )
+}
+
+/// The one training loop: batches from `source` in the background, the model's loss, the
+/// optimizer and schedule, and where the spec keeps a record, metrics, checkpoints and the
+/// model file. Pretraining and fine-tuning both train here.
+pub fn run_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
+    spec: &LoopSpec,
     source: Arc<S>,
     mut model: M,
     device: &Device,
     opts: &TrainOptions,
     monitors: Monitors<M>,
 ) -> Result<TrainReport<M>> {
-    let files = RunFiles {
-        dir: recipe.out_dir(),
-    };
-    let bs = recipe.train.batch_size;
+    let bs = spec.loader.batch_size;
     let steps_per_epoch = batches_per_epoch(source.count(), bs) as u64;
     if steps_per_epoch == 0 {
         return Err(Error::config(
@@ -304,68 +385,80 @@ pub fn train_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
         ));
     }
     // `train.steps` is rounded up to whole epochs (the recipe stored with the run says so).
-    let mut recipe = recipe.clone();
-    if let Some(steps) = recipe.train.steps {
-        recipe.train.epochs = steps.div_ceil(steps_per_epoch);
-    }
-    let recipe = &recipe;
-    let total = steps_per_epoch * recipe.train.epochs;
-    let schedule = Schedule::new(
-        &recipe.schedule,
-        recipe.optimizer.lr(),
-        steps_per_epoch,
-        recipe.train.epochs,
-    );
-    let mut opt = Optimizer::new(recipe.optimizer.clone())?;
-    let recipe_text = recipe.to_toml()?;
+    let epochs = spec
+        .steps
+        .map_or(spec.epochs, |s| s.div_ceil(steps_per_epoch));
+    let total = steps_per_epoch * epochs;
+    let schedule = Schedule::new(&spec.schedule, spec.optimizer.lr(), steps_per_epoch, epochs);
+    let mut opt = Optimizer::new(spec.optimizer.clone())?.with_lr_scale(spec.lr_scale.clone());
     let mut state = TrainerState {
         epoch: 0,
         step_in_epoch: 0,
         global_step: 0,
         optimizer_steps: 0,
         last_loss: f32::NAN,
-        seed: recipe.seed,
-        recipe: recipe_text.clone(),
+        seed: spec.loader.seed,
+        recipe: String::new(),
     };
-    if opts.resume {
-        let path = files.checkpoint();
-        if !path.is_file() {
-            return Err(Error::format(
-                &path,
-                "cannot resume: no checkpoint here (run without --resume to start)",
-            ));
+    let mut record = match &spec.record {
+        None => None,
+        Some(recipe) => {
+            let mut recipe = recipe.clone();
+            recipe.train.epochs = epochs;
+            let recipe_text = recipe.to_toml()?;
+            state.recipe = recipe_text.clone();
+            let files = RunFiles {
+                dir: recipe.out_dir(),
+            };
+            if opts.resume {
+                let path = files.checkpoint();
+                if !path.is_file() {
+                    return Err(Error::format(
+                        &path,
+                        "cannot resume: no checkpoint here (run without --resume to start)",
+                    ));
+                }
+                let (m, s) = load_checkpoint(&path, model, &mut opt, device)?;
+                if !same_results(&s.recipe, &recipe, &path)? {
+                    return Err(Error::format(
+                        &path,
+                        "cannot resume: the checkpoint was written by a different recipe",
+                    ));
+                }
+                model = m;
+                state = s;
+                truncate_metrics(&files.metrics(), state.global_step)?;
+            } else {
+                std::fs::create_dir_all(&files.dir).map_err(|e| Error::io(&files.dir, e))?;
+                write_atomic(&files.metrics(), b"")?;
+            }
+            write_atomic(&files.recipe(), recipe_text.as_bytes())?;
+            let log = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(files.metrics())
+                .map_err(|e| Error::io(files.metrics(), e))?;
+            Some(Record {
+                files,
+                log,
+                recipe_text,
+            })
         }
-        let (m, s) = load_checkpoint(&path, model, &mut opt, device)?;
-        if !same_results(&s.recipe, recipe, &path)? {
-            return Err(Error::format(
-                &path,
-                "cannot resume: the checkpoint was written by a different recipe",
-            ));
-        }
-        model = m;
-        state = s;
-        truncate_metrics(&files.metrics(), state.global_step)?;
-    } else {
-        std::fs::create_dir_all(&files.dir).map_err(|e| Error::io(&files.dir, e))?;
-        write_atomic(&files.metrics(), b"")?;
-    }
-    write_atomic(&files.recipe(), recipe_text.as_bytes())?;
-    let mut log = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(files.metrics())
-        .map_err(|e| Error::io(files.metrics(), e))?;
+    };
 
-    let cfg = loader_config(recipe);
     let mut progress = Progress::new(!opts.quiet, total);
     let started = Instant::now();
     let mut waited = std::time::Duration::ZERO;
-    let mut images = 0u64;
+    let mut views = 0u64;
     let mut steps_here = 0u64;
-    while state.epoch < recipe.train.epochs {
+    while state.epoch < epochs {
         let epoch = state.epoch;
-        let mut loader =
-            EpochLoader::start(source.clone(), cfg.clone(), epoch, state.step_in_epoch);
+        let mut loader = EpochLoader::start(
+            source.clone(),
+            spec.loader.clone(),
+            epoch,
+            state.step_in_epoch,
+        );
         let mut epoch_loss = 0f64;
         let mut epoch_steps = 0u64;
         for batch in loader.by_ref() {
@@ -388,80 +481,68 @@ pub fn train_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
             state.last_loss = loss_value;
             epoch_loss += loss_value as f64;
             epoch_steps += 1;
-            images += views_here;
+            views += views_here;
             steps_here += 1;
-            let elapsed = started.elapsed().as_secs_f64();
-            let rate = images as f64 / elapsed.max(1e-9);
-            writeln!(
-                log,
-                "{}",
-                serde_json::json!({"step": state.global_step, "epoch": epoch, "loss": loss_value, "lr": lr, "images_per_second": rate})
-            )
-            .map_err(|e| Error::io(files.metrics(), e))?;
+            let rate = views as f64 / started.elapsed().as_secs_f64().max(1e-9);
             progress.update(
                 state.global_step,
                 epoch + 1,
-                recipe.train.epochs,
+                epochs,
                 loss_value,
                 lr,
                 rate,
                 steps_here,
             );
+            let Some(record) = record.as_mut() else {
+                continue;
+            };
+            record.line(serde_json::json!({"step": state.global_step, "epoch": epoch, "loss": loss_value, "lr": lr, "images_per_second": rate}))?;
             if let Some(diagnose) = &monitors.diagnose
-                && state
-                    .global_step
-                    .is_multiple_of(recipe.train.diagnose_every)
+                && state.global_step.is_multiple_of(spec.diagnose_every)
             {
-                writeln!(
-                    log,
-                    "{}",
-                    serde_json::json!({"step": state.global_step, "epoch": epoch, "diagnostics": diagnose(&model)})
-                )
-                .map_err(|e| Error::io(files.metrics(), e))?;
+                record.line(serde_json::json!({"step": state.global_step, "epoch": epoch, "diagnostics": diagnose(&model)}))?;
             }
-            let every = recipe.train.checkpoint_every;
+            let every = spec.checkpoint_every;
             if every > 0
                 && state.global_step.is_multiple_of(every)
                 && (state.step_in_epoch as u64) < steps_per_epoch
             {
-                log.flush().ok();
-                save_checkpoint(&files, &model, &opt, &state)?;
+                record.checkpoint(&model, &opt, &state)?;
             }
         }
         waited += loader.waited;
         drop(loader);
         state.epoch += 1;
         state.step_in_epoch = 0;
-        log.flush().ok();
-        save_checkpoint(&files, &model, &opt, &state)?;
-        if epoch_steps > 0 {
-            writeln!(log, "{}", serde_json::json!({"step": state.global_step, "epoch": epoch, "epoch_mean_loss": epoch_loss / epoch_steps as f64}))
-                .map_err(|e| Error::io(files.metrics(), e))?;
+        if let Some(record) = record.as_mut() {
+            record.checkpoint(&model, &opt, &state)?;
+            if epoch_steps > 0 {
+                record.line(serde_json::json!({"step": state.global_step, "epoch": epoch, "epoch_mean_loss": epoch_loss / epoch_steps as f64}))?;
+            }
         }
         if let Some(knn_accuracy) = &monitors.knn_accuracy {
             let acc = knn_accuracy(&model);
-            writeln!(
-                log,
-                "{}",
-                serde_json::json!({"step": state.global_step, "epoch": epoch, "knn_accuracy": acc})
-            )
-            .map_err(|e| Error::io(files.metrics(), e))?;
+            if let Some(record) = record.as_mut() {
+                record.line(serde_json::json!({"step": state.global_step, "epoch": epoch, "knn_accuracy": acc}))?;
+            }
             if !opts.quiet {
                 eprintln!("epoch {}: kNN monitor accuracy {acc:.4}", epoch + 1);
             }
         }
     }
     progress.finish();
-    let weights: BTreeMap<String, HostTensor> = module_tensors(&model);
-    let mut meta = HashMap::new();
-    meta.insert("contra.recipe".to_string(), recipe_text);
-    write_safetensors(&files.model(), &weights, meta)?;
+    if let Some(record) = record {
+        let weights: BTreeMap<String, HostTensor> = module_tensors(&model);
+        let mut meta = HashMap::new();
+        meta.insert("contra.recipe".to_string(), record.recipe_text);
+        write_safetensors(&record.files.model(), &weights, meta)?;
+    }
     let seconds = started.elapsed().as_secs_f64();
     Ok(TrainReport {
         model,
         final_loss: state.last_loss,
         steps: state.global_step,
-        views_per_second: images as f64 / seconds.max(1e-9),
+        views_per_second: views as f64 / seconds.max(1e-9),
         data_wait_fraction: waited.as_secs_f64() / seconds.max(1e-9),
         seconds,
     })

@@ -126,8 +126,8 @@ mod tests {
                 ..Default::default()
             };
             let labels = data.labels.clone().unwrap();
-            let inputs = SeriesInputs::new(&data, 20);
-            let tuned = finetune(encoder, &inputs, &labels, 2, None, &cfg, &device).unwrap();
+            let inputs = std::sync::Arc::new(SeriesInputs::new(data.clone(), 20));
+            let tuned = finetune(encoder, inputs, &labels, 2, None, &cfg, &device).unwrap();
             let after = module_tensors(&tuned.encoder);
             let moved = before
                 .iter()

@@ -344,15 +344,14 @@ pub fn fewshot_table<M: Modality>(
         svm: M::svm(),
     };
     let ad = l.device.clone().autodiff();
-    let test_inputs = M::finetune_inputs(test, &l.prep)?;
+    let test_inputs = M::finetune_inputs(test.clone(), &l.prep)?;
     let fit = |encoder: Encoder,
                rows: &[usize],
                y: &[u32],
                cfg: FinetuneConfig,
                head: Option<&linear::Probe>| {
-        let labelled = train.subset(rows);
-        let inputs = M::finetune_inputs(&labelled, &l.prep)?;
-        let model = finetune(encoder, inputs.as_ref(), y, classes, head, &cfg, &ad)?;
+        let inputs = M::finetune_inputs(train.subset(rows), &l.prep)?;
+        let model = finetune(encoder, inputs, y, classes, head, &cfg, &ad)?;
         Ok(predict(&model, test_inputs.as_ref(), 256, &l.device))
     };
     let cfg = |seed, encoder_lr| FinetuneConfig {

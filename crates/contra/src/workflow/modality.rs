@@ -24,6 +24,7 @@ use crate::recipe::Recipe;
 use crate::train::series::SeriesModel;
 use crate::train::{TrainOptions, TrainReport, TrainedFile};
 use burn::prelude::Device;
+use std::sync::Arc;
 
 /// A kind of data contra learns from.
 pub trait Modality: 'static {
@@ -80,10 +81,7 @@ pub trait Modality: 'static {
     /// The raw inputs as features: the baseline every evaluation prints beside the learned.
     fn raw(data: &Self::Dataset, prep: &Self::Prep) -> Features;
     /// What fine-tuning feeds the encoder: training views and plain inputs.
-    fn finetune_inputs<'a>(
-        data: &'a Self::Dataset,
-        prep: &'a Self::Prep,
-    ) -> Result<Box<dyn Inputs + 'a>>;
+    fn finetune_inputs(data: Self::Dataset, prep: &Self::Prep) -> Result<Arc<dyn Inputs>>;
     /// Metadata an embedding index keeps: how its items became encoder input.
     fn index_metadata(data: &Self::Dataset, prep: &Self::Prep) -> (String, String);
 }
@@ -174,14 +172,11 @@ impl Modality for Images {
     fn raw(data: &ImageDataset, prep: &ImagePrep) -> Features {
         crate::eval::features::raw(data, prep.normalize.as_ref())
     }
-    fn finetune_inputs<'a>(
-        data: &'a ImageDataset,
-        prep: &'a ImagePrep,
-    ) -> Result<Box<dyn Inputs + 'a>> {
-        Ok(Box::new(ImageInputs::new(
+    fn finetune_inputs(data: ImageDataset, prep: &ImagePrep) -> Result<Arc<dyn Inputs>> {
+        Ok(Arc::new(ImageInputs::new(
             data,
             prep.size,
-            prep.normalize.as_ref(),
+            prep.normalize.clone(),
         )?))
     }
     fn index_metadata(data: &ImageDataset, prep: &ImagePrep) -> (String, String) {
@@ -279,11 +274,8 @@ impl Modality for Series {
     fn raw(data: &SeriesDataset, prep: &SeriesPrep) -> Features {
         crate::eval::features::raw_series(data, prep.len)
     }
-    fn finetune_inputs<'a>(
-        data: &'a SeriesDataset,
-        prep: &'a SeriesPrep,
-    ) -> Result<Box<dyn Inputs + 'a>> {
-        Ok(Box::new(SeriesInputs::new(data, prep.len)))
+    fn finetune_inputs(data: SeriesDataset, prep: &SeriesPrep) -> Result<Arc<dyn Inputs>> {
+        Ok(Arc::new(SeriesInputs::new(data, prep.len)))
     }
     fn index_metadata(_: &SeriesDataset, _: &SeriesPrep) -> (String, String) {
         ("contra.data".into(), "series".into())
