@@ -13,7 +13,7 @@
 //! come from its own forward passes, as in MoCo. The queue is module state, so checkpoints carry
 //! it and a resumed run continues with the same negatives.
 
-use super::{Method, Views};
+use super::{Method, MethodConfig, Model, Parts, Views};
 use crate::encoders::Encoder;
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
@@ -65,8 +65,8 @@ pub(super) fn check_momentum(momentum: f64) -> Result<()> {
     Ok(())
 }
 
-impl MoCoConfig {
-    pub fn validate(&self) -> Result<()> {
+impl MethodConfig for MoCoConfig {
+    fn validate(&self) -> Result<()> {
         super::check_temperature(self.temperature)?;
         check_momentum(self.momentum)?;
         if self.queue_size == 0 {
@@ -75,6 +75,25 @@ impl MoCoConfig {
         Ok(())
     }
 
+    fn build(&self, parts: &Parts) -> Result<Model> {
+        let (encoder, head) = parts.encoder_and_head()?;
+        // A second, independent initialisation for the key networks.
+        let (key_encoder, key_head) = parts.encoder_and_head()?;
+        Ok(Model::MoCo(self.init(
+            encoder,
+            head,
+            key_encoder,
+            key_head,
+            parts.device,
+        )))
+    }
+
+    fn queue_size(&self) -> Option<usize> {
+        Some(self.queue_size)
+    }
+}
+
+impl MoCoConfig {
     /// MoCo from its query networks and a separate initialisation of the key networks; the
     /// queue starts as random unit vectors of the head's width.
     pub fn init(
@@ -282,6 +301,10 @@ impl Method for MoCo {
 
     fn encoder(&self) -> &Encoder {
         &self.encoder
+    }
+
+    fn into_encoder(self) -> Encoder {
+        self.encoder
     }
 
     fn after_step(self, global_step: u64, total_steps: u64) -> Self {

@@ -14,7 +14,7 @@
 //! plus a weight copy and receive no gradient.
 
 use super::moco::{MomentumSchedule, check_momentum, ema, key_copy, momentum_at};
-use super::{Method, Views};
+use super::{Method, MethodConfig, Model, Parts, Views};
 use crate::encoders::Encoder;
 use crate::error::Result;
 use crate::heads::ProjectionHead;
@@ -42,12 +42,27 @@ impl Default for MoCoV3Config {
     }
 }
 
-impl MoCoV3Config {
-    pub fn validate(&self) -> Result<()> {
+impl MethodConfig for MoCoV3Config {
+    fn validate(&self) -> Result<()> {
         super::check_temperature(self.temperature)?;
         check_momentum(self.momentum)
     }
 
+    fn build(&self, parts: &Parts) -> Result<Model> {
+        let (encoder, head) = parts.encoder_and_head()?;
+        let predictor = parts.predictor();
+        let (key_encoder, key_head) = parts.encoder_and_head()?;
+        Ok(Model::MoCoV3(self.init(
+            encoder,
+            head,
+            predictor,
+            key_encoder,
+            key_head,
+        )))
+    }
+}
+
+impl MoCoV3Config {
     /// `predictor` and `fresh_key_*` are separate initialisations (in that order, after the
     /// query networks).
     pub fn init(
@@ -138,6 +153,10 @@ impl Method for MoCoV3 {
 
     fn encoder(&self) -> &Encoder {
         &self.encoder
+    }
+
+    fn into_encoder(self) -> Encoder {
+        self.encoder
     }
 
     fn after_step(self, global_step: u64, total_steps: u64) -> Self {

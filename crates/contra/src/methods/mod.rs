@@ -18,29 +18,97 @@ pub use ts2vec::Ts2VecMethodConfig;
 use crate::augment::loader::ViewBatch;
 use crate::encoders::{Encoder, EncoderSpec};
 use crate::error::{Error, Result};
-use crate::heads::ProjectionHeadSpec;
+use crate::heads::{ProjectionHead, ProjectionHeadSpec};
 use crate::rng::RowKeys;
 use crate::tensor_util::tensor4;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// The `[method]` table of a recipe: `kind` names the method, the other keys are its own
-/// settings (every one with a default).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum MethodSpec {
+/// The networks an instance method starts from, each drawn when asked for: the query encoder
+/// and projection head first, then what the method asks for, in the order it asks.
+pub struct Parts<'a> {
+    pub encoder: &'a EncoderSpec,
+    pub head: &'a ProjectionHeadSpec,
+    pub in_channels: usize,
+    pub device: &'a Device,
+}
+
+impl Parts<'_> {
+    /// An encoder and a projection head on it, freshly initialised.
+    pub fn encoder_and_head(&self) -> Result<(Encoder, ProjectionHead)> {
+        let encoder = self.encoder.init(self.in_channels, self.device)?;
+        let head = self.head.init(encoder.output_dim(), self.device);
+        Ok((encoder, head))
+    }
+
+    /// A predictor on the projections (the head's sizes, with BatchNorm).
+    pub fn predictor(&self) -> ProjectionHead {
+        ProjectionHeadSpec {
+            batch_norm: true,
+            ..self.head.clone()
+        }
+        .init(self.head.output_dim, self.device)
+    }
+}
+
+/// A method's settings in a recipe's `[method]` table: it checks itself and builds its model.
+pub trait MethodConfig {
+    fn validate(&self) -> Result<()>;
+    /// The freshly initialised model (query encoder and head from `parts` first).
+    fn build(&self, parts: &Parts) -> Result<Model>;
+    /// Whether the method trains from labels.
+    fn needs_labels(&self) -> bool {
+        false
+    }
+    /// The size of the queue or support set the method keeps, if it keeps one.
+    fn queue_size(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// The `[method]` table (`kind` names the method, the other keys are its own settings, each
+/// with a default), from one list: a method is its own file plus a line here and a line in
+/// [`models!`].
+macro_rules! method_kinds {
+    ($($(#[$doc:meta])* $variant:ident = $kind:literal ($config:ty),)*) => {
+        /// The `[method]` table of a recipe: `kind` names the method, the other keys are its
+        /// own settings (every one with a default).
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind", deny_unknown_fields)]
+        pub enum MethodSpec {
+            $($(#[$doc])* #[serde(rename = $kind)] $variant($config),)*
+        }
+
+        impl MethodSpec {
+            /// The name a recipe gives the method.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(MethodSpec::$variant(_) => $kind,)*
+                }
+            }
+
+            fn config(&self) -> &dyn MethodConfig {
+                match self {
+                    $(MethodSpec::$variant(c) => c,)*
+                }
+            }
+        }
+    };
+}
+
+method_kinds! {
     /// SimCLR (NT-Xent, DCL or DCLW).
-    Simclr(SimClrConfig),
+    Simclr = "simclr" (SimClrConfig),
     /// MoCo v2: momentum key encoder and a queue of negatives.
-    Moco(MoCoConfig),
-    MocoV3(MoCoV3Config),
-    Nnclr(NnclrConfig),
+    Moco = "moco" (MoCoConfig),
+    MocoV3 = "moco_v3" (MoCoV3Config),
+    Nnclr = "nnclr" (NnclrConfig),
     /// Supervised contrastive learning (from labels).
-    Supcon(SupConConfig),
+    Supcon = "supcon" (SupConConfig),
     /// Triplet loss with a miner (from labels).
-    Triplet(TripletConfig),
+    Triplet = "triplet" (TripletConfig),
     /// TS2Vec on time series.
-    Ts2vec(Ts2VecMethodConfig),
+    Ts2vec = "ts2vec" (Ts2VecMethodConfig),
 }
 
 impl Default for MethodSpec {
@@ -58,48 +126,22 @@ fn check_temperature(t: f32) -> Result<()> {
 }
 
 impl MethodSpec {
-    /// The name a recipe gives the method.
-    pub fn name(&self) -> &'static str {
-        match self {
-            MethodSpec::Simclr(_) => "simclr",
-            MethodSpec::Moco(_) => "moco",
-            MethodSpec::MocoV3(_) => "moco_v3",
-            MethodSpec::Nnclr(_) => "nnclr",
-            MethodSpec::Supcon(_) => "supcon",
-            MethodSpec::Triplet(_) => "triplet",
-            MethodSpec::Ts2vec(_) => "ts2vec",
-        }
-    }
-
     pub fn validate(&self) -> Result<()> {
-        match self {
-            MethodSpec::Simclr(c) => c.validate(),
-            MethodSpec::Moco(c) => c.validate(),
-            MethodSpec::MocoV3(c) => c.validate(),
-            MethodSpec::Nnclr(c) => c.validate(),
-            MethodSpec::Supcon(c) => c.validate(),
-            MethodSpec::Triplet(c) => c.validate(),
-            MethodSpec::Ts2vec(c) => c.validate(),
-        }
+        self.config().validate()
     }
 
     /// Whether the method trains from labels.
     pub fn needs_labels(&self) -> bool {
-        matches!(self, MethodSpec::Supcon(_) | MethodSpec::Triplet(_))
+        self.config().needs_labels()
     }
 
     /// The size of the queue or support set the method keeps, if it keeps one.
     pub fn queue_size(&self) -> Option<usize> {
-        match self {
-            MethodSpec::Moco(c) => Some(c.queue_size),
-            MethodSpec::Nnclr(c) => Some(c.queue_size),
-            _ => None,
-        }
+        self.config().queue_size()
     }
 
     /// The instance method on views, freshly initialised, for inputs of `in_channels`
-    /// channels. Random draws come in a fixed order: the query encoder and head, then each
-    /// method's own networks and state.
+    /// channels.
     pub fn init(
         &self,
         encoder: &EncoderSpec,
@@ -107,42 +149,11 @@ impl MethodSpec {
         in_channels: usize,
         device: &Device,
     ) -> Result<Model> {
-        let query = encoder.init(in_channels, device)?;
-        let query_head = head.init(query.output_dim(), device);
-        // Momentum methods: a second, independent initialisation for the key networks.
-        let fresh_keys = || -> Result<_> {
-            let key_encoder = encoder.init(in_channels, device)?;
-            let key_head = head.init(key_encoder.output_dim(), device);
-            Ok((key_encoder, key_head))
-        };
-        // Predictors map projections to projections, with BatchNorm.
-        let predictor = || {
-            ProjectionHeadSpec {
-                batch_norm: true,
-                ..head.clone()
-            }
-            .init(head.output_dim, device)
-        };
-        Ok(match self {
-            MethodSpec::Simclr(c) => Model::SimClr(c.init(query, query_head)),
-            MethodSpec::Moco(c) => {
-                let (key_encoder, key_head) = fresh_keys()?;
-                Model::MoCo(c.init(query, query_head, key_encoder, key_head, device))
-            }
-            MethodSpec::MocoV3(c) => {
-                let predictor = predictor();
-                let (key_encoder, key_head) = fresh_keys()?;
-                Model::MoCoV3(c.init(query, query_head, predictor, key_encoder, key_head))
-            }
-            MethodSpec::Nnclr(c) => Model::Nnclr(c.init(query, query_head, predictor(), device)),
-            MethodSpec::Supcon(c) => Model::Supervised(c.init(query, query_head)),
-            MethodSpec::Triplet(c) => Model::Supervised(c.init(query, query_head)),
-            MethodSpec::Ts2vec(_) => {
-                return Err(Error::config(
-                    "method.kind",
-                    "ts2vec trains on time series with its own crops, not on views",
-                ));
-            }
+        self.config().build(&Parts {
+            encoder,
+            head,
+            in_channels,
+            device,
         })
     }
 }
@@ -191,6 +202,9 @@ pub trait Method: burn::module::Module + Sized {
     /// The backbone whose features are evaluated and exported.
     fn encoder(&self) -> &Encoder;
 
+    /// The backbone, taken out of the model (for fine-tuning).
+    fn into_encoder(self) -> Encoder;
+
     /// Called after each optimizer step (momentum encoders update here).
     fn after_step(self, _global_step: u64, _total_steps: u64) -> Self {
         self
@@ -237,58 +251,48 @@ impl<M: Method> Trainable for M {
     }
 }
 
-/// Any method a recipe can name.
-#[derive(Module, Debug)]
-#[allow(clippy::large_enum_variant)] // one model per run
-pub enum Model {
+/// The model of every instance method, from one list (see [`method_kinds!`]).
+macro_rules! models {
+    ($($variant:ident($model:ty),)*) => {
+        /// Any instance method a recipe can name.
+        #[derive(Module, Debug)]
+        #[allow(clippy::large_enum_variant)] // one model per run
+        pub enum Model {
+            $($variant($model),)*
+        }
+
+        impl Method for Model {
+            fn loss(&self, batch: &Views) -> Tensor<1> {
+                match self {
+                    $(Model::$variant(m) => m.loss(batch),)*
+                }
+            }
+
+            fn encoder(&self) -> &Encoder {
+                match self {
+                    $(Model::$variant(m) => m.encoder(),)*
+                }
+            }
+
+            fn into_encoder(self) -> Encoder {
+                match self {
+                    $(Model::$variant(m) => m.into_encoder(),)*
+                }
+            }
+
+            fn after_step(self, global_step: u64, total_steps: u64) -> Self {
+                match self {
+                    $(Model::$variant(m) => Model::$variant(m.after_step(global_step, total_steps)),)*
+                }
+            }
+        }
+    };
+}
+
+models! {
     SimClr(SimClr),
     MoCo(MoCo),
     MoCoV3(MoCoV3),
     Nnclr(Nnclr),
     Supervised(Supervised),
-}
-
-impl Model {
-    /// The backbone, taken out of the model (for fine-tuning).
-    pub fn into_encoder(self) -> Encoder {
-        match self {
-            Model::SimClr(m) => m.encoder,
-            Model::MoCo(m) => m.encoder,
-            Model::MoCoV3(m) => m.encoder,
-            Model::Nnclr(m) => m.encoder,
-            Model::Supervised(m) => m.encoder,
-        }
-    }
-}
-
-impl Method for Model {
-    fn loss(&self, batch: &Views) -> Tensor<1> {
-        match self {
-            Model::SimClr(m) => m.loss(batch),
-            Model::MoCo(m) => m.loss(batch),
-            Model::MoCoV3(m) => m.loss(batch),
-            Model::Nnclr(m) => m.loss(batch),
-            Model::Supervised(m) => m.loss(batch),
-        }
-    }
-
-    fn encoder(&self) -> &Encoder {
-        match self {
-            Model::SimClr(m) => m.encoder(),
-            Model::MoCo(m) => m.encoder(),
-            Model::MoCoV3(m) => m.encoder(),
-            Model::Nnclr(m) => m.encoder(),
-            Model::Supervised(m) => m.encoder(),
-        }
-    }
-
-    fn after_step(self, global_step: u64, total_steps: u64) -> Self {
-        match self {
-            Model::SimClr(m) => Model::SimClr(m.after_step(global_step, total_steps)),
-            Model::MoCo(m) => Model::MoCo(m.after_step(global_step, total_steps)),
-            Model::MoCoV3(m) => Model::MoCoV3(m.after_step(global_step, total_steps)),
-            Model::Nnclr(m) => Model::Nnclr(m.after_step(global_step, total_steps)),
-            Model::Supervised(m) => Model::Supervised(m.after_step(global_step, total_steps)),
-        }
-    }
 }

@@ -15,7 +15,7 @@
 //! module state, so checkpoints carry it and a resumed run continues with the same neighbours.
 
 use super::moco::enqueue;
-use super::{Method, Views};
+use super::{Method, MethodConfig, Model, Parts, Views};
 use crate::encoders::Encoder;
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
@@ -43,8 +43,8 @@ impl Default for NnclrConfig {
     }
 }
 
-impl NnclrConfig {
-    pub fn validate(&self) -> Result<()> {
+impl MethodConfig for NnclrConfig {
+    fn validate(&self) -> Result<()> {
         super::check_temperature(self.temperature)?;
         if self.queue_size == 0 {
             return Err(Error::config("method.queue_size", "must be at least 1"));
@@ -52,6 +52,23 @@ impl NnclrConfig {
         Ok(())
     }
 
+    fn build(&self, parts: &Parts) -> Result<Model> {
+        let (encoder, head) = parts.encoder_and_head()?;
+        let predictor = parts.predictor();
+        Ok(Model::Nnclr(self.init(
+            encoder,
+            head,
+            predictor,
+            parts.device,
+        )))
+    }
+
+    fn queue_size(&self) -> Option<usize> {
+        Some(self.queue_size)
+    }
+}
+
+impl NnclrConfig {
     /// NNCLR with its predictor (a separate initialisation); the support set starts as
     /// random unit vectors of the head's width.
     pub fn init(
@@ -136,5 +153,9 @@ impl Method for Nnclr {
 
     fn encoder(&self) -> &Encoder {
         &self.encoder
+    }
+
+    fn into_encoder(self) -> Encoder {
+        self.encoder
     }
 }

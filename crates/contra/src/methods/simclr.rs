@@ -2,7 +2,7 @@
 //! a contrastive loss between the two projections: NT-Xent, or the decoupled DCL / DCLW
 //! (Yeh et al. 2022), which drop the positive from the denominator.
 
-use super::{Method, Views};
+use super::{Method, MethodConfig, Model, Parts, Views};
 use crate::encoders::Encoder;
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
@@ -41,8 +41,8 @@ pub enum PairLoss {
     Dclw,
 }
 
-impl SimClrConfig {
-    pub fn validate(&self) -> Result<()> {
+impl MethodConfig for SimClrConfig {
+    fn validate(&self) -> Result<()> {
         super::check_temperature(self.temperature)?;
         if self.dclw_sigma.is_nan() || self.dclw_sigma <= 0.0 {
             return Err(Error::config("method.dclw_sigma", "must be positive"));
@@ -50,6 +50,13 @@ impl SimClrConfig {
         Ok(())
     }
 
+    fn build(&self, parts: &Parts) -> Result<Model> {
+        let (encoder, head) = parts.encoder_and_head()?;
+        Ok(Model::SimClr(self.init(encoder, head)))
+    }
+}
+
+impl SimClrConfig {
     pub fn init(&self, encoder: Encoder, head: ProjectionHead) -> SimClr {
         let t = self.temperature;
         let objective = match self.loss {
@@ -128,5 +135,9 @@ impl Method for SimClr {
 
     fn encoder(&self) -> &Encoder {
         &self.encoder
+    }
+
+    fn into_encoder(self) -> Encoder {
+        self.encoder
     }
 }

@@ -3,7 +3,7 @@
 //! mining from Hermans et al. 2017). Batches should hold several items of each class: the
 //! class-balanced sampler (`train.per_class`, P classes x K items) makes them.
 
-use super::{Method, Views};
+use super::{Method, MethodConfig, Model, Parts, Views};
 use crate::encoders::Encoder;
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
@@ -24,11 +24,22 @@ impl Default for SupConConfig {
     }
 }
 
-impl SupConConfig {
-    pub fn validate(&self) -> Result<()> {
+impl MethodConfig for SupConConfig {
+    fn validate(&self) -> Result<()> {
         super::check_temperature(self.temperature)
     }
 
+    fn build(&self, parts: &Parts) -> Result<Model> {
+        let (encoder, head) = parts.encoder_and_head()?;
+        Ok(Model::Supervised(self.init(encoder, head)))
+    }
+
+    fn needs_labels(&self) -> bool {
+        true
+    }
+}
+
+impl SupConConfig {
     pub fn init(&self, encoder: Encoder, head: ProjectionHead) -> Supervised {
         Supervised {
             encoder,
@@ -68,8 +79,8 @@ impl Default for TripletConfig {
     }
 }
 
-impl TripletConfig {
-    pub fn validate(&self) -> Result<()> {
+impl MethodConfig for TripletConfig {
+    fn validate(&self) -> Result<()> {
         if !self.margin.is_finite() || self.margin < 0.0 {
             return Err(Error::config(
                 "method.margin",
@@ -79,6 +90,17 @@ impl TripletConfig {
         Ok(())
     }
 
+    fn build(&self, parts: &Parts) -> Result<Model> {
+        let (encoder, head) = parts.encoder_and_head()?;
+        Ok(Model::Supervised(self.init(encoder, head)))
+    }
+
+    fn needs_labels(&self) -> bool {
+        true
+    }
+}
+
+impl TripletConfig {
     pub fn init(&self, encoder: Encoder, head: ProjectionHead) -> Supervised {
         let loss = TripletLoss {
             margin: self.margin,
@@ -141,5 +163,9 @@ impl Method for Supervised {
 
     fn encoder(&self) -> &Encoder {
         &self.encoder
+    }
+
+    fn into_encoder(self) -> Encoder {
+        self.encoder
     }
 }

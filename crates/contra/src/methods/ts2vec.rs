@@ -33,14 +33,25 @@ impl Default for Ts2VecMethodConfig {
     }
 }
 
-impl Ts2VecMethodConfig {
-    pub fn validate(&self) -> Result<()> {
+impl super::MethodConfig for Ts2VecMethodConfig {
+    fn validate(&self) -> Result<()> {
         if !(0.0..=1.0).contains(&self.alpha) {
             return Err(Error::config("method.alpha", "must be in [0, 1]"));
         }
         Ok(())
     }
 
+    /// TS2Vec trains on its own crops of series ([`SeriesCrops`]), not on views: its model is
+    /// built by the series modality.
+    fn build(&self, _: &super::Parts) -> Result<super::Model> {
+        Err(Error::config(
+            "method.kind",
+            "ts2vec trains on time series with its own crops, not on views",
+        ))
+    }
+}
+
+impl Ts2VecMethodConfig {
     /// TS2Vec from its encoder and a second, separate initialisation of the same shape (the
     /// running average starts as a copy of the encoder).
     pub fn init(&self, encoder: Ts2VecEncoder, fresh: Ts2VecEncoder) -> Ts2Vec {

@@ -50,7 +50,7 @@ impl SeriesModel {
             SeriesModel::Ts2Vec(m) => {
                 crate::encoders::Encoder::Ts2Vec(m.average.set_require_grad(true))
             }
-            SeriesModel::Instance(m) => m.into_encoder(),
+            SeriesModel::Instance(m) => crate::methods::Method::into_encoder(m),
         }
     }
 
