@@ -221,6 +221,14 @@ fn every_method_kind_ends_at_its_recorded_loss() {
             0.758562,
         ),
         (
+            "byol",
+            format!(
+                "{IMAGES}{SGD}{}",
+                method("kind = \"byol\"\nmomentum = 0.99")
+            ),
+            -0.628855,
+        ),
+        (
             "ts2vec",
             format!(
                 "{series}{ADAMW}{}",

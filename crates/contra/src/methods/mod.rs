@@ -2,6 +2,7 @@
 //! [`Module`] holding its networks, trained by the one loop in
 //! [`crate::train`].
 
+pub mod byol;
 pub mod moco;
 pub mod moco_v3;
 pub mod nnclr;
@@ -109,6 +110,7 @@ method_kinds! {
     Triplet = "triplet" (TripletConfig),
     /// TS2Vec on time series.
     Ts2vec = "ts2vec" (Ts2VecMethodConfig),
+    Byol = "byol" (byol::ByolConfig),
 }
 
 impl Default for MethodSpec {
@@ -295,4 +297,5 @@ models! {
     MoCoV3(MoCoV3),
     Nnclr(Nnclr),
     Supervised(Supervised),
+    Byol(byol::Byol),
 }
