@@ -819,3 +819,112 @@ fn byol_predicts_the_target_projection_and_learns_without_negatives() {
     assert!(rank > 4.0, "effective rank {rank}: collapsed");
     assert!(acc > 0.7, "kNN {acc}");
 }
+
+/// The instance methods are generic over the backbone and its input: a toy text encoder on
+/// token ids (a bag of embeddings) trains with SimCLR and with BYOL's two networks, on the
+/// one loop's `Trainable`, exactly as the image encoders do. (The text issue brings the real
+/// one.)
+#[test]
+fn methods_train_any_backbone_on_any_input() {
+    use burn::nn::{Embedding, EmbeddingConfig};
+    use burn::optim::GradientsParams;
+    use contra::encoders::{Backbone, BatchInput};
+    use contra::heads::ProjectionHeadSpec;
+    use contra::methods::byol::Byol;
+    use contra::methods::{Method, Trainable};
+    use contra::rng::RowKeys;
+
+    #[derive(Clone, Debug)]
+    struct Tokens(Tensor<2, Int>);
+
+    impl BatchInput for Tokens {
+        /// Per view, per item, the token ids.
+        type Host = Vec<Vec<Vec<i64>>>;
+        fn upload(batch: Self::Host, device: &Device) -> Views<Tokens> {
+            let views = batch
+                .into_iter()
+                .map(|rows| {
+                    let (n, len) = (rows.len(), rows[0].len());
+                    let ids: Vec<i64> = rows.into_iter().flatten().collect();
+                    Tokens(Tensor::from_data(TensorData::new(ids, [n, len]), device))
+                })
+                .collect();
+            Views::new(views, None)
+        }
+        fn views_in(batch: &Self::Host) -> u64 {
+            batch.iter().map(Vec::len).sum::<usize>() as u64
+        }
+        fn cat(parts: Vec<Self>) -> Self {
+            Tokens(Tensor::cat(parts.into_iter().map(|t| t.0).collect(), 0))
+        }
+        fn items(&self) -> usize {
+            self.0.dims()[0]
+        }
+    }
+
+    #[derive(Module, Debug)]
+    struct Bag {
+        embedding: Embedding,
+    }
+
+    impl Backbone for Bag {
+        type Input = Tokens;
+        fn forward_rows(&self, x: Tokens, _keys: Option<&RowKeys>) -> Tensor<2> {
+            let e = self.embedding.forward(x.0);
+            let [b, _, d] = e.dims();
+            e.mean_dim(1).reshape([b, d])
+        }
+        fn output_dim(&self) -> usize {
+            self.embedding.weight.dims()[1]
+        }
+    }
+
+    let ad = cpu().autodiff();
+    let bag = || {
+        contra::seeding::seeded(&ad, 1, || Bag {
+            embedding: EmbeddingConfig::new(50, 16).init(&ad),
+        })
+    };
+    let head = ProjectionHeadSpec {
+        hidden_dim: 32,
+        output_dim: 8,
+        batch_norm: true,
+    };
+    // Two views of six "sentences" of five tokens: the second drops one word for another.
+    let first: Vec<Vec<i64>> = (0..6)
+        .map(|i| (0..5).map(|t| (i * 7 + t * 3) % 50).collect())
+        .collect();
+    let mut second = first.clone();
+    second.iter_mut().for_each(|s| s[2] = (s[2] + 1) % 50);
+    let host = vec![first, second];
+    let simclr = contra::methods::SimClrConfig::default().init(bag(), head.init(16, &ad));
+    let loss = Trainable::batch_loss(&simclr, host.clone(), &ad);
+    let value: f32 = loss.clone().into_scalar();
+    assert!(value.is_finite() && value > 0.0, "{value}");
+    let grads = GradientsParams::from_grads(loss.backward(), &simclr);
+    assert!(grads.len() > 1, "the embedding and the head get gradients");
+
+    let byol = Byol {
+        encoder: bag(),
+        head: head.init(16, &ad),
+        predictor: head.init(8, &ad),
+        target_encoder: bag().no_grad(),
+        target_head: head.init(16, &ad).no_grad(),
+        momentum: 0.99,
+        cosine_momentum: true,
+    };
+    let loss = byol.loss(&Tokens::upload(host, &ad));
+    let value: f32 = loss.clone().into_scalar();
+    assert!((-1.0..=1.0).contains(&value), "{value}");
+    let grads = GradientsParams::from_grads(loss.backward(), &byol);
+    let online = contra::checkpoint::module_tensors(&byol)
+        .keys()
+        .filter(|k| !k.starts_with("target_") && !k.contains("running_"))
+        .count();
+    assert_eq!(
+        grads.len(),
+        online,
+        "the online networks alone get gradients"
+    );
+    assert_eq!(Method::encoder(&byol).output_dim(), 16);
+}

@@ -5,8 +5,10 @@ pub mod resnet;
 pub mod small_cnn;
 pub mod ts2vec;
 
+use crate::augment::loader::ViewBatch;
 use crate::error::Result;
 use crate::rng::RowKeys;
+use crate::tensor_util::tensor4;
 use burn::prelude::*;
 pub use resnet::{ResNet, ResNetConfig, Stem};
 use serde::{Deserialize, Serialize};
@@ -16,6 +18,108 @@ pub use small_cnn::{SmallCnn, SmallCnnConfig};
 pub fn global_avg_pool(x: Tensor<4>) -> Tensor<2> {
     let [b, c, h, w] = x.dims();
     x.reshape([b, c, h * w]).mean_dim(2).reshape([b, c])
+}
+
+/// Inputs of a backbone that batch: views of the same items concatenated along the items.
+/// Images and series are `[items, channels, height, width]` tensors; text brings token batches.
+pub trait BatchInput: Clone + Send + 'static {
+    /// What the loader makes on the host for a batch of views of these inputs.
+    type Host: Send + 'static;
+    /// The host batch on `device`, with its labels and row keys.
+    fn upload(batch: Self::Host, device: &Device) -> Views<Self>;
+    /// Views in a host batch (every view of every item), for the throughput figure.
+    fn views_in(batch: &Self::Host) -> u64;
+    fn cat(parts: Vec<Self>) -> Self;
+    fn items(&self) -> usize;
+}
+
+impl BatchInput for Tensor<4> {
+    type Host = ViewBatch;
+
+    fn upload(batch: ViewBatch, device: &Device) -> Views {
+        let shape = batch.shape();
+        let keys = (0..batch.views.len())
+            .map(|v| RowKeys::view(batch.seed, batch.epoch, &batch.indices, v))
+            .collect();
+        let views = batch
+            .views
+            .into_iter()
+            .map(|v| tensor4(v, shape, device))
+            .collect();
+        Views {
+            views,
+            labels: batch.labels,
+            keys,
+        }
+    }
+
+    fn views_in(batch: &ViewBatch) -> u64 {
+        (batch.views.len() * batch.len()) as u64
+    }
+
+    fn cat(parts: Vec<Self>) -> Self {
+        Tensor::cat(parts, 0)
+    }
+
+    fn items(&self) -> usize {
+        self.dims()[0]
+    }
+}
+
+/// A backbone: one vector per item of its input. Every instance method is generic over it.
+pub trait Backbone: Module + burn::module::ModuleDisplay {
+    type Input: BatchInput;
+    /// One vector per item; in training, `keys` name the rows (random masks follow them).
+    fn forward_rows(&self, x: Self::Input, keys: Option<&RowKeys>) -> Tensor<2>;
+    fn output_dim(&self) -> usize;
+}
+
+impl Backbone for Encoder {
+    type Input = Tensor<4>;
+
+    fn forward_rows(&self, x: Tensor<4>, keys: Option<&RowKeys>) -> Tensor<2> {
+        Encoder::forward_rows(self, x, keys)
+    }
+
+    fn output_dim(&self) -> usize {
+        Encoder::output_dim(self)
+    }
+}
+
+/// Several views of a batch of items, as a method receives them.
+pub struct Views<X = Tensor<4>> {
+    /// One input per view, each holding every item.
+    pub views: Vec<X>,
+    /// The items' labels, where the data have them (supervised methods need them).
+    pub labels: Option<Vec<u32>>,
+    /// The rows of each view: random masks inside the networks follow them.
+    pub keys: Vec<RowKeys>,
+}
+
+impl<X: BatchInput> Views<X> {
+    /// Views of the items `0..n`, drawn in epoch 0 of seed 0 (for tests and benchmarks).
+    pub fn new(views: Vec<X>, labels: Option<Vec<u32>>) -> Self {
+        let items: Vec<usize> = (0..views.first().map_or(0, X::items)).collect();
+        let keys = (0..views.len())
+            .map(|v| RowKeys::view(0, 0, &items, v))
+            .collect();
+        Self {
+            views,
+            labels,
+            keys,
+        }
+    }
+
+    /// Items in the batch.
+    pub fn items(&self) -> usize {
+        self.views.first().map_or(0, X::items)
+    }
+
+    /// Every view as one batch (one pass through a network, BatchNorm statistics over all
+    /// views), with its rows.
+    pub fn all(&self) -> (X, RowKeys) {
+        (X::cat(self.views.clone()), RowKeys::cat(&self.keys))
+    }
 }
 
 /// An encoder chosen by a recipe.

@@ -5,6 +5,7 @@ use super::Features;
 use crate::augment::Pipeline;
 use crate::augment::loader::LoaderConfig;
 use crate::data::{Dataset, ImageDataset};
+use crate::encoders::Encoder;
 use crate::error::Result;
 use crate::methods::Method;
 use crate::recipe::Recipe;
@@ -38,7 +39,7 @@ impl MonitorViews {
 
     /// The diagnostics of the model's backbone in evaluation mode (no gradient, BatchNorm on
     /// its running statistics, nothing in the model changes).
-    pub fn diagnose<M: Method>(&self, model: &M) -> super::space::SpaceReport {
+    pub fn diagnose<M: Method<Backbone = Encoder>>(&self, model: &M) -> super::space::SpaceReport {
         let eval_model = model.valid();
         let features: Vec<Features> = self.views[..2]
             .iter()
@@ -91,7 +92,7 @@ impl KnnMonitor {
     }
 
     /// kNN accuracy of the backbone in evaluation mode (nothing in the model changes).
-    pub fn accuracy<M: Method>(&self, model: &M) -> f64 {
+    pub fn accuracy<M: Method<Backbone = Encoder>>(&self, model: &M) -> f64 {
         use super::{accuracy, features::encode, knn};
         let eval_model = model.valid();
         let size = self.pipeline.output_size(self.bank.height, self.bank.width);

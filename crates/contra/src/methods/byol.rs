@@ -18,7 +18,7 @@
 
 use super::moco::{MomentumSchedule, check_momentum, ema, key_copy, momentum_at};
 use super::{Method, MethodConfig, Model, Parts, Views};
-use crate::encoders::Encoder;
+use crate::encoders::{Backbone, Encoder};
 use crate::error::Result;
 use crate::heads::ProjectionHead;
 use crate::tensor_util::l2_normalize;
@@ -65,11 +65,11 @@ impl MethodConfig for ByolConfig {
 }
 
 #[derive(Module, Debug)]
-pub struct Byol {
-    pub encoder: Encoder,
+pub struct Byol<E: Backbone = Encoder> {
+    pub encoder: E,
     pub head: ProjectionHead,
     pub predictor: ProjectionHead,
-    pub target_encoder: Encoder,
+    pub target_encoder: E,
     pub target_head: ProjectionHead,
     pub momentum: f64,
     pub cosine_momentum: bool,
@@ -80,8 +80,10 @@ fn mean_cosine(a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
     (l2_normalize(a) * l2_normalize(b)).sum_dim(1).mean()
 }
 
-impl Method for Byol {
-    fn loss(&self, batch: &Views) -> Tensor<1> {
+impl<E: Backbone> Method for Byol<E> {
+    type Backbone = E;
+
+    fn loss(&self, batch: &Views<E::Input>) -> Tensor<1> {
         assert!(batch.views.len() == 2, "BYOL takes two views");
         let n = batch.items();
         let (x, keys) = batch.all();
@@ -98,11 +100,11 @@ impl Method for Byol {
         (mean_cosine(p1, z2) + mean_cosine(p2, z1)).mul_scalar(-0.5)
     }
 
-    fn encoder(&self) -> &Encoder {
+    fn encoder(&self) -> &E {
         &self.encoder
     }
 
-    fn into_encoder(self) -> Encoder {
+    fn into_encoder(self) -> E {
         self.encoder
     }
 

@@ -14,7 +14,7 @@
 //! it and a resumed run continues with the same negatives.
 
 use super::{Method, MethodConfig, Model, Parts, Views};
-use crate::encoders::Encoder;
+use crate::encoders::{Backbone, Encoder};
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
 use crate::losses::{InfoNceLoss, Negatives};
@@ -96,14 +96,14 @@ impl MethodConfig for MoCoConfig {
 impl MoCoConfig {
     /// MoCo from its query networks and a separate initialisation of the key networks; the
     /// queue starts as random unit vectors of the head's width.
-    pub fn init(
+    pub fn init<E: Backbone>(
         &self,
-        encoder: Encoder,
+        encoder: E,
         head: ProjectionHead,
-        fresh_key_encoder: Encoder,
+        fresh_key_encoder: E,
         fresh_key_head: ProjectionHead,
         device: &Device,
-    ) -> MoCo {
+    ) -> MoCo<E> {
         let queue = Tensor::random(
             [self.queue_size, head.output_dim()],
             burn::tensor::Distribution::Normal(0.0, 1.0),
@@ -123,10 +123,10 @@ impl MoCoConfig {
 }
 
 #[derive(Module, Debug)]
-pub struct MoCo {
-    pub encoder: Encoder,
+pub struct MoCo<E: Backbone = Encoder> {
+    pub encoder: E,
     pub head: ProjectionHead,
-    pub key_encoder: Encoder,
+    pub key_encoder: E,
     pub key_head: ProjectionHead,
     /// `[K, D]` past keys, newest first.
     pub queue: RunningState<Tensor<2>>,
@@ -230,14 +230,14 @@ pub(crate) fn ema<M: Module>(key: M, query: &M, momentum: f64) -> M {
     })
 }
 
-impl MoCo {
+impl<E: Backbone> MoCo<E> {
     /// `fresh_key_*` must be a separate initialisation of the same architecture; the query
     /// weights are copied into it.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        encoder: Encoder,
+        encoder: E,
         head: ProjectionHead,
-        fresh_key_encoder: Encoder,
+        fresh_key_encoder: E,
         fresh_key_head: ProjectionHead,
         queue: Tensor<2>,
         temperature: f32,
@@ -275,8 +275,10 @@ impl MoCo {
     }
 }
 
-impl Method for MoCo {
-    fn loss(&self, batch: &Views) -> Tensor<1> {
+impl<E: Backbone> Method for MoCo<E> {
+    type Backbone = E;
+
+    fn loss(&self, batch: &Views<E::Input>) -> Tensor<1> {
         let (views, keys) = (&batch.views, &batch.keys);
         assert!(views.len() == 2, "MoCo takes two views");
         let q = self
@@ -299,11 +301,11 @@ impl Method for MoCo {
         loss
     }
 
-    fn encoder(&self) -> &Encoder {
+    fn encoder(&self) -> &E {
         &self.encoder
     }
 
-    fn into_encoder(self) -> Encoder {
+    fn into_encoder(self) -> E {
         self.encoder
     }
 

@@ -15,7 +15,7 @@
 
 use super::moco::{MomentumSchedule, check_momentum, ema, key_copy, momentum_at};
 use super::{Method, MethodConfig, Model, Parts, Views};
-use crate::encoders::Encoder;
+use crate::encoders::{Backbone, Encoder};
 use crate::error::Result;
 use crate::heads::ProjectionHead;
 use crate::losses::{InfoNceLoss, Negatives};
@@ -65,14 +65,14 @@ impl MethodConfig for MoCoV3Config {
 impl MoCoV3Config {
     /// `predictor` and `fresh_key_*` are separate initialisations (in that order, after the
     /// query networks).
-    pub fn init(
+    pub fn init<E: Backbone>(
         &self,
-        encoder: Encoder,
+        encoder: E,
         head: ProjectionHead,
         predictor: ProjectionHead,
-        fresh_key_encoder: Encoder,
+        fresh_key_encoder: E,
         fresh_key_head: ProjectionHead,
-    ) -> MoCoV3 {
+    ) -> MoCoV3<E> {
         MoCoV3::new(
             encoder,
             head,
@@ -87,25 +87,25 @@ impl MoCoV3Config {
 }
 
 #[derive(Module, Debug)]
-pub struct MoCoV3 {
-    pub encoder: Encoder,
+pub struct MoCoV3<E: Backbone = Encoder> {
+    pub encoder: E,
     pub head: ProjectionHead,
     pub predictor: ProjectionHead,
-    pub key_encoder: Encoder,
+    pub key_encoder: E,
     pub key_head: ProjectionHead,
     pub temperature: f32,
     pub momentum: f64,
     pub cosine_momentum: bool,
 }
 
-impl MoCoV3 {
+impl<E: Backbone> MoCoV3<E> {
     /// `fresh_key_*` must be a separate initialisation of the same architecture.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        encoder: Encoder,
+        encoder: E,
         head: ProjectionHead,
         predictor: ProjectionHead,
-        fresh_key_encoder: Encoder,
+        fresh_key_encoder: E,
         fresh_key_head: ProjectionHead,
         temperature: f32,
         momentum: f64,
@@ -130,8 +130,10 @@ impl MoCoV3 {
     }
 }
 
-impl Method for MoCoV3 {
-    fn loss(&self, batch: &Views) -> Tensor<1> {
+impl<E: Backbone> Method for MoCoV3<E> {
+    type Backbone = E;
+
+    fn loss(&self, batch: &Views<E::Input>) -> Tensor<1> {
         assert!(batch.views.len() == 2, "MoCo v3 takes two views");
         let n = batch.items();
         let (x, keys) = batch.all();
@@ -151,11 +153,11 @@ impl Method for MoCoV3 {
         loss.mul_scalar(2.0 * self.temperature)
     }
 
-    fn encoder(&self) -> &Encoder {
+    fn encoder(&self) -> &E {
         &self.encoder
     }
 
-    fn into_encoder(self) -> Encoder {
+    fn into_encoder(self) -> E {
         self.encoder
     }
 

@@ -16,12 +16,10 @@ pub use simclr::{PairLoss, PairObjective, SimClr, SimClrConfig};
 pub use supervised::{Objective, SupConConfig, Supervised, TripletConfig};
 pub use ts2vec::Ts2VecMethodConfig;
 
-use crate::augment::loader::ViewBatch;
-use crate::encoders::{Encoder, EncoderSpec};
+pub use crate::encoders::Views;
+use crate::encoders::{Backbone, BatchInput, Encoder, EncoderSpec};
 use crate::error::{Error, Result};
 use crate::heads::{ProjectionHead, ProjectionHeadSpec};
-use crate::rng::RowKeys;
-use crate::tensor_util::tensor4;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -160,52 +158,19 @@ impl MethodSpec {
     }
 }
 
-/// Several views of a batch of items, as a method receives them.
-pub struct Views {
-    /// One tensor per view, `[items, channels, height, width]`.
-    pub views: Vec<Tensor<4>>,
-    /// The items' labels, where the data have them (supervised methods need them).
-    pub labels: Option<Vec<u32>>,
-    /// The rows of each view: random masks inside the networks follow them.
-    pub keys: Vec<RowKeys>,
-}
-
-impl Views {
-    /// Views of the items `0..n`, drawn in epoch 0 of seed 0 (for tests and benchmarks).
-    pub fn new(views: Vec<Tensor<4>>, labels: Option<Vec<u32>>) -> Self {
-        let items: Vec<usize> = (0..views.first().map_or(0, |v| v.dims()[0])).collect();
-        let keys = (0..views.len())
-            .map(|v| RowKeys::view(0, 0, &items, v))
-            .collect();
-        Self {
-            views,
-            labels,
-            keys,
-        }
-    }
-
-    /// Items in the batch.
-    pub fn items(&self) -> usize {
-        self.views.first().map_or(0, |v| v.dims()[0])
-    }
-
-    /// Every view as one batch (one pass through a network, BatchNorm statistics over all
-    /// views), with its rows.
-    pub fn all(&self) -> (Tensor<4>, RowKeys) {
-        (Tensor::cat(self.views.clone(), 0), RowKeys::cat(&self.keys))
-    }
-}
-
 /// A self-supervised method on the shared training loop.
 pub trait Method: burn::module::Module + Sized {
+    /// The network that maps the method's inputs to one vector per item.
+    type Backbone: Backbone;
+
     /// The training loss for a batch of views.
-    fn loss(&self, batch: &Views) -> Tensor<1>;
+    fn loss(&self, batch: &Views<<Self::Backbone as Backbone>::Input>) -> Tensor<1>;
 
     /// The backbone whose features are evaluated and exported.
-    fn encoder(&self) -> &Encoder;
+    fn encoder(&self) -> &Self::Backbone;
 
     /// The backbone, taken out of the model (for fine-tuning).
-    fn into_encoder(self) -> Encoder;
+    fn into_encoder(self) -> Self::Backbone;
 
     /// Called after each optimizer step (momentum encoders update here).
     fn after_step(self, _global_step: u64, _total_steps: u64) -> Self {
@@ -225,27 +190,14 @@ pub trait Trainable: burn::module::Module + Sized {
 }
 
 impl<M: Method> Trainable for M {
-    type Batch = ViewBatch;
+    type Batch = <<M::Backbone as Backbone>::Input as BatchInput>::Host;
 
-    fn views_in(batch: &ViewBatch) -> u64 {
-        (batch.views.len() * batch.len()) as u64
+    fn views_in(batch: &Self::Batch) -> u64 {
+        <<M::Backbone as Backbone>::Input as BatchInput>::views_in(batch)
     }
 
-    fn batch_loss(&self, batch: ViewBatch, device: &Device) -> Tensor<1> {
-        let shape = batch.shape();
-        let keys = (0..batch.views.len())
-            .map(|v| RowKeys::view(batch.seed, batch.epoch, &batch.indices, v))
-            .collect();
-        let views = batch
-            .views
-            .into_iter()
-            .map(|v| tensor4(v, shape, device))
-            .collect();
-        self.loss(&Views {
-            views,
-            labels: batch.labels,
-            keys,
-        })
+    fn batch_loss(&self, batch: Self::Batch, device: &Device) -> Tensor<1> {
+        self.loss(&<M::Backbone as Backbone>::Input::upload(batch, device))
     }
 
     fn after_optimizer_step(self, global_step: u64, total_steps: u64) -> Self {
@@ -264,6 +216,8 @@ macro_rules! models {
         }
 
         impl Method for Model {
+            type Backbone = Encoder;
+
             fn loss(&self, batch: &Views) -> Tensor<1> {
                 match self {
                     $(Model::$variant(m) => m.loss(batch),)*

@@ -16,7 +16,7 @@
 
 use super::moco::enqueue;
 use super::{Method, MethodConfig, Model, Parts, Views};
-use crate::encoders::Encoder;
+use crate::encoders::{Backbone, Encoder};
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
 use crate::losses::NtXentLoss;
@@ -71,13 +71,13 @@ impl MethodConfig for NnclrConfig {
 impl NnclrConfig {
     /// NNCLR with its predictor (a separate initialisation); the support set starts as
     /// random unit vectors of the head's width.
-    pub fn init(
+    pub fn init<E: Backbone>(
         &self,
-        encoder: Encoder,
+        encoder: E,
         head: ProjectionHead,
         predictor: ProjectionHead,
         device: &Device,
-    ) -> Nnclr {
+    ) -> Nnclr<E> {
         let support = Tensor::random(
             [self.queue_size, head.output_dim()],
             burn::tensor::Distribution::Normal(0.0, 1.0),
@@ -88,8 +88,8 @@ impl NnclrConfig {
 }
 
 #[derive(Module, Debug)]
-pub struct Nnclr {
-    pub encoder: Encoder,
+pub struct Nnclr<E: Backbone = Encoder> {
+    pub encoder: E,
     pub head: ProjectionHead,
     pub predictor: ProjectionHead,
     /// `[K, D]` past projections, L2-normalised, newest first.
@@ -97,11 +97,11 @@ pub struct Nnclr {
     pub temperature: f32,
 }
 
-impl Nnclr {
+impl<E: Backbone> Nnclr<E> {
     /// `support`: the initial support set `[K, D]` (random vectors; it fills with projections
     /// as training goes).
     pub fn new(
-        encoder: Encoder,
+        encoder: E,
         head: ProjectionHead,
         predictor: ProjectionHead,
         support: Tensor<2>,
@@ -131,8 +131,10 @@ fn nearest_in(support: &Tensor<2>, z: Tensor<2>) -> Tensor<2> {
     support.clone().select(0, index).detach()
 }
 
-impl Method for Nnclr {
-    fn loss(&self, batch: &Views) -> Tensor<1> {
+impl<E: Backbone> Method for Nnclr<E> {
+    type Backbone = E;
+
+    fn loss(&self, batch: &Views<E::Input>) -> Tensor<1> {
         assert!(batch.views.len() == 2, "NNCLR takes two views");
         let n = batch.items();
         let (x, keys) = batch.all();
@@ -151,11 +153,11 @@ impl Method for Nnclr {
         loss
     }
 
-    fn encoder(&self) -> &Encoder {
+    fn encoder(&self) -> &E {
         &self.encoder
     }
 
-    fn into_encoder(self) -> Encoder {
+    fn into_encoder(self) -> E {
         self.encoder
     }
 }

@@ -3,7 +3,7 @@
 //! (Yeh et al. 2022), which drop the positive from the denominator.
 
 use super::{Method, MethodConfig, Model, Parts, Views};
-use crate::encoders::Encoder;
+use crate::encoders::{Backbone, Encoder};
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
 use crate::losses::{DclLoss, NtXentLoss};
@@ -57,7 +57,7 @@ impl MethodConfig for SimClrConfig {
 }
 
 impl SimClrConfig {
-    pub fn init(&self, encoder: Encoder, head: ProjectionHead) -> SimClr {
+    pub fn init<E: Backbone>(&self, encoder: E, head: ProjectionHead) -> SimClr<E> {
         let t = self.temperature;
         let objective = match self.loss {
             PairLoss::NtXent => PairObjective::NtXent(NtXentLoss::new(t)),
@@ -85,16 +85,16 @@ impl PairObjective {
 }
 
 #[derive(Module, Debug)]
-pub struct SimClr {
-    pub encoder: Encoder,
+pub struct SimClr<E: Backbone = Encoder> {
+    pub encoder: E,
     pub head: ProjectionHead,
     #[module(skip)]
     pub objective: PairObjective,
 }
 
-impl SimClr {
+impl<E: Backbone> SimClr<E> {
     /// SimCLR with NT-Xent at `temperature`.
-    pub fn new(encoder: Encoder, head: ProjectionHead, temperature: f32) -> Self {
+    pub fn new(encoder: E, head: ProjectionHead, temperature: f32) -> Self {
         Self::with_objective(
             encoder,
             head,
@@ -102,11 +102,7 @@ impl SimClr {
         )
     }
 
-    pub fn with_objective(
-        encoder: Encoder,
-        head: ProjectionHead,
-        objective: PairObjective,
-    ) -> Self {
+    pub fn with_objective(encoder: E, head: ProjectionHead, objective: PairObjective) -> Self {
         Self {
             encoder,
             head,
@@ -115,13 +111,16 @@ impl SimClr {
     }
 
     /// Project a batch of images: `[b, c, h, w]` to `[b, out]`.
-    pub fn project(&self, x: Tensor<4>) -> Tensor<2> {
-        self.head.forward(self.encoder.forward(x))
+    /// Project a batch of inputs to `[b, out]` (inference; no row keys).
+    pub fn project(&self, x: E::Input) -> Tensor<2> {
+        self.head.forward(self.encoder.forward_rows(x, None))
     }
 }
 
-impl Method for SimClr {
-    fn loss(&self, batch: &Views) -> Tensor<1> {
+impl<E: Backbone> Method for SimClr<E> {
+    type Backbone = E;
+
+    fn loss(&self, batch: &Views<E::Input>) -> Tensor<1> {
         assert!(batch.views.len() == 2, "SimCLR takes two views");
         // Both views go through the network as one batch: one pass, and BatchNorm statistics
         // over all 2N images.
@@ -133,11 +132,11 @@ impl Method for SimClr {
         self.objective.forward(z_a, z_b)
     }
 
-    fn encoder(&self) -> &Encoder {
+    fn encoder(&self) -> &E {
         &self.encoder
     }
 
-    fn into_encoder(self) -> Encoder {
+    fn into_encoder(self) -> E {
         self.encoder
     }
 }

@@ -4,7 +4,7 @@
 //! class-balanced sampler (`train.per_class`, P classes x K items) makes them.
 
 use super::{Method, MethodConfig, Model, Parts, Views};
-use crate::encoders::Encoder;
+use crate::encoders::{Backbone, Encoder};
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
 use crate::losses::{Distance, Miner, MinerKind, SupConLoss, TripletLoss};
@@ -40,7 +40,7 @@ impl MethodConfig for SupConConfig {
 }
 
 impl SupConConfig {
-    pub fn init(&self, encoder: Encoder, head: ProjectionHead) -> Supervised {
+    pub fn init<E: Backbone>(&self, encoder: E, head: ProjectionHead) -> Supervised<E> {
         Supervised {
             encoder,
             head,
@@ -101,7 +101,7 @@ impl MethodConfig for TripletConfig {
 }
 
 impl TripletConfig {
-    pub fn init(&self, encoder: Encoder, head: ProjectionHead) -> Supervised {
+    pub fn init<E: Backbone>(&self, encoder: E, head: ProjectionHead) -> Supervised<E> {
         let loss = TripletLoss {
             margin: self.margin,
             distance: self.distance,
@@ -127,15 +127,17 @@ pub enum Objective {
 }
 
 #[derive(Module, Debug)]
-pub struct Supervised {
-    pub encoder: Encoder,
+pub struct Supervised<E: Backbone = Encoder> {
+    pub encoder: E,
     pub head: ProjectionHead,
     #[module(skip)]
     pub objective: Objective,
 }
 
-impl Method for Supervised {
-    fn loss(&self, batch: &Views) -> Tensor<1> {
+impl<E: Backbone> Method for Supervised<E> {
+    type Backbone = E;
+
+    fn loss(&self, batch: &Views<E::Input>) -> Tensor<1> {
         let labels = batch
             .labels
             .as_deref()
@@ -161,11 +163,11 @@ impl Method for Supervised {
         }
     }
 
-    fn encoder(&self) -> &Encoder {
+    fn encoder(&self) -> &E {
         &self.encoder
     }
 
-    fn into_encoder(self) -> Encoder {
+    fn into_encoder(self) -> E {
         self.encoder
     }
 }

@@ -6,6 +6,7 @@ use crate::augment::loader::{ImageViews, SeriesViews};
 use crate::augment::series::SeriesCrops;
 use crate::data::ImageDataset;
 use crate::data::series::SeriesDataset;
+use crate::encoders::Encoder;
 use crate::error::{Error, Result};
 use crate::eval::monitor::{KnnMonitor, MonitorViews};
 use crate::methods::{Method, MethodSpec, Model};
@@ -52,7 +53,7 @@ pub fn pretrain(
 
 /// The training loop for any method on augmented views of images, with the monitors the
 /// recipe asks for.
-pub fn train_images<M: Method>(
+pub fn train_images<M: Method<Backbone = Encoder>>(
     recipe: &Recipe,
     train: &ImageDataset,
     pipeline: Pipeline,
