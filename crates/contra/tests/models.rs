@@ -357,8 +357,6 @@ fn supervised_methods_learn_from_labels_with_class_balanced_batches() {
 
 #[test]
 fn moco_v3_trains_query_and_predictor_only_and_keys_follow_the_ema() {
-    use burn::optim::GradientsParams;
-    use contra::checkpoint::module_tensors;
     use contra::methods::{Method, Model};
     let mut recipe = Recipe::default_recipe();
     recipe.method = MethodSpec::MocoV3(MoCoV3Config {
@@ -370,37 +368,10 @@ fn moco_v3_trains_query_and_predictor_only_and_keys_follow_the_ema() {
     let Model::MoCoV3(model) = contra::train::build_model(&recipe, 1, &ad).unwrap() else {
         panic!("moco_v3")
     };
-    let before = module_tensors(&model);
     let views = digit_views(&recipe, 2, &ad);
     let loss = model.loss(&Views::new(views.clone(), None));
     assert!(loss.clone().into_scalar::<f32>().is_finite());
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
-    let trainable = before
-        .keys()
-        .filter(|k| !k.starts_with("key_") && !k.contains("running_"))
-        .count();
-    assert_eq!(
-        grads.len(),
-        trainable,
-        "gradients for encoder, head and predictor only"
-    );
-    let mut opt = contra::optim::Optimizer::new(recipe.optimizer.clone()).unwrap();
-    let model = opt.step(0.1, model, grads);
-    let mid = module_tensors(&model);
-    let after = module_tensors(&model.after_step(0, 10));
-    let key = "key_head.output.weight";
-    assert_eq!(
-        mid[key], before[key],
-        "the optimizer leaves the key networks alone"
-    );
-    for ((got, &k), &q) in after[key]
-        .data
-        .iter()
-        .zip(&mid[key].data)
-        .zip(&mid["head.output.weight"].data)
-    {
-        assert!((got - (0.8 * k + 0.2 * q)).abs() < 1e-6);
-    }
+    assert_target_follows_ema(model, loss, &recipe.optimizer, "key_", 0.8);
 }
 
 #[test]
@@ -560,6 +531,48 @@ fn semi_supervised_supcon_keeps_n_labels_per_class_and_learns() {
     recipe.method = MethodSpec::Triplet(TripletConfig::default());
     let e = recipe.validate().unwrap_err().to_string();
     assert!(e.contains("train.labelled_per_class"), "{e}");
+}
+
+/// One optimizer step from `loss`: only the online networks get gradients (not those under
+/// `target`, nor BatchNorm statistics), the optimizer leaves the target networks alone, and
+/// after the step the target head is `m * target + (1 - m) * online`.
+fn assert_target_follows_ema<M: contra::methods::Method>(
+    model: M,
+    loss: Tensor<1>,
+    optimizer: &contra::optim::OptimizerSpec,
+    target: &str,
+    m: f32,
+) {
+    use burn::optim::GradientsParams;
+    use contra::checkpoint::module_tensors;
+    let before = module_tensors(&model);
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let online = before
+        .keys()
+        .filter(|k| !k.starts_with(target) && !k.contains("running_"))
+        .count();
+    assert_eq!(
+        grads.len(),
+        online,
+        "gradients for the online networks only"
+    );
+    let mut opt = contra::optim::Optimizer::new(optimizer.clone()).unwrap();
+    let model = opt.step(0.1, model, grads);
+    let mid = module_tensors(&model);
+    let after = module_tensors(&model.after_step(0, 10));
+    let key = format!("{target}head.output.weight");
+    assert_eq!(
+        mid[&key], before[&key],
+        "the optimizer leaves the target alone"
+    );
+    for ((got, &t), &o) in after[&key]
+        .data
+        .iter()
+        .zip(&mid[&key].data)
+        .zip(&mid["head.output.weight"].data)
+    {
+        assert!((got - (m * t + (1.0 - m) * o)).abs() < 1e-6);
+    }
 }
 
 /// Batch-hard mining takes each anchor's farthest positive; with strong crops of 8x8 digits
@@ -727,8 +740,6 @@ fn embedding_diagnostics_are_logged_and_change_nothing() {
 /// than the random encoder without negatives collapsing it.
 #[test]
 fn byol_predicts_the_target_projection_and_learns_without_negatives() {
-    use burn::optim::GradientsParams;
-    use contra::checkpoint::module_tensors;
     use contra::methods::byol::ByolConfig;
     use contra::methods::{Method, Model, MomentumSchedule};
     let mut recipe = Recipe::default_recipe();
@@ -761,31 +772,7 @@ fn byol_predicts_the_target_projection_and_learns_without_negatives() {
     let got: f32 = loss.clone().into_scalar();
     assert!((got - want).abs() < 1e-5, "{got} vs {want}");
     assert!((-1.0..=1.0).contains(&got));
-    let before = module_tensors(&model);
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
-    let online = before
-        .keys()
-        .filter(|k| !k.starts_with("target_") && !k.contains("running_"))
-        .count();
-    assert_eq!(
-        grads.len(),
-        online,
-        "gradients for the online networks only"
-    );
-    let mut opt = contra::optim::Optimizer::new(recipe.optimizer.clone()).unwrap();
-    let model = opt.step(0.1, model, grads);
-    let mid = module_tensors(&model);
-    let after = module_tensors(&model.after_step(0, 10));
-    let target = "target_head.output.weight";
-    assert_eq!(mid[target], before[target]);
-    for ((got, &t), &o) in after[target]
-        .data
-        .iter()
-        .zip(&mid[target].data)
-        .zip(&mid["head.output.weight"].data)
-    {
-        assert!((got - (0.8 * t + 0.2 * o)).abs() < 1e-6);
-    }
+    assert_target_follows_ema(model, loss, &recipe.optimizer, "target_", 0.8);
 
     // A short run: predictions come to agree with the targets while the embedding keeps
     // many directions (no collapse, though nothing pushes items apart), and kNN on it is far
