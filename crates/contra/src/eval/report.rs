@@ -1,13 +1,9 @@
 //! The comparison contra prints after training and from `contra eval`: each protocol on the
-//! learned embedding beside the same protocol on raw pixels.
+//! learned embedding beside the same protocol on the raw inputs.
 
-use super::features::{encode, raw};
 use super::fewshot;
 use super::linear::ProbeConfig;
 use super::{Features, accuracy, knn, linear};
-use crate::augment::Normalize;
-use crate::data::Splits;
-use crate::encoders::Encoder;
 use crate::error::Result;
 use crate::recipe::EvalSpec;
 use burn::prelude::Device;
@@ -35,25 +31,6 @@ pub struct Row {
 pub struct Embeddings {
     pub train: Features,
     pub test: Features,
-}
-
-/// Encoder and raw-pixel features of both splits.
-pub fn embed_splits(
-    encoder: &Encoder,
-    splits: &Splits,
-    norm: Option<&Normalize>,
-    size: (usize, usize),
-    device: &Device,
-) -> (Embeddings, Embeddings) {
-    let learned = Embeddings {
-        train: encode(encoder, &splits.train, norm, size, 512, device),
-        test: encode(encoder, &splits.test, norm, size, 512, device),
-    };
-    let pixels = Embeddings {
-        train: raw(&splits.train, norm),
-        test: raw(&splits.test, norm),
-    };
-    (learned, pixels)
 }
 
 /// Run the chosen protocols on both feature sets: trained on the training labels `yl`,
