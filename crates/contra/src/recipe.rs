@@ -288,25 +288,36 @@ impl Recipe {
     /// `data.name=GunPoint`), each key checked as a recipe file's would be. A value is read as
     /// TOML (`5`, `0.1`, `true`, `[1, 10]`, `"text"`), else taken as text.
     pub fn with_overrides(&self, sets: &[String]) -> Result<Recipe> {
-        if sets.is_empty() {
+        let settings = sets
+            .iter()
+            .map(|set| {
+                let (key, value) = set.split_once('=').ok_or_else(|| {
+                    Error::config("--set", format!("`{set}`: expected key=value"))
+                })?;
+                let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                    .unwrap_or_else(|| toml::Value::String(value.to_string()));
+                Ok((key.trim().to_string(), value))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.with_settings(&settings)
+    }
+
+    /// The recipe with each dotted key set to its value, checked as a recipe file is.
+    pub fn with_settings(&self, settings: &[(String, toml::Value)]) -> Result<Recipe> {
+        if settings.is_empty() {
             return Ok(self.clone());
         }
         let mut table: toml::Table = toml::from_str(&self.to_toml()?)
             .map_err(|e| Error::other(format!("cannot reread the recipe: {e}")))?;
-        for set in sets {
-            let (key, value) = set
-                .split_once('=')
-                .ok_or_else(|| Error::config("--set", format!("`{set}`: expected key=value")))?;
-            let key = key.trim();
-            let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        for (key, value) in settings {
+            let value = value.clone();
             let mut parts: Vec<&str> = key.split('.').collect();
             let last = parts
                 .pop()
                 .filter(|k| !k.is_empty())
-                .ok_or_else(|| Error::config("--set", format!("`{set}`: no key before `=`")))?;
+                .ok_or_else(|| Error::config("--set", format!("`{key}`: no key before `=`")))?;
             let mut at = &mut table;
             for part in parts {
                 at = at

@@ -60,27 +60,25 @@ impl Args {
             Some(p) => Recipe::from_file(p)?,
             None => Recipe::default_recipe(),
         };
-        let quote = |p: &PathBuf| format!("{:?}", p.display().to_string());
+        use toml::Value;
+        let int = |v: u64| Value::Integer(v.min(i64::MAX as u64) as i64);
+        let path = |p: &PathBuf| Value::String(p.display().to_string());
         let flags = [
-            self.epochs.map(|v| format!("train.epochs={v}")),
-            self.batch_size.map(|v| format!("train.batch_size={v}")),
-            self.workers.map(|v| format!("train.workers={v}")),
-            self.device.as_ref().map(|v| format!("train.device={v:?}")),
-            self.out.as_ref().map(|v| format!("train.out={}", quote(v))),
-            self.seed.map(|v| format!("seed={v}")),
-            self.data_path
-                .as_ref()
-                .map(|v| format!("data.path={}", quote(v))),
-            self.train_limit.map(|v| format!("data.train_limit={v}")),
-            self.checkpoint_every
-                .map(|v| format!("train.checkpoint_every={v}")),
+            ("train.epochs", self.epochs.map(int)),
+            ("train.batch_size", self.batch_size.map(|v| int(v as u64))),
+            ("train.workers", self.workers.map(|v| int(v as u64))),
+            ("train.device", self.device.clone().map(Value::String)),
+            ("train.out", self.out.as_ref().map(path)),
+            ("seed", self.seed.map(int)),
+            ("data.path", self.data_path.as_ref().map(path)),
+            ("data.train_limit", self.train_limit.map(|v| int(v as u64))),
+            ("train.checkpoint_every", self.checkpoint_every.map(int)),
         ];
-        let sets: Vec<String> = flags
+        let settings: Vec<(String, Value)> = flags
             .into_iter()
-            .flatten()
-            .chain(self.sets.iter().cloned())
+            .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
             .collect();
-        recipe.with_overrides(&sets)
+        recipe.with_settings(&settings)?.with_overrides(&self.sets)
     }
 }
 
