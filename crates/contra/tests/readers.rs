@@ -409,3 +409,74 @@ fn real_anomaly_stream_reads_and_windows() {
     // Starts 4128, 4144, 4160, 4176, 4192.
     assert_eq!(anomalous, vec![4128, 4144, 4160, 4176, 4192]);
 }
+
+/// all-MiniLM-L6-v2's tokenizer.json ($CONTRA_DATA/models, as `.ci/run` fetches it): BERT's
+/// ids, contra's truncation at the recipe's length in place of the packaged 128, and padding
+/// to the longest item of a batch.
+#[test]
+fn the_minilm_tokenizer_gives_berts_ids_truncates_and_pads_to_the_batch() {
+    use contra::data::text::TextTokenizer;
+    let Some(root) = std::env::var_os("CONTRA_DATA").map(std::path::PathBuf::from) else {
+        assert!(std::env::var_os("CONTRA_REQUIRE_DATA").is_none());
+        return;
+    };
+    let path = root.join("models/all-MiniLM-L6-v2/tokenizer.json");
+    if !path.is_file() {
+        assert!(
+            std::env::var_os("CONTRA_REQUIRE_DATA").is_none(),
+            "{} not found",
+            path.display()
+        );
+        eprintln!("skipping: {} not found", path.display());
+        return;
+    }
+    let t = TextTokenizer::from_file(&path, 256).unwrap();
+    assert_eq!(t.vocab_size(), 30522);
+    let b = t.encode(&["This is an example sentence"]).unwrap();
+    assert_eq!(b.ids, [101, 2023, 2003, 2019, 2742, 6251, 102]);
+    assert_eq!((b.rows, b.len), (1, 7));
+    // Padded to the longest of the batch, the padding masked out.
+    let b = t.encode(&["a dog", "Größe, café … 東京!", ""]).unwrap();
+    assert_eq!(b.rows, 3);
+    let row = |r: usize| &b.attention[r * b.len..(r + 1) * b.len];
+    assert_eq!(row(0).iter().sum::<i64>(), 4);
+    assert_eq!(
+        row(2).iter().sum::<i64>(),
+        2,
+        "an empty text is [CLS] [SEP]"
+    );
+    assert!(row(1).iter().all(|&m| m == 1), "the longest is unpadded");
+    assert_eq!(b.ids[b.len - 1], 0, "padding id");
+    // Long texts stop at the recipe's length (past the packaged 128), [SEP] last.
+    let long = "word ".repeat(400);
+    for max in [16, 256] {
+        let b = TextTokenizer::from_file(&path, max)
+            .unwrap()
+            .encode(&[&long])
+            .unwrap();
+        assert_eq!(b.len, max);
+        assert_eq!(b.ids[max - 1], 102);
+    }
+}
+
+#[test]
+fn a_missing_or_broken_tokenizer_is_named() {
+    use contra::data::text::TextTokenizer;
+    let d = tmp("tokenizer");
+    let missing = d.join("nope.json");
+    let e = TextTokenizer::from_file(&missing, 256)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("nope.json"), "{e}");
+    let broken = d.join("tokenizer.json");
+    std::fs::write(&broken, "{\"model\": 3}").unwrap();
+    let e = TextTokenizer::from_file(&broken, 256)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("tokenizer.json") && e.contains("not a tokenizer"),
+        "{e}"
+    );
+}

@@ -12,6 +12,7 @@ pub mod locate;
 pub mod sampling;
 pub mod series;
 pub mod stream;
+pub mod text;
 
 use crate::error::{Error, Result};
 
