@@ -132,12 +132,7 @@ pub fn run(c: Command) -> Result<()> {
     let file = c.model().file()?;
     let recipe = file.recipe.clone();
     let result = dispatch(&recipe, Eval { c: &c, file: &file })?;
-    let dir = c
-        .model()
-        .model
-        .parent()
-        .map_or_else(|| PathBuf::from("."), PathBuf::from);
-    record_evaluation(&dir, c.name(), &c.model().model, result)?;
+    record_evaluation(&c.model().model, c.name(), result)?;
     Ok(())
 }
 

@@ -104,6 +104,8 @@ impl ForModality for Evaluate<'_> {
         let (a, blocks) = (self.a, self.blocks);
         let l: Loaded<M> = Loaded::read(self.file, self.device, a.data_path.as_deref())?;
         eprintln!("embedding the data with {} ...", self.file.path.display());
+        // The test embeddings, where the evaluation computed them (the maps draw from them).
+        let mut test_embeddings: Option<Features> = None;
         let evaluation = if l.recipe.data.default_normal_classes().is_some() {
             evaluate::after_training(&l)?
         } else if l.splits.test.labels().is_some() && l.splits.train.labels().is_some() {
@@ -113,8 +115,11 @@ impl ForModality for Evaluate<'_> {
                 svm: false,
                 few_label: false,
             };
+            let (learned, raw) = l.embeddings();
+            let rows = evaluate::compare_embeddings(&l, &learned, &raw, which)?;
+            test_embeddings = Some(learned.test);
             Evaluation::Accuracy {
-                rows: evaluate::compare(&l, which)?,
+                rows,
                 raw: M::raw_name().into(),
             }
         } else {
@@ -156,15 +161,17 @@ impl ForModality for Evaluate<'_> {
             blocks.push(Block::Table { header, rows });
         }
         if a.map_points > 0 {
-            maps(&l, a.map_points, self.out, blocks)?;
+            maps(&l, test_embeddings.as_ref(), a.map_points, self.out, blocks)?;
         }
         Ok(())
     }
 }
 
-/// PCA and t-SNE maps of up to `points` test embeddings, coloured by label.
+/// PCA and t-SNE maps of up to `points` test embeddings (`test`, where already computed),
+/// coloured by label.
 fn maps<M: Modality>(
     l: &Loaded<M>,
+    test_embeddings: Option<&Features>,
     points: usize,
     out: &Path,
     blocks: &mut Vec<Block>,
@@ -175,7 +182,10 @@ fn maps<M: Modality>(
     rows.truncate(points);
     rows.sort_unstable();
     let sample = test.subset(&rows);
-    let f: Features = l.embed(&sample);
+    let f: Features = match test_embeddings {
+        Some(t) => t.select(&rows),
+        None => l.embed(&sample),
+    };
     blocks.push(Block::Heading("Embedding maps".into()));
     let names: Vec<String> = test
         .class_names()

@@ -39,6 +39,17 @@ pub(crate) fn input_batch(
     size: (usize, usize),
     device: &Device,
 ) -> Tensor<4> {
+    let (pixels, shape) = input_values(data, rows, norm, size);
+    tensor4(pixels, shape, device)
+}
+
+/// The encoder input of the images `rows` on the host: resized to `size`, normalised.
+pub(crate) fn input_values(
+    data: &ImageDataset,
+    rows: &[usize],
+    norm: Option<&Normalize>,
+    size: (usize, usize),
+) -> (Vec<f32>, [usize; 4]) {
     let (h, w) = size;
     let mut pixels = Vec::with_capacity(rows.len() * data.channels * h * w);
     for &i in rows {
@@ -51,7 +62,7 @@ pub(crate) fn input_batch(
         }
         pixels.extend_from_slice(&img.data);
     }
-    tensor4(pixels, [rows.len(), data.channels, h, w], device)
+    (pixels, [rows.len(), data.channels, h, w])
 }
 
 /// Encoder features for every image, `batch` images at a time, on `device` (without

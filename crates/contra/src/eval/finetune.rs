@@ -10,7 +10,7 @@
 //! Out-of-Distribution"): a random classifier's first gradients otherwise pull the pretrained
 //! features towards whatever fits a random head.
 
-use super::features::input_batch;
+use super::features::input_values;
 use crate::augment::loader::{BatchSource, Items, LoaderConfig, make_view};
 use crate::augment::{Augmentation, Flip, Normalize, Pipeline, RandomResizedCrop};
 use crate::data::ImageDataset;
@@ -144,10 +144,7 @@ impl Inputs for ImageInputs {
     }
 
     fn plain(&self, items: &[usize]) -> (Vec<f32>, [usize; 4]) {
-        let device = crate::device::parse("cpu").expect("the CPU device exists");
-        let x = input_batch(&self.data, items, self.norm.as_ref(), self.size, &device);
-        let shape = x.dims();
-        (to_vec(x), shape)
+        input_values(&self.data, items, self.norm.as_ref(), self.size)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Methods: what a training step computes from a batch of views. Every method is a burn
-//! [`Module`] holding its networks, trained by the one loop in
-//! [`crate::train`].
+//! [`Module`] holding its networks, trained by the one loop (`train::run_loop`) through
+//! [`Trainable`].
 
 pub mod byol;
 pub mod moco;

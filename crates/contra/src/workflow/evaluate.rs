@@ -21,11 +21,21 @@ use std::path::Path;
 
 /// The protocols' rows on the learned and the raw features.
 pub fn compare<M: Modality>(l: &Loaded<M>, which: Protocols) -> Result<Vec<Row>> {
-    let (yl, yt, classes) = l.labels("evaluation")?;
     let (learned, raw) = l.embeddings();
+    compare_embeddings(l, &learned, &raw, which)
+}
+
+/// The same on features already computed (`l.embeddings()`).
+pub fn compare_embeddings<M: Modality>(
+    l: &Loaded<M>,
+    learned: &report::Embeddings,
+    raw: &report::Embeddings,
+    which: Protocols,
+) -> Result<Vec<Row>> {
+    let (yl, yt, classes) = l.labels("evaluation")?;
     report::compare(
-        &learned,
-        &raw,
+        learned,
+        raw,
         yl,
         yt,
         classes,

@@ -5,13 +5,16 @@ use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
 /// Add the result of `command` (as `contra` names it: `eval knn`, `eval fewshot`, ...) on
-/// the model `model` to `dir/eval.json`, and return that file.
+/// the model file `model` to `eval.json` in the model's folder, and return that file.
 pub fn record_evaluation(
-    dir: &Path,
-    command: &str,
     model: &Path,
+    command: &str,
     result: serde_json::Value,
 ) -> Result<PathBuf> {
+    let dir = model
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let path = dir.join("eval.json");
     let mut entries: Vec<serde_json::Value> = match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text)
@@ -42,16 +45,16 @@ mod tests {
     fn entries_accumulate_and_a_broken_file_is_named() {
         let dir = std::env::temp_dir().join(format!("contra-record-{}", std::process::id()));
         std::fs::remove_dir_all(&dir).ok();
-        let m = Path::new("runs/x/model.safetensors");
-        record_evaluation(&dir, "eval knn", m, serde_json::json!({"a": 1})).unwrap();
-        let path = record_evaluation(&dir, "eval retrieval", m, serde_json::json!([2])).unwrap();
+        let m = &dir.join("model.safetensors");
+        record_evaluation(m, "eval knn", serde_json::json!({"a": 1})).unwrap();
+        let path = record_evaluation(m, "eval retrieval", serde_json::json!([2])).unwrap();
         let v: Vec<serde_json::Value> =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(v.len(), 2);
         assert_eq!(v[0]["command"], "eval knn");
         assert_eq!(v[1]["result"], serde_json::json!([2]));
         std::fs::write(&path, "{").unwrap();
-        let e = record_evaluation(&dir, "eval knn", m, serde_json::json!(0))
+        let e = record_evaluation(m, "eval knn", serde_json::json!(0))
             .unwrap_err()
             .to_string();
         assert!(e.contains("eval.json"), "{e}");
