@@ -18,6 +18,18 @@ pub struct TokenBatch {
     pub len: usize,
 }
 
+/// Views of a batch of text items, tokenized on the loader's threads: one token batch per
+/// view (an anchor and its positive; or the same sentence twice, for SimCSE).
+#[derive(Clone, Debug)]
+pub struct TextBatch {
+    pub views: Vec<TokenBatch>,
+    /// The items' indices in the data set (row keys for dropout follow them).
+    pub indices: Vec<usize>,
+    pub seed: u64,
+    pub epoch: u64,
+    pub labels: Option<Vec<u32>>,
+}
+
 /// A tokenizer with contra's truncation and padding.
 pub struct TextTokenizer {
     tokenizer: Tokenizer,

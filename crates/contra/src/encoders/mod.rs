@@ -1,7 +1,9 @@
 //! Encoders (backbones): images (or series) in, one feature vector per item out.
 
+pub mod bert;
 pub mod dropout;
 pub mod resnet;
+pub mod sentence;
 pub mod small_cnn;
 pub mod ts2vec;
 

@@ -1,0 +1,204 @@
+//! Sentence encoders in the sentence-transformers folder layout: `config.json` and
+//! `model.safetensors` (the BERT), `tokenizer.json`, `modules.json` (whether a Normalize module
+//! follows the pooling), `1_Pooling/config.json` (mean, CLS or max) and
+//! `sentence_bert_config.json` (the maximum sequence length). A plain Hugging Face BERT folder
+//! (no `modules.json`) reads as mean pooling without normalisation, as sentence-transformers
+//! treats one.
+
+use super::bert::{Bert, BertConfig, Pooling, TextEncoder, Tokens, load_weights};
+use crate::data::text::TextTokenizer;
+use crate::error::{Error, Result};
+use crate::features::Features;
+use burn::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// What a sentence-transformers folder says about its model.
+#[derive(Clone, Debug)]
+pub struct SentenceModelDir {
+    pub dir: PathBuf,
+    pub config: BertConfig,
+    pub pooling: Pooling,
+    pub normalize: bool,
+    /// sentence-transformers' `max_seq_length` (else the model's positions).
+    pub max_length: usize,
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::format(path, format!("not JSON: {e}")))
+}
+
+impl SentenceModelDir {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let config_path = dir.join("config.json");
+        if !config_path.is_file() {
+            return Err(Error::NotFound {
+                what: "a sentence encoder (config.json, model.safetensors, tokenizer.json)".into(),
+                searched: vec![dir.to_path_buf()],
+            });
+        }
+        let config = BertConfig::from_file(&config_path)?;
+        let modules = dir.join("modules.json");
+        let (mut pooling, mut normalize) = (Pooling::Mean, false);
+        if modules.is_file() {
+            let list = read_json(&modules)?;
+            let list = list
+                .as_array()
+                .ok_or_else(|| Error::format(&modules, "expected a list of modules"))?;
+            for m in list {
+                let kind = m["type"].as_str().unwrap_or_default();
+                let sub = dir.join(m["path"].as_str().unwrap_or_default());
+                match kind.rsplit('.').next().unwrap_or_default() {
+                    "Transformer" => {}
+                    "Pooling" => pooling = read_pooling(&sub.join("config.json"))?,
+                    "Normalize" => normalize = true,
+                    other => {
+                        return Err(Error::format(
+                            &modules,
+                            format!(
+                                "module `{other}` is not supported (Transformer, Pooling and Normalize are)"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        let st_config = dir.join("sentence_bert_config.json");
+        let max_length = if st_config.is_file() {
+            read_json(&st_config)?["max_seq_length"]
+                .as_u64()
+                .map_or(config.max_position_embeddings, |n| n as usize)
+        } else {
+            config.max_position_embeddings
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            pooling,
+            normalize,
+            max_length: max_length.min(config_max(dir)?),
+        })
+    }
+
+    pub fn tokenizer_path(&self) -> PathBuf {
+        self.dir.join("tokenizer.json")
+    }
+
+    pub fn weights_path(&self) -> PathBuf {
+        self.dir.join("model.safetensors")
+    }
+
+    /// The folder's tokenizer, truncating at `max_length` (the folder's own when `None`),
+    /// checked against the model's embedding table and positions.
+    pub fn tokenizer(&self, max_length: Option<usize>) -> Result<TextTokenizer> {
+        let max = max_length.unwrap_or(self.max_length);
+        let tokenizer = TextTokenizer::from_file(&self.tokenizer_path(), max)?;
+        check_tokenizer(&tokenizer, &self.config)?;
+        Ok(tokenizer)
+    }
+
+    /// The encoder with the folder's weights.
+    pub fn encoder(&self, device: &Device) -> Result<TextEncoder> {
+        let bert = load_weights(self.config.init(device), &self.weights_path())?;
+        Ok(TextEncoder {
+            bert,
+            pooling: self.pooling,
+            normalize: self.normalize,
+        })
+    }
+}
+
+fn config_max(dir: &Path) -> Result<usize> {
+    Ok(BertConfig::from_file(&dir.join("config.json"))?.max_position_embeddings)
+}
+
+/// `1_Pooling/config.json`: exactly one of CLS, mean and max.
+fn read_pooling(path: &Path) -> Result<Pooling> {
+    let v = read_json(path)?;
+    let on = |k: &str| v[k].as_bool().unwrap_or(false);
+    if on("pooling_mode_mean_sqrt_len_tokens")
+        || on("pooling_mode_weightedmean_tokens")
+        || on("pooling_mode_lasttoken")
+    {
+        return Err(Error::format(
+            path,
+            "only mean, CLS and max pooling are supported",
+        ));
+    }
+    match (
+        on("pooling_mode_mean_tokens"),
+        on("pooling_mode_cls_token"),
+        on("pooling_mode_max_tokens"),
+    ) {
+        (true, false, false) => Ok(Pooling::Mean),
+        (false, true, false) => Ok(Pooling::Cls),
+        (false, false, true) => Ok(Pooling::Max),
+        _ => Err(Error::format(
+            path,
+            "exactly one of pooling_mode_mean_tokens, pooling_mode_cls_token and pooling_mode_max_tokens must be true",
+        )),
+    }
+}
+
+/// A tokenizer fits a model when its ids index the embedding table and its sequences fit the
+/// positions.
+pub fn check_tokenizer(tokenizer: &TextTokenizer, config: &BertConfig) -> Result<()> {
+    if tokenizer.vocab_size() > config.vocab_size {
+        return Err(Error::format(
+            &tokenizer.path,
+            format!(
+                "its vocabulary has {} tokens, and the model's embedding table {}: not this model's tokenizer",
+                tokenizer.vocab_size(),
+                config.vocab_size
+            ),
+        ));
+    }
+    if tokenizer.max_length > config.max_position_embeddings {
+        return Err(Error::config(
+            "max_length",
+            format!(
+                "{} tokens exceed the model's {} positions",
+                tokenizer.max_length, config.max_position_embeddings
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Sentence embeddings of `texts` (inference), `batch` at a time. Texts are sorted by length
+/// first so that a batch pads little, and the rows come back in the order of `texts`.
+pub fn encode_sentences(
+    encoder: &TextEncoder,
+    tokenizer: &TextTokenizer,
+    texts: &[&str],
+    batch: usize,
+    device: &Device,
+) -> Result<Features> {
+    let dim = encoder.bert.hidden_size();
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
+    let mut data = vec![0f32; texts.len() * dim];
+    for chunk in order.chunks(batch.max(1)) {
+        let part: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
+        let tokens = Tokens::new(&tokenizer.encode(&part)?, device);
+        let rows = crate::tensor_util::to_vec(encoder.forward(&tokens));
+        for (k, &i) in chunk.iter().enumerate() {
+            data[i * dim..(i + 1) * dim].copy_from_slice(&rows[k * dim..(k + 1) * dim]);
+        }
+    }
+    Ok(Features {
+        data,
+        rows: texts.len(),
+        dim,
+    })
+}
+
+/// A freshly initialised encoder of `config` (for tests and training from scratch).
+pub fn random_encoder(config: &BertConfig, pooling: Pooling, device: &Device) -> TextEncoder {
+    let bert: Bert = config.init(device);
+    TextEncoder {
+        bert,
+        pooling,
+        normalize: false,
+    }
+}
