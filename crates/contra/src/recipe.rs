@@ -348,9 +348,35 @@ impl Recipe {
         self.optimizer.validate()?;
         self.schedule.validate()?;
         crate::device::parse(&self.train.device)?;
+        let text = self.data.is_text();
+        if text || self.encoder.reads_text() || self.method.reads_text() {
+            if !(text && self.encoder.reads_text()) {
+                return Err(Error::config(
+                    if text { "encoder.kind" } else { "data.source" },
+                    "text (data.source = \"text\" or \"wordnet\") uses encoder.kind = \"bert\", and only text does",
+                ));
+            }
+            if !self.method.reads_text() {
+                return Err(Error::config(
+                    "method.kind",
+                    format!(
+                        "`{}` does not train on text; text trains with mnrl or simcse",
+                        self.method.name()
+                    ),
+                ));
+            }
+            if !self.augment.series.is_empty() || !self.augment.steps.is_empty() {
+                return Err(Error::config(
+                    "augment",
+                    "text has no augmentations (dropout makes SimCSE's second view)",
+                ));
+            }
+        }
         let series = self.data.is_series();
         let ts2vec = matches!(self.method, MethodSpec::Ts2vec(_));
-        if series != self.encoder.reads_series() || (ts2vec && !series) {
+        if text {
+            // Checked above.
+        } else if series != self.encoder.reads_series() || (ts2vec && !series) {
             return Err(Error::config(
                 if ts2vec {
                     "method.kind"
@@ -360,7 +386,9 @@ impl Recipe {
                 "time series (data.source = \"ucr\" or \"csv\") use encoder.kind = \"ts2vec\" (with method.kind = \"ts2vec\", or an instance method such as simclr or moco and [[augment.series]] views); images use the other encoders and methods",
             ));
         }
-        if series {
+        if text {
+            // No views to check: text brings its own.
+        } else if series {
             self.validate_series(ts2vec)?;
         } else if !self.augment.series.is_empty() {
             return Err(Error::config(
@@ -428,8 +456,15 @@ impl Recipe {
                 "must be at least 2 (a contrastive batch needs negatives)",
             ));
         }
-        if t.epochs == 0 {
-            return Err(Error::config("train.epochs", "must be at least 1"));
+        // A pretrained text encoder may be kept as it is (0 epochs): its model file then
+        // evaluates the encoder as shipped.
+        let as_shipped =
+            matches!(&self.encoder, crate::encoders::EncoderSpec::Bert(b) if b.pretrained);
+        if t.epochs == 0 && !as_shipped {
+            return Err(Error::config(
+                "train.epochs",
+                "must be at least 1 (0 only keeps a pretrained text encoder as it is)",
+            ));
         }
         if self.eval.knn_k == 0 {
             return Err(Error::config("eval.knn_k", "must be at least 1"));

@@ -146,6 +146,14 @@ impl RowKeys {
         }
     }
 
+    /// Rows `start..start + len` (a chunk of the batch: GradCache's mini-batches).
+    pub fn slice(&self, start: usize, len: usize) -> Self {
+        Self {
+            rows: self.rows[start..start + len].to_vec(),
+            ..self.clone()
+        }
+    }
+
     /// The same rows in another network.
     pub fn network(&self, network: u64) -> Self {
         Self {

@@ -841,6 +841,12 @@ fn methods_train_any_backbone_on_any_input() {
         fn views_in(batch: &Self::Host) -> u64 {
             batch.iter().map(Vec::len).sum::<usize>() as u64
         }
+        type Rows = Vec<Vec<i64>>;
+        fn upload_rows(rows: Self::Rows, device: &Device) -> Self {
+            let (n, len) = (rows.len(), rows[0].len());
+            let ids: Vec<i64> = rows.into_iter().flatten().collect();
+            Tokens(Tensor::from_data(TensorData::new(ids, [n, len]), device))
+        }
         fn cat(parts: Vec<Self>) -> Self {
             Tokens(Tensor::cat(parts.into_iter().map(|t| t.0).collect(), 0))
         }

@@ -273,3 +273,319 @@ fn a_tokenizer_larger_than_the_embedding_table_is_refused() {
     let e = dir.tokenizer(Some(65)).err().unwrap().to_string();
     assert!(e.contains("64 positions"), "{e}");
 }
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn close(ours: &[f32], theirs: &[f32], tol: f32, what: &str) {
+    assert_eq!(ours.len(), theirs.len(), "{what}");
+    for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+        assert!((a - b).abs() <= tol, "{what}[{i}]: {a} vs {b}");
+    }
+}
+
+/// MultipleNegativesRankingLoss (plain, with hard negatives, symmetric): loss and gradients
+/// as PyTorch computes sentence-transformers' formula.
+#[test]
+fn mnrl_matches_the_reference_loss_and_gradients() {
+    use contra::losses::MnrlLoss;
+    use contra::tensor_util::{tensor2, to_vec};
+    let f = fixture("tiny_bert.json")["mnrl"].clone();
+    let (n, d) = (
+        f["n"].as_u64().unwrap() as usize,
+        f["d"].as_u64().unwrap() as usize,
+    );
+    let ad = cpu().autodiff();
+    for case in f["cases"].as_array().unwrap() {
+        let leaf = |k: &str| tensor2(floats(&f[k]), [n, d], &ad).require_grad();
+        let (a, p, neg) = (leaf("anchor"), leaf("positive"), leaf("negative"));
+        let hard = case["hard_negatives"].as_bool().unwrap();
+        let loss = MnrlLoss::new(20.0, case["symmetric"].as_bool().unwrap()).forward(
+            a.clone(),
+            p.clone(),
+            hard.then(|| neg.clone()),
+        );
+        let value: f32 = loss.clone().into_scalar();
+        let what = format!("{case:?}");
+        assert!(
+            (value - case["loss"].as_f64().unwrap() as f32).abs() < 1e-5,
+            "{what}"
+        );
+        let grads = loss.backward();
+        close(
+            &to_vec(a.grad(&grads).unwrap()),
+            &floats(&case["grad_anchor"]),
+            1e-5,
+            "anchor",
+        );
+        close(
+            &to_vec(p.grad(&grads).unwrap()),
+            &floats(&case["grad_positive"]),
+            1e-5,
+            "positive",
+        );
+        if hard {
+            close(
+                &to_vec(neg.grad(&grads).unwrap()),
+                &floats(&case["grad_negative"]),
+                1e-5,
+                "negative",
+            );
+        }
+    }
+}
+
+fn tokens(
+    dir: &SentenceModelDir,
+    texts: &[String],
+    device: &burn::prelude::Device,
+) -> contra::encoders::bert::Tokens {
+    let t: Vec<&str> = texts.iter().map(String::as_str).collect();
+    contra::encoders::bert::Tokens::new(&dir.tokenizer(None).unwrap().encode(&t).unwrap(), device)
+}
+
+/// The method's loss on the tiny model equals sentence-transformers' MNRL on the same pairs
+/// (evaluation mode: no dropout).
+#[test]
+fn the_mnrl_method_equals_sentence_transformers_loss() {
+    use contra::methods::mnrl::MnrlConfig;
+    use contra::methods::{Method, Views};
+    let f = fixture("tiny_bert.json")["mnrl_model"].clone();
+    let dir = SentenceModelDir::open(&fixtures().join("tiny-bert")).unwrap();
+    let device = cpu();
+    let model = MnrlConfig::default().init(dir.encoder(&device).unwrap());
+    let views = Views::new(
+        vec![
+            tokens(&dir, &strs(&f["anchors"]), &device),
+            tokens(&dir, &strs(&f["positives"]), &device),
+        ],
+        None,
+    );
+    let ours: f32 = model.loss(&views).into_scalar();
+    let theirs = f["loss"].as_f64().unwrap() as f32;
+    assert!((ours - theirs).abs() < 1e-5, "{ours} vs {theirs}");
+}
+
+/// Every parameter's gradient, by path.
+fn gradients_by_path<M: burn::module::Module>(
+    model: &M,
+    grads: &burn::optim::GradientsParams,
+) -> std::collections::BTreeMap<String, Vec<f32>> {
+    use burn::module::{ModuleVisitor, Param};
+    use burn::prelude::Tensor;
+    struct Collect<'a> {
+        grads: &'a burn::optim::GradientsParams,
+        path: Vec<String>,
+        out: std::collections::BTreeMap<String, Vec<f32>>,
+    }
+    impl ModuleVisitor for Collect<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                self.out
+                    .insert(self.path.join("."), contra::tensor_util::to_vec(g));
+            }
+        }
+    }
+    let mut c = Collect {
+        grads,
+        path: vec![],
+        out: Default::default(),
+    };
+    model.visit(&mut c);
+    c.out
+}
+
+/// GradCache: the parameters' gradients equal the plain loss's at the same batch with the
+/// same dropout masks (they follow the rows' keys), with hard negatives and uneven
+/// mini-batches; the loss's value too. Without the masks' replay they would not.
+#[test]
+fn gradcache_gradients_equal_the_plain_loss() {
+    use contra::methods::mnrl::MnrlConfig;
+    use contra::methods::{Method, Views};
+    let f = fixture("tiny_bert.json");
+    let texts = strs(&f["sentences"]);
+    let dir = SentenceModelDir::open(&fixtures().join("tiny-bert")).unwrap();
+    let ad = cpu().autodiff();
+    let views = Views::new(
+        vec![
+            tokens(&dir, &texts[0..11], &ad),
+            tokens(&dir, &texts[11..22], &ad),
+            tokens(&dir, &texts[22..33], &ad),
+        ],
+        None,
+    );
+    let model = |mini_batch| {
+        MnrlConfig {
+            mini_batch,
+            ..Default::default()
+        }
+        .init(dir.encoder(&ad).unwrap())
+    };
+    let plain = model(0);
+    let (plain_loss, plain_grads) = plain.gradients(&views);
+    let plain_grads = gradients_by_path(&plain, &plain_grads);
+    assert!(plain_grads.len() > 30, "{} parameters", plain_grads.len());
+    for mini_batch in [3, 4] {
+        let cached = model(mini_batch);
+        let (loss, grads) = cached.gradients(&views);
+        assert!((loss - plain_loss).abs() < 1e-6, "{loss} vs {plain_loss}");
+        let grads = gradients_by_path(&cached, &grads);
+        assert_eq!(
+            grads.keys().collect::<Vec<_>>(),
+            plain_grads.keys().collect::<Vec<_>>()
+        );
+        let mut worst = 0f32;
+        for (k, g) in &grads {
+            for (a, b) in g.iter().zip(&plain_grads[k]) {
+                worst = worst.max((a - b).abs());
+            }
+        }
+        assert!(
+            worst < 1e-5,
+            "mini-batch {mini_batch}: largest difference {worst}"
+        );
+    }
+    // Dropout is on: other masks (another epoch's) give another gradient.
+    let mut other = Views::new(views.views.clone(), None);
+    other.keys = views
+        .keys
+        .iter()
+        .map(|k| contra::rng::RowKeys {
+            epoch: 1,
+            ..k.clone()
+        })
+        .collect();
+    let (other_loss, _) = plain.gradients(&other);
+    assert!((other_loss - plain_loss).abs() > 1e-4);
+}
+
+/// Pairs, triplets and labelled sentences from JSONL, CSV, TSV and text files, columns found
+/// by name; a test file's labels follow the training file's classes.
+#[test]
+fn text_files_read_in_every_layout() {
+    use contra::data::sentences::{TextColumns, TextSpec, read_text_file};
+    let d = tmp("readers");
+    let jsonl = d.join("pairs.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"anchor\": \"a dog\", \"positive\": \"an animal\", \"negative\": \"a car\"}\n\n{\"anchor\": \"Größe\", \"positive\": \"東京\", \"negative\": \"\"}\n",
+    )
+    .unwrap();
+    let t = read_text_file(&jsonl, &TextColumns::default(), &mut vec![]).unwrap();
+    assert_eq!(t.texts, ["a dog", "Größe"]);
+    assert_eq!(t.positives.unwrap(), ["an animal", "東京"]);
+    assert_eq!(t.negatives.unwrap(), ["a car", ""]);
+    assert!(t.labels.is_none());
+    // CSV with quoting; labels as classes in sorted order.
+    let csv = d.join("train.csv");
+    std::fs::write(
+        &csv,
+        "text,label\n\"hello, world\",b\nplain,a\n\"say \"\"hi\"\"\",b\n",
+    )
+    .unwrap();
+    let tsv = d.join("test.tsv");
+    std::fs::write(&tsv, "text\tlabel\nx \"quoted\"\ta\n").unwrap();
+    let spec = TextSpec {
+        path: csv.clone(),
+        test_path: Some(tsv.clone()),
+        ..Default::default()
+    };
+    let s = spec.load().unwrap();
+    assert_eq!(s.train.texts, ["hello, world", "plain", "say \"hi\""]);
+    assert_eq!(s.train.labels.as_deref().unwrap(), [1, 0, 1]);
+    assert_eq!(s.train.class_names, ["a", "b"]);
+    assert_eq!(s.test.texts, ["x \"quoted\""]);
+    assert_eq!(s.test.labels.as_deref().unwrap(), [0]);
+    // Named columns.
+    let pairs = d.join("qa.tsv");
+    std::fs::write(&pairs, "q\tanswer\nwhat\tthat\n").unwrap();
+    let cols = TextColumns {
+        text: Some("q".into()),
+        positive: Some("answer".into()),
+        ..Default::default()
+    };
+    let t = read_text_file(&pairs, &cols, &mut vec![]).unwrap();
+    assert_eq!(
+        (t.texts[0].as_str(), t.positives.unwrap()[0].as_str()),
+        ("what", "that")
+    );
+    // One sentence a line; blank lines skipped, CRLF handled.
+    let txt = d.join("s.txt");
+    std::fs::write(&txt, "first line\r\n\nsecond\n").unwrap();
+    let t = read_text_file(&txt, &TextColumns::default(), &mut vec![]).unwrap();
+    assert_eq!(t.texts, ["first line", "second"]);
+}
+
+/// Bad text files: errors name the file and the line.
+#[test]
+fn bad_text_files_are_named_with_their_line() {
+    use contra::data::sentences::{TextColumns, TextSpec, read_text_file};
+    let d = tmp("bad-readers");
+    let err = |name: &str, bytes: &[u8]| {
+        let p = d.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        read_text_file(&p, &TextColumns::default(), &mut vec![])
+            .err()
+            .unwrap()
+            .to_string()
+    };
+    let e = err("latin1.txt", b"fine\ncaf\xe9\n");
+    assert!(
+        e.contains("latin1.txt") && e.contains("line 2") && e.contains("UTF-8"),
+        "{e}"
+    );
+    let e = err("latin1.csv", b"text\nok\ncaf\xe9\n");
+    assert!(
+        e.contains("latin1.csv") && e.contains("line 3") && e.contains("UTF-8"),
+        "{e}"
+    );
+    let e = err(
+        "latin1.jsonl",
+        b"{\"text\": \"ok\"}\n{\"text\": \"caf\xe9\"}\n",
+    );
+    assert!(e.contains("line 2") && e.contains("UTF-8"), "{e}");
+    let e = err("empty.txt", b"");
+    assert!(e.contains("empty.txt") && e.contains("empty"), "{e}");
+    let e = err("blank.jsonl", b"\n\n");
+    assert!(e.contains("empty"), "{e}");
+    let e = err("nocol.csv", b"foo,bar\n1,2\n");
+    assert!(
+        e.contains("nocol.csv") && e.contains("no text column") && e.contains("foo, bar"),
+        "{e}"
+    );
+    let e = err("broken.jsonl", b"{\"text\": \"a\"}\n{\"text\": \n");
+    assert!(e.contains("line 2") && e.contains("not JSON"), "{e}");
+    let e = err(
+        "missing.jsonl",
+        b"{\"text\": \"a\", \"positive\": \"b\"}\n{\"text\": \"c\"}\n",
+    );
+    assert!(e.contains("line 2") && e.contains("positive"), "{e}");
+    let e = err("ragged.csv", b"text,label\na,1\nb\n");
+    assert!(e.contains("ragged.csv") && e.contains("line 3"), "{e}");
+    let e = err("data.xml", b"<x/>");
+    assert!(e.contains(".xml"), "{e}");
+    // A test label the training file does not have.
+    std::fs::write(d.join("tr.csv"), "text,label\na,x\n").unwrap();
+    std::fs::write(d.join("te.csv"), "text,label\nb,x\nc,y\n").unwrap();
+    let spec = TextSpec {
+        path: d.join("tr.csv"),
+        test_path: Some(d.join("te.csv")),
+        ..Default::default()
+    };
+    let e = spec.load().err().unwrap().to_string();
+    assert!(
+        e.contains("te.csv") && e.contains("line 3") && e.contains("`y`"),
+        "{e}"
+    );
+}

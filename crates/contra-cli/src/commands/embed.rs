@@ -13,12 +13,27 @@ pub struct Args {
     /// Which split: train or test.
     #[arg(long, default_value = "test")]
     split: String,
+    /// A text model: embed this file's texts instead of a split (`.txt`, one a line, or the
+    /// text column of `.jsonl`, `.csv`, `.tsv`); the index keeps the texts for search.
+    #[arg(long)]
+    texts: Option<PathBuf>,
     /// Output folder: embeddings.npy, labels.npy and embeddings.safetensors.
     #[arg(long, short)]
     out: PathBuf,
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if let Some(texts) = &a.texts {
+        let device = contra::device::parse(&a.model.device)?;
+        let f = contra::workflow::text::embed_text_file(&a.model.model, texts, &a.out, &device)?;
+        println!(
+            "wrote {} embeddings of dimension {} to {}",
+            f.rows,
+            f.dim,
+            a.out.display()
+        );
+        return Ok(());
+    }
     let file = a.model.file()?;
     dispatch(&file.recipe.clone(), Embed { a: &a, file: &file })
 }

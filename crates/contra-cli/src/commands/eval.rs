@@ -30,6 +30,18 @@ pub enum Command {
     Anomaly(Anomaly),
     /// Retrieval of the training items for each test item: P@1, R@k, MAP@R and MRR.
     Retrieval(Retrieval),
+    /// Text pairs: each test text ranks the distinct positives of the test split (WordNet:
+    /// glosses against synset names); R@1, R@10 and MRR@10, beside TF-IDF.
+    Pairs(Pairs),
+}
+
+#[derive(clap::Args)]
+pub struct Pairs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -114,6 +126,7 @@ impl Command {
             Command::Fewshot(a) => &a.model,
             Command::Anomaly(a) => &a.model,
             Command::Retrieval(a) => &a.model,
+            Command::Pairs(a) => &a.model,
         }
     }
 
@@ -124,6 +137,7 @@ impl Command {
             Command::Fewshot(_) => "eval fewshot",
             Command::Anomaly(_) => "eval anomaly",
             Command::Retrieval(_) => "eval retrieval",
+            Command::Pairs(_) => "eval pairs",
         }
     }
 }
@@ -131,7 +145,10 @@ impl Command {
 pub fn run(c: Command) -> Result<()> {
     let file = c.model().file()?;
     let recipe = file.recipe.clone();
-    let result = dispatch(&recipe, Eval { c: &c, file: &file })?;
+    let result = match &c {
+        Command::Pairs(a) => pairs(a, &file)?,
+        _ => dispatch(&recipe, Eval { c: &c, file: &file })?,
+    };
     record_evaluation(&c.model().model, c.name(), result)?;
     Ok(())
 }
@@ -158,9 +175,41 @@ impl ForModality for Eval<'_> {
                 print(a.json, &r, || r.to_text(M::raw_name()));
                 serde_json::to_value(&r)
             }
+            Command::Pairs(_) => return Err(Error::other("pairs are evaluated in `run`")),
         };
         Ok(value.expect("results serialise"))
     }
+}
+
+fn pairs(a: &Pairs, file: &TrainedFile) -> Result<serde_json::Value> {
+    use contra::workflow::text::{Text, pair_retrieval};
+    if !file.recipe.data.is_text() {
+        return Err(Error::config(
+            "eval pairs",
+            format!(
+                "evaluates text pairs; this model's data source is `{}`",
+                file.recipe.data.source()
+            ),
+        ));
+    }
+    let l: Loaded<Text> = a.model.load(file)?;
+    let (learned, raw) = pair_retrieval(&l)?;
+    let value = serde_json::json!({"learned": learned, "tfidf": raw});
+    print(a.json, &value, || {
+        let mut s = format!(
+            "pair retrieval: {} test texts against {} distinct positives\n",
+            learned.queries, learned.candidates
+        );
+        s += &format!("{:<12} {:>8} {:>8} {:>8}\n", "", "R@1", "R@10", "MRR@10");
+        for (name, r) in [("learned", &learned), ("TF-IDF", &raw)] {
+            s += &format!(
+                "{name:<12} {:>8.4} {:>8.4} {:>8.4}\n",
+                r.recall_at_1, r.recall_at_10, r.mrr_at_10
+            );
+        }
+        s
+    });
+    Ok(value)
 }
 
 fn knn_or_linear<M: Modality>(

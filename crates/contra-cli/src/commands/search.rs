@@ -14,12 +14,15 @@ pub struct Args {
     #[arg(long)]
     index: PathBuf,
     /// Query with the item of the index that has this id (it is left out of the results).
-    #[arg(long, conflicts_with = "image", required_unless_present = "image")]
+    #[arg(long, conflicts_with_all = ["image", "text"], required_unless_present_any = ["image", "text"])]
     id: Option<i64>,
     /// Query with an image file (PNG or JPEG), embedded by the index's model.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "text")]
     image: Option<PathBuf>,
-    /// The model that embeds --image (default: the one that wrote the index).
+    /// Query a text index with a sentence, embedded by the index's model.
+    #[arg(long)]
+    text: Option<String>,
+    /// The model that embeds --image or --text (default: the one that wrote the index).
     #[arg(long, short)]
     model: Option<PathBuf>,
     /// How many results.
@@ -39,6 +42,8 @@ struct Hit {
     id: i64,
     label: Option<u32>,
     cosine: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -49,6 +54,17 @@ pub fn run(a: Args) -> Result<()> {
     }
     let e = &index.embeddings;
     let (query, own_row, what) = match (a.id, &a.image) {
+        (None, None) if a.text.is_some() => {
+            let q = a.text.as_deref().expect("checked");
+            let f = contra::workflow::text::embed_query(
+                &index,
+                &a.index,
+                q,
+                a.model.as_deref(),
+                &device,
+            )?;
+            (f, None, format!("{q:?}"))
+        }
         (Some(id), _) => {
             let row = index.ids.iter().position(|&i| i == id).ok_or_else(|| {
                 Error::config(
@@ -71,9 +87,10 @@ pub fn run(a: Args) -> Result<()> {
             let f = embed_image(&a, &index, path, &device)?;
             (f, None, path.display().to_string())
         }
-        (None, None) => return Err(Error::config("--id", "give --id or --image")),
+        (None, None) => return Err(Error::config("--id", "give --id, --image or --text")),
     };
     let hits = contra::search::top_k(&query, e, a.k, |_, r| Some(r) == own_row, &device);
+    let texts = contra::workflow::text::index_texts(&index);
     let hits: Vec<Hit> = hits[0]
         .iter()
         .enumerate()
@@ -82,6 +99,7 @@ pub fn run(a: Args) -> Result<()> {
             id: index.ids[h.row],
             label: index.labels.as_ref().map(|l| l[h.row]),
             cosine: h.similarity,
+            text: texts.as_ref().and_then(|t| t.get(h.row).cloned()),
         })
         .collect();
     print(a.json, &hits, || {
@@ -93,9 +111,13 @@ pub fn run(a: Args) -> Result<()> {
         for h in &hits {
             let label = h.label.map_or("-".to_string(), |l| l.to_string());
             s += &format!(
-                "{:>5}  {:>10}  {:>6}  {:>10.4}\n",
+                "{:>5}  {:>10}  {:>6}  {:>10.4}",
                 h.rank, h.id, label, h.cosine
             );
+            if let Some(t) = &h.text {
+                s += &format!("  {t}");
+            }
+            s += "\n";
         }
         s
     });
@@ -110,6 +132,11 @@ fn embed_image(
     device: &contra::Device,
 ) -> Result<Features> {
     let bad = |m: &str| Error::format(&a.index, m.to_string());
+    if index.metadata.get("contra.data").map(String::as_str) == Some("text") {
+        return Err(bad(
+            "this index holds text embeddings: query it with --text or --id",
+        ));
+    }
     if index.metadata.get("contra.data").map(String::as_str) == Some("series") {
         return Err(bad(
             "this index holds time series embeddings: query it with --id",

@@ -69,6 +69,11 @@ pub trait BatchSource: Items + Send + Sync + 'static {
     /// Their randomness may depend only on (`cfg.seed`, epoch, the items), so that the batch
     /// is the same at any thread count and a resumed run can start at any batch.
     fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> Self::Batch;
+    /// The items of epoch `epoch` in batch order; whole batches are taken from its start.
+    /// A function of (`cfg.seed`, epoch) alone, so that a resumed run sees the same batches.
+    fn epoch_order(&self, cfg: &LoaderConfig, epoch: u64) -> Vec<usize> {
+        epoch_order(cfg.seed, epoch, self, cfg.batch_size, cfg.per_class)
+    }
 }
 
 /// Images and the pipeline that makes their views.
@@ -322,8 +327,8 @@ fn produce<S: BatchSource>(
         .thread_name(|i| format!("contra-augment-{i}"))
         .build()
         .expect("building the augmentation thread pool");
-    let order = epoch_order(cfg.seed, epoch, &*source, cfg.batch_size, cfg.per_class);
-    let n = batches_per_epoch(source.count(), cfg.batch_size);
+    let order = source.epoch_order(&cfg, epoch);
+    let n = batches_per_epoch(source.count(), cfg.batch_size).min(order.len() / cfg.batch_size);
     for b in skip..n {
         let idx = &order[b * cfg.batch_size..(b + 1) * cfg.batch_size];
         let batch = pool.install(|| source.make_batch(&cfg, epoch, idx));

@@ -3,6 +3,7 @@
 
 pub mod loader;
 pub mod series;
+pub mod text;
 
 use crate::error::{Error, Result};
 use crate::image::Image;

@@ -28,6 +28,10 @@ pub enum DataSpec {
     Ucr(UcrSpec),
     /// Windows of sensor streams in CSV files.
     Csv(CsvSpec),
+    /// Sentences, pairs or labelled sentences from a JSONL, CSV, TSV or text file.
+    Text(super::sentences::TextSpec),
+    /// WordNet's noun synsets: (gloss, names) pairs labelled by lexicographer file.
+    Wordnet(super::wordnet::WordnetSpec),
 }
 
 impl Default for DataSpec {
@@ -142,7 +146,14 @@ impl DataSpec {
             DataSpec::Folder(_) => "folder",
             DataSpec::Ucr(_) => "ucr",
             DataSpec::Csv(_) => "csv",
+            DataSpec::Text(_) => "text",
+            DataSpec::Wordnet(_) => "wordnet",
         }
+    }
+
+    /// Whether the source holds text.
+    pub fn is_text(&self) -> bool {
+        matches!(self, DataSpec::Text(_) | DataSpec::Wordnet(_))
     }
 
     /// Whether the source holds time series rather than images.
@@ -166,7 +177,7 @@ impl DataSpec {
                 test_limit: s.test_limit,
                 train_classes: s.train_classes.as_deref(),
             }),
-            DataSpec::Ucr(_) | DataSpec::Csv(_) => None,
+            DataSpec::Ucr(_) | DataSpec::Csv(_) | DataSpec::Text(_) | DataSpec::Wordnet(_) => None,
         }
     }
 
@@ -194,6 +205,8 @@ impl DataSpec {
             DataSpec::Folder(s) => Some(&s.path),
             DataSpec::Ucr(s) => s.path.as_deref(),
             DataSpec::Csv(s) => Some(&s.path),
+            DataSpec::Text(s) => Some(&s.path),
+            DataSpec::Wordnet(s) => s.path.as_deref(),
         }
     }
 
@@ -212,6 +225,8 @@ impl DataSpec {
             DataSpec::Folder(s) => s.path = path,
             DataSpec::Ucr(s) => s.path = Some(path),
             DataSpec::Csv(s) => s.path = path,
+            DataSpec::Text(s) => s.path = path,
+            DataSpec::Wordnet(s) => s.path = Some(path),
         }
         Ok(())
     }
@@ -224,6 +239,8 @@ impl DataSpec {
             | DataSpec::Mnist(s)
             | DataSpec::Cifar10(s) => s.train_limit = Some(n),
             DataSpec::Folder(s) => s.train_limit = Some(n),
+            DataSpec::Text(s) => s.train_limit = Some(n),
+            DataSpec::Wordnet(s) => s.train_limit = n,
             DataSpec::Ucr(_) | DataSpec::Csv(_) => {
                 return Err(Error::config(
                     "data.train_limit",
@@ -271,6 +288,7 @@ impl DataSpec {
             DataSpec::Csv(s) if s.train_fraction.is_some_and(|f| !(f > 0.0 && f < 1.0)) => Err(
                 Error::config("data.train_fraction", "must be between 0 and 1"),
             ),
+            DataSpec::Text(s) => s.validate(),
             _ => Ok(()),
         }
     }
@@ -425,6 +443,12 @@ pub fn load_splits(spec: &DataSpec) -> Result<Splits> {
                 ),
             ));
         }
+        DataSpec::Text(_) | DataSpec::Wordnet(_) => {
+            return Err(Error::config(
+                "data.source",
+                format!("`{}` holds text; this command reads images", spec.source()),
+            ));
+        }
     };
     let subset = spec.subset().expect("image sources have subset settings");
     Ok(Splits::new(
@@ -461,6 +485,22 @@ fn only_classes(train: ImageDataset, classes: Option<&[u32]>) -> Result<ImageDat
 /// The training and test series a spec names: a UCR/UEA set, or windows of CSV sensor
 /// streams (a file or a folder of files; each channel standardised with the training
 /// windows' mean and standard deviation, so that sensors on different scales weigh alike).
+/// Load the text splits a spec names.
+pub fn load_text(spec: &DataSpec) -> Result<Splits<super::sentences::TextDataset>> {
+    spec.validate()?;
+    match spec {
+        DataSpec::Text(s) => s.load(),
+        DataSpec::Wordnet(s) => s.load(),
+        other => Err(Error::config(
+            "data.source",
+            format!(
+                "`{}` does not hold text; text comes from `text` or `wordnet`",
+                other.source()
+            ),
+        )),
+    }
+}
+
 pub fn load_series(spec: &DataSpec) -> Result<Splits<SeriesDataset>> {
     spec.validate()?;
     match spec {

@@ -10,9 +10,11 @@ pub mod folder;
 pub mod idx;
 pub mod locate;
 pub mod sampling;
+pub mod sentences;
 pub mod series;
 pub mod stream;
 pub mod text;
+pub mod wordnet;
 
 use crate::error::{Error, Result};
 

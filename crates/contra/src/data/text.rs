@@ -33,6 +33,8 @@ pub struct TextBatch {
 /// A tokenizer with contra's truncation and padding.
 pub struct TextTokenizer {
     tokenizer: Tokenizer,
+    /// The `tokenizer.json` it was read from (model files keep it).
+    json: String,
     pub max_length: usize,
     pub path: PathBuf,
 }
@@ -53,7 +55,22 @@ impl TextTokenizer {
                 searched: vec![path.to_path_buf()],
             });
         }
-        let mut tokenizer = Tokenizer::from_file(path)
+        let json = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_json(&json, max_length, path)
+    }
+
+    /// A `tokenizer.json` held in memory (a model file keeps one); `origin` names it in
+    /// errors.
+    pub fn from_json(json: &str, max_length: usize, origin: &Path) -> Result<Self> {
+        let path = origin;
+        if max_length < 2 {
+            return Err(Error::config(
+                "max_length",
+                "must be at least 2 (the special tokens)",
+            ));
+        }
+        let mut tokenizer: Tokenizer = json
+            .parse()
             .map_err(|e| Error::format(path, format!("not a tokenizer.json: {e}")))?;
         let padding = tokenizer.get_padding().cloned().unwrap_or_default();
         tokenizer.with_padding(Some(PaddingParams {
@@ -68,9 +85,15 @@ impl TextTokenizer {
             .map_err(|e| Error::format(path, format!("cannot truncate at {max_length}: {e}")))?;
         Ok(Self {
             tokenizer,
+            json: json.to_string(),
             max_length,
             path: path.to_path_buf(),
         })
+    }
+
+    /// The `tokenizer.json` text it was read from.
+    pub fn json(&self) -> &str {
+        &self.json
     }
 
     /// Size of the vocabulary (special tokens included).

@@ -212,6 +212,16 @@ impl Tokens {
         }
     }
 
+    /// Rows `start..start + len`, at the batch's length (so that dropout masks, which depend
+    /// on the length, replay exactly).
+    pub fn rows(&self, start: usize, len: usize) -> Self {
+        Self {
+            ids: self.ids.clone().narrow(0, start, len),
+            type_ids: self.type_ids.clone().narrow(0, start, len),
+            mask: self.mask.clone().narrow(0, start, len),
+        }
+    }
+
     /// Padded to `len` tokens (id 0, masked out).
     fn pad_to(self, len: usize) -> Self {
         let [rows, have] = self.ids.dims();
@@ -230,6 +240,11 @@ impl Tokens {
 
 impl BatchInput for Tokens {
     type Host = TextBatch;
+    type Rows = TokenBatch;
+
+    fn upload_rows(rows: TokenBatch, device: &Device) -> Self {
+        Tokens::new(&rows, device)
+    }
 
     fn upload(batch: TextBatch, device: &Device) -> Views<Tokens> {
         let keys = (0..batch.views.len())

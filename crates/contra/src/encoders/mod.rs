@@ -8,7 +8,7 @@ pub mod small_cnn;
 pub mod ts2vec;
 
 use crate::augment::loader::ViewBatch;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::rng::RowKeys;
 use crate::tensor_util::tensor4;
 use burn::prelude::*;
@@ -31,12 +31,22 @@ pub trait BatchInput: Clone + Send + 'static {
     fn upload(batch: Self::Host, device: &Device) -> Views<Self>;
     /// Views in a host batch (every view of every item), for the throughput figure.
     fn views_in(batch: &Self::Host) -> u64;
+    /// One input of several items on the host (what fine-tuning and prediction batch).
+    type Rows: Send + 'static;
+    /// Host rows on `device`.
+    fn upload_rows(rows: Self::Rows, device: &Device) -> Self;
     fn cat(parts: Vec<Self>) -> Self;
     fn items(&self) -> usize;
 }
 
 impl BatchInput for Tensor<4> {
     type Host = ViewBatch;
+    /// Values and their shape `[items, channels, height, width]`.
+    type Rows = (Vec<f32>, [usize; 4]);
+
+    fn upload_rows((values, shape): Self::Rows, device: &Device) -> Self {
+        tensor4(values, shape, device)
+    }
 
     fn upload(batch: ViewBatch, device: &Device) -> Views {
         let shape = batch.shape();
@@ -186,6 +196,8 @@ pub enum EncoderSpec {
     Resnet18Imagenet {},
     /// TS2Vec's dilated convolutions, for time series.
     Ts2vec(ts2vec::Ts2VecConfig),
+    /// A BERT-family sentence encoder, for text.
+    Bert(sentence::BertSpec),
 }
 
 impl Default for EncoderSpec {
@@ -200,6 +212,7 @@ impl EncoderSpec {
             EncoderSpec::SmallCnn(c) => c.validate(),
             EncoderSpec::Resnet18 {} | EncoderSpec::Resnet18Imagenet {} => Ok(()),
             EncoderSpec::Ts2vec(c) => c.validate(),
+            EncoderSpec::Bert(c) => c.validate(),
         }
     }
 
@@ -210,12 +223,18 @@ impl EncoderSpec {
             EncoderSpec::Resnet18 {} => "resnet18",
             EncoderSpec::Resnet18Imagenet {} => "resnet18_imagenet",
             EncoderSpec::Ts2vec(_) => "ts2vec",
+            EncoderSpec::Bert(_) => "bert",
         }
     }
 
     /// Whether the encoder reads time series (rather than images).
     pub fn reads_series(&self) -> bool {
         matches!(self, EncoderSpec::Ts2vec(_))
+    }
+
+    /// Whether the encoder reads text.
+    pub fn reads_text(&self) -> bool {
+        matches!(self, EncoderSpec::Bert(_))
     }
 
     /// The encoder for inputs of `in_channels` channels (image or series channels).
@@ -230,6 +249,12 @@ impl EncoderSpec {
                 Encoder::ResNet(ResNetConfig::resnet18(in_channels, Stem::ImageNet).init(device))
             }
             EncoderSpec::Ts2vec(c) => Encoder::Ts2Vec(c.init(in_channels, device)),
+            EncoderSpec::Bert(_) => {
+                return Err(Error::config(
+                    "encoder.kind",
+                    "`bert` encodes text; the data are images or series",
+                ));
+            }
         })
     }
 }

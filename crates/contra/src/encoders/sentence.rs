@@ -5,12 +5,169 @@
 //! (no `modules.json`) reads as mean pooling without normalisation, as sentence-transformers
 //! treats one.
 
-use super::bert::{Bert, BertConfig, Pooling, TextEncoder, Tokens, load_weights};
+use super::bert::{BertConfig, Pooling, TextEncoder, Tokens, load_weights};
 use crate::data::text::TextTokenizer;
 use crate::error::{Error, Result};
 use crate::features::Features;
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// `kind = "bert"` in a recipe's `[encoder]` table: a sentence encoder from a folder in the
+/// sentence-transformers (or Hugging Face) layout.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BertSpec {
+    /// The folder (required). A relative path not found from the working directory is looked
+    /// up in `$CONTRA_DATA/models/` (`all-MiniLM-L6-v2`).
+    pub path: PathBuf,
+    /// Start from the folder's weights; `false` draws them afresh (the architecture and
+    /// tokenizer only: training from scratch).
+    pub pretrained: bool,
+    /// Tokens per text, special tokens included (default: the folder's `max_seq_length`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<usize>,
+    /// Pooling in place of the folder's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pooling: Option<Pooling>,
+    /// L2 normalisation in place of the folder's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<bool>,
+}
+
+impl Default for BertSpec {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::new(),
+            pretrained: true,
+            max_length: None,
+            pooling: None,
+            normalize: None,
+        }
+    }
+}
+
+/// What a model file keeps of its text encoder, beside the weights, so that it embeds
+/// without the folder it started from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TextEncoderMeta {
+    pub config: BertConfig,
+    pub pooling: Pooling,
+    pub normalize: bool,
+    pub max_length: usize,
+}
+
+/// Metadata keys of a text model file.
+pub const META_ENCODER: &str = "contra.text_encoder";
+pub const META_TOKENIZER: &str = "contra.tokenizer";
+
+impl TextEncoderMeta {
+    /// A freshly initialised encoder of this shape (weights to be loaded into it).
+    pub fn init(&self, device: &Device) -> TextEncoder {
+        TextEncoder {
+            bert: self.config.init(device),
+            pooling: self.pooling,
+            normalize: self.normalize,
+        }
+    }
+
+    /// The metadata of a model file: the encoder's shape and its tokenizer.
+    pub fn to_meta(&self, tokenizer: &TextTokenizer) -> Vec<(String, String)> {
+        vec![
+            (
+                META_ENCODER.into(),
+                serde_json::to_string(self).expect("serialisable"),
+            ),
+            (META_TOKENIZER.into(), tokenizer.json().to_string()),
+        ]
+    }
+
+    /// The encoder's shape and tokenizer kept in a model file's metadata.
+    pub fn from_meta(
+        meta: &std::collections::HashMap<String, String>,
+        path: &Path,
+    ) -> Result<(Self, TextTokenizer)> {
+        let (Some(enc), Some(tok)) = (meta.get(META_ENCODER), meta.get(META_TOKENIZER)) else {
+            return Err(Error::format(
+                path,
+                "not a text model: it keeps no text encoder and tokenizer",
+            ));
+        };
+        let me: Self = serde_json::from_str(enc)
+            .map_err(|e| Error::format(path, format!("bad {META_ENCODER}: {e}")))?;
+        let tokenizer = TextTokenizer::from_json(tok, me.max_length, path)?;
+        check_tokenizer(&tokenizer, &me.config)?;
+        Ok((me, tokenizer))
+    }
+}
+
+impl BertSpec {
+    pub fn validate(&self) -> Result<()> {
+        if self.path.as_os_str().is_empty() {
+            return Err(Error::config(
+                "encoder.path",
+                "kind `bert` needs the folder of a sentence encoder (all-MiniLM-L6-v2)",
+            ));
+        }
+        if self.max_length.is_some_and(|n| n < 2) {
+            return Err(Error::config("encoder.max_length", "must be at least 2"));
+        }
+        Ok(())
+    }
+
+    /// The folder, looked up in `$CONTRA_DATA/models/` when the path is relative and absent.
+    pub fn folder(&self) -> Result<SentenceModelDir> {
+        self.validate()?;
+        let mut dir = self.path.clone();
+        if dir.is_relative()
+            && !dir.exists()
+            && let Some(root) = crate::data::locate::data_root()
+        {
+            let there = root.join("models").join(&self.path);
+            if there.exists() {
+                dir = there;
+            }
+        }
+        SentenceModelDir::open(&dir)
+    }
+
+    /// The folder's tokenizer and the encoder's shape, and where its weights are (unless
+    /// training from scratch).
+    pub fn prepare(&self) -> Result<PreparedBert> {
+        let dir = self.folder()?;
+        let tokenizer = dir.tokenizer(self.max_length)?;
+        let meta = TextEncoderMeta {
+            config: dir.config.clone(),
+            pooling: self.pooling.unwrap_or(dir.pooling),
+            normalize: self.normalize.unwrap_or(dir.normalize),
+            max_length: tokenizer.max_length,
+        };
+        Ok(PreparedBert {
+            tokenizer,
+            meta,
+            weights: self.pretrained.then(|| dir.weights_path()),
+        })
+    }
+}
+
+/// A recipe's text encoder before its weights are drawn or read.
+pub struct PreparedBert {
+    pub tokenizer: TextTokenizer,
+    pub meta: TextEncoderMeta,
+    pub weights: Option<PathBuf>,
+}
+
+impl PreparedBert {
+    /// The encoder: its pretrained weights, or freshly drawn ones (draw inside
+    /// `seeding::try_seeded` for a seeded start).
+    pub fn encoder(&self, device: &Device) -> Result<TextEncoder> {
+        let mut encoder = self.meta.init(device);
+        if let Some(w) = &self.weights {
+            encoder.bert = load_weights(encoder.bert, w)?;
+        }
+        Ok(encoder)
+    }
+}
 
 /// What a sentence-transformers folder says about its model.
 #[derive(Clone, Debug)]
@@ -191,14 +348,4 @@ pub fn encode_sentences(
         rows: texts.len(),
         dim,
     })
-}
-
-/// A freshly initialised encoder of `config` (for tests and training from scratch).
-pub fn random_encoder(config: &BertConfig, pooling: Pooling, device: &Device) -> TextEncoder {
-    let bert: Bert = config.init(device);
-    TextEncoder {
-        bert,
-        pooling,
-        normalize: false,
-    }
 }

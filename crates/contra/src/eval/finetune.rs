@@ -15,13 +15,15 @@ use crate::augment::loader::{BatchSource, Items, LoaderConfig, make_view};
 use crate::augment::{Augmentation, Flip, Normalize, Pipeline, RandomResizedCrop};
 use crate::data::ImageDataset;
 use crate::data::series::SeriesDataset;
-use crate::encoders::Encoder;
+use crate::data::text::{TextTokenizer, TokenBatch};
+use crate::encoders::bert::Tokens;
+use crate::encoders::{Backbone, BatchInput, Encoder};
 use crate::error::Result;
 use crate::methods::Trainable;
 use crate::optim::OptimizerSpec;
 use crate::optim::schedule::{Decay, ScheduleSpec};
 use crate::rng::RowKeys;
-use crate::tensor_util::{int_column, tensor2, tensor4, to_vec};
+use crate::tensor_util::{int_column, tensor2, to_vec};
 use crate::train::{LoopSpec, Monitors, TrainOptions, run_loop};
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
@@ -59,18 +61,18 @@ impl Default for FinetuneConfig {
 
 /// An encoder with a linear classifier on its pooled features.
 #[derive(Module, Debug)]
-pub struct Classifier {
-    pub encoder: Encoder,
+pub struct Classifier<E: Backbone = Encoder> {
+    pub encoder: E,
     pub head: Linear,
 }
 
-impl Classifier {
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+impl<E: Backbone> Classifier<E> {
+    pub fn forward(&self, x: E::Input) -> Tensor<2> {
         self.forward_rows(x, None)
     }
 
     /// In training: `keys` name the rows (dropout masks follow them).
-    pub fn forward_rows(&self, x: Tensor<4>, keys: Option<&RowKeys>) -> Tensor<2> {
+    pub fn forward_rows(&self, x: E::Input, keys: Option<&RowKeys>) -> Tensor<2> {
         self.head.forward(self.encoder.forward_rows(x, keys))
     }
 }
@@ -90,16 +92,17 @@ fn view_pipeline(size: (usize, usize), norm: Option<&Normalize>) -> Result<Pipel
     Pipeline::new(steps)
 }
 
-/// Labelled items as the encoder's input, as host values `[n, channels, height, width]`.
-pub trait Inputs: Send + Sync {
+/// Items as the encoder's input on the host (images: values `[n, channels, height, width]`;
+/// text: token batches).
+pub trait Inputs<X: BatchInput = Tensor<4>>: Send + Sync {
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
     /// The training views of `items` in epoch `epoch`.
-    fn views(&self, items: &[usize], epoch: u64, seed: u64) -> (Vec<f32>, [usize; 4]);
+    fn views(&self, items: &[usize], epoch: u64, seed: u64) -> X::Rows;
     /// The inputs of `items` as they are, for prediction.
-    fn plain(&self, items: &[usize]) -> (Vec<f32>, [usize; 4]);
+    fn plain(&self, items: &[usize]) -> X::Rows;
 }
 
 /// Images at the encoder's input size with the training normalisation; their training views
@@ -180,22 +183,45 @@ impl Inputs for SeriesInputs {
     }
 }
 
+/// Texts as token batches (no augmentation: dropout, keyed by the rows, is the noise).
+pub struct TextInputs {
+    pub texts: Vec<String>,
+    pub tokenizer: Arc<TextTokenizer>,
+}
+
+impl Inputs<Tokens> for TextInputs {
+    fn len(&self) -> usize {
+        self.texts.len()
+    }
+
+    fn views(&self, items: &[usize], _epoch: u64, _seed: u64) -> TokenBatch {
+        self.plain(items)
+    }
+
+    fn plain(&self, items: &[usize]) -> TokenBatch {
+        let texts: Vec<&str> = items.iter().map(|&i| self.texts[i].as_str()).collect();
+        // Truncation is set and every text is UTF-8: the tokenizer cannot fail here.
+        self.tokenizer
+            .encode(&texts)
+            .expect("tokenizing UTF-8 text with truncation set")
+    }
+}
+
 /// A batch of labelled inputs for the classifier.
-pub struct LabelledBatch {
-    pub x: Vec<f32>,
-    pub shape: [usize; 4],
+pub struct LabelledBatch<X: BatchInput> {
+    pub x: X::Rows,
     pub labels: Vec<u32>,
     pub keys: RowKeys,
 }
 
 /// The labelled items as the loader sees them.
-struct Labelled {
-    inputs: Arc<dyn Inputs>,
+struct Labelled<X: BatchInput> {
+    inputs: Arc<dyn Inputs<X>>,
     labels: Vec<u32>,
     augment: bool,
 }
 
-impl Items for Labelled {
+impl<X: BatchInput> Items for Labelled<X> {
     fn count(&self) -> usize {
         self.labels.len()
     }
@@ -204,34 +230,33 @@ impl Items for Labelled {
     }
 }
 
-impl BatchSource for Labelled {
-    type Batch = LabelledBatch;
+impl<X: BatchInput> BatchSource for Labelled<X> {
+    type Batch = LabelledBatch<X>;
 
-    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> LabelledBatch {
-        let (x, shape) = if self.augment {
+    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> Self::Batch {
+        let x = if self.augment {
             self.inputs.views(indices, epoch, cfg.seed)
         } else {
             self.inputs.plain(indices)
         };
         LabelledBatch {
             x,
-            shape,
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             keys: RowKeys::view(cfg.seed, epoch, indices, 0),
         }
     }
 }
 
-impl Trainable for Classifier {
-    type Batch = LabelledBatch;
+impl<E: Backbone> Trainable for Classifier<E> {
+    type Batch = LabelledBatch<E::Input>;
 
-    fn views_in(batch: &LabelledBatch) -> u64 {
+    fn views_in(batch: &Self::Batch) -> u64 {
         batch.labels.len() as u64
     }
 
-    fn batch_loss(&self, b: LabelledBatch, device: &Device) -> Tensor<1> {
+    fn batch_loss(&self, b: Self::Batch, device: &Device) -> Tensor<1> {
         let y = int_column(b.labels.iter().map(|&l| l as i64).collect(), device);
-        let x = tensor4(b.x, b.shape, device);
+        let x = E::Input::upload_rows(b.x, device);
         log_softmax(self.forward_rows(x, Some(&b.keys)), 1)
             .gather(1, y)
             .mean()
@@ -247,15 +272,15 @@ impl Trainable for Classifier {
 /// Train `encoder` (on an autodiff device) with a new classifier on the labelled items
 /// (`labels[i]` the class of input `i`), the classifier starting from `head_init` if given,
 /// on the one training loop (in memory: no files).
-pub fn finetune(
-    encoder: Encoder,
-    inputs: Arc<dyn Inputs>,
+pub fn finetune<E: Backbone>(
+    encoder: E,
+    inputs: Arc<dyn Inputs<E::Input>>,
     labels: &[u32],
     classes: usize,
     head_init: Option<&super::linear::Probe>,
     cfg: &FinetuneConfig,
     device: &Device,
-) -> Result<Classifier> {
+) -> Result<Classifier<E>> {
     assert_eq!(labels.len(), inputs.len());
     let dim = encoder.output_dim();
     let mut head = crate::seeding::seeded(device, cfg.seed ^ 0x4845_4144, || {
@@ -294,6 +319,7 @@ pub fn finetune(
         diagnose_every: 0,
         checkpoint_every: 0,
         record: None,
+        metadata: Vec::new(),
     };
     let source = Arc::new(Labelled {
         inputs,
@@ -308,14 +334,18 @@ pub fn finetune(
 }
 
 /// The class of every input (inference mode, `batch` inputs at a time).
-pub fn predict(model: &Classifier, inputs: &dyn Inputs, batch: usize, device: &Device) -> Vec<u32> {
+pub fn predict<E: Backbone>(
+    model: &Classifier<E>,
+    inputs: &dyn Inputs<E::Input>,
+    batch: usize,
+    device: &Device,
+) -> Vec<u32> {
     let model = model.valid().to_device(device);
     let n = inputs.len();
     let mut out = Vec::with_capacity(n);
     for start in (0..n).step_by(batch.max(1)) {
         let rows: Vec<usize> = (start..(start + batch).min(n)).collect();
-        let (x, shape) = inputs.plain(&rows);
-        let logits = model.forward(tensor4(x, shape, device));
+        let logits = model.forward(E::Input::upload_rows(inputs.plain(&rows), device));
         let classes = logits.dims()[1];
         out.extend(super::linear::argmax_rows(&to_vec(logits), classes));
     }

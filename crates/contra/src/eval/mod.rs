@@ -15,6 +15,7 @@ pub mod retrieval;
 pub mod scores;
 pub mod space;
 pub mod svm;
+pub mod tfidf;
 
 pub use crate::features::Features;
 use crate::tensor_util::{tensor2, to_vec};

@@ -3,6 +3,7 @@
 //! [`Trainable`].
 
 pub mod byol;
+pub mod mnrl;
 pub mod moco;
 pub mod moco_v3;
 pub mod nnclr;
@@ -20,6 +21,7 @@ pub use crate::encoders::Views;
 use crate::encoders::{Backbone, BatchInput, Encoder, EncoderSpec};
 use crate::error::{Error, Result};
 use crate::heads::{ProjectionHead, ProjectionHeadSpec};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -109,6 +111,10 @@ method_kinds! {
     /// TS2Vec on time series.
     Ts2vec = "ts2vec" (Ts2VecMethodConfig),
     Byol = "byol" (byol::ByolConfig),
+    /// In-batch negatives on text pairs (sentence-transformers' MultipleNegativesRankingLoss).
+    Mnrl = "mnrl" (mnrl::MnrlConfig),
+    /// Unsupervised SimCSE on sentences.
+    Simcse = "simcse" (mnrl::SimCseConfig),
 }
 
 impl Default for MethodSpec {
@@ -138,6 +144,29 @@ impl MethodSpec {
     /// The size of the queue or support set the method keeps, if it keeps one.
     pub fn queue_size(&self) -> Option<usize> {
         self.config().queue_size()
+    }
+
+    /// Whether the method trains text encoders.
+    pub fn reads_text(&self) -> bool {
+        matches!(self, MethodSpec::Mnrl(_) | MethodSpec::Simcse(_))
+    }
+
+    /// The text method on `encoder`.
+    pub fn text_model(
+        &self,
+        encoder: crate::encoders::bert::TextEncoder,
+    ) -> Result<mnrl::TextModel> {
+        match self {
+            MethodSpec::Mnrl(c) => Ok(c.init(encoder)),
+            MethodSpec::Simcse(c) => Ok(c.init(encoder)),
+            other => Err(Error::config(
+                "method.kind",
+                format!(
+                    "`{}` trains image and series encoders; text trains with mnrl or simcse",
+                    other.name()
+                ),
+            )),
+        }
     }
 
     /// The instance method on views, freshly initialised, for inputs of `in_channels`
@@ -172,10 +201,32 @@ pub trait Method: burn::module::Module + Sized {
     /// The backbone, taken out of the model (for fine-tuning).
     fn into_encoder(self) -> Self::Backbone;
 
+    /// The loss's value and the parameters' gradients for a batch of views. GradCache
+    /// overrides it to bound memory; the value may be non-finite (the loop stops on it).
+    fn gradients(
+        &self,
+        batch: &Views<<Self::Backbone as Backbone>::Input>,
+    ) -> (f32, GradientsParams) {
+        plain_gradients(self, batch)
+    }
+
     /// Called after each optimizer step (momentum encoders update here).
     fn after_step(self, _global_step: u64, _total_steps: u64) -> Self {
         self
     }
+}
+
+/// The loss's value and the gradients of one backward pass through the whole batch.
+pub fn plain_gradients<M: Method>(
+    model: &M,
+    batch: &Views<<M::Backbone as Backbone>::Input>,
+) -> (f32, GradientsParams) {
+    let loss = model.loss(batch);
+    let value: f32 = loss.clone().into_scalar();
+    if !value.is_finite() {
+        return (value, GradientsParams::new());
+    }
+    (value, GradientsParams::from_grads(loss.backward(), model))
 }
 
 /// What the one training loop trains: a module whose loss comes from a batch of the loader's
@@ -185,6 +236,16 @@ pub trait Trainable: burn::module::Module + Sized {
     /// Views in a batch (every view of every item), for the throughput figure.
     fn views_in(batch: &Self::Batch) -> u64;
     fn batch_loss(&self, batch: Self::Batch, device: &Device) -> Tensor<1>;
+    /// The loss's value and the parameters' gradients for a batch (the value may be
+    /// non-finite: the loop stops on it).
+    fn batch_gradients(&self, batch: Self::Batch, device: &Device) -> (f32, GradientsParams) {
+        let loss = self.batch_loss(batch, device);
+        let value: f32 = loss.clone().into_scalar();
+        if !value.is_finite() {
+            return (value, GradientsParams::new());
+        }
+        (value, GradientsParams::from_grads(loss.backward(), self))
+    }
     /// After each optimizer step (momentum encoders update here).
     fn after_optimizer_step(self, global_step: u64, total_steps: u64) -> Self;
 }
@@ -198,6 +259,10 @@ impl<M: Method> Trainable for M {
 
     fn batch_loss(&self, batch: Self::Batch, device: &Device) -> Tensor<1> {
         self.loss(&<M::Backbone as Backbone>::Input::upload(batch, device))
+    }
+
+    fn batch_gradients(&self, batch: Self::Batch, device: &Device) -> (f32, GradientsParams) {
+        self.gradients(&<M::Backbone as Backbone>::Input::upload(batch, device))
     }
 
     fn after_optimizer_step(self, global_step: u64, total_steps: u64) -> Self {

@@ -17,7 +17,6 @@ use crate::optim::schedule::ScheduleSpec;
 use crate::optim::{Optimizer, OptimizerSpec};
 use crate::recipe::Recipe;
 use crate::seeding::try_seeded;
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use progress::Progress;
 use std::collections::{BTreeMap, HashMap};
@@ -82,6 +81,7 @@ fn save_checkpoint<M: burn::module::Module>(
     model: &M,
     opt: &Optimizer,
     state: &TrainerState,
+    metadata: &[(String, String)],
 ) -> Result<()> {
     let mut tensors: BTreeMap<String, HostTensor> = module_tensors(model)
         .into_iter()
@@ -97,7 +97,7 @@ fn save_checkpoint<M: burn::module::Module>(
             },
         );
     }
-    let mut meta = HashMap::new();
+    let mut meta: HashMap<String, String> = metadata.iter().cloned().collect();
     meta.insert(
         "contra.trainer".to_string(),
         serde_json::to_string(state).expect("serialisable state"),
@@ -303,6 +303,8 @@ pub struct LoopSpec {
     /// The recipe of a run that keeps its files in the recipe's folder (metrics, checkpoints
     /// for exact resume, the model file); `None` trains in memory (fine-tuning).
     pub record: Option<Recipe>,
+    /// More metadata for the model file and checkpoints (a text model's tokenizer).
+    pub metadata: Vec<(String, String)>,
 }
 
 impl LoopSpec {
@@ -318,6 +320,7 @@ impl LoopSpec {
             diagnose_every: recipe.train.diagnose_every,
             checkpoint_every: recipe.train.checkpoint_every,
             record: Some(recipe.clone()),
+            metadata: Vec::new(),
         }
     }
 }
@@ -327,6 +330,7 @@ struct Record {
     files: RunFiles,
     log: std::fs::File,
     recipe_text: String,
+    metadata: Vec<(String, String)>,
 }
 
 impl Record {
@@ -341,7 +345,7 @@ impl Record {
         state: &TrainerState,
     ) -> Result<()> {
         self.log.flush().ok();
-        save_checkpoint(&self.files, model, opt, state)
+        save_checkpoint(&self.files, model, opt, state, &self.metadata)
     }
 }
 
@@ -442,6 +446,7 @@ pub fn run_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
                 files,
                 log,
                 recipe_text,
+                metadata: spec.metadata.clone(),
             })
         }
     };
@@ -464,15 +469,13 @@ pub fn run_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
         for batch in loader.by_ref() {
             let views_here = M::views_in(&batch);
             let lr = schedule.lr(state.global_step);
-            let loss = model.batch_loss(batch, device);
-            let loss_value: f32 = loss.clone().into_scalar();
+            let (loss_value, grads) = model.batch_gradients(batch, device);
             if !loss_value.is_finite() {
                 return Err(Error::other(format!(
                     "loss became {loss_value} at step {} (epoch {epoch}); lower the learning rate or raise the temperature",
                     state.global_step
                 )));
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = opt.step(lr, model, grads);
             model = model.after_optimizer_step(state.global_step, total);
             state.global_step += 1;
@@ -533,7 +536,7 @@ pub fn run_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
     progress.finish();
     if let Some(record) = record {
         let weights: BTreeMap<String, HostTensor> = module_tensors(&model);
-        let mut meta = HashMap::new();
+        let mut meta: HashMap<String, String> = record.metadata.into_iter().collect();
         meta.insert("contra.recipe".to_string(), record.recipe_text);
         write_safetensors(&record.files.model(), &weights, meta)?;
     }
@@ -552,6 +555,8 @@ pub fn run_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
 pub struct TrainedFile {
     pub path: PathBuf,
     pub recipe: Recipe,
+    /// The file's metadata (the recipe, and what a modality keeps: a tokenizer).
+    pub meta: HashMap<String, String>,
     tensors: HashMap<String, HostTensor>,
     prefix: &'static str,
 }
@@ -577,6 +582,7 @@ impl TrainedFile {
         Ok(Self {
             path: path.to_path_buf(),
             recipe,
+            meta,
             tensors,
             prefix,
         })

@@ -56,7 +56,7 @@ impl Progress {
         let filled = (width as u64 * step / self.total.max(1)) as usize;
         let bar: String = "#".repeat(filled) + &"-".repeat(width - filled);
         let line = format!(
-            "[{bar}] step {step}/{} epoch {epoch}/{epochs} loss {loss:.4} lr {lr:.4} {images_per_second:.0} img/s ETA {}",
+            "[{bar}] step {step}/{} epoch {epoch}/{epochs} loss {loss:.4} lr {lr:.4} {images_per_second:.0} views/s ETA {}",
             self.total,
             clock(eta)
         );

@@ -5,7 +5,6 @@
 use super::loaded::Loaded;
 use super::modality::Modality;
 use crate::data::Dataset;
-use crate::encoders::Encoder;
 use crate::error::{Error, Result};
 use crate::eval::anomaly::{Detection, DetectionMetrics, Scorer, detect};
 use crate::eval::fewshot::{self, Budget, Representation, Trainer};
@@ -14,7 +13,6 @@ use crate::eval::linear::{self, ProbeConfig};
 use crate::eval::report::{self, Protocols, Row};
 use crate::eval::retrieval::{self, RetrievalReport};
 use crate::features::Features;
-use crate::seeding::try_seeded;
 use crate::train::TrainedFile;
 use serde::Serialize;
 use std::path::Path;
@@ -313,12 +311,15 @@ pub fn fewshot_table<M: Modality>(
     }
     let (yl, yt, classes) = l.labels("few-label evaluation")?;
     let (train, test) = (&l.splits.train, &l.splits.test);
-    let channels = M::channels(train);
     let (learned, raw) = l.embeddings();
     // A randomly initialised encoder of the same architecture, frozen.
-    let random = try_seeded(&l.device, l.recipe.seed ^ 0x5241_4e44, || {
-        l.recipe.encoder.init(channels, &l.device)
-    })?;
+    let random = M::random_encoder(
+        &l.recipe,
+        train,
+        &l.prep,
+        l.recipe.seed ^ 0x5241_4e44,
+        &l.device,
+    )?;
     let random = report::Embeddings {
         train: M::embed_with(&random, train, &l.prep, &l.device),
         test: M::embed_with(&random, test, &l.prep, &l.device),
@@ -355,7 +356,7 @@ pub fn fewshot_table<M: Modality>(
     };
     let ad = l.device.clone().autodiff();
     let test_inputs = M::finetune_inputs(test.clone(), &l.prep)?;
-    let fit = |encoder: Encoder,
+    let fit = |encoder: M::Encoder,
                rows: &[usize],
                y: &[u32],
                cfg: FinetuneConfig,
@@ -407,9 +408,8 @@ pub fn fewshot_table<M: Modality>(
             Trainer {
                 name: "from scratch".into(),
                 run: Box::new(|rows: &[usize], y: &[u32], seed| {
-                    let encoder = try_seeded(&ad, l.recipe.seed ^ 0x5343_5241 ^ seed, || {
-                        l.recipe.encoder.init(channels, &ad)
-                    })?;
+                    let seed = l.recipe.seed ^ 0x5343_5241 ^ seed;
+                    let encoder = M::random_encoder(&l.recipe, train, &l.prep, seed, &ad)?;
                     fit(encoder, rows, y, cfg(seed, tune.lr), None)
                 }),
             },

@@ -30,8 +30,8 @@ impl<M: Modality> Loaded<M> {
             recipe.data.set_path(p.to_path_buf())?;
         }
         let splits = M::load(&recipe)?;
-        let prep = M::prep(&recipe, &splits)?;
         let model = M::read(file, &splits.train, device)?;
+        let prep = M::prep(&recipe, &splits, &model)?;
         Ok(Self {
             model,
             recipe,
@@ -49,7 +49,7 @@ impl<M: Modality> Loaded<M> {
         splits: Splits<M::Dataset>,
         device: &Device,
     ) -> Result<Self> {
-        let prep = M::prep(recipe, &splits)?;
+        let prep = M::prep(recipe, &splits, &model)?;
         Ok(Self {
             model,
             recipe: recipe.clone(),

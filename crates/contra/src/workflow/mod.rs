@@ -42,9 +42,11 @@ pub mod loaded;
 pub mod modality;
 pub mod pretrain;
 pub mod record;
+pub mod text;
 
 pub use export::export_embeddings;
 pub use loaded::Loaded;
 pub use modality::{ForModality, Images, Modality, Series, dispatch};
 pub use pretrain::{pretrain, pretrain_series};
 pub use record::record_evaluation;
+pub use text::{Text, TrainedText};

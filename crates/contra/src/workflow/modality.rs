@@ -15,12 +15,13 @@
 use crate::augment::Normalize;
 use crate::data::series::SeriesDataset;
 use crate::data::{Dataset, ImageDataset, Splits};
-use crate::encoders::Encoder;
+use crate::encoders::{Backbone, Encoder};
 use crate::error::Result;
 use crate::eval::finetune::{ImageInputs, Inputs, SeriesInputs};
 use crate::features::Features;
 use crate::methods::{Method, Model};
 use crate::recipe::Recipe;
+use crate::seeding::try_seeded;
 use crate::train::series::SeriesModel;
 use crate::train::{TrainOptions, TrainReport, TrainedFile};
 use burn::prelude::Device;
@@ -32,6 +33,8 @@ pub trait Modality: 'static {
     type Dataset: Dataset;
     /// A trained model: the method's networks.
     type Model;
+    /// The network evaluation embeds with and fine-tuning trains.
+    type Encoder: Backbone;
     /// What evaluation does to every input, fixed by the recipe and the training data.
     type Prep: Clone;
 
@@ -50,8 +53,12 @@ pub trait Modality: 'static {
     fn load(recipe: &Recipe) -> Result<Splits<Self::Dataset>>;
     /// Input channels of the data.
     fn channels(data: &Self::Dataset) -> usize;
-    /// The preprocessing of evaluation inputs.
-    fn prep(recipe: &Recipe, splits: &Splits<Self::Dataset>) -> Result<Self::Prep>;
+    /// The preprocessing of evaluation inputs (text takes its tokenizer from the model).
+    fn prep(
+        recipe: &Recipe,
+        splits: &Splits<Self::Dataset>,
+        model: &Self::Model,
+    ) -> Result<Self::Prep>;
 
     /// Pretrain the recipe's method on `train`.
     fn pretrain(
@@ -62,7 +69,16 @@ pub trait Modality: 'static {
     /// The trained model in a model file, for data like `data`.
     fn read(file: &TrainedFile, data: &Self::Dataset, device: &Device) -> Result<Self::Model>;
     /// The encoder evaluation uses, taken out of the model and trainable (fine-tuning).
-    fn into_encoder(model: Self::Model) -> Encoder;
+    fn into_encoder(model: Self::Model) -> Self::Encoder;
+    /// A freshly initialised encoder of the recipe's architecture (the random-init baseline,
+    /// and fine-tuning from scratch), drawn from `seed`.
+    fn random_encoder(
+        recipe: &Recipe,
+        data: &Self::Dataset,
+        prep: &Self::Prep,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self::Encoder>;
 
     /// The model's features of every item (inference mode).
     fn embed(
@@ -73,7 +89,7 @@ pub trait Modality: 'static {
     ) -> Features;
     /// An encoder's features of every item (inference mode).
     fn embed_with(
-        encoder: &Encoder,
+        encoder: &Self::Encoder,
         data: &Self::Dataset,
         prep: &Self::Prep,
         device: &Device,
@@ -81,9 +97,20 @@ pub trait Modality: 'static {
     /// The raw inputs as features: the baseline every evaluation prints beside the learned.
     fn raw(data: &Self::Dataset, prep: &Self::Prep) -> Features;
     /// What fine-tuning feeds the encoder: training views and plain inputs.
-    fn finetune_inputs(data: Self::Dataset, prep: &Self::Prep) -> Result<Arc<dyn Inputs>>;
+    fn finetune_inputs(
+        data: Self::Dataset,
+        prep: &Self::Prep,
+    ) -> Result<Arc<dyn Inputs<Input<Self>>>>;
     /// Metadata an embedding index keeps: how its items became encoder input.
     fn index_metadata(data: &Self::Dataset, prep: &Self::Prep) -> (String, String);
+}
+
+/// The input type of a modality's encoder.
+pub type Input<M> = <<M as Modality>::Encoder as Backbone>::Input;
+
+/// A freshly initialised encoder of the recipe's `[encoder]` for data of `channels` channels.
+fn random_cnn(recipe: &Recipe, channels: usize, seed: u64, device: &Device) -> Result<Encoder> {
+    try_seeded(device, seed, || recipe.encoder.init(channels, device))
 }
 
 /// Images: the training normalisation at the training size.
@@ -111,6 +138,7 @@ pub struct Images;
 impl Modality for Images {
     type Dataset = ImageDataset;
     type Model = Model;
+    type Encoder = Encoder;
     type Prep = ImagePrep;
 
     fn items(_: &Recipe) -> &'static str {
@@ -131,7 +159,7 @@ impl Modality for Images {
     fn channels(data: &ImageDataset) -> usize {
         data.channels
     }
-    fn prep(recipe: &Recipe, splits: &Splits<ImageDataset>) -> Result<ImagePrep> {
+    fn prep(recipe: &Recipe, splits: &Splits<ImageDataset>, _: &Model) -> Result<ImagePrep> {
         let pipeline = recipe.pipeline(&splits.train)?;
         Ok(ImagePrep {
             normalize: pipeline.normalization().cloned(),
@@ -150,6 +178,15 @@ impl Modality for Images {
     }
     fn into_encoder(model: Model) -> Encoder {
         model.into_encoder()
+    }
+    fn random_encoder(
+        recipe: &Recipe,
+        data: &ImageDataset,
+        _: &ImagePrep,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Encoder> {
+        random_cnn(recipe, data.channels, seed, device)
     }
     fn embed(model: &Model, data: &ImageDataset, prep: &ImagePrep, device: &Device) -> Features {
         Self::embed_with(model.encoder(), data, prep, device)
@@ -206,6 +243,7 @@ pub struct Series;
 impl Modality for Series {
     type Dataset = SeriesDataset;
     type Model = SeriesModel;
+    type Encoder = Encoder;
     type Prep = SeriesPrep;
 
     fn items(recipe: &Recipe) -> &'static str {
@@ -234,7 +272,7 @@ impl Modality for Series {
     fn channels(data: &SeriesDataset) -> usize {
         data.channels
     }
-    fn prep(_: &Recipe, splits: &Splits<SeriesDataset>) -> Result<SeriesPrep> {
+    fn prep(_: &Recipe, splits: &Splits<SeriesDataset>, _: &SeriesModel) -> Result<SeriesPrep> {
         Ok(SeriesPrep {
             len: splits.max_len(),
         })
@@ -251,6 +289,15 @@ impl Modality for Series {
     }
     fn into_encoder(model: SeriesModel) -> Encoder {
         model.into_encoder()
+    }
+    fn random_encoder(
+        recipe: &Recipe,
+        data: &SeriesDataset,
+        _: &SeriesPrep,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Encoder> {
+        random_cnn(recipe, data.channels, seed, device)
     }
     fn embed(
         model: &SeriesModel,
@@ -290,7 +337,9 @@ pub trait ForModality {
 
 /// Run `f` on the recipe's modality.
 pub fn dispatch<F: ForModality>(recipe: &Recipe, f: F) -> F::Output {
-    if recipe.data.is_series() {
+    if recipe.data.is_text() {
+        f.run::<super::text::Text>()
+    } else if recipe.data.is_series() {
         f.run::<Series>()
     } else {
         f.run::<Images>()

@@ -1,0 +1,381 @@
+//! Text through the modality seam: sentences, pairs or labelled sentences (`data.source` =
+//! text or wordnet), a BERT-family sentence encoder (`encoder.kind = "bert"`), trained with
+//! in-batch negatives or SimCSE on the one loop. A text model file keeps its tokenizer and the
+//! encoder's shape, so that it embeds and searches on its own.
+
+use super::modality::Modality;
+use crate::augment::text::TextViews;
+use crate::data::Splits;
+use crate::data::sentences::TextDataset;
+use crate::data::text::TextTokenizer;
+use crate::encoders::EncoderSpec;
+use crate::encoders::bert::TextEncoder;
+use crate::encoders::sentence::{TextEncoderMeta, encode_sentences};
+use crate::error::{Error, Result};
+use crate::eval::finetune::{Inputs, TextInputs};
+use crate::eval::tfidf::Tfidf;
+use crate::features::Features;
+use crate::methods::mnrl::TextModel;
+use crate::recipe::Recipe;
+use crate::seeding::try_seeded;
+use crate::train::{LoopSpec, Monitors, TrainOptions, TrainReport, TrainedFile, run_loop};
+use burn::prelude::Device;
+use std::sync::Arc;
+
+/// Words kept by the TF-IDF baseline.
+const TFIDF_TERMS: usize = 2048;
+/// Texts embedded at once.
+const EMBED_BATCH: usize = 64;
+
+/// A trained text model with its tokenizer.
+pub struct TrainedText {
+    pub model: TextModel,
+    pub tokenizer: Arc<TextTokenizer>,
+    pub meta: TextEncoderMeta,
+}
+
+impl TrainedText {
+    /// Sentence embeddings of `texts` (inference).
+    pub fn embed_texts(&self, texts: &[&str], device: &Device) -> Result<Features> {
+        encode_sentences(
+            &self.model.encoder,
+            &self.tokenizer,
+            texts,
+            EMBED_BATCH,
+            device,
+        )
+    }
+}
+
+/// Evaluation of text: the model's tokenizer, and TF-IDF fitted on the training texts.
+#[derive(Clone)]
+pub struct TextPrep {
+    pub tokenizer: Arc<TextTokenizer>,
+    pub meta: TextEncoderMeta,
+    pub tfidf: Arc<Tfidf>,
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Text (`data.source` = text or wordnet).
+pub struct Text;
+
+impl Modality for Text {
+    type Dataset = TextDataset;
+    type Model = TrainedText;
+    type Encoder = TextEncoder;
+    type Prep = TextPrep;
+
+    fn items(_: &Recipe) -> &'static str {
+        "texts"
+    }
+    fn describe(data: &TextDataset) -> String {
+        let mut s = format!("{} texts", data.texts.len());
+        if data.positives.is_some() {
+            s.push_str(" with positives");
+        }
+        if data.negatives.is_some() {
+            s.push_str(" and hard negatives");
+        }
+        if data.labels.is_some() {
+            s.push_str(&format!(", {} classes", data.class_names.len()));
+        }
+        s
+    }
+    fn raw_name() -> &'static str {
+        "TF-IDF"
+    }
+    fn load(recipe: &Recipe) -> Result<Splits<TextDataset>> {
+        crate::data::locate::load_text(&recipe.data)
+    }
+    fn channels(_: &TextDataset) -> usize {
+        1
+    }
+    fn prep(_: &Recipe, splits: &Splits<TextDataset>, model: &TrainedText) -> Result<TextPrep> {
+        Ok(TextPrep {
+            tokenizer: model.tokenizer.clone(),
+            meta: model.meta.clone(),
+            tfidf: Arc::new(Tfidf::fit(&strs(&splits.train.texts), TFIDF_TERMS)),
+        })
+    }
+    fn pretrain(
+        recipe: &Recipe,
+        train: &TextDataset,
+        opts: &TrainOptions,
+    ) -> Result<TrainReport<TrainedText>> {
+        pretrain_text(recipe, train, opts)
+    }
+    fn read(file: &TrainedFile, _: &TextDataset, device: &Device) -> Result<TrainedText> {
+        read_text_model(file, device)
+    }
+    fn into_encoder(model: TrainedText) -> TextEncoder {
+        model.model.encoder
+    }
+    fn random_encoder(
+        _: &Recipe,
+        _: &TextDataset,
+        prep: &TextPrep,
+        seed: u64,
+        device: &Device,
+    ) -> Result<TextEncoder> {
+        try_seeded(device, seed, || Ok(prep.meta.init(device)))
+    }
+    fn embed(
+        model: &TrainedText,
+        data: &TextDataset,
+        prep: &TextPrep,
+        device: &Device,
+    ) -> Features {
+        Self::embed_with(&model.model.encoder, data, prep, device)
+    }
+    fn embed_with(
+        encoder: &TextEncoder,
+        data: &TextDataset,
+        prep: &TextPrep,
+        device: &Device,
+    ) -> Features {
+        encode_sentences(
+            encoder,
+            &prep.tokenizer,
+            &strs(&data.texts),
+            EMBED_BATCH,
+            device,
+        )
+        .expect("tokenizing UTF-8 text with truncation set")
+    }
+    fn raw(data: &TextDataset, prep: &TextPrep) -> Features {
+        prep.tfidf.transform(&strs(&data.texts))
+    }
+    fn finetune_inputs(
+        data: TextDataset,
+        prep: &TextPrep,
+    ) -> Result<Arc<dyn Inputs<crate::encoders::bert::Tokens>>> {
+        Ok(Arc::new(TextInputs {
+            texts: data.texts,
+            tokenizer: prep.tokenizer.clone(),
+        }))
+    }
+    fn index_metadata(_: &TextDataset, _: &TextPrep) -> (String, String) {
+        ("contra.data".into(), "text".into())
+    }
+}
+
+/// Train the recipe's text method on `train`, writing into the recipe's output folder; the
+/// model file keeps the tokenizer.
+pub fn pretrain_text(
+    recipe: &Recipe,
+    train: &TextDataset,
+    opts: &TrainOptions,
+) -> Result<TrainReport<TrainedText>> {
+    let EncoderSpec::Bert(spec) = &recipe.encoder else {
+        return Err(Error::config(
+            "encoder.kind",
+            "text uses encoder.kind = \"bert\"",
+        ));
+    };
+    if recipe.train.init.is_some() {
+        return Err(Error::config(
+            "train.init",
+            "a text encoder starts from encoder.path",
+        ));
+    }
+    let device = crate::device::parse(&recipe.train.device)?;
+    let ad = device.autodiff();
+    let prepared = spec.prepare()?;
+    let encoder = try_seeded(&ad, recipe.seed, || prepared.encoder(&ad))?;
+    let model = recipe.method.text_model(encoder)?;
+    if !model.same_sentence && train.positives.is_none() {
+        return Err(Error::config(
+            "method.kind",
+            "`mnrl` learns from pairs, and the data have no positive column (simcse learns from single sentences)",
+        ));
+    }
+    let tokenizer = Arc::new(prepared.tokenizer);
+    let source = Arc::new(TextViews {
+        data: train.clone(),
+        tokenizer: tokenizer.clone(),
+        same_sentence: model.same_sentence,
+    });
+    let meta = prepared.meta;
+    let spec = LoopSpec {
+        metadata: meta.to_meta(&tokenizer),
+        ..LoopSpec::of_recipe(recipe)
+    };
+    let report = run_loop(&spec, source, model, &ad, opts, Monitors::none())?;
+    Ok(report.map(|model| TrainedText {
+        model,
+        tokenizer,
+        meta,
+    }))
+}
+
+/// The text model in a model file (or checkpoint), with the tokenizer it keeps.
+pub fn read_text_model(file: &TrainedFile, device: &Device) -> Result<TrainedText> {
+    let (meta, tokenizer) = TextEncoderMeta::from_meta(&file.meta, &file.path)?;
+    let model = file.load(file.recipe.method.text_model(meta.init(device))?)?;
+    Ok(TrainedText {
+        model,
+        tokenizer: Arc::new(tokenizer),
+        meta,
+    })
+}
+
+/// Metadata key of a text index: its texts, as a JSON list (search prints them).
+pub const META_TEXTS: &str = "contra.texts";
+
+/// Embed the texts of `texts_path` (any text layout: `.txt` one a line, or the text column
+/// of `.jsonl`, `.csv`, `.tsv`) with the text model in `model_path`, and write
+/// `embeddings.npy` and the index `embeddings.safetensors` (with the texts) into `out`.
+pub fn embed_text_file(
+    model_path: &std::path::Path,
+    texts_path: &std::path::Path,
+    out: &std::path::Path,
+    device: &Device,
+) -> Result<Features> {
+    use crate::data::sentences::{TextColumns, read_text_file};
+    use crate::embed::{EmbeddingIndex, write_index, write_npy_f32};
+    let file = TrainedFile::read(model_path)?;
+    let model = read_text_model(&file, device)?;
+    let data = read_text_file(texts_path, &TextColumns::default(), &mut Vec::new())?;
+    let f = model.embed_texts(&strs(&data.texts), device)?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    write_npy_f32(&out.join("embeddings.npy"), &f.data, f.rows, f.dim)?;
+    let model_abs = std::fs::canonicalize(model_path).unwrap_or(model_path.to_path_buf());
+    let metadata = std::collections::HashMap::from([
+        ("contra.data".to_string(), "text".to_string()),
+        ("contra.model".to_string(), model_abs.display().to_string()),
+        (
+            "contra.source".to_string(),
+            texts_path.display().to_string(),
+        ),
+        (
+            META_TEXTS.to_string(),
+            serde_json::to_string(&data.texts).expect("serialisable"),
+        ),
+    ]);
+    write_index(
+        &out.join("embeddings.safetensors"),
+        &EmbeddingIndex {
+            ids: (0..f.rows as i64).collect(),
+            labels: None,
+            embeddings: f.clone(),
+            metadata,
+        },
+    )?;
+    Ok(f)
+}
+
+/// The embedding of `query` by the text model that wrote `index` (or by `model`, if given),
+/// checked against the index's dimension.
+pub fn embed_query(
+    index: &crate::embed::EmbeddingIndex,
+    index_path: &std::path::Path,
+    query: &str,
+    model: Option<&std::path::Path>,
+    device: &Device,
+) -> Result<Features> {
+    if index.metadata.get("contra.data").map(String::as_str) != Some("text") {
+        return Err(Error::format(
+            index_path,
+            "not a text index: query it with --id (or --image for images)",
+        ));
+    }
+    let model_path = match (model, index.metadata.get("contra.model")) {
+        (Some(m), _) => m.to_path_buf(),
+        (None, Some(m)) => std::path::PathBuf::from(m),
+        (None, None) => {
+            return Err(Error::config(
+                "--model",
+                "name the model that embeds --text",
+            ));
+        }
+    };
+    let model = read_text_model(&TrainedFile::read(&model_path)?, device)?;
+    let f = model.embed_texts(&[query], device)?;
+    if f.dim != index.embeddings.dim {
+        return Err(Error::format(
+            &model_path,
+            format!(
+                "embeds to dimension {}, the index holds dimension {}",
+                f.dim, index.embeddings.dim
+            ),
+        ));
+    }
+    Ok(f)
+}
+
+/// The texts a text index keeps, by row.
+pub fn index_texts(index: &crate::embed::EmbeddingIndex) -> Option<Vec<String>> {
+    index
+        .metadata
+        .get(META_TEXTS)
+        .and_then(|t| serde_json::from_str(t).ok())
+}
+
+/// Pair retrieval: each test text ranks the distinct positives of the test split (WordNet:
+/// each held-out gloss against the names of all held-out synsets); a hit is correct when it
+/// is the text's own positive (a positive shared by several items counts for each).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PairRetrieval {
+    pub queries: usize,
+    pub candidates: usize,
+    pub recall_at_1: f64,
+    pub recall_at_10: f64,
+    pub mrr_at_10: f64,
+}
+
+impl PairRetrieval {
+    /// Rank the `candidates` for every row of `queries`; `truth[q]` is query `q`'s candidate.
+    pub fn score(
+        queries: &Features,
+        candidates: &Features,
+        truth: &[usize],
+        device: &Device,
+    ) -> Self {
+        let hits = crate::search::top_k(queries, candidates, 10, |_, _| false, device);
+        let (mut r1, mut r10, mut mrr) = (0f64, 0f64, 0f64);
+        for (q, h) in hits.iter().enumerate() {
+            if let Some(rank) = h.iter().position(|hit| hit.row == truth[q]) {
+                r1 += (rank == 0) as u8 as f64;
+                r10 += 1.0;
+                mrr += 1.0 / (rank + 1) as f64;
+            }
+        }
+        let n = queries.rows.max(1) as f64;
+        Self {
+            queries: queries.rows,
+            candidates: candidates.rows,
+            recall_at_1: r1 / n,
+            recall_at_10: r10 / n,
+            mrr_at_10: mrr / n,
+        }
+    }
+}
+
+/// Pair retrieval on the test split by the model and by TF-IDF.
+pub fn pair_retrieval(l: &super::Loaded<Text>) -> Result<(PairRetrieval, PairRetrieval)> {
+    let test = &l.splits.test;
+    let positives = test.positives.as_ref().ok_or_else(|| {
+        Error::other("pair retrieval needs pairs: the test data have no positive column")
+    })?;
+    let mut distinct: Vec<&str> = positives.iter().map(String::as_str).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let truth: Vec<usize> = positives
+        .iter()
+        .map(|p| distinct.binary_search(&p.as_str()).expect("listed"))
+        .collect();
+    let queries = l.embed(test);
+    let candidates = l.model.embed_texts(&distinct, &l.device)?;
+    let learned = PairRetrieval::score(&queries, &candidates, &truth, &l.device);
+    let tfidf = &l.prep.tfidf;
+    let raw = PairRetrieval::score(
+        &tfidf.transform(&strs(&test.texts)),
+        &tfidf.transform(&distinct),
+        &truth,
+        &l.device,
+    );
+    Ok((learned, raw))
+}
