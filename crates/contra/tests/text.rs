@@ -589,3 +589,49 @@ fn bad_text_files_are_named_with_their_line() {
         "{e}"
     );
 }
+
+/// WordNet's noun synsets (Debian's wordnet-base, as `.ci/run` installs it): every synset
+/// read, 26 lexicographer files, a seeded 80/20 split, the pool of held-out synsets.
+#[test]
+fn wordnet_nouns_split_into_training_synsets_and_a_held_out_pool() {
+    use contra::data::wordnet::{NOUN_FILES, WordnetSpec, read_nouns};
+    let path = Path::new("/usr/share/wordnet/data.noun");
+    if !path.is_file() {
+        assert!(
+            std::env::var_os("CONTRA_REQUIRE_DATA").is_none(),
+            "{} not found (apt-get install wordnet-base)",
+            path.display()
+        );
+        eprintln!("skipping: {} not found", path.display());
+        return;
+    }
+    let all = read_nouns(path).unwrap();
+    assert_eq!(all.len(), 82115);
+    let dog = all.iter().find(|s| s.offset == 2084071).unwrap();
+    assert_eq!(dog.names[..2], ["dog", "domestic dog"]);
+    assert_eq!(NOUN_FILES[dog.lexname as usize], "noun.animal");
+    assert!(!dog.gloss.contains('"'));
+    let spec = WordnetSpec {
+        pool: 0,
+        ..Default::default()
+    };
+    let s = spec.load().unwrap();
+    let (train, held) = (s.train.texts.len(), s.test.texts.len());
+    assert_eq!(train + held, 82115);
+    assert!(
+        (held as f64 / 82115.0 - 0.2).abs() < 0.01,
+        "{held} held out"
+    );
+    assert_eq!(s.train.class_names.len(), 26);
+    // The pool is the start of the held-out list; another seed splits otherwise.
+    let pooled = WordnetSpec::default().load().unwrap();
+    assert_eq!(pooled.test.texts.len(), 1000);
+    assert_eq!(pooled.test.texts[..], s.test.texts[..1000]);
+    let other = WordnetSpec {
+        split_seed: 1,
+        ..Default::default()
+    }
+    .load()
+    .unwrap();
+    assert_ne!(other.test.texts, pooled.test.texts);
+}

@@ -1,7 +1,9 @@
-//! Linear warmup then cosine decay, per step.
+//! Linear warmup then cosine (or linear) decay, per step.
 //!
-//! `lr(s) = peak * (s + 1) / warmup` for the first `warmup` steps, then
-//! `final + (peak - final) * (1 + cos(pi * (s - warmup) / (total - warmup))) / 2`.
+//! `lr(s) = peak * (s + 1) / warmup` for the first `warmup` steps, then with
+//! `t = (s - warmup) / (total - warmup)`: `final + (peak - final) * (1 + cos(pi * t)) / 2`
+//! (cosine), or `final + (peak - final) * (1 - t)` (linear, the Hugging Face trainer's default
+//! that sentence-transformers uses).
 //! Any peak is accepted, including the values above 1 that LARS recipes use.
 
 use serde::{Deserialize, Serialize};
@@ -18,12 +20,14 @@ pub struct ScheduleSpec {
     pub final_fraction: f64,
 }
 
-/// The learning rate after warmup: `cosine` decay to the final fraction, or `constant`.
+/// The learning rate after warmup: `cosine` or `linear` decay to the final fraction, or
+/// `constant`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decay {
     #[default]
     Cosine,
+    Linear,
     Constant,
 }
 
@@ -51,7 +55,7 @@ pub struct Schedule {
     pub peak: f64,
     pub warmup_steps: u64,
     pub total_steps: u64,
-    pub cosine: bool,
+    pub decay: Decay,
     pub final_lr: f64,
 }
 
@@ -62,7 +66,7 @@ impl Schedule {
             peak,
             warmup_steps: ((spec.warmup_epochs * steps_per_epoch as f64).round() as u64).min(total),
             total_steps: total,
-            cosine: spec.decay == Decay::Cosine,
+            decay: spec.decay,
             final_lr: peak * spec.final_fraction,
         }
     }
@@ -71,12 +75,16 @@ impl Schedule {
         if step < self.warmup_steps {
             return self.peak * (step + 1) as f64 / self.warmup_steps as f64;
         }
-        if !self.cosine || self.total_steps <= self.warmup_steps {
+        if self.decay == Decay::Constant || self.total_steps <= self.warmup_steps {
             return self.peak;
         }
-        let t = (step - self.warmup_steps) as f64 / (self.total_steps - self.warmup_steps) as f64;
-        self.final_lr
-            + (self.peak - self.final_lr) * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+        let t = ((step - self.warmup_steps) as f64 / (self.total_steps - self.warmup_steps) as f64)
+            .min(1.0);
+        let left = match self.decay {
+            Decay::Linear => 1.0 - t,
+            _ => 0.5 * (1.0 + (std::f64::consts::PI * t).cos()),
+        };
+        self.final_lr + (self.peak - self.final_lr) * left
     }
 }
 
@@ -101,5 +109,26 @@ mod tests {
         assert!((s.lr(10) - 4.8).abs() < 1e-12);
         assert!((s.lr(20) - 2.4).abs() < 1e-12);
         assert!(s.lr(29) < 0.05 && s.lr(29) > 0.0);
+    }
+
+    /// Linear decay (Hugging Face's default): a straight line from the peak to the final
+    /// learning rate after the warmup.
+    #[test]
+    fn warmup_then_linear_decay() {
+        let s = Schedule::new(
+            &ScheduleSpec {
+                warmup_epochs: 0.1,
+                decay: Decay::Linear,
+                final_fraction: 0.0,
+            },
+            2e-5,
+            100,
+            1,
+        );
+        assert_eq!(s.warmup_steps, 10);
+        assert!((s.lr(4) - 1e-5).abs() < 1e-15);
+        assert!((s.lr(10) - 2e-5).abs() < 1e-15);
+        assert!((s.lr(55) - 1e-5).abs() < 1e-15);
+        assert!((s.lr(100) - 0.0).abs() < 1e-15);
     }
 }
