@@ -7,6 +7,12 @@
 //!     contra-bench loss nt_xent|supcon|dcl [n] [d]  loss forward + backward, n pairs
 //!     contra-bench search [n] [d] [queries] [k]    exact top-k cosine search
 //!     contra-bench ts2vec [batch] [length] [channels] [steps]  TS2Vec training step
+//!     contra-bench text-embed [texts] [batch]      all-MiniLM-L6-v2 embedding WordNet glosses
+//!     contra-bench text-train [batch] [steps] [mini_batch]  MNRL step on WordNet pairs
+//!                                                  (GradCache when mini_batch > 0)
+//!
+//! The text benches read all-MiniLM-L6-v2 from $CONTRA_DATA/models and the first noun
+//! synsets of /usr/share/wordnet/data.noun in file order (as bench/text_bench.py does).
 //!
 //! `CONTRA_BENCH_DEVICE` picks the device of `train` and `loss` (contra's `--device` syntax,
 //! default `cpu`); build with `--features tch` or `cuda` for the GPU ones.
@@ -229,6 +235,88 @@ fn ts2vec(batch: usize, length: usize, channels: usize, steps: usize) {
     );
 }
 
+/// The first `n` noun synsets of WordNet in file order: (gloss, names).
+fn wordnet_pairs(n: usize) -> Vec<(String, String)> {
+    let all =
+        contra::data::wordnet::read_nouns(std::path::Path::new("/usr/share/wordnet/data.noun"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    all.into_iter()
+        .take(n)
+        .map(|s| (s.gloss, s.names.join(", ")))
+        .collect()
+}
+
+fn minilm() -> contra::encoders::sentence::PreparedBert {
+    let spec = contra::encoders::sentence::BertSpec {
+        path: "all-MiniLM-L6-v2".into(),
+        ..Default::default()
+    };
+    spec.prepare().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn text_embed(n: usize, batch: usize) {
+    let (device, label) = bench_device();
+    let device = device.inner();
+    let prepared = minilm();
+    let encoder = prepared.encoder(&device).unwrap();
+    let texts: Vec<String> = wordnet_pairs(n).into_iter().map(|(g, _)| g).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let embed = |t: &[&str]| {
+        contra::encoders::sentence::encode_sentences(
+            &encoder,
+            &prepared.tokenizer,
+            t,
+            batch,
+            &device,
+        )
+        .unwrap()
+    };
+    embed(&refs[..batch.min(n)]);
+    let start = Instant::now();
+    embed(&refs);
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"bench": "text_embed", "impl": label, "texts": n, "batch": batch, "seconds": secs, "texts_per_second": n as f64 / secs})
+    );
+}
+
+fn text_train(batch: usize, steps: usize, mini_batch: usize) {
+    use contra::encoders::bert::Tokens;
+    use contra::methods::mnrl::MnrlConfig;
+    let (device, label) = bench_device();
+    let prepared = minilm();
+    let mut model = MnrlConfig {
+        mini_batch,
+        ..Default::default()
+    }
+    .init(prepared.encoder(&device).unwrap());
+    let mut opt = Optimizer::new(OptimizerSpec::adamw(2e-5, 0.0)).unwrap();
+    let pairs = wordnet_pairs(batch * (steps + 1));
+    let warmup = 1;
+    let mut start = Instant::now();
+    for step in 0..warmup + steps {
+        if step == warmup {
+            start = Instant::now();
+        }
+        let part = &pairs[step * batch..(step + 1) * batch];
+        let column =
+            |f: fn(&(String, String)) -> &str| -> Vec<&str> { part.iter().map(f).collect() };
+        let tok = |t: Vec<&str>| Tokens::new(&prepared.tokenizer.encode(&t).unwrap(), &device);
+        let views = vec![tok(column(|p| &p.0)), tok(column(|p| &p.1))];
+        let items: Vec<usize> = (step * batch..(step + 1) * batch).collect();
+        let mut v = Views::new(views, None);
+        v.keys = (0..2).map(|k| RowKeys::view(0, 0, &items, k)).collect();
+        let (_, grads) = model.gradients(&v);
+        model = opt.step(2e-5, model, grads);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"bench": "text_train", "impl": label, "batch": batch, "mini_batch": mini_batch, "steps": steps, "steps_per_second": steps as f64 / secs, "peak_rss_mib": peak_rss_mib()})
+    );
+}
+
 fn main() {
     contra::runtime::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -258,9 +346,21 @@ fn main() {
             };
             search(num(1, 1_000_000), num(2, 128), num(3, 1000), num(4, 10))
         }
+        Some("text-embed") => {
+            let num = |i: usize, default: usize| {
+                args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
+            };
+            text_embed(num(1, 2048), num(2, 64))
+        }
+        Some("text-train") => {
+            let num = |i: usize, default: usize| {
+                args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
+            };
+            text_train(num(1, 64), num(2, 3), num(3, 0))
+        }
         _ => {
             eprintln!(
-                "usage: contra-bench train small_cnn|resnet18 PAIRS [STEPS] | augment [IMAGES] | loss KIND [N D] | search [N D QUERIES K] | ts2vec [B T C STEPS]"
+                "usage: contra-bench text-embed [TEXTS BATCH] | text-train [BATCH STEPS MINI_BATCH] | train small_cnn|resnet18 PAIRS [STEPS] | augment [IMAGES] | loss KIND [N D] | search [N D QUERIES K] | ts2vec [B T C STEPS]"
             );
             std::process::exit(2);
         }

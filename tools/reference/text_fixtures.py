@@ -198,9 +198,17 @@ def tiny_bert_values(folder, out):
     loss_fn = losses.MultipleNegativesRankingLoss(st)
     anchors, positives = texts[7:13], texts[13:19]
     feats = [st.tokenize(anchors), st.tokenize(positives)]
-    with torch.no_grad():
-        values["mnrl_model"] = {"anchors": anchors, "positives": positives,
-                                "loss": loss_fn(feats, None).item()}
+    st.zero_grad()
+    loss = loss_fn(feats, None)
+    loss.backward()
+    names = ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
+             "embeddings.LayerNorm.weight", "encoder.layer.0.attention.self.query.weight",
+             "encoder.layer.0.intermediate.dense.bias", "encoder.layer.1.output.dense.weight",
+             "encoder.layer.1.output.LayerNorm.bias"]
+    params = dict(st[0].auto_model.named_parameters())
+    values["mnrl_model"] = {"anchors": anchors, "positives": positives, "loss": loss.item(),
+                            "grads": {n: params[n].grad.flatten().tolist() for n in names},
+                            "shapes": {n: list(params[n].shape) for n in names}}
     out.write_text(json.dumps(values))
 
 

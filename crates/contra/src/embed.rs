@@ -19,6 +19,35 @@ pub struct EmbeddingIndex {
     pub metadata: HashMap<String, String>,
 }
 
+impl EmbeddingIndex {
+    /// The model file that embeds queries of this index: `model` if given, else the one that
+    /// wrote the index (`what` names the query flag in the error).
+    pub fn query_model(&self, model: Option<&Path>, what: &str) -> Result<std::path::PathBuf> {
+        match (model, self.metadata.get("contra.model")) {
+            (Some(m), _) => Ok(m.to_path_buf()),
+            (None, Some(m)) => Ok(std::path::PathBuf::from(m)),
+            (None, None) => Err(Error::config(
+                "--model",
+                format!("name the model that embeds {what}"),
+            )),
+        }
+    }
+
+    /// A query embedded by `model`, if it has the index's dimension.
+    pub fn check_query(&self, query: Features, model: &Path) -> Result<Features> {
+        if query.dim != self.embeddings.dim {
+            return Err(Error::format(
+                model,
+                format!(
+                    "embeds to dimension {}, the index holds dimension {}",
+                    query.dim, self.embeddings.dim
+                ),
+            ));
+        }
+        Ok(query)
+    }
+}
+
 /// Write an index as safetensors: `embeddings` (F32, rows x dim), `ids` (I64), `labels` (I64,
 /// when known), and the metadata.
 pub fn write_index(path: &Path, index: &EmbeddingIndex) -> Result<()> {

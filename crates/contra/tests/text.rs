@@ -175,56 +175,39 @@ fn tiny_copy(name: &str) -> PathBuf {
     d
 }
 
+/// The error of loading the tiny BERT's weights with its config.json edited (`from` -> `to`).
+fn load_error(name: &str, from: &str, to: &str) -> String {
+    let d = tiny_copy(name);
+    let cfg = std::fs::read_to_string(d.join("config.json")).unwrap();
+    assert!(cfg.contains(from));
+    std::fs::write(d.join("config.json"), cfg.replace(from, to)).unwrap();
+    SentenceModelDir::open(&d)
+        .unwrap()
+        .encoder(&cpu())
+        .err()
+        .unwrap()
+        .to_string()
+}
+
 /// Weights of another architecture: the error names the file and the tensors.
 #[test]
 fn weights_of_another_model_are_refused_by_name() {
-    let device = cpu();
     // Another size: every tensor misshapen.
-    let d = tiny_copy("other-size");
-    let cfg = std::fs::read_to_string(d.join("config.json")).unwrap();
-    std::fs::write(
-        d.join("config.json"),
-        cfg.replace("\"intermediate_size\": 64", "\"intermediate_size\": 128"),
-    )
-    .unwrap();
-    let e = SentenceModelDir::open(&d)
-        .unwrap()
-        .encoder(&device)
-        .err()
-        .unwrap()
-        .to_string();
+    let e = load_error(
+        "other-size",
+        "\"intermediate_size\": 64",
+        "\"intermediate_size\": 128",
+    );
     assert!(
         e.contains("model.safetensors") && e.contains("intermediate"),
         "{e}"
     );
     // Fewer layers in the config than in the file: unexpected tensors, named.
-    let d = tiny_copy("fewer-layers");
-    let cfg = std::fs::read_to_string(d.join("config.json")).unwrap();
-    std::fs::write(
-        d.join("config.json"),
-        cfg.replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1"),
-    )
-    .unwrap();
-    let e = SentenceModelDir::open(&d)
-        .unwrap()
-        .encoder(&device)
-        .err()
-        .unwrap()
-        .to_string();
+    let layers = "\"num_hidden_layers\": 2";
+    let e = load_error("fewer-layers", layers, "\"num_hidden_layers\": 1");
     assert!(e.contains("encoder.layer.1."), "{e}");
     // More layers than the file: missing tensors, named.
-    let d = tiny_copy("more-layers");
-    std::fs::write(
-        d.join("config.json"),
-        cfg.replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3"),
-    )
-    .unwrap();
-    let e = SentenceModelDir::open(&d)
-        .unwrap()
-        .encoder(&device)
-        .err()
-        .unwrap()
-        .to_string();
+    let e = load_error("more-layers", layers, "\"num_hidden_layers\": 3");
     assert!(e.contains("missing") && e.contains("layers.2."), "{e}");
     // Not a BERT at all: a contra image model's weights.
     let d = tiny_copy("image-weights");
@@ -238,7 +221,7 @@ fn weights_of_another_model_are_refused_by_name() {
     std::fs::copy(some, d.join("model.safetensors")).unwrap();
     let e = SentenceModelDir::open(&d)
         .unwrap()
-        .encoder(&device)
+        .encoder(&cpu())
         .err()
         .unwrap()
         .to_string();
@@ -634,4 +617,60 @@ fn wordnet_nouns_split_into_training_synsets_and_a_held_out_pool() {
     .load()
     .unwrap();
     assert_ne!(other.test.texts, pooled.test.texts);
+}
+
+/// The gradients of MNRL on the tiny model (no dropout) equal PyTorch's, parameter by
+/// parameter: embeddings, LayerNorm, attention, feed-forward (Linear weights transposed).
+#[test]
+fn bert_gradients_equal_pytorchs() {
+    use contra::losses::MnrlLoss;
+    let f = fixture("tiny_bert.json")["mnrl_model"].clone();
+    let dir = SentenceModelDir::open(&fixtures().join("tiny-bert")).unwrap();
+    let ad = cpu().autodiff();
+    let encoder = dir.encoder(&ad).unwrap();
+    let a = tokens(&dir, &strs(&f["anchors"]), &ad);
+    let p = tokens(&dir, &strs(&f["positives"]), &ad);
+    let loss =
+        MnrlLoss::new(20.0, false).forward(encoder.embed(&a, None), encoder.embed(&p, None), None);
+    let value: f32 = loss.clone().into_scalar();
+    assert!((value - f["loss"].as_f64().unwrap() as f32).abs() < 1e-5);
+    let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &encoder);
+    let ours = gradients_by_path(&encoder, &grads);
+    let ours_of = |hf: &str| -> Vec<f32> {
+        let path = match hf {
+            "embeddings.word_embeddings.weight" => "bert.embeddings.word_embeddings.weight",
+            "embeddings.position_embeddings.weight" => "bert.embeddings.position_embeddings.weight",
+            "embeddings.LayerNorm.weight" => "bert.embeddings.layer_norm.gamma",
+            "encoder.layer.0.attention.self.query.weight" => "bert.layers.0.query.weight",
+            "encoder.layer.0.intermediate.dense.bias" => "bert.layers.0.intermediate.bias",
+            "encoder.layer.1.output.dense.weight" => "bert.layers.1.output.weight",
+            "encoder.layer.1.output.LayerNorm.bias" => "bert.layers.1.output_norm.beta",
+            other => panic!("{other}"),
+        };
+        ours.get(path)
+            .unwrap_or_else(|| panic!("no gradient for {path}: {:?}", ours.keys()))
+            .clone()
+    };
+    for (name, theirs) in f["grads"].as_object().unwrap() {
+        let theirs = floats(theirs);
+        let shape: Vec<usize> = f["shapes"][name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        let mut ours = ours_of(name);
+        // burn's Linear keeps [in, out]; PyTorch [out, in].
+        if name.ends_with("dense.weight") || name.ends_with("query.weight") {
+            let (o, i) = (shape[0], shape[1]);
+            ours = (0..o * i).map(|k| ours[(k % i) * o + k / i]).collect();
+        }
+        let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+        for (k, (x, y)) in ours.iter().zip(&theirs).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-4 * scale + 1e-7,
+                "{name}[{k}]: {x} vs {y} (largest {scale})"
+            );
+        }
+    }
 }

@@ -116,14 +116,18 @@ impl ForModality for Pretrain<'_> {
             quiet: a.quiet,
         };
         let report = M::pretrain(recipe, &splits.train, &opts)?;
-        println!(
-            "trained {} steps in {:.1} s: final loss {:.4}, {:.0} views/s, data wait {:.1}% of the time",
-            report.steps,
-            report.seconds,
-            report.final_loss,
-            report.views_per_second,
-            100.0 * report.data_wait_fraction
-        );
+        if report.steps == 0 {
+            println!("trained 0 steps: the pretrained encoder is kept as it is");
+        } else {
+            println!(
+                "trained {} steps in {:.1} s: final loss {:.4}, {:.0} views/s, data wait {:.1}% of the time",
+                report.steps,
+                report.seconds,
+                report.final_loss,
+                report.views_per_second,
+                100.0 * report.data_wait_fraction
+            );
+        }
         println!("model: {}", out.join("model.safetensors").display());
         if a.no_eval {
             return Ok(());

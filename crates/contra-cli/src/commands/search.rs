@@ -149,16 +149,7 @@ fn embed_image(
         .and_then(|t| {
             serde_json::from_str(t).map_err(|e| bad(&format!("bad contra.input: {e}")))
         })?;
-    let model_path = match (&a.model, index.metadata.get("contra.model")) {
-        (Some(m), _) => m.clone(),
-        (None, Some(m)) => PathBuf::from(m),
-        (None, None) => {
-            return Err(Error::config(
-                "--model",
-                "name the model that embeds --image",
-            ));
-        }
-    };
+    let model_path = index.query_model(a.model.as_deref(), "--image")?;
     let file = TrainedFile::read(&model_path)?;
     let model = file.model(input.channels, device)?;
     let img = contra::data::folder::decode(path)?
@@ -180,14 +171,5 @@ fn embed_image(
         1,
         device,
     );
-    if f.dim != index.embeddings.dim {
-        return Err(Error::format(
-            &model_path,
-            format!(
-                "embeds to dimension {}, the index holds dimension {}",
-                f.dim, index.embeddings.dim
-            ),
-        ));
-    }
-    Ok(f)
+    index.check_query(f, &model_path)
 }

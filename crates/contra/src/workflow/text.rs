@@ -282,28 +282,9 @@ pub fn embed_query(
             "not a text index: query it with --id (or --image for images)",
         ));
     }
-    let model_path = match (model, index.metadata.get("contra.model")) {
-        (Some(m), _) => m.to_path_buf(),
-        (None, Some(m)) => std::path::PathBuf::from(m),
-        (None, None) => {
-            return Err(Error::config(
-                "--model",
-                "name the model that embeds --text",
-            ));
-        }
-    };
+    let model_path = index.query_model(model, "--text")?;
     let model = read_text_model(&TrainedFile::read(&model_path)?, device)?;
-    let f = model.embed_texts(&[query], device)?;
-    if f.dim != index.embeddings.dim {
-        return Err(Error::format(
-            &model_path,
-            format!(
-                "embeds to dimension {}, the index holds dimension {}",
-                f.dim, index.embeddings.dim
-            ),
-        ));
-    }
-    Ok(f)
+    index.check_query(model.embed_texts(&[query], device)?, &model_path)
 }
 
 /// The texts a text index keeps, by row.
