@@ -162,6 +162,16 @@ impl RowKeys {
         }
     }
 
+    /// The generator of stream `stream` of row `row`'s mask in layer `layer` (one stream a
+    /// token position, say).
+    pub fn rng_stream(&self, row: usize, layer: u64, stream: u64) -> Rng {
+        let (item, view) = self.rows[row];
+        Rng::derive(
+            self.seed,
+            &[DROPOUT, self.epoch, item, view, self.network, layer, stream],
+        )
+    }
+
     /// The generator of row `row`'s mask in layer `layer`.
     pub fn rng(&self, row: usize, layer: u64) -> Rng {
         let (item, view) = self.rows[row];

@@ -349,7 +349,16 @@ fn the_mnrl_method_equals_sentence_transformers_loss() {
         ],
         None,
     );
-    let ours: f32 = model.loss(&views).into_scalar();
+    // Evaluation mode: no row keys, no dropout.
+    let embedded: Vec<_> = views
+        .views
+        .iter()
+        .map(|t| model.encoder.embed(t, None))
+        .collect();
+    let ours: f32 = model
+        .loss
+        .forward(embedded[0].clone(), embedded[1].clone(), None)
+        .into_scalar();
     let theirs = f["loss"].as_f64().unwrap() as f32;
     assert!((ours - theirs).abs() < 1e-5, "{ours} vs {theirs}");
 }

@@ -212,13 +212,37 @@ impl Tokens {
         }
     }
 
-    /// Rows `start..start + len`, at the batch's length (so that dropout masks, which depend
-    /// on the length, replay exactly).
+    /// Rows `start..start + len`, at the batch's length.
     pub fn rows(&self, start: usize, len: usize) -> Self {
         Self {
             ids: self.ids.clone().narrow(0, start, len),
             type_ids: self.type_ids.clone().narrow(0, start, len),
             mask: self.mask.clone().narrow(0, start, len),
+        }
+    }
+
+    /// The same tokens on `device` (GradCache's pass without a graph runs off autodiff).
+    pub fn to_device(&self, device: &Device) -> Self {
+        Self {
+            ids: Tensor::from_data(self.ids.clone().into_data(), device),
+            type_ids: Tensor::from_data(self.type_ids.clone().into_data(), device),
+            mask: Tensor::from_data(self.mask.clone().into_data(), device),
+        }
+    }
+
+    /// Cut to the longest real sequence of its rows (a slice of a batch padded for longer
+    /// ones).
+    pub fn trimmed(self) -> Self {
+        let [rows, len] = self.ids.dims();
+        let lengths = self.mask.clone().sum_dim(1).into_data();
+        let longest = lengths.iter::<f32>().fold(0f32, f32::max).round().max(1.0) as usize;
+        if longest >= len || rows == 0 {
+            return self;
+        }
+        Self {
+            ids: self.ids.narrow(1, 0, longest),
+            type_ids: self.type_ids.narrow(1, 0, longest),
+            mask: self.mask.narrow(1, 0, longest),
         }
     }
 
@@ -320,16 +344,22 @@ impl BertLayer {
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x.clone()));
         let scores = q.matmul(k.swap_dims(2, 3)) / (dh as f64).sqrt() + mask_bias;
-        let probs = self.attention_dropout.forward(softmax(scores, 3), keys);
+        // Masks drawn per (row, head, query) along the keys, and per (row, position) along
+        // the hidden units: a padded copy of a sequence keeps its real tokens' masks.
+        let probs = self
+            .attention_dropout
+            .forward_streams(softmax(scores, 3), keys, 2);
         let context = probs.matmul(v).swap_dims(1, 2).reshape([b, s, h]);
-        let attended = self
-            .attention_output_dropout
-            .forward(self.attention_output.forward(context), keys);
+        let attended = self.attention_output_dropout.forward_streams(
+            self.attention_output.forward(context),
+            keys,
+            1,
+        );
         let x = self.attention_norm.forward(attended + x);
         let inner = gelu(self.intermediate.forward(x.clone()));
         let out = self
             .output_dropout
-            .forward(self.output.forward(inner), keys);
+            .forward_streams(self.output.forward(inner), keys, 1);
         self.output_norm.forward(out + x)
     }
 }
@@ -368,7 +398,7 @@ impl Bert {
         let x = e.word_embeddings.forward(tokens.ids.clone())
             + e.position_embeddings.forward(positions)
             + e.token_type_embeddings.forward(tokens.type_ids.clone());
-        let mut x = e.dropout.forward(e.layer_norm.forward(x), keys);
+        let mut x = e.dropout.forward_streams(e.layer_norm.forward(x), keys, 1);
         // Padding gets a very negative score (not -inf: a row of padding only stays finite).
         let mask_bias = ((tokens.mask.clone() - 1.0) * 1e30).reshape([b, 1, 1, s]);
         for layer in &self.layers {

@@ -144,20 +144,24 @@ impl TextModel {
     fn cached_gradients(&self, batch: &Views<Tokens>) -> (f32, GradientsParams) {
         let m = self.mini_batch;
         let chunks = |n: usize| (0..n).step_by(m).map(move |s| (s, m.min(n - s)));
-        // 1. Every view's embeddings, mini-batch by mini-batch, without their graphs.
+        // 1. Every view's embeddings, mini-batch by mini-batch, off autodiff (no graph is
+        // recorded: burn frees a recorded one only at the next backward) with the masks the
+        // rows' keys give.
+        let frozen = self.encoder.valid();
         let leaves: Vec<Tensor<2>> = batch
             .views
             .iter()
             .zip(&batch.keys)
             .map(|(tokens, keys)| {
-                let parts = chunks(tokens.items())
+                let device = tokens.ids.device();
+                let inner = device.clone().inner();
+                let parts: Vec<Tensor<2>> = chunks(tokens.items())
                     .map(|(s, len)| {
-                        self.encoder
-                            .embed(&tokens.rows(s, len), Some(&keys.slice(s, len)))
-                            .detach()
+                        let rows = tokens.rows(s, len).trimmed().to_device(&inner);
+                        frozen.embed(&rows, Some(&keys.slice(s, len)))
                     })
                     .collect();
-                Tensor::cat(parts, 0).require_grad()
+                Tensor::<2>::from_data(Tensor::cat(parts, 0).into_data(), &device).require_grad()
             })
             .collect();
         // 2. The loss and its gradient with respect to the embeddings.
@@ -176,7 +180,7 @@ impl TextModel {
             for (s, len) in chunks(tokens.items()) {
                 let e = self
                     .encoder
-                    .embed(&tokens.rows(s, len), Some(&keys.slice(s, len)));
+                    .embed(&tokens.rows(s, len).trimmed(), Some(&keys.slice(s, len)));
                 let g = Tensor::<2>::from_data(grad.clone().narrow(0, s, len).into_data(), &device);
                 let surrogate = (e * g).sum();
                 total.accumulate(
