@@ -337,7 +337,7 @@ fn tokens(
 #[test]
 fn the_mnrl_method_equals_sentence_transformers_loss() {
     use contra::methods::mnrl::MnrlConfig;
-    use contra::methods::{Method, Views};
+    use contra::methods::Views;
     let f = fixture("tiny_bert.json")["mnrl_model"].clone();
     let dir = SentenceModelDir::open(&fixtures().join("tiny-bert")).unwrap();
     let device = cpu();
