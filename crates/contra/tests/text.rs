@@ -336,8 +336,8 @@ fn tokens(
 /// (evaluation mode: no dropout).
 #[test]
 fn the_mnrl_method_equals_sentence_transformers_loss() {
-    use contra::methods::mnrl::MnrlConfig;
     use contra::methods::Views;
+    use contra::methods::mnrl::MnrlConfig;
     let f = fixture("tiny_bert.json")["mnrl_model"].clone();
     let dir = SentenceModelDir::open(&fixtures().join("tiny-bert")).unwrap();
     let device = cpu();
