@@ -1246,6 +1246,75 @@ fn a_text_model_embeds_and_searches_on_its_own() {
     assert_eq!(v["learned"]["queries"], 64);
     assert_eq!(v["learned"]["candidates"], 64);
     assert!(v["learned"]["recall_at_10"].as_f64().unwrap() > 0.0);
+    // STS: three identical pairs (score 5, cosine 1) and three different ones (score 1):
+    // whatever the model, the identical pairs rank first, which gives Spearman at least
+    // 13.5 / sqrt(17.5 x 13.5) (0.878, their cosines untied; 0.933 tied at exactly 1).
+    let sts = dir.join("sts.tsv");
+    std::fs::write(
+        &sts,
+        "sentence1\tsentence2\tscore\na dog\ta dog\t5\nthe sun\tthe sun\t5\nrain\train\t5\n\
+         a dog\tthe stock market\t1\nthe sun\tmusic plays\t1\nrain\ta quick fox\t1\n",
+    )
+    .unwrap();
+    let out = ok(contra()
+        .args(["eval", "sts", "--json", "-m"])
+        .arg(&model)
+        .arg("--file")
+        .arg(&sts));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["pairs"], 6);
+    let least = 13.5 / (17.5f64 * 13.5).sqrt() - 1e-9;
+    assert!(v["spearman"].as_f64().unwrap() >= least, "{v}");
+    std::fs::write(&sts, "sentence1\tsentence2\tscore\na\tb\thigh\n").unwrap();
+    let o = contra()
+        .args(["eval", "sts", "-m"])
+        .arg(&model)
+        .arg("--file")
+        .arg(&sts)
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success() && text(&o).1.contains("line 2"),
+        "{}",
+        text(&o).1
+    );
+    // BEIR: each query is one document's title and text: found first.
+    let beir = dir.join("beir");
+    std::fs::create_dir_all(beir.join("qrels")).unwrap();
+    std::fs::write(
+        beir.join("corpus.jsonl"),
+        "{\"_id\": \"d1\", \"title\": \"Dogs\", \"text\": \"a dog barks\"}\n\
+         {\"_id\": \"d2\", \"title\": \"\", \"text\": \"the stock market fell\"}\n\
+         {\"_id\": \"d3\", \"title\": \"Music\", \"text\": \"music in the park\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        beir.join("queries.jsonl"),
+        "{\"_id\": \"q1\", \"text\": \"Dogs a dog barks\"}\n{\"_id\": \"q2\", \"text\": \"the stock market fell\"}\n\
+         {\"_id\": \"q3\", \"text\": \"not judged\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        beir.join("qrels/test.tsv"),
+        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t2\n",
+    )
+    .unwrap();
+    let out = ok(contra()
+        .args(["eval", "beir", "--json", "-m"])
+        .arg(&model)
+        .arg("--dir")
+        .arg(&beir));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["queries"], 2);
+    for k in [
+        "ndcg_at_10",
+        "mrr_at_10",
+        "recall_at_1",
+        "recall_at_100",
+        "map_at_100",
+    ] {
+        assert!((v[k].as_f64().unwrap() - 1.0).abs() < 1e-9, "{k}: {v}");
+    }
     // An image query against a text index is refused by name.
     let o = contra()
         .args(["search", "--image", "x.png", "--index"])

@@ -33,6 +33,37 @@ pub enum Command {
     /// Text pairs: each test text ranks the distinct positives of the test split (WordNet:
     /// glosses against synset names); R@1, R@10 and MRR@10, beside TF-IDF.
     Pairs(Pairs),
+    /// Text similarity: Pearson and Spearman of the cosine of each pair of a file of
+    /// (sentence1, sentence2, score) against its score.
+    Sts(Sts),
+    /// Text retrieval on a data set in the BEIR layout (corpus.jsonl, queries.jsonl,
+    /// qrels/SPLIT.tsv): nDCG@10, MRR@10, R@1, R@10, R@100 and MAP@100.
+    Beir(Beir),
+}
+
+#[derive(clap::Args)]
+pub struct Sts {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The pairs: .tsv, .csv or .jsonl with columns sentence1, sentence2 and score.
+    #[arg(long)]
+    file: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct Beir {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The data set's folder.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Which qrels file: qrels/SPLIT.tsv.
+    #[arg(long, default_value = "test")]
+    split: String,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -127,6 +158,8 @@ impl Command {
             Command::Anomaly(a) => &a.model,
             Command::Retrieval(a) => &a.model,
             Command::Pairs(a) => &a.model,
+            Command::Sts(a) => &a.model,
+            Command::Beir(a) => &a.model,
         }
     }
 
@@ -138,6 +171,8 @@ impl Command {
             Command::Anomaly(_) => "eval anomaly",
             Command::Retrieval(_) => "eval retrieval",
             Command::Pairs(_) => "eval pairs",
+            Command::Sts(_) => "eval sts",
+            Command::Beir(_) => "eval beir",
         }
     }
 }
@@ -147,6 +182,8 @@ pub fn run(c: Command) -> Result<()> {
     let recipe = file.recipe.clone();
     let result = match &c {
         Command::Pairs(a) => pairs(a, &file)?,
+        Command::Sts(a) => sts(a, &file)?,
+        Command::Beir(a) => beir(a, &file)?,
         _ => dispatch(&recipe, Eval { c: &c, file: &file })?,
     };
     record_evaluation(&c.model().model, c.name(), result)?;
@@ -175,23 +212,79 @@ impl ForModality for Eval<'_> {
                 print(a.json, &r, || r.to_text(M::raw_name()));
                 serde_json::to_value(&r)
             }
-            Command::Pairs(_) => return Err(Error::other("pairs are evaluated in `run`")),
+            Command::Pairs(_) | Command::Sts(_) | Command::Beir(_) => {
+                return Err(Error::other("text evaluations run in `run`"));
+            }
         };
         Ok(value.expect("results serialise"))
     }
 }
 
-fn pairs(a: &Pairs, file: &TrainedFile) -> Result<serde_json::Value> {
-    use contra::workflow::text::{Text, pair_retrieval};
+/// An error unless `file` holds a text model (`command` evaluates text).
+fn require_text(file: &TrainedFile, command: &str) -> Result<()> {
     if !file.recipe.data.is_text() {
         return Err(Error::config(
-            "eval pairs",
+            command,
             format!(
-                "evaluates text pairs; this model's data source is `{}`",
+                "evaluates text models; this model's data source is `{}`",
                 file.recipe.data.source()
             ),
         ));
     }
+    Ok(())
+}
+
+/// The text model of `file`.
+fn text_model(
+    file: &TrainedFile,
+    model: &ModelArgs,
+    command: &str,
+) -> Result<(contra::workflow::TrainedText, contra::Device)> {
+    require_text(file, command)?;
+    let device = contra::device::parse(&model.device)?;
+    Ok((
+        contra::workflow::text::read_text_model(file, &device)?,
+        device,
+    ))
+}
+
+fn sts(a: &Sts, file: &TrainedFile) -> Result<serde_json::Value> {
+    let (model, device) = text_model(file, &a.model, "eval sts")?;
+    let r = contra::workflow::text::sts(&model, &a.file, &device)?;
+    print(a.json, &r, || {
+        format!(
+            "STS on {} pairs of {}: Pearson {:.4}, Spearman {:.4}\n",
+            r.pairs,
+            a.file.display(),
+            r.pearson,
+            r.spearman
+        )
+    });
+    Ok(serde_json::to_value(&r).expect("results serialise"))
+}
+
+fn beir(a: &Beir, file: &TrainedFile) -> Result<serde_json::Value> {
+    let (model, device) = text_model(file, &a.model, "eval beir")?;
+    let r = contra::workflow::text::beir(&model, &a.dir, &a.split, &device)?;
+    print(a.json, &r, || {
+        format!(
+            "{} queries of {}: nDCG@10 {:.4}, MRR@10 {:.4}, R@1 {:.4}, R@10 {:.4}, R@100 {:.4}, MAP@100 {:.4}\n",
+            r.queries,
+            a.dir.display(),
+            r.ndcg_at_10,
+            r.mrr_at_10,
+            r.recall_at_1,
+            r.recall_at_10,
+            r.recall_at_100,
+            r.map_at_100
+        )
+    });
+    Ok(serde_json::to_value(&r).expect("results serialise"))
+}
+
+fn pairs(a: &Pairs, file: &TrainedFile) -> Result<serde_json::Value> {
+    use contra::workflow::text::{Text, pair_retrieval};
+    require_text(file, "eval pairs")?;
     let l: Loaded<Text> = a.model.load(file)?;
     let (learned, raw) = pair_retrieval(&l)?;
     let value = serde_json::json!({"learned": learned, "tfidf": raw});

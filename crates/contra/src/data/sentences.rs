@@ -125,7 +125,7 @@ fn pick(header: &[String], columns: &TextColumns, path: &Path) -> Result<Picked>
 }
 
 /// Rows of a file as (line, column -> value).
-type Rows = Vec<(usize, BTreeMap<String, String>)>;
+pub type Rows = Vec<(usize, BTreeMap<String, String>)>;
 
 fn utf8(bytes: &[u8], path: &Path, line: usize) -> Result<String> {
     String::from_utf8(bytes.to_vec()).map_err(|e| {
@@ -226,14 +226,9 @@ fn read_lines(bytes: &[u8], path: &Path) -> Result<(Vec<String>, Rows)> {
     Ok((vec!["text".into()], rows))
 }
 
-/// Read a text data set. `classes` maps label values to class indices: empty for a training
-/// file (it is filled, classes in sorted order), the training file's for a test file (a label
-/// not seen in training is an error).
-pub fn read_text_file(
-    path: &Path,
-    columns: &TextColumns,
-    classes: &mut Vec<String>,
-) -> Result<TextDataset> {
+/// The rows of a `.jsonl`, `.csv`, `.tsv` or `.txt` file (a `.txt` line is column `text`):
+/// its columns, and each row's line and values by column.
+pub fn read_table(path: &Path) -> Result<(Vec<String>, Rows)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let ext = path
         .extension()
@@ -255,6 +250,18 @@ pub fn read_text_file(
     if rows.is_empty() {
         return Err(Error::format(path, "no items: the file is empty"));
     }
+    Ok((header, rows))
+}
+
+/// Read a text data set. `classes` maps label values to class indices: empty for a training
+/// file (it is filled, classes in sorted order), the training file's for a test file (a label
+/// not seen in training is an error).
+pub fn read_text_file(
+    path: &Path,
+    columns: &TextColumns,
+    classes: &mut Vec<String>,
+) -> Result<TextDataset> {
+    let (header, rows) = read_table(path)?;
     let picked = pick(&header, columns, path)?;
     let column = |name: &str| -> Result<Vec<String>> {
         rows.iter()

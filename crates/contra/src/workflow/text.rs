@@ -360,3 +360,145 @@ pub fn pair_retrieval(l: &super::Loaded<Text>) -> Result<(PairRetrieval, PairRet
     );
     Ok((learned, raw))
 }
+
+/// The value of `column` in each row, or an error naming the file and line.
+fn column_of(
+    rows: &crate::data::sentences::Rows,
+    names: &[&str],
+    path: &std::path::Path,
+) -> Result<Vec<String>> {
+    let Some((_, first)) = rows.first() else {
+        return Err(Error::format(path, "no items: the file is empty"));
+    };
+    let name = names
+        .iter()
+        .find(|n| first.contains_key(**n))
+        .ok_or_else(|| {
+            Error::format(
+                path,
+                format!("no column {} (one of them is needed)", names.join(" or ")),
+            )
+        })?;
+    rows.iter()
+        .map(|(line, row)| {
+            row.get(*name)
+                .cloned()
+                .ok_or_else(|| Error::format(path, format!("line {line}: no value for `{name}`")))
+        })
+        .collect()
+}
+
+/// Semantic similarity: Pearson and Spearman of the cosine of each pair against its gold
+/// score.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StsScores {
+    pub pairs: usize,
+    pub pearson: f64,
+    pub spearman: f64,
+}
+
+/// STS on a file of (`sentence1`, `sentence2`, `score`) rows (`.tsv`, `.csv` or `.jsonl`).
+pub fn sts(model: &TrainedText, path: &std::path::Path, device: &Device) -> Result<StsScores> {
+    use crate::data::sentences::read_table;
+    let (_, rows) = read_table(path)?;
+    let a = column_of(&rows, &["sentence1", "text1", "anchor"], path)?;
+    let b = column_of(&rows, &["sentence2", "text2", "positive"], path)?;
+    let gold: Vec<f64> = column_of(&rows, &["score", "label", "similarity"], path)?
+        .iter()
+        .zip(&rows)
+        .map(|(v, (line, _))| {
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| {
+                    Error::format(path, format!("line {line}: score `{v}` is not a number"))
+                })
+        })
+        .collect::<Result<_>>()?;
+    let ea = model.embed_texts(&strs(&a), device)?;
+    let eb = model.embed_texts(&strs(&b), device)?;
+    let cosine: Vec<f64> = (0..ea.rows)
+        .map(|i| {
+            let (x, y) = (ea.row(i), eb.row(i));
+            let dot: f32 = x.iter().zip(y).map(|(p, q)| p * q).sum();
+            let n = |v: &[f32]| v.iter().map(|p| p * p).sum::<f32>().sqrt().max(1e-12);
+            (dot / (n(x) * n(y))) as f64
+        })
+        .collect();
+    use crate::eval::ranking::{pearson, spearman};
+    Ok(StsScores {
+        pairs: gold.len(),
+        pearson: pearson(&cosine, &gold),
+        spearman: spearman(&cosine, &gold),
+    })
+}
+
+/// Retrieval on a data set in the BEIR layout: `corpus.jsonl` (`_id`, `title`, `text`),
+/// `queries.jsonl` (`_id`, `text`) and `qrels/<split>.tsv` (`query-id`, `corpus-id`,
+/// `score`). Documents are embedded as title and text joined by a space, as BEIR does for
+/// sentence encoders; each query ranks the whole corpus by cosine.
+pub fn beir(
+    model: &TrainedText,
+    dir: &std::path::Path,
+    split: &str,
+    device: &Device,
+) -> Result<crate::eval::ranking::RankingScores> {
+    use crate::data::sentences::read_table;
+    use std::collections::HashMap;
+    let (corpus_path, queries_path) = (dir.join("corpus.jsonl"), dir.join("queries.jsonl"));
+    let qrels_path = dir.join("qrels").join(format!("{split}.tsv"));
+    let (_, corpus) = read_table(&corpus_path)?;
+    let doc_ids = column_of(&corpus, &["_id"], &corpus_path)?;
+    let docs: Vec<String> = corpus
+        .iter()
+        .map(|(_, r)| {
+            let title = r.get("title").map_or("", String::as_str).trim();
+            let text = r.get("text").map_or("", String::as_str).trim();
+            format!("{title} {text}").trim().to_string()
+        })
+        .collect();
+    let (_, queries) = read_table(&queries_path)?;
+    let query_ids = column_of(&queries, &["_id"], &queries_path)?;
+    let query_texts = column_of(&queries, &["text"], &queries_path)?;
+    let (_, qrels) = read_table(&qrels_path)?;
+    let q = column_of(&qrels, &["query-id"], &qrels_path)?;
+    let d = column_of(&qrels, &["corpus-id"], &qrels_path)?;
+    let g = column_of(&qrels, &["score"], &qrels_path)?;
+    let mut judged: HashMap<String, HashMap<String, u32>> = HashMap::new();
+    for (i, (line, _)) in qrels.iter().enumerate() {
+        let grade: u32 = g[i].trim().parse().map_err(|_| {
+            Error::format(
+                &qrels_path,
+                format!("line {line}: score `{}` is not a whole number", g[i]),
+            )
+        })?;
+        judged
+            .entry(q[i].clone())
+            .or_default()
+            .insert(d[i].clone(), grade);
+    }
+    // Only the judged queries are asked, as BEIR does.
+    let asked: Vec<usize> = (0..query_ids.len())
+        .filter(|&i| judged.contains_key(&query_ids[i]))
+        .collect();
+    if asked.is_empty() {
+        return Err(Error::format(
+            &qrels_path,
+            "no query of queries.jsonl is judged here",
+        ));
+    }
+    let texts: Vec<&str> = asked.iter().map(|&i| query_texts[i].as_str()).collect();
+    let qe = model.embed_texts(&texts, device)?;
+    let de = model.embed_texts(&strs(&docs), device)?;
+    let hits = crate::search::top_k(&qe, &de, 100, |_, _| false, device);
+    let ranked: Vec<Vec<String>> = hits
+        .iter()
+        .map(|h| h.iter().map(|hit| doc_ids[hit.row].clone()).collect())
+        .collect();
+    let relevant: Vec<HashMap<String, u32>> = asked
+        .iter()
+        .map(|&i| judged[&query_ids[i]].clone())
+        .collect();
+    Ok(crate::eval::ranking::rank_scores(&ranked, &relevant))
+}
