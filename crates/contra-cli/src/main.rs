@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod commands;
-use commands::{embed, eval, info, pretrain, report, search};
+use commands::{embed, eval, export, info, pretrain, report, search};
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +36,8 @@ enum Command {
     /// folder has one) and 2-D maps of its test embeddings (PCA, t-SNE) into report.html and
     /// report.md with PNG and SVG pictures, in RUN/report.
     Report(report::Args),
+    /// Write a text model as a sentence-transformers folder (Hugging Face's BERT names).
+    Export(export::Args),
     /// Show the build's backends and devices, and which data sets are found.
     Info(info::Args),
 }
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Embed(a) => embed::run(a),
         Command::Search(a) => search::run(a),
         Command::Report(a) => report::run(a),
+        Command::Export(a) => export::run(a),
         Command::Info(a) => info::run(a),
     };
     match result {

@@ -1315,6 +1315,30 @@ fn a_text_model_embeds_and_searches_on_its_own() {
     ] {
         assert!((v[k].as_f64().unwrap() - 1.0).abs() < 1e-9, "{k}: {v}");
     }
+    // Exported in the sentence-transformers layout, the model reads back through the
+    // Hugging Face loader (burn's store, key remapping) and embeds as the model file does.
+    let folder = dir.join("exported");
+    ok(contra()
+        .args(["export", "-m"])
+        .arg(&model)
+        .arg("--out")
+        .arg(&folder));
+    let device = contra::device::parse("cpu").unwrap();
+    let st = contra::encoders::sentence::SentenceModelDir::open(&folder).unwrap();
+    let reread = st.encoder(&device).unwrap();
+    let file = contra::train::TrainedFile::read(&model).unwrap();
+    let trained = contra::workflow::text::read_text_model(&file, &device).unwrap();
+    let texts = ["a dog barks", "the stock market fell today"];
+    let a = trained.embed_texts(&texts, &device).unwrap();
+    let b = contra::encoders::sentence::encode_sentences(
+        &reread,
+        &st.tokenizer(None).unwrap(),
+        &texts,
+        8,
+        &device,
+    )
+    .unwrap();
+    assert_eq!(a.data, b.data);
     // An image query against a text index is refused by name.
     let o = contra()
         .args(["search", "--image", "x.png", "--index"])

@@ -2,6 +2,7 @@
 
 pub mod embed;
 pub mod eval;
+pub mod export;
 pub mod info;
 pub mod pretrain;
 pub mod report;

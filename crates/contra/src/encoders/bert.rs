@@ -579,7 +579,7 @@ pub fn load_weights(mut bert: Bert, path: &Path) -> Result<Bert> {
 }
 
 /// Hugging Face's name of one of this module's tensors (for messages about a file's names).
-fn hf_name(ours: &str) -> String {
+pub(crate) fn hf_name(ours: &str) -> String {
     let hf_param = |p: &str| match p {
         "gamma" => "weight".to_string(),
         "beta" => "bias".to_string(),

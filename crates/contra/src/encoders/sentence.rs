@@ -349,3 +349,73 @@ pub fn encode_sentences(
         dim,
     })
 }
+
+/// Write a text encoder as a sentence-transformers folder: `model.safetensors` under Hugging
+/// Face's BERT names (Linear weights back to `[out, in]`), `config.json`, `tokenizer.json`,
+/// `modules.json` (with a Normalize module where the encoder normalises),
+/// `1_Pooling/config.json` and `sentence_bert_config.json`. [`SentenceModelDir::open`] and
+/// sentence-transformers read it.
+pub fn write_folder(
+    encoder: &TextEncoder,
+    meta: &TextEncoderMeta,
+    tokenizer: &TextTokenizer,
+    dir: &Path,
+) -> Result<()> {
+    use crate::checkpoint::{HostTensor, module_tensors, write_atomic, write_safetensors};
+    use std::collections::{BTreeMap, HashMap};
+    std::fs::create_dir_all(dir.join("1_Pooling")).map_err(|e| Error::io(dir, e))?;
+    let linear = [
+        "query",
+        "key",
+        "value",
+        "attention_output",
+        "intermediate",
+        "output",
+    ];
+    let mut tensors = BTreeMap::new();
+    for (name, t) in module_tensors(&encoder.bert) {
+        let parts: Vec<&str> = name.split('.').collect();
+        let t = match parts.as_slice() {
+            ["layers", _, field, "weight"] if linear.contains(field) => {
+                let (i, o) = (t.shape[0], t.shape[1]);
+                let data = (0..o * i).map(|k| t.data[(k % i) * o + k / i]).collect();
+                HostTensor {
+                    shape: vec![o, i],
+                    data,
+                }
+            }
+            _ => t,
+        };
+        tensors.insert(super::bert::hf_name(&name), t);
+    }
+    write_safetensors(&dir.join("model.safetensors"), &tensors, HashMap::new())?;
+    let mut config = serde_json::to_value(&meta.config).expect("serialisable");
+    config["architectures"] = serde_json::json!(["BertModel"]);
+    config["model_type"] = "bert".into();
+    config["pad_token_id"] = 0.into();
+    let json = |v: &serde_json::Value| serde_json::to_string_pretty(v).expect("serialisable");
+    write_atomic(&dir.join("config.json"), json(&config).as_bytes())?;
+    write_atomic(&dir.join("tokenizer.json"), tokenizer.json().as_bytes())?;
+    let mut modules = vec![
+        serde_json::json!({"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}),
+        serde_json::json!({"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}),
+    ];
+    if meta.normalize {
+        modules.push(serde_json::json!({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}));
+        std::fs::create_dir_all(dir.join("2_Normalize")).map_err(|e| Error::io(dir, e))?;
+    }
+    write_atomic(&dir.join("modules.json"), json(&modules.into()).as_bytes())?;
+    let pooling = serde_json::json!({
+        "word_embedding_dimension": meta.config.hidden_size,
+        "pooling_mode_cls_token": meta.pooling == Pooling::Cls,
+        "pooling_mode_mean_tokens": meta.pooling == Pooling::Mean,
+        "pooling_mode_max_tokens": meta.pooling == Pooling::Max,
+        "pooling_mode_mean_sqrt_len_tokens": false,
+    });
+    write_atomic(
+        &dir.join("1_Pooling/config.json"),
+        json(&pooling).as_bytes(),
+    )?;
+    let st = serde_json::json!({"max_seq_length": meta.max_length, "do_lower_case": false});
+    write_atomic(&dir.join("sentence_bert_config.json"), json(&st).as_bytes())
+}
