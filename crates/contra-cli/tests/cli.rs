@@ -1423,3 +1423,56 @@ fn text_recipes_are_checked() {
         "{e}"
     );
 }
+
+/// SupCon and triplet train text encoders from labelled sentences (a projection head on the
+/// sentence embedding, each sentence's two views differing by dropout, P x K batches): SupCon's
+/// loss falls over the epochs, and both runs' model files read back as text models.
+#[test]
+fn labelled_sentences_train_with_supcon_and_triplet() {
+    let dir = tmp("supcon-text");
+    let data = dir.join("labelled.csv");
+    let mut s = String::from("text,label\n");
+    for i in 0..32 {
+        s.push_str(&format!("the dog {i} runs in the park,animal\n"));
+        s.push_str(&format!("the stock market {i} fell on monday,finance\n"));
+    }
+    std::fs::write(&data, s).unwrap();
+    let recipe = dir.join("supcon.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "seed = 2\n[data]\nsource = \"text\"\npath = {:?}\n[encoder]\nkind = \"bert\"\n\
+             path = {:?}\n[head]\nhidden_dim = 32\noutput_dim = 16\n[method]\nkind = \"supcon\"\n\
+             temperature = 0.1\n[optimizer]\nkind = \"adamw\"\nlr = 1e-3\n[train]\nepochs = 6\n\
+             batch_size = 16\nper_class = 8\n",
+            data.display().to_string(),
+            tiny_bert().display().to_string()
+        ),
+    )
+    .unwrap();
+    for (kind, run) in [("supcon", "run-supcon"), ("triplet", "run-triplet")] {
+        let out = dir.join(run);
+        ok(contra()
+            .args(["pretrain", "-q", "--no-eval", "-r"])
+            .arg(&recipe)
+            .args(["--set", &format!("method.kind={kind}")])
+            .arg("--out")
+            .arg(&out));
+        let file = contra::train::TrainedFile::read(&out.join("model.safetensors")).unwrap();
+        assert_eq!(file.recipe.method.name(), kind);
+        let device = contra::device::parse("cpu").unwrap();
+        let model = contra::workflow::text::read_text_model(&file, &device).unwrap();
+        assert_eq!(model.embed_texts(&["a dog"], &device).unwrap().dim, 32);
+        if kind == "supcon" {
+            let means: Vec<f64> = std::fs::read_to_string(out.join("metrics.jsonl"))
+                .unwrap()
+                .lines()
+                .filter_map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).ok()?["epoch_mean_loss"].as_f64()
+                })
+                .collect();
+            assert_eq!(means.len(), 6);
+            assert!(means[5] < means[0] * 0.9, "{means:?}");
+        }
+    }
+}

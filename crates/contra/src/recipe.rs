@@ -349,18 +349,18 @@ impl Recipe {
         self.schedule.validate()?;
         crate::device::parse(&self.train.device)?;
         let text = self.data.is_text();
-        if text || self.encoder.reads_text() || self.method.reads_text() {
+        if text || self.encoder.reads_text() || self.method.text_only() {
             if !(text && self.encoder.reads_text()) {
                 return Err(Error::config(
                     if text { "encoder.kind" } else { "data.source" },
                     "text (data.source = \"text\" or \"wordnet\") uses encoder.kind = \"bert\", and only text does",
                 ));
             }
-            if !self.method.reads_text() {
+            if !self.method.trains_text() {
                 return Err(Error::config(
                     "method.kind",
                     format!(
-                        "`{}` does not train on text; text trains with mnrl or simcse",
+                        "`{}` does not train on text; text trains with mnrl, simcse, supcon or triplet",
                         self.method.name()
                     ),
                 ));

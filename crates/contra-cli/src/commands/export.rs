@@ -19,7 +19,7 @@ pub fn run(a: Args) -> Result<()> {
     let device = contra::device::parse("cpu")?;
     let model = contra::workflow::text::read_text_model(&TrainedFile::read(&a.model)?, &device)?;
     contra::encoders::sentence::write_folder(
-        &model.model.encoder,
+        model.encoder(),
         &model.meta,
         &model.tokenizer,
         &a.out,

@@ -146,23 +146,39 @@ impl MethodSpec {
         self.config().queue_size()
     }
 
-    /// Whether the method trains text encoders.
-    pub fn reads_text(&self) -> bool {
+    /// Whether the method trains only text encoders (in-batch negatives, SimCSE).
+    pub fn text_only(&self) -> bool {
         matches!(self, MethodSpec::Mnrl(_) | MethodSpec::Simcse(_))
     }
 
-    /// The text method on `encoder`.
+    /// Whether the method can train a text encoder (also SupCon and triplet, from labels).
+    pub fn trains_text(&self) -> bool {
+        self.text_only() || matches!(self, MethodSpec::Supcon(_) | MethodSpec::Triplet(_))
+    }
+
+    /// The text method on `encoder` (the supervised ones with a projection head of `head`).
     pub fn text_model(
         &self,
         encoder: crate::encoders::bert::TextEncoder,
-    ) -> Result<mnrl::TextModel> {
+        head: &ProjectionHeadSpec,
+        device: &Device,
+    ) -> Result<TextMethod> {
+        let head = || head.init(encoder.output_dim(), device);
         match self {
-            MethodSpec::Mnrl(c) => Ok(c.init(encoder)),
-            MethodSpec::Simcse(c) => Ok(c.init(encoder)),
+            MethodSpec::Mnrl(c) => Ok(TextMethod::InBatch(c.init(encoder))),
+            MethodSpec::Simcse(c) => Ok(TextMethod::InBatch(c.init(encoder))),
+            MethodSpec::Supcon(c) => {
+                let head = head();
+                Ok(TextMethod::Supervised(c.init(encoder, head)))
+            }
+            MethodSpec::Triplet(c) => {
+                let head = head();
+                Ok(TextMethod::Supervised(c.init(encoder, head)))
+            }
             other => Err(Error::config(
                 "method.kind",
                 format!(
-                    "`{}` trains image and series encoders; text trains with mnrl or simcse",
+                    "`{}` trains image and series encoders; text trains with mnrl, simcse, supcon or triplet",
                     other.name()
                 ),
             )),
@@ -317,4 +333,57 @@ models! {
     Nnclr(Nnclr),
     Supervised(Supervised),
     Byol(byol::Byol),
+}
+
+/// Any method a text recipe can name: in-batch negatives (MNRL, SimCSE) or, from labels,
+/// SupCon and triplet.
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // one model per run
+pub enum TextMethod {
+    InBatch(mnrl::TextModel),
+    Supervised(Supervised<crate::encoders::bert::TextEncoder>),
+}
+
+impl TextMethod {
+    /// Whether its views are each sentence twice (SimCSE and the supervised methods) rather
+    /// than a pair's columns.
+    pub fn same_sentence(&self) -> bool {
+        match self {
+            TextMethod::InBatch(m) => m.same_sentence,
+            TextMethod::Supervised(_) => true,
+        }
+    }
+}
+
+impl Method for TextMethod {
+    type Backbone = crate::encoders::bert::TextEncoder;
+
+    fn loss(&self, batch: &Views<crate::encoders::bert::Tokens>) -> Tensor<1> {
+        match self {
+            TextMethod::InBatch(m) => m.loss(batch),
+            TextMethod::Supervised(m) => m.loss(batch),
+        }
+    }
+
+    fn gradients(&self, batch: &Views<crate::encoders::bert::Tokens>) -> (f32, GradientsParams) {
+        match self {
+            // GradCache's own path; the result holds this model's parameter ids (shared).
+            TextMethod::InBatch(m) => m.gradients(batch),
+            TextMethod::Supervised(_) => plain_gradients(self, batch),
+        }
+    }
+
+    fn encoder(&self) -> &crate::encoders::bert::TextEncoder {
+        match self {
+            TextMethod::InBatch(m) => m.encoder(),
+            TextMethod::Supervised(m) => m.encoder(),
+        }
+    }
+
+    fn into_encoder(self) -> crate::encoders::bert::TextEncoder {
+        match self {
+            TextMethod::InBatch(m) => m.into_encoder(),
+            TextMethod::Supervised(m) => m.into_encoder(),
+        }
+    }
 }

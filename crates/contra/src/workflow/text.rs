@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::eval::finetune::{Inputs, TextInputs};
 use crate::eval::tfidf::Tfidf;
 use crate::features::Features;
-use crate::methods::mnrl::TextModel;
+use crate::methods::{Method, TextMethod};
 use crate::recipe::Recipe;
 use crate::seeding::try_seeded;
 use crate::train::{LoopSpec, Monitors, TrainOptions, TrainReport, TrainedFile, run_loop};
@@ -29,16 +29,21 @@ const EMBED_BATCH: usize = 64;
 
 /// A trained text model with its tokenizer.
 pub struct TrainedText {
-    pub model: TextModel,
+    pub model: TextMethod,
     pub tokenizer: Arc<TextTokenizer>,
     pub meta: TextEncoderMeta,
 }
 
 impl TrainedText {
+    /// The sentence encoder.
+    pub fn encoder(&self) -> &TextEncoder {
+        self.model.encoder()
+    }
+
     /// Sentence embeddings of `texts` (inference).
     pub fn embed_texts(&self, texts: &[&str], device: &Device) -> Result<Features> {
         encode_sentences(
-            &self.model.encoder,
+            self.model.encoder(),
             &self.tokenizer,
             texts,
             EMBED_BATCH,
@@ -111,7 +116,7 @@ impl Modality for Text {
         read_text_model(file, device)
     }
     fn into_encoder(model: TrainedText) -> TextEncoder {
-        model.model.encoder
+        model.model.into_encoder()
     }
     fn random_encoder(
         _: &Recipe,
@@ -128,7 +133,7 @@ impl Modality for Text {
         prep: &TextPrep,
         device: &Device,
     ) -> Features {
-        Self::embed_with(&model.model.encoder, data, prep, device)
+        Self::embed_with(model.model.encoder(), data, prep, device)
     }
     fn embed_with(
         encoder: &TextEncoder,
@@ -185,18 +190,27 @@ pub fn pretrain_text(
     let ad = device.autodiff();
     let prepared = spec.prepare()?;
     let encoder = try_seeded(&ad, recipe.seed, || prepared.encoder(&ad))?;
-    let model = recipe.method.text_model(encoder)?;
-    if !model.same_sentence && train.positives.is_none() {
+    let model = recipe.method.text_model(encoder, &recipe.head, &ad)?;
+    if !model.same_sentence() && train.positives.is_none() {
         return Err(Error::config(
             "method.kind",
             "`mnrl` learns from pairs, and the data have no positive column (simcse learns from single sentences)",
+        ));
+    }
+    if recipe.method.needs_labels() && train.labels.is_none() {
+        return Err(Error::config(
+            "method.kind",
+            format!(
+                "`{}` learns from labels, and the training data have no label column",
+                recipe.method.name()
+            ),
         ));
     }
     let tokenizer = Arc::new(prepared.tokenizer);
     let source = Arc::new(TextViews {
         data: train.clone(),
         tokenizer: tokenizer.clone(),
-        same_sentence: model.same_sentence,
+        same_sentence: model.same_sentence(),
     });
     let meta = prepared.meta;
     let spec = LoopSpec {
@@ -214,7 +228,12 @@ pub fn pretrain_text(
 /// The text model in a model file (or checkpoint), with the tokenizer it keeps.
 pub fn read_text_model(file: &TrainedFile, device: &Device) -> Result<TrainedText> {
     let (meta, tokenizer) = TextEncoderMeta::from_meta(&file.meta, &file.path)?;
-    let model = file.load(file.recipe.method.text_model(meta.init(device))?)?;
+    let recipe = &file.recipe;
+    let model = file.load(
+        recipe
+            .method
+            .text_model(meta.init(device), &recipe.head, device)?,
+    )?;
     Ok(TrainedText {
         model,
         tokenizer: Arc::new(tokenizer),
