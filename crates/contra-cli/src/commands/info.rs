@@ -28,6 +28,18 @@ pub fn run(a: Args) -> Result<()> {
             .find(|p| p.is_dir());
         data.push((name.into(), found.map(|p| p.display().to_string())));
     }
+    let wordnet = ["/usr/share/wordnet".into()]
+        .into_iter()
+        .chain(locate::data_root().map(|r| r.join("wordnet")))
+        .find(|d: &std::path::PathBuf| d.join("data.noun").is_file());
+    data.push(("wordnet".into(), wordnet.map(|p| p.display().to_string())));
+    let minilm = locate::data_root()
+        .map(|r| r.join("models/all-MiniLM-L6-v2"))
+        .filter(|d| d.join("model.safetensors").is_file());
+    data.push((
+        "all-MiniLM-L6-v2".into(),
+        minilm.map(|p| p.display().to_string()),
+    ));
     let info = Info {
         version: env!("CARGO_PKG_VERSION"),
         backends: contra::device::features()
@@ -49,6 +61,10 @@ pub fn run(a: Args) -> Result<()> {
             s += &match (name.as_str(), found) {
                 ("digits", _) => "  digits: bundled (1,797 images, 8x8)\n".to_string(),
                 (_, Some(p)) => format!("  {name}: {p}\n"),
+                ("wordnet", None) => "  wordnet: not found (apt-get install wordnet-base)\n".into(),
+                ("all-MiniLM-L6-v2", None) => {
+                    "  all-MiniLM-L6-v2: not found (searched $CONTRA_DATA/models; .ci/run fetches it)\n".into()
+                }
                 (_, None) => format!(
                     "  {name}: not found (searched $CONTRA_DATA/{name}{})\n",
                     if name == "fashion-mnist" {
