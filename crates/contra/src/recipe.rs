@@ -823,8 +823,17 @@ mod tests {
     fn every_bundled_recipe_parses_and_validates() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes");
         let mut seen = 0;
+        // The recipes and those of the sub-folders (text/).
+        let mut files: Vec<std::path::PathBuf> = Vec::new();
         for entry in std::fs::read_dir(&dir).unwrap() {
             let p = entry.unwrap().path();
+            if p.is_dir() {
+                files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            } else {
+                files.push(p);
+            }
+        }
+        for p in files {
             if p.extension().is_some_and(|x| x == "toml") {
                 let r = Recipe::from_file(&p).unwrap_or_else(|e| panic!("{e}"));
                 if r.data.is_series() && !matches!(r.method, MethodSpec::Ts2vec(_)) {
@@ -833,6 +842,6 @@ mod tests {
                 seen += 1;
             }
         }
-        assert!(seen >= 12, "{seen} recipes");
+        assert!(seen >= 15, "{seen} recipes");
     }
 }
