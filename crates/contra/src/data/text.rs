@@ -43,12 +43,6 @@ impl TextTokenizer {
     /// Read `tokenizer.json`; sequences are truncated at `max_length` tokens (special tokens
     /// included) and padded to the longest of their batch.
     pub fn from_file(path: &Path, max_length: usize) -> Result<Self> {
-        if max_length < 2 {
-            return Err(Error::config(
-                "max_length",
-                "must be at least 2 (the special tokens)",
-            ));
-        }
         if !path.is_file() {
             return Err(Error::NotFound {
                 what: "a tokenizer.json".into(),
@@ -59,10 +53,9 @@ impl TextTokenizer {
         Self::from_json(&json, max_length, path)
     }
 
-    /// A `tokenizer.json` held in memory (a model file keeps one); `origin` names it in
+    /// A `tokenizer.json` held in memory (a model file keeps one); `path` names it in
     /// errors.
-    pub fn from_json(json: &str, max_length: usize, origin: &Path) -> Result<Self> {
-        let path = origin;
+    pub fn from_json(json: &str, max_length: usize, path: &Path) -> Result<Self> {
         if max_length < 2 {
             return Err(Error::config(
                 "max_length",
