@@ -253,6 +253,17 @@ pub fn read_table(path: &Path) -> Result<(Vec<String>, Rows)> {
     Ok((header, rows))
 }
 
+/// The values of column `name` in every row; a row without one is an error naming its line.
+pub fn column(rows: &Rows, name: &str, path: &Path) -> Result<Vec<String>> {
+    rows.iter()
+        .map(|(line, row)| {
+            row.get(name)
+                .cloned()
+                .ok_or_else(|| Error::format(path, format!("line {line}: no value for `{name}`")))
+        })
+        .collect()
+}
+
 /// Read a text data set. `classes` maps label values to class indices: empty for a training
 /// file (it is filled, classes in sorted order), the training file's for a test file (a label
 /// not seen in training is an error).
@@ -263,15 +274,7 @@ pub fn read_text_file(
 ) -> Result<TextDataset> {
     let (header, rows) = read_table(path)?;
     let picked = pick(&header, columns, path)?;
-    let column = |name: &str| -> Result<Vec<String>> {
-        rows.iter()
-            .map(|(line, row)| {
-                row.get(name).cloned().ok_or_else(|| {
-                    Error::format(path, format!("line {line}: no value for `{name}`"))
-                })
-            })
-            .collect()
-    };
+    let column = |name: &str| column(&rows, name, path);
     let labels = match &picked.label {
         None => None,
         Some(name) => {

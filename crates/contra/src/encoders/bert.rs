@@ -546,7 +546,7 @@ pub fn load_weights(mut bert: Bert, path: &Path) -> Result<Bert> {
         .load_from(&mut store)
         .map_err(|e| Error::format(path, format!("cannot read BERT weights: {e}")))?;
     let mut problems: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
-    let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();
+    let missing: Vec<&String> = result.missing.iter().map(|(p, _)| p).collect();
     if !missing.is_empty() {
         problems.push(format!(
             "missing {} tensors the model needs: {}",
@@ -554,14 +554,12 @@ pub fn load_weights(mut bert: Bert, path: &Path) -> Result<Bert> {
             list(&missing)
         ));
     }
-    let unexpected: Vec<&str> = result
+    let unexpected: Vec<String> = result
         .unused
         .iter()
-        .map(String::as_str)
         .filter(|k| !unused_ok(k))
+        .map(|k| hf_name(k))
         .collect();
-    let unexpected: Vec<String> = unexpected.into_iter().map(hf_name).collect();
-    let unexpected: Vec<&str> = unexpected.iter().map(String::as_str).collect();
     if !unexpected.is_empty() {
         problems.push(format!(
             "{} tensors a BERT of this config.json does not have: {}",
@@ -605,8 +603,8 @@ pub(crate) fn hf_name(ours: &str) -> String {
 }
 
 /// The first few names of a list, and how many more.
-fn list(names: &[&str]) -> String {
-    let shown: Vec<&str> = names.iter().take(4).copied().collect();
+fn list(names: &[impl AsRef<str>]) -> String {
+    let shown: Vec<&str> = names.iter().take(4).map(AsRef::as_ref).collect();
     match names.len() {
         n if n > shown.len() => format!("{}, ... ({} more)", shown.join(", "), n - shown.len()),
         _ => shown.join(", "),

@@ -51,8 +51,6 @@ pub trait Modality: 'static {
 
     /// The training and test splits the recipe names.
     fn load(recipe: &Recipe) -> Result<Splits<Self::Dataset>>;
-    /// Input channels of the data.
-    fn channels(data: &Self::Dataset) -> usize;
     /// The preprocessing of evaluation inputs (text takes its tokenizer from the model).
     fn prep(
         recipe: &Recipe,
@@ -155,9 +153,6 @@ impl Modality for Images {
     }
     fn load(recipe: &Recipe) -> Result<Splits<ImageDataset>> {
         crate::data::locate::load_splits(&recipe.data)
-    }
-    fn channels(data: &ImageDataset) -> usize {
-        data.channels
     }
     fn prep(recipe: &Recipe, splits: &Splits<ImageDataset>, _: &Model) -> Result<ImagePrep> {
         let pipeline = recipe.pipeline(&splits.train)?;
@@ -268,9 +263,6 @@ impl Modality for Series {
     }
     fn load(recipe: &Recipe) -> Result<Splits<SeriesDataset>> {
         crate::data::locate::load_series(&recipe.data)
-    }
-    fn channels(data: &SeriesDataset) -> usize {
-        data.channels
     }
     fn prep(_: &Recipe, splits: &Splits<SeriesDataset>, _: &SeriesModel) -> Result<SeriesPrep> {
         Ok(SeriesPrep {

@@ -95,9 +95,6 @@ impl Modality for Text {
     fn load(recipe: &Recipe) -> Result<Splits<TextDataset>> {
         crate::data::locate::load_text(&recipe.data)
     }
-    fn channels(_: &TextDataset) -> usize {
-        1
-    }
     fn prep(_: &Recipe, splits: &Splits<TextDataset>, model: &TrainedText) -> Result<TextPrep> {
         Ok(TextPrep {
             tokenizer: model.tokenizer.clone(),
@@ -398,13 +395,7 @@ fn column_of(
                 format!("no column {} (one of them is needed)", names.join(" or ")),
             )
         })?;
-    rows.iter()
-        .map(|(line, row)| {
-            row.get(*name)
-                .cloned()
-                .ok_or_else(|| Error::format(path, format!("line {line}: no value for `{name}`")))
-        })
-        .collect()
+    crate::data::sentences::column(rows, name, path)
 }
 
 /// Semantic similarity: Pearson and Spearman of the cosine of each pair against its gold
