@@ -92,18 +92,31 @@ def info_nce(q, k, bank, temperature):
     return F.cross_entropy(logits / temperature, target)
 
 
+def open_clip_losses():
+    """OpenCLIP's ClipLoss and SigLipLoss (open-clip-torch 3.3.0), from its loss module alone: the
+    package's own import pulls in torchvision and timm, which the losses do not need."""
+    import importlib.util
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None:
+        raise SystemExit("pip install --no-deps open-clip-torch==3.3.0 (the CLIP and SigLIP fixtures use its losses)")
+    path = pathlib.Path(spec.submodule_search_locations[0]) / "loss.py"
+    module_spec = importlib.util.spec_from_file_location("open_clip_loss", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.ClipLoss(), module.SigLipLoss()
+
+
+OPEN_CLIP_LOSS, OPEN_SIGLIP_LOSS = open_clip_losses()
+
+
 def clip_loss(img, txt, logit_scale):
-    scale = logit_scale.clamp(max=math.log(100)).exp()
-    logits = scale * F.normalize(img, dim=1) @ F.normalize(txt, dim=1).T
-    target = torch.arange(img.shape[0])
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+    # OpenCLIP normalises in the towers and passes exp(logit_scale) unclamped (the clamp to
+    # ln 100 follows each optimizer step).
+    return OPEN_CLIP_LOSS(F.normalize(img, dim=1), F.normalize(txt, dim=1), logit_scale.exp())
 
 
 def siglip_loss(img, txt, logit_scale, bias):
-    logits = logit_scale.exp() * F.normalize(img, dim=1) @ F.normalize(txt, dim=1).T + bias
-    n = img.shape[0]
-    signs = 2 * torch.eye(n, dtype=logits.dtype) - 1
-    return -F.logsigmoid(signs * logits).sum() / n
+    return OPEN_SIGLIP_LOSS(F.normalize(img, dim=1), F.normalize(txt, dim=1), logit_scale.exp(), bias)
 
 
 def dcl_one_way(a, b, temperature, weight_sigma):
@@ -208,7 +221,7 @@ def more_loss_cases():
         loss.backward()
         out["info_nce"].append({"name": name, "n": n, "d": d, "m": m, "temperature": t, "q": flat(q), "k": flat(k),
                                 "bank": flat(bank) if m else [], "loss": loss.item(), "grad_q": flat(q.grad), "grad_k": flat(k.grad)})
-    for name, n, d, scale in [("init", 6, 5, 1 / 0.07), ("clamped", 4, 3, 150.0)]:
+    for name, n, d, scale in [("init", 6, 5, 1 / 0.07), ("above_clamp", 4, 3, 150.0), ("below_clamp", 5, 4, 90.0)]:
         img, txt = leaf(torch.randn(n, d, generator=g)), leaf(torch.randn(n, d, generator=g))
         ls = torch.tensor([math.log(scale)], dtype=torch.float64, requires_grad=True)
         loss = clip_loss(img, txt, ls)

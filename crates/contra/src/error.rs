@@ -44,6 +44,19 @@ impl Error {
             message: message.into(),
         }
     }
+    /// The same error with a config key's prefix `from` replaced by `to` (a table checked
+    /// under another name: CLIP's `[text]` is a `bert` encoder's table).
+    pub fn rekey(self, from: &str, to: &str) -> Self {
+        match self {
+            Error::Config { key, message } => Error::Config {
+                key: key
+                    .strip_prefix(from)
+                    .map_or(key.clone(), |rest| format!("{to}{rest}")),
+                message,
+            },
+            other => other,
+        }
+    }
     pub fn other(message: impl Into<String>) -> Self {
         Error::Other(message.into())
     }

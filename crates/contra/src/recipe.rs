@@ -49,6 +49,9 @@ pub struct Recipe {
     pub encoder: EncoderSpec,
     #[serde(default)]
     pub head: ProjectionHeadSpec,
+    /// CLIP's text tower (`method.kind = "clip"`): a BERT-family sentence encoder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<crate::encoders::sentence::BertSpec>,
     #[serde(default, deserialize_with = "method_or_simclr")]
     pub method: MethodSpec,
     #[serde(deserialize_with = "optimizer_or_sgd")]
@@ -372,6 +375,7 @@ impl Recipe {
                 ));
             }
         }
+        self.validate_image_text()?;
         let series = self.data.is_series();
         let ts2vec = matches!(self.method, MethodSpec::Ts2vec(_));
         if text {
@@ -458,8 +462,10 @@ impl Recipe {
         }
         // A pretrained text encoder may be kept as it is (0 epochs): its model file then
         // evaluates the encoder as shipped.
+        // CLIP's towers likewise (the untrained model is the random-towers baseline).
         let as_shipped =
-            matches!(&self.encoder, crate::encoders::EncoderSpec::Bert(b) if b.pretrained);
+            matches!(&self.encoder, crate::encoders::EncoderSpec::Bert(b) if b.pretrained)
+                || matches!(self.method, MethodSpec::Clip(_));
         if t.epochs == 0 && !as_shipped {
             return Err(Error::config(
                 "train.epochs",
@@ -479,6 +485,59 @@ impl Recipe {
             return Err(Error::config(
                 "eval.probe_l2",
                 "expected a list of one or more non-negative numbers",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Images with captions train CLIP, and only CLIP has a text tower.
+    fn validate_image_text(&self) -> Result<()> {
+        let clip = match &self.method {
+            MethodSpec::Clip(c) => Some(c),
+            _ => None,
+        };
+        if self.data.is_image_text() != clip.is_some() {
+            return Err(match clip {
+                Some(_) => Error::config(
+                    "data.source",
+                    "`clip` trains on images with captions: data.source = \"captions\", \"emoji\" or \"class-captions\"",
+                ),
+                None => Error::config(
+                    "method.kind",
+                    format!(
+                        "`{}` holds images with captions: they train with method.kind = \"clip\"",
+                        self.data.source()
+                    ),
+                ),
+            });
+        }
+        let Some(clip) = clip else {
+            if self.text.is_some() {
+                return Err(Error::config(
+                    "text",
+                    "the [text] tower is CLIP's: it needs method.kind = \"clip\"",
+                ));
+            }
+            return Ok(());
+        };
+        let Some(text) = &self.text else {
+            return Err(Error::config(
+                "text",
+                "`clip` needs a [text] table for its text tower (path = \"all-MiniLM-L6-v2\")",
+            ));
+        };
+        text.validate()
+            .map_err(|e| e.rekey("encoder.", "text."))?;
+        if clip.freeze_text && !text.pretrained {
+            return Err(Error::config(
+                "method.freeze_text",
+                "a frozen text tower must be pretrained (text.pretrained = true)",
+            ));
+        }
+        if self.encoder.reads_text() || self.encoder.reads_series() {
+            return Err(Error::config(
+                "encoder.kind",
+                "CLIP's image tower is an image encoder (small_cnn, resnet18, ...)",
             ));
         }
         Ok(())

@@ -340,6 +340,16 @@ fn clip_and_siglip_match_pytorch_including_their_learnable_scales() {
     assert!(
         (contra::tensor_util::to_vec(ClipLoss::new(&dev).scale())[0] - 1.0 / 0.07).abs() < 1e-3
     );
+    // Above 100 the scale still has its gradient (OpenCLIP clamps after the step, not in the
+    // forward): the fixture's `above_clamp` case is at 150.
+    assert!(
+        f["clip"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["scale"].as_f64().unwrap() > 100.0
+                && c["grad_logit_scale"].as_f64().unwrap().abs() > 1.0)
+    );
     for case in f["siglip"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let (n, d) = (usize_of(&case["n"]), usize_of(&case["d"]));
@@ -387,6 +397,37 @@ fn clip_and_siglip_match_pytorch_including_their_learnable_scales() {
             1e-5,
         );
     }
+}
+
+/// After an optimizer step the scale is clamped to `[1, 100]` (its logarithm to `[0, ln 100]`)
+/// as OpenCLIP clamps it, and neither CLIP's scale nor SigLIP's scale and bias takes weight
+/// decay, whatever the optimizer's decay.
+#[test]
+fn logit_scales_clamp_after_the_step_and_never_decay() {
+    use contra::losses::{ClipLoss, SigLipLoss};
+    let dev = device();
+    let scale_of = |l: &ClipLoss| to_vec(l.scale())[0];
+    assert!((scale_of(&ClipLoss::with_scale(150.0, &dev).clamp()) - 100.0).abs() < 1e-3);
+    assert!((scale_of(&ClipLoss::with_scale(0.5, &dev).clamp()) - 1.0).abs() < 1e-6);
+    assert!((scale_of(&ClipLoss::with_scale(42.0, &dev).clamp()) - 42.0).abs() < 1e-3);
+
+    // One SGD step with weight decay 0.5 and lr 0.1: each parameter moves by -lr * grad alone.
+    let (img, txt) = (
+        Tensor::<2>::random([5, 4], burn::tensor::Distribution::Default, &dev),
+        Tensor::<2>::random([5, 4], burn::tensor::Distribution::Default, &dev),
+    );
+    let siglip = SigLipLoss::with(20.0, -5.0, &dev);
+    let before = (to_vec(siglip.logit_scale.val())[0], to_vec(siglip.logit_bias.val())[0]);
+    let grads = siglip.forward(img, txt).backward();
+    let g = (
+        to_vec(siglip.logit_scale.val().grad(&grads).unwrap())[0],
+        to_vec(siglip.logit_bias.val().grad(&grads).unwrap())[0],
+    );
+    let grads = GradientsParams::from_grads(grads, &siglip);
+    let mut opt = Optimizer::new(OptimizerSpec::sgd(0.1, 0.0, 0.5)).unwrap();
+    let after = opt.step(0.1, siglip, grads);
+    assert!((to_vec(after.logit_scale.val())[0] - (before.0 - 0.1 * g.0)).abs() < 1e-6);
+    assert!((to_vec(after.logit_bias.val())[0] - (before.1 - 0.1 * g.1)).abs() < 1e-6);
 }
 
 #[test]

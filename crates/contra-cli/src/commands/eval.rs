@@ -39,6 +39,10 @@ pub enum Command {
     /// Text retrieval on a data set in the BEIR layout (corpus.jsonl, queries.jsonl,
     /// qrels/SPLIT.tsv): nDCG@10, MRR@10, R@1, R@10, R@100 and MAP@100.
     Beir(Beir),
+    /// Image-text (CLIP) models: zero-shot classification of the test images by class names
+    /// in the data's prompt templates (every labelling the data have), and image-to-text and
+    /// text-to-image R@1/5/10 among the test images and their captions.
+    Zeroshot(Pairs),
 }
 
 #[derive(clap::Args)]
@@ -157,7 +161,7 @@ impl Command {
             Command::Fewshot(a) => &a.model,
             Command::Anomaly(a) => &a.model,
             Command::Retrieval(a) => &a.model,
-            Command::Pairs(a) => &a.model,
+            Command::Pairs(a) | Command::Zeroshot(a) => &a.model,
             Command::Sts(a) => &a.model,
             Command::Beir(a) => &a.model,
         }
@@ -173,6 +177,7 @@ impl Command {
             Command::Pairs(_) => "eval pairs",
             Command::Sts(_) => "eval sts",
             Command::Beir(_) => "eval beir",
+            Command::Zeroshot(_) => "eval zeroshot",
         }
     }
 }
@@ -184,6 +189,7 @@ pub fn run(c: Command) -> Result<()> {
         Command::Pairs(a) => pairs(a, &file)?,
         Command::Sts(a) => sts(a, &file)?,
         Command::Beir(a) => beir(a, &file)?,
+        Command::Zeroshot(a) => zeroshot(a, &file)?,
         _ => dispatch(&recipe, Eval { c: &c, file: &file })?,
     };
     record_evaluation(&c.model().model, c.name(), result)?;
@@ -212,8 +218,8 @@ impl ForModality for Eval<'_> {
                 print(a.json, &r, || r.to_text(M::raw_name()));
                 serde_json::to_value(&r)
             }
-            Command::Pairs(_) | Command::Sts(_) | Command::Beir(_) => {
-                return Err(Error::other("text evaluations run in `run`"));
+            Command::Pairs(_) | Command::Sts(_) | Command::Beir(_) | Command::Zeroshot(_) => {
+                return Err(Error::other("text and image-text evaluations run in `run`"));
             }
         };
         Ok(value.expect("results serialise"))
@@ -279,6 +285,23 @@ fn beir(a: &Beir, file: &TrainedFile) -> Result<serde_json::Value> {
             r.map_at_100
         )
     });
+    Ok(serde_json::to_value(&r).expect("results serialise"))
+}
+
+fn zeroshot(a: &Pairs, file: &TrainedFile) -> Result<serde_json::Value> {
+    use contra::workflow::clip::{ClipEvaluation, ImageText};
+    if !file.recipe.data.is_image_text() {
+        return Err(Error::config(
+            "eval zeroshot",
+            format!(
+                "evaluates image-text (CLIP) models; this model's data source is `{}`",
+                file.recipe.data.source()
+            ),
+        ));
+    }
+    let l: Loaded<ImageText> = a.model.load(file)?;
+    let r = ClipEvaluation::of(&l)?;
+    print(a.json, &r, || r.to_text());
     Ok(serde_json::to_value(&r).expect("results serialise"))
 }
 

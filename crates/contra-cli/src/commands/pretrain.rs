@@ -143,6 +143,10 @@ impl ForModality for Pretrain<'_> {
                 M::items(recipe)
             );
         }
+        let own = M::own_evaluation(&trained)?;
+        if !own.is_empty() {
+            println!("{own}");
+        }
         Ok(())
     }
 }

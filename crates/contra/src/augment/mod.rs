@@ -1,6 +1,7 @@
 //! Image augmentations: each a small type with its parameters and probability, composed into a
 //! [`Pipeline`] from a recipe, and a [`loader`] that runs the pipeline in worker threads.
 
+pub mod captions;
 pub mod loader;
 pub mod series;
 pub mod text;

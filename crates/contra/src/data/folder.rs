@@ -117,16 +117,24 @@ fn decode_jpeg(path: &Path, bytes: &[u8]) -> Result<Image> {
     Ok(interleaved_to_image(&pixels, src_channels, h, w))
 }
 
-/// HWC bytes with 1-4 channels (alpha dropped) to a CHW image of 1 or 3 channels.
+/// HWC bytes with 1-4 channels to a CHW image of 1 or 3 channels; an alpha channel (PNG's
+/// grey-alpha and RGBA, palette transparency expanded) is composited onto white, so that a
+/// transparent background is white whatever colour its hidden pixels hold.
 fn interleaved_to_image(buf: &[u8], src_channels: usize, h: usize, w: usize) -> Image {
     let colour = src_channels >= 3;
     let c = if colour { 3 } else { 1 };
+    let alpha = src_channels == 2 || src_channels == 4;
     let mut img = Image::zeros(c, h, w);
     for y in 0..h {
         for x in 0..w {
             let px = &buf[(y * w + x) * src_channels..];
+            let a = if alpha {
+                px[src_channels - 1] as f32 / 255.0
+            } else {
+                1.0
+            };
             for (ch, &v) in px[..c].iter().enumerate() {
-                img.data[(ch * h + y) * w + x] = v as f32 / 255.0;
+                img.data[(ch * h + y) * w + x] = v as f32 / 255.0 * a + (1.0 - a);
             }
         }
     }

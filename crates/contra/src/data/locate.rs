@@ -32,6 +32,12 @@ pub enum DataSpec {
     Text(super::sentences::TextSpec),
     /// WordNet's noun synsets: (gloss, names) pairs labelled by lexicographer file.
     Wordnet(super::wordnet::WordnetSpec),
+    /// Images with captions from a captions file.
+    Captions(super::captions::CaptionsSpec),
+    /// The emoji of `emoji-datasource-twitter`, captioned by their names.
+    Emoji(super::captions::EmojiSpec),
+    /// A labelled image set captioned from prompt templates.
+    ClassCaptions(super::captions::ClassCaptionsSpec),
 }
 
 impl Default for DataSpec {
@@ -148,12 +154,23 @@ impl DataSpec {
             DataSpec::Csv(_) => "csv",
             DataSpec::Text(_) => "text",
             DataSpec::Wordnet(_) => "wordnet",
+            DataSpec::Captions(_) => "captions",
+            DataSpec::Emoji(_) => "emoji",
+            DataSpec::ClassCaptions(_) => "class-captions",
         }
     }
 
     /// Whether the source holds text.
     pub fn is_text(&self) -> bool {
         matches!(self, DataSpec::Text(_) | DataSpec::Wordnet(_))
+    }
+
+    /// Whether the source holds images with captions.
+    pub fn is_image_text(&self) -> bool {
+        matches!(
+            self,
+            DataSpec::Captions(_) | DataSpec::Emoji(_) | DataSpec::ClassCaptions(_)
+        )
     }
 
     /// Whether the source holds time series rather than images.
@@ -177,7 +194,13 @@ impl DataSpec {
                 test_limit: s.test_limit,
                 train_classes: s.train_classes.as_deref(),
             }),
-            DataSpec::Ucr(_) | DataSpec::Csv(_) | DataSpec::Text(_) | DataSpec::Wordnet(_) => None,
+            DataSpec::Ucr(_)
+            | DataSpec::Csv(_)
+            | DataSpec::Text(_)
+            | DataSpec::Wordnet(_)
+            | DataSpec::Captions(_)
+            | DataSpec::Emoji(_)
+            | DataSpec::ClassCaptions(_) => None,
         }
     }
 
@@ -207,6 +230,9 @@ impl DataSpec {
             DataSpec::Csv(s) => Some(&s.path),
             DataSpec::Text(s) => Some(&s.path),
             DataSpec::Wordnet(s) => s.path.as_deref(),
+            DataSpec::Captions(s) => Some(&s.path),
+            DataSpec::Emoji(s) => s.path.as_deref(),
+            DataSpec::ClassCaptions(s) => s.images.path(),
         }
     }
 
@@ -227,6 +253,9 @@ impl DataSpec {
             DataSpec::Csv(s) => s.path = path,
             DataSpec::Text(s) => s.path = path,
             DataSpec::Wordnet(s) => s.path = Some(path),
+            DataSpec::Captions(s) => s.path = path,
+            DataSpec::Emoji(s) => s.path = Some(path),
+            DataSpec::ClassCaptions(s) => s.images.set_path(path)?,
         }
         Ok(())
     }
@@ -241,7 +270,8 @@ impl DataSpec {
             DataSpec::Folder(s) => s.train_limit = Some(n),
             DataSpec::Text(s) => s.train_limit = Some(n),
             DataSpec::Wordnet(s) => s.train_limit = n,
-            DataSpec::Ucr(_) | DataSpec::Csv(_) => {
+            DataSpec::ClassCaptions(s) => s.images.set_train_limit(n)?,
+            DataSpec::Ucr(_) | DataSpec::Csv(_) | DataSpec::Captions(_) | DataSpec::Emoji(_) => {
                 return Err(Error::config(
                     "data.train_limit",
                     format!(
@@ -289,6 +319,9 @@ impl DataSpec {
                 Error::config("data.train_fraction", "must be between 0 and 1"),
             ),
             DataSpec::Text(s) => s.validate(),
+            DataSpec::Captions(s) => s.validate(),
+            DataSpec::Emoji(s) => s.validate(),
+            DataSpec::ClassCaptions(s) => s.validate(),
             _ => Ok(()),
         }
     }
@@ -449,6 +482,15 @@ pub fn load_splits(spec: &DataSpec) -> Result<Splits> {
                 format!("`{}` holds text; this command reads images", spec.source()),
             ));
         }
+        DataSpec::Captions(_) | DataSpec::Emoji(_) | DataSpec::ClassCaptions(_) => {
+            return Err(Error::config(
+                "data.source",
+                format!(
+                    "`{}` holds images with captions: it trains with method.kind = \"clip\"",
+                    spec.source()
+                ),
+            ));
+        }
     };
     let subset = spec.subset().expect("image sources have subset settings");
     Ok(Splits::new(
@@ -495,6 +537,23 @@ pub fn load_text(spec: &DataSpec) -> Result<Splits<super::sentences::TextDataset
             "data.source",
             format!(
                 "`{}` does not hold text; text comes from `text` or `wordnet`",
+                other.source()
+            ),
+        )),
+    }
+}
+
+/// Load the image-caption splits a spec names.
+pub fn load_image_text(spec: &DataSpec) -> Result<Splits<super::captions::ImageTextDataset>> {
+    spec.validate()?;
+    match spec {
+        DataSpec::Captions(s) => s.load(),
+        DataSpec::Emoji(s) => s.load(),
+        DataSpec::ClassCaptions(s) => s.load(),
+        other => Err(Error::config(
+            "data.source",
+            format!(
+                "`{}` has no captions; image-text pairs come from `captions`, `emoji` or `class-captions`",
                 other.source()
             ),
         )),

@@ -4,6 +4,7 @@
 //! CHW order, with optional class labels. Readers check every size they rely on and name the
 //! file and what was wrong when a file is truncated or corrupt.
 
+pub mod captions;
 pub mod cifar;
 pub mod digits;
 pub mod folder;

@@ -33,6 +33,15 @@ pub struct BertSpec {
     /// L2 normalisation in place of the folder's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub normalize: Option<bool>,
+    /// A smaller encoder from scratch (with `pretrained = false`): transformer layers,
+    /// hidden size (the feed-forward is four times it) and attention heads in place of the
+    /// folder's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden_size: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heads: Option<usize>,
 }
 
 impl Default for BertSpec {
@@ -43,6 +52,9 @@ impl Default for BertSpec {
             max_length: None,
             pooling: None,
             normalize: None,
+            layers: None,
+            hidden_size: None,
+            heads: None,
         }
     }
 }
@@ -112,6 +124,19 @@ impl BertSpec {
         if self.max_length.is_some_and(|n| n < 2) {
             return Err(Error::config("encoder.max_length", "must be at least 2"));
         }
+        let resized = [self.layers, self.hidden_size, self.heads];
+        if self.pretrained && resized.iter().any(Option::is_some) {
+            return Err(Error::config(
+                "encoder.layers",
+                "layers, hidden_size and heads change the architecture: they need pretrained = false",
+            ));
+        }
+        if resized.contains(&Some(0)) {
+            return Err(Error::config(
+                "encoder.layers",
+                "layers, hidden_size and heads must be at least 1",
+            ));
+        }
         Ok(())
     }
 
@@ -136,8 +161,28 @@ impl BertSpec {
     pub fn prepare(&self) -> Result<PreparedBert> {
         let dir = self.folder()?;
         let tokenizer = dir.tokenizer(self.max_length)?;
+        let mut config = dir.config.clone();
+        if let Some(n) = self.layers {
+            config.num_hidden_layers = n;
+        }
+        if let Some(h) = self.hidden_size {
+            config.hidden_size = h;
+            config.intermediate_size = 4 * h;
+        }
+        if let Some(n) = self.heads {
+            config.num_attention_heads = n;
+        }
+        if !config.hidden_size.is_multiple_of(config.num_attention_heads) {
+            return Err(Error::config(
+                "encoder.heads",
+                format!(
+                    "the hidden size {} does not divide into {} heads",
+                    config.hidden_size, config.num_attention_heads
+                ),
+            ));
+        }
         let meta = TextEncoderMeta {
-            config: dir.config.clone(),
+            config,
             pooling: self.pooling.unwrap_or(dir.pooling),
             normalize: self.normalize.unwrap_or(dir.normalize),
             max_length: tokenizer.max_length,

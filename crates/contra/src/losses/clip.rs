@@ -9,11 +9,30 @@
 //! L = ( CE(logits, diag) + CE(logits^T, diag) ) / 2
 //! ```
 //!
-//! `logit_scale` starts at `ln(1 / 0.07)`; the scale is clamped at 100 (as OpenCLIP clamps the
-//! parameter at `ln 100` after each step; here the clamp is in the forward, so no gradient
-//! pushes past it).
+//! `logit_scale` starts at `ln(1 / 0.07)`. As OpenCLIP trains it, the forward uses the
+//! parameter as it is, and [`ClipLoss::clamp`] sets it to at most `ln 100` after each
+//! optimizer step: a clamp inside the forward would zero its gradient for good once the scale
+//! passed 100. Neither it nor SigLIP's scale and bias takes weight decay (see
+//! [`LOSS_PARAMETERS`]).
 
 use crate::tensor_util::{int_column, l2_normalize};
+
+/// The largest scale training keeps (OpenCLIP's clamp).
+pub const MAX_LOGIT_SCALE: f32 = 100.0;
+
+/// Names of the loss parameters that never take weight decay (the learnable temperature and
+/// bias of CLIP and SigLIP), as OpenCLIP excludes them.
+pub const LOSS_PARAMETERS: [&str; 2] = ["logit_scale", "logit_bias"];
+
+/// A log-scale parameter clamped to `[0, ln 100]` as OpenCLIP clamps it after each step, off
+/// the graph and keeping its id (so the optimizer's state stays attached).
+pub fn clamp_log_scale(param: Param<Tensor<1>>) -> Param<Tensor<1>> {
+    param.map(|t| {
+        let grad = t.is_require_grad();
+        let t = Tensor::from_inner(t.inner().clamp(0.0, MAX_LOGIT_SCALE.ln()));
+        if grad { t.require_grad() } else { t }
+    })
+}
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
@@ -34,9 +53,17 @@ impl ClipLoss {
         }
     }
 
-    /// The scale in use: `exp(logit_scale)`, at most 100.
+    /// The scale in use: `exp(logit_scale)`.
     pub fn scale(&self) -> Tensor<1> {
-        self.logit_scale.val().clamp_max(100f32.ln()).exp()
+        self.logit_scale.val().exp()
+    }
+
+    /// The loss with `logit_scale` clamped to `[0, ln 100]`: called after each optimizer
+    /// step, as OpenCLIP does.
+    pub fn clamp(self) -> Self {
+        Self {
+            logit_scale: clamp_log_scale(self.logit_scale),
+        }
     }
 
     pub fn forward(&self, images: Tensor<2>, texts: Tensor<2>) -> Tensor<1> {

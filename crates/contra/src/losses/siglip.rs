@@ -9,6 +9,8 @@
 //! ```
 //!
 //! on L2-normalised embeddings; `logit_scale` starts at `ln 10` and `b` at -10, as in the paper.
+//! After each optimizer step `logit_scale` is clamped to `[0, ln 100]`, as OpenCLIP clamps every
+//! model's scale; neither scale nor bias takes weight decay.
 
 use crate::tensor_util::{diagonal, l2_normalize};
 use burn::module::Param;
@@ -30,6 +32,14 @@ impl SigLipLoss {
         Self {
             logit_scale: Param::from_tensor(Tensor::from_floats([scale.ln()], device)),
             logit_bias: Param::from_tensor(Tensor::from_floats([bias], device)),
+        }
+    }
+
+    /// The loss with `logit_scale` clamped to `[0, ln 100]` (after each optimizer step).
+    pub fn clamp(self) -> Self {
+        Self {
+            logit_scale: super::clip::clamp_log_scale(self.logit_scale),
+            logit_bias: self.logit_bias,
         }
     }
 

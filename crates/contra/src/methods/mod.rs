@@ -3,6 +3,7 @@
 //! [`Trainable`].
 
 pub mod byol;
+pub mod clip;
 pub mod mnrl;
 pub mod moco;
 pub mod moco_v3;
@@ -115,6 +116,8 @@ method_kinds! {
     Mnrl = "mnrl" (mnrl::MnrlConfig),
     /// Unsupervised SimCSE on sentences.
     Simcse = "simcse" (mnrl::SimCseConfig),
+    /// CLIP or SigLIP on images with captions (two towers).
+    Clip = "clip" (clip::ClipConfig),
 }
 
 impl Default for MethodSpec {

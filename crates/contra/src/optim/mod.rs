@@ -316,7 +316,12 @@ impl ModuleMapper for StepMapper<'_> {
             .into_iter()
             .map(|t| t.reshape(shape))
             .collect();
-        let excluded = D == 1 && self.opt.spec.exclude_bias_and_norm();
+        // CLIP's and SigLIP's learnable scale and bias never decay (OpenCLIP's rule).
+        let loss_parameter = self
+            .path
+            .last()
+            .is_some_and(|n| crate::losses::clip::LOSS_PARAMETERS.contains(&n.as_str()));
+        let excluded = loss_parameter || (D == 1 && self.opt.spec.exclude_bias_and_norm());
         let scale = self
             .opt
             .lr_scale

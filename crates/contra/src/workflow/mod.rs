@@ -36,6 +36,7 @@
 //! # }
 //! ```
 
+pub mod clip;
 pub mod evaluate;
 pub mod export;
 pub mod loaded;
@@ -49,4 +50,5 @@ pub use loaded::Loaded;
 pub use modality::{ForModality, Images, Modality, Series, dispatch};
 pub use pretrain::{pretrain, pretrain_series};
 pub use record::record_evaluation;
+pub use clip::{ImageText, TrainedClip};
 pub use text::{Text, TrainedText};

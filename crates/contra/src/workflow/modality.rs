@@ -101,6 +101,14 @@ pub trait Modality: 'static {
     ) -> Result<Arc<dyn Inputs<Input<Self>>>>;
     /// Metadata an embedding index keeps: how its items became encoder input.
     fn index_metadata(data: &Self::Dataset, prep: &Self::Prep) -> (String, String);
+    /// The kind's own evaluation after training, as printed (CLIP: zero-shot
+    /// classification and cross-modal retrieval); empty when it has none.
+    fn own_evaluation(_: &super::Loaded<Self>) -> Result<String>
+    where
+        Self: Sized,
+    {
+        Ok(String::new())
+    }
 }
 
 /// The input type of a modality's encoder.
@@ -331,6 +339,8 @@ pub trait ForModality {
 pub fn dispatch<F: ForModality>(recipe: &Recipe, f: F) -> F::Output {
     if recipe.data.is_text() {
         f.run::<super::text::Text>()
+    } else if recipe.data.is_image_text() {
+        f.run::<super::clip::ImageText>()
     } else if recipe.data.is_series() {
         f.run::<Series>()
     } else {

@@ -1,0 +1,499 @@
+//! Images with captions through the modality seam: CLIP's two towers (`method.kind =
+//! "clip"`, the image tower `[encoder]`, the text tower `[text]`), zero-shot classification
+//! and cross-modal retrieval. The model's embedding of an image is its place in the shared
+//! space (tower and projection, L2-normalised), so the image evaluations (kNN, the probe, the
+//! few-label table), `contra embed` and `contra search --text` all work in that space;
+//! fine-tuning trains the image tower itself. A model file keeps the text tower's tokenizer.
+
+use super::loaded::Loaded;
+use super::modality::{ImagePrep, InputRecipe, Modality};
+use crate::augment::captions::{CaptionViews, TextSource};
+use crate::data::captions::ImageTextDataset;
+use crate::data::text::TextTokenizer;
+use crate::data::Splits;
+use crate::encoders::Encoder;
+use crate::encoders::bert::Tokens;
+use crate::encoders::sentence::{TextEncoderMeta, encode_sentences};
+use crate::error::{Error, Result};
+use crate::eval::features::input_batch;
+use crate::eval::finetune::{ImageInputs, Inputs};
+use crate::features::Features;
+use crate::methods::MethodSpec;
+use crate::methods::clip::{Clip, ClipConfig};
+use crate::recipe::Recipe;
+use crate::seeding::try_seeded;
+use crate::tensor_util::to_vec;
+use crate::train::{LoopSpec, Monitors, TrainOptions, TrainReport, TrainedFile, run_loop};
+use burn::prelude::*;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Items embedded at once.
+const EMBED_BATCH: usize = 256;
+
+/// A trained CLIP model with its text tower's tokenizer.
+pub struct TrainedClip {
+    pub model: Clip,
+    pub tokenizer: Arc<TextTokenizer>,
+    pub meta: TextEncoderMeta,
+}
+
+fn normalize_rows(mut f: Features) -> Features {
+    for row in f.data.chunks_mut(f.dim.max(1)) {
+        let n = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        row.iter_mut().for_each(|v| *v /= n);
+    }
+    f
+}
+
+impl TrainedClip {
+    /// Texts in the shared space, L2-normalised (inference).
+    pub fn embed_texts(&self, texts: &[&str], device: &Device) -> Result<Features> {
+        let model = self.model.valid();
+        let dim = model.text_projection.weight.dims()[1];
+        let mut data = Vec::with_capacity(texts.len() * dim);
+        for chunk in texts.chunks(EMBED_BATCH) {
+            let tokens = Tokens::new(&self.tokenizer.encode(chunk)?, device);
+            data.extend(to_vec(model.embed_texts(&tokens)));
+        }
+        Ok(normalize_rows(Features {
+            data,
+            rows: texts.len(),
+            dim,
+        }))
+    }
+
+    /// Images in the shared space, L2-normalised (inference).
+    pub fn embed_images(
+        &self,
+        data: &crate::data::ImageDataset,
+        prep: &ImagePrep,
+        device: &Device,
+    ) -> Features {
+        let model = self.model.valid();
+        let dim = model.image_projection.weight.dims()[1];
+        let mut out = Vec::with_capacity(data.len * dim);
+        for start in (0..data.len).step_by(EMBED_BATCH) {
+            let rows: Vec<usize> = (start..(start + EMBED_BATCH).min(data.len)).collect();
+            let x = input_batch(data, &rows, prep.normalize.as_ref(), prep.size, device);
+            out.extend(to_vec(model.embed_images(x)));
+        }
+        normalize_rows(Features {
+            data: out,
+            rows: data.len,
+            dim,
+        })
+    }
+}
+
+/// Images with captions (`data.source` = captions, emoji or class-captions).
+pub struct ImageText;
+
+impl Modality for ImageText {
+    type Dataset = ImageTextDataset;
+    type Model = TrainedClip;
+    type Encoder = Encoder;
+    type Prep = ImagePrep;
+
+    fn items(_: &Recipe) -> &'static str {
+        "images"
+    }
+    fn describe(data: &ImageTextDataset) -> String {
+        let captions: usize = data.captions.iter().map(Vec::len).sum();
+        let i = &data.images;
+        format!(
+            "{} images {}x{}x{} with {captions} captions",
+            i.len, i.channels, i.height, i.width
+        )
+    }
+    fn raw_name() -> &'static str {
+        "raw pixels"
+    }
+    fn load(recipe: &Recipe) -> Result<Splits<ImageTextDataset>> {
+        crate::data::locate::load_image_text(&recipe.data)
+    }
+    fn prep(recipe: &Recipe, splits: &Splits<ImageTextDataset>, _: &TrainedClip) -> Result<ImagePrep> {
+        let images = &splits.train.images;
+        let pipeline = recipe.pipeline(images)?;
+        Ok(ImagePrep {
+            normalize: pipeline.normalization().cloned(),
+            size: pipeline.output_size(images.height, images.width),
+        })
+    }
+    fn pretrain(
+        recipe: &Recipe,
+        train: &ImageTextDataset,
+        opts: &TrainOptions,
+    ) -> Result<TrainReport<TrainedClip>> {
+        pretrain_clip(recipe, train, opts)
+    }
+    fn read(file: &TrainedFile, _: &ImageTextDataset, device: &Device) -> Result<TrainedClip> {
+        read_clip_model(file, device)
+    }
+    fn into_encoder(model: TrainedClip) -> Encoder {
+        model.model.image
+    }
+    fn random_encoder(
+        recipe: &Recipe,
+        data: &ImageTextDataset,
+        _: &ImagePrep,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Encoder> {
+        try_seeded(device, seed, || {
+            recipe.encoder.init(data.images.channels, device)
+        })
+    }
+    fn embed(
+        model: &TrainedClip,
+        data: &ImageTextDataset,
+        prep: &ImagePrep,
+        device: &Device,
+    ) -> Features {
+        model.embed_images(&data.images, prep, device)
+    }
+    fn embed_with(
+        encoder: &Encoder,
+        data: &ImageTextDataset,
+        prep: &ImagePrep,
+        device: &Device,
+    ) -> Features {
+        crate::eval::features::encode(
+            encoder,
+            &data.images,
+            prep.normalize.as_ref(),
+            prep.size,
+            EMBED_BATCH,
+            device,
+        )
+    }
+    fn raw(data: &ImageTextDataset, prep: &ImagePrep) -> Features {
+        crate::eval::features::raw(&data.images, prep.normalize.as_ref())
+    }
+    fn finetune_inputs(data: ImageTextDataset, prep: &ImagePrep) -> Result<Arc<dyn Inputs>> {
+        Ok(Arc::new(ImageInputs::new(
+            data.images,
+            prep.size,
+            prep.normalize.clone(),
+        )?))
+    }
+    fn own_evaluation(l: &Loaded<Self>) -> Result<String> {
+        Ok(ClipEvaluation::of(l)?.to_text())
+    }
+    fn index_metadata(data: &ImageTextDataset, prep: &ImagePrep) -> (String, String) {
+        let i = &data.images;
+        let input = InputRecipe {
+            channels: i.channels,
+            height: i.height,
+            width: i.width,
+            input_size: prep.size,
+            normalize: prep.normalize.clone(),
+        };
+        (
+            "contra.input".into(),
+            serde_json::to_string(&input).expect("serialisable"),
+        )
+    }
+}
+
+fn clip_config(recipe: &Recipe) -> Result<&ClipConfig> {
+    match &recipe.method {
+        MethodSpec::Clip(c) => Ok(c),
+        other => Err(Error::config(
+            "method.kind",
+            format!(
+                "images with captions train with `clip`, not `{}`",
+                other.name()
+            ),
+        )),
+    }
+}
+
+/// The image tower a recipe starts from: drawn afresh, or the encoder of the model file in
+/// `method.image_init` (which must have the recipe's `[encoder]`).
+fn image_tower(recipe: &Recipe, config: &ClipConfig, channels: usize, device: &Device) -> Result<Encoder> {
+    let Some(path) = &config.image_init else {
+        return try_seeded(device, recipe.seed, || recipe.encoder.init(channels, device));
+    };
+    let file = TrainedFile::read(path)?;
+    if file.recipe.encoder != recipe.encoder {
+        return Err(Error::config(
+            "method.image_init",
+            format!(
+                "{} was trained with another [encoder] than this recipe's; copy its [encoder] table",
+                path.display()
+            ),
+        ));
+    }
+    if file.recipe.data.is_series() || file.recipe.data.is_text() || file.recipe.data.is_image_text() {
+        return Err(Error::config(
+            "method.image_init",
+            format!("{} is not an image model", path.display()),
+        ));
+    }
+    Ok(crate::methods::Method::into_encoder(
+        file.model(channels, device)?,
+    ))
+}
+
+/// Train CLIP on `train`, writing into the recipe's output folder; frozen towers are run once
+/// over the data first and their outputs cached.
+pub fn pretrain_clip(
+    recipe: &Recipe,
+    train: &ImageTextDataset,
+    opts: &TrainOptions,
+) -> Result<TrainReport<TrainedClip>> {
+    let config = clip_config(recipe)?;
+    let text_spec = recipe.text.as_ref().ok_or_else(|| {
+        Error::config("text", "`clip` needs a [text] table for its text tower")
+    })?;
+    let device = crate::device::parse(&recipe.train.device)?;
+    let ad = device.clone().autodiff();
+    let prepared = text_spec.prepare().map_err(|e| e.rekey("encoder.", "text."))?;
+    let channels = train.images.channels;
+    let image = image_tower(recipe, config, channels, &ad)?;
+    let text = try_seeded(&ad, recipe.seed, || prepared.encoder(&ad))?;
+    let model = try_seeded(&ad, recipe.seed ^ 0x434c_4950, || {
+        Ok::<_, Error>(Clip::new(config, image, text, &ad))
+    })?;
+    let tokenizer = Arc::new(prepared.tokenizer);
+    let pipeline = recipe.pipeline(&train.images)?;
+    let texts = if config.freeze_text {
+        let (captions, _) = train.all_captions();
+        TextSource::Cached(encode_sentences(
+            &model.text.valid(),
+            &tokenizer,
+            &captions,
+            EMBED_BATCH,
+            &device,
+        )?)
+    } else {
+        TextSource::Tokenizer(tokenizer.clone())
+    };
+    let images = if config.freeze_image {
+        Err(crate::eval::features::encode(
+            &model.image,
+            &train.images,
+            pipeline.normalization(),
+            pipeline.output_size(train.images.height, train.images.width),
+            EMBED_BATCH,
+            &device,
+        ))
+    } else {
+        Ok(pipeline)
+    };
+    let source = Arc::new(CaptionViews::new(train.clone(), images, texts));
+    let meta = prepared.meta;
+    let spec = LoopSpec {
+        metadata: meta.to_meta(&tokenizer),
+        ..LoopSpec::of_recipe(recipe)
+    };
+    let report = run_loop(&spec, source, model, &ad, opts, Monitors::none())?;
+    Ok(report.map(|model| TrainedClip {
+        model,
+        tokenizer,
+        meta,
+    }))
+}
+
+/// The CLIP model in a model file (or checkpoint), with its tokenizer.
+pub fn read_clip_model(file: &TrainedFile, device: &Device) -> Result<TrainedClip> {
+    let recipe = &file.recipe;
+    let config = clip_config(recipe)?;
+    let (meta, tokenizer) = TextEncoderMeta::from_meta(&file.meta, &file.path)?;
+    let image = recipe.encoder.init(3, device)?;
+    let model = Clip::new(config, image, meta.init(device), device);
+    Ok(TrainedClip {
+        model: file.load(model)?,
+        tokenizer: Arc::new(tokenizer),
+        meta,
+    })
+}
+
+/// Zero-shot accuracy on one labelling.
+#[derive(Clone, Debug, Serialize)]
+pub struct ZeroShotRow {
+    /// The labelling (`category`, `subcategory`, `class`).
+    pub labels: String,
+    pub classes: usize,
+    pub images: usize,
+    pub prompts_per_class: usize,
+    pub accuracy: f64,
+    /// The accuracy of always answering the most frequent class.
+    pub majority: f64,
+}
+
+/// The class embeddings zero-shot classification compares images with: each class name in
+/// every template, each prompt's embedding normalised, averaged over the templates and
+/// normalised again (CLIP's prompt ensembling).
+pub fn class_embeddings(
+    model: &TrainedClip,
+    class_names: &[String],
+    templates: &[String],
+    device: &Device,
+) -> Result<Features> {
+    let prompts: Vec<String> = class_names
+        .iter()
+        .flat_map(|c| templates.iter().map(move |t| t.replace("{c}", c)))
+        .collect();
+    let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
+    let e = model.embed_texts(&refs, device)?;
+    let t = templates.len();
+    let mut data = vec![0f32; class_names.len() * e.dim];
+    for (c, out) in data.chunks_mut(e.dim).enumerate() {
+        for p in 0..t {
+            for (o, v) in out.iter_mut().zip(e.row(c * t + p)) {
+                *o += v / t as f32;
+            }
+        }
+    }
+    Ok(normalize_rows(Features {
+        data,
+        rows: class_names.len(),
+        dim: e.dim,
+    }))
+}
+
+/// The class of each image by zero-shot classification against `classes`.
+pub fn zero_shot_predict(images: &Features, classes: &Features) -> Vec<u32> {
+    (0..images.rows)
+        .map(|i| {
+            let x = images.row(i);
+            (0..classes.rows)
+                .map(|c| {
+                    let s: f32 = x.iter().zip(classes.row(c)).map(|(a, b)| a * b).sum();
+                    (c, s)
+                })
+                .fold((0, f32::NEG_INFINITY), |best, (c, s)| {
+                    if s > best.1 { (c, s) } else { best }
+                })
+                .0 as u32
+        })
+        .collect()
+}
+
+/// Zero-shot classification of `data`'s images for every labelling it has.
+pub fn zero_shot(
+    model: &TrainedClip,
+    data: &ImageTextDataset,
+    prep: &ImagePrep,
+    device: &Device,
+) -> Result<Vec<ZeroShotRow>> {
+    if data.label_sets.is_empty() {
+        return Err(Error::other(
+            "zero-shot classification needs labels: these images have none (add a `label` column to the captions file)",
+        ));
+    }
+    let images = model.embed_images(&data.images, prep, device);
+    data.label_sets
+        .iter()
+        .map(|set| {
+            let classes = class_embeddings(model, &set.class_names, &data.templates, device)?;
+            let predicted = zero_shot_predict(&images, &classes);
+            let right = predicted
+                .iter()
+                .zip(&set.labels)
+                .filter(|(p, l)| p == l)
+                .count();
+            let mut counts = vec![0usize; set.class_names.len()];
+            set.labels.iter().for_each(|&l| counts[l as usize] += 1);
+            let n = set.labels.len().max(1) as f64;
+            Ok(ZeroShotRow {
+                labels: set.name.clone(),
+                classes: set.class_names.len(),
+                images: set.labels.len(),
+                prompts_per_class: data.templates.len(),
+                accuracy: right as f64 / n,
+                majority: counts.iter().copied().max().unwrap_or(0) as f64 / n,
+            })
+        })
+        .collect()
+}
+
+/// Recall at 1, 5 and 10 in both directions.
+#[derive(Clone, Debug, Serialize)]
+pub struct CrossModalRetrieval {
+    pub images: usize,
+    pub captions: usize,
+    /// Image to text: a hit when any of the image's captions is among the first k.
+    pub image_to_text: [f64; 3],
+    /// Text to image: a hit when the caption's image is among the first k.
+    pub text_to_image: [f64; 3],
+}
+
+const RECALL_AT: [usize; 3] = [1, 5, 10];
+
+/// Image-to-text and text-to-image retrieval among `data`'s images and all their captions.
+pub fn retrieval(
+    model: &TrainedClip,
+    data: &ImageTextDataset,
+    prep: &ImagePrep,
+    device: &Device,
+) -> Result<CrossModalRetrieval> {
+    let images = model.embed_images(&data.images, prep, device);
+    let (captions, owner) = data.all_captions();
+    let texts = model.embed_texts(&captions, device)?;
+    let recall = |queries: &Features, index: &Features, hit: &dyn Fn(usize, usize) -> bool| {
+        let found = crate::search::top_k(queries, index, 10, |_, _| false, device);
+        let mut r = [0f64; 3];
+        for (q, hits) in found.iter().enumerate() {
+            if let Some(rank) = hits.iter().position(|h| hit(q, h.row)) {
+                for (slot, &k) in r.iter_mut().zip(&RECALL_AT) {
+                    *slot += (rank < k) as u8 as f64;
+                }
+            }
+        }
+        r.map(|v| v / queries.rows.max(1) as f64)
+    };
+    Ok(CrossModalRetrieval {
+        images: images.rows,
+        captions: texts.rows,
+        image_to_text: recall(&images, &texts, &|q, row| owner[row] == q),
+        text_to_image: recall(&texts, &images, &|q, row| owner[q] == row),
+    })
+}
+
+/// Zero-shot classification and retrieval on the test split, as printed after training and
+/// by `contra eval zeroshot`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClipEvaluation {
+    pub zero_shot: Vec<ZeroShotRow>,
+    pub retrieval: CrossModalRetrieval,
+    pub logit_scale: f32,
+}
+
+impl ClipEvaluation {
+    pub fn of(l: &Loaded<ImageText>) -> Result<Self> {
+        let test = &l.splits.test;
+        Ok(Self {
+            zero_shot: if test.label_sets.is_empty() {
+                Vec::new()
+            } else {
+                zero_shot(&l.model, test, &l.prep, &l.device)?
+            },
+            retrieval: retrieval(&l.model, test, &l.prep, &l.device)?,
+            logit_scale: l.model.model.loss.scale(),
+        })
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        for z in &self.zero_shot {
+            s.push_str(&format!(
+                "zero-shot {:<12} {:>3} classes, {:>5} images, {:>2} prompts a class: accuracy {:.4} (majority class {:.4})\n",
+                z.labels, z.classes, z.images, z.prompts_per_class, z.accuracy, z.majority
+            ));
+        }
+        let r = &self.retrieval;
+        let f = |v: [f64; 3]| format!("R@1 {:.4}  R@5 {:.4}  R@10 {:.4}", v[0], v[1], v[2]);
+        s.push_str(&format!(
+            "image->text ({} images, {} captions): {}\ntext->image: {}\nlogit scale {:.2}\n",
+            r.images,
+            r.captions,
+            f(r.image_to_text),
+            f(r.text_to_image),
+            self.logit_scale
+        ));
+        s
+    }
+}
