@@ -1476,3 +1476,156 @@ fn labelled_sentences_train_with_supcon_and_triplet() {
         }
     }
 }
+
+/// A PNG of one colour with a little noise (contra's own PNG writer).
+fn square_png(path: &Path, rgb: [u8; 3], seed: usize) {
+    let (w, h) = (8, 8);
+    let pixels: Vec<u8> = (0..w * h * 3)
+        .map(|i| {
+            let noise = ((i * 31 + seed * 17) % 23) as i32 - 11;
+            (rgb[i % 3] as i32 + noise).clamp(0, 255) as u8
+        })
+        .collect();
+    let png = contra::plot::Raster {
+        width: w,
+        height: h,
+        pixels,
+    }
+    .to_png()
+    .unwrap();
+    std::fs::write(path, png).unwrap();
+}
+
+/// CLIP on a folder of coloured squares with a captions file and the tiny BERT frozen:
+/// pretraining prints zero-shot accuracy and retrieval, `eval zeroshot` records them, an image
+/// index answers a text query and a text index an image query, through the shared space.
+#[test]
+fn clip_trains_on_captioned_images_and_searches_across_modalities() {
+    let dir = tmp("clip");
+    let colours: [(&str, [u8; 3]); 4] = [
+        ("red", [230, 20, 20]),
+        ("green", [20, 200, 30]),
+        ("blue", [20, 30, 220]),
+        ("yellow", [240, 230, 20]),
+    ];
+    let mut csv = String::from("image,caption,label\n");
+    for i in 0..40 {
+        let (name, rgb) = colours[i % 4];
+        square_png(&dir.join(format!("{i}.png")), rgb, i);
+        csv += &format!("{i}.png,a {name} square,{name}\n{i}.png,{name},{name}\n");
+    }
+    std::fs::write(dir.join("captions.csv"), csv).unwrap();
+    let recipe = dir.join("clip.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "seed = 2\n[data]\nsource = \"captions\"\npath = {:?}\nimage_size = 8\ntest_fraction = 0.25\n\
+             [augment]\nsteps = [{{ op = \"normalize\", mean = [0.5, 0.5, 0.5], std = [0.5, 0.5, 0.5] }}]\n\
+             [encoder]\nkind = \"small_cnn\"\nwidths = [8, 8, 16, 16]\n[text]\npath = {:?}\n\
+             [method]\nkind = \"clip\"\ndim = 16\nfreeze_text = true\n\
+             [optimizer]\nkind = \"adamw\"\nlr = 3e-3\n[train]\nepochs = 3\nbatch_size = 10\n\
+             [eval]\nknn_k = 5\nlabels_per_class = [2]\nseeds = 2\n",
+            dir.join("captions.csv").display().to_string(),
+            tiny_bert().display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let out = ok(contra()
+        .args(["pretrain", "-q", "-r"])
+        .arg(&recipe)
+        .arg("--out")
+        .arg(&run));
+    assert!(
+        out.contains("zero-shot label") && out.contains("image->text (10 images, 20 captions)"),
+        "{out}"
+    );
+    let model = run.join("model.safetensors");
+    let out = ok(contra()
+        .args(["eval", "zeroshot", "--json", "-m"])
+        .arg(&model));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let z = &v["zero_shot"][0];
+    assert_eq!(
+        (z["classes"].as_u64(), z["images"].as_u64()),
+        (Some(4), Some(10))
+    );
+    assert!((0.0..=1.0).contains(&z["accuracy"].as_f64().unwrap()));
+    let scale = v["logit_scale"].as_f64().unwrap();
+    assert!((1.0..=100.0).contains(&scale), "{scale}");
+    let recorded = std::fs::read_to_string(run.join("eval.json")).unwrap();
+    assert!(recorded.contains("eval zeroshot"), "{recorded}");
+    // An image index answers a caption, embedded by the text tower.
+    let images = dir.join("images");
+    ok(contra()
+        .args(["embed", "--split", "train", "-m"])
+        .arg(&model)
+        .arg("--out")
+        .arg(&images));
+    let out = ok(contra()
+        .args([
+            "search",
+            "--json",
+            "-k",
+            "5",
+            "--text",
+            "a red square",
+            "--index",
+        ])
+        .arg(images.join("embeddings.safetensors")));
+    let hits: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(hits.as_array().unwrap().len(), 5);
+    // A text index answers an image, embedded by the image tower.
+    let captions = dir.join("captions.txt");
+    std::fs::write(
+        &captions,
+        "a red square\na green square\na blue square\na yellow square\n",
+    )
+    .unwrap();
+    let texts = dir.join("texts");
+    ok(contra()
+        .args(["embed", "-m"])
+        .arg(&model)
+        .arg("--texts")
+        .arg(&captions)
+        .arg("--out")
+        .arg(&texts));
+    let out = ok(contra()
+        .args(["search", "--json", "-k", "4", "--image"])
+        .arg(dir.join("0.png"))
+        .arg("--index")
+        .arg(texts.join("embeddings.safetensors")));
+    let hits: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let found: Vec<&str> = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(found.len(), 4);
+    assert!(found.contains(&"a red square"), "{found:?}");
+    // Recipes are checked: CLIP needs its text tower, and captions need CLIP.
+    let text_table = format!("[text]\npath = {:?}\n", tiny_bert().display().to_string());
+    let bad_recipe = dir.join("bad.toml");
+    let without_text = std::fs::read_to_string(&recipe)
+        .unwrap()
+        .replace(&text_table, "");
+    std::fs::write(&bad_recipe, without_text).unwrap();
+    let o = contra()
+        .args(["pretrain", "-r"])
+        .arg(&bad_recipe)
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, &["text", "clip"]);
+    let simclr = std::fs::read_to_string(&recipe).unwrap().replace(
+        "kind = \"clip\"\ndim = 16\nfreeze_text = true",
+        "kind = \"simclr\"",
+    );
+    std::fs::write(&bad_recipe, simclr).unwrap();
+    let o = contra()
+        .args(["pretrain", "-r"])
+        .arg(&bad_recipe)
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, &["method.kind", "captions", "clip"]);
+}

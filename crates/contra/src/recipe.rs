@@ -463,9 +463,8 @@ impl Recipe {
         // A pretrained text encoder may be kept as it is (0 epochs): its model file then
         // evaluates the encoder as shipped.
         // CLIP's towers likewise (the untrained model is the random-towers baseline).
-        let as_shipped =
-            matches!(&self.encoder, crate::encoders::EncoderSpec::Bert(b) if b.pretrained)
-                || matches!(self.method, MethodSpec::Clip(_));
+        let as_shipped = matches!(&self.encoder, crate::encoders::EncoderSpec::Bert(b) if b.pretrained)
+            || matches!(self.method, MethodSpec::Clip(_));
         if t.epochs == 0 && !as_shipped {
             return Err(Error::config(
                 "train.epochs",
@@ -526,8 +525,7 @@ impl Recipe {
                 "`clip` needs a [text] table for its text tower (path = \"all-MiniLM-L6-v2\")",
             ));
         };
-        text.validate()
-            .map_err(|e| e.rekey("encoder.", "text."))?;
+        text.validate().map_err(|e| e.rekey("encoder.", "text."))?;
         if clip.freeze_text && !text.pretrained {
             return Err(Error::config(
                 "method.freeze_text",

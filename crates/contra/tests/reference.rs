@@ -417,7 +417,10 @@ fn logit_scales_clamp_after_the_step_and_never_decay() {
         Tensor::<2>::random([5, 4], burn::tensor::Distribution::Default, &dev),
     );
     let siglip = SigLipLoss::with(20.0, -5.0, &dev);
-    let before = (to_vec(siglip.logit_scale.val())[0], to_vec(siglip.logit_bias.val())[0]);
+    let before = (
+        to_vec(siglip.logit_scale.val())[0],
+        to_vec(siglip.logit_bias.val())[0],
+    );
     let grads = siglip.forward(img, txt).backward();
     let g = (
         to_vec(siglip.logit_scale.val().grad(&grads).unwrap())[0],

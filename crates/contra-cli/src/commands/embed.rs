@@ -13,7 +13,7 @@ pub struct Args {
     /// Which split: train or test.
     #[arg(long, default_value = "test")]
     split: String,
-    /// A text model: embed this file's texts instead of a split (`.txt`, one a line, or the
+    /// A text or CLIP model: embed this file's texts instead of a split (`.txt`, one a line, or the
     /// text column of `.jsonl`, `.csv`, `.tsv`); the index keeps the texts for search.
     #[arg(long)]
     texts: Option<PathBuf>,

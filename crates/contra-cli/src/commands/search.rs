@@ -16,10 +16,12 @@ pub struct Args {
     /// Query with the item of the index that has this id (it is left out of the results).
     #[arg(long, conflicts_with_all = ["image", "text"], required_unless_present_any = ["image", "text"])]
     id: Option<i64>,
-    /// Query with an image file (PNG or JPEG), embedded by the index's model.
+    /// Query with an image file (PNG or JPEG), embedded by the index's model (a CLIP model's
+    /// image tower also queries its text index).
     #[arg(long, conflicts_with = "text")]
     image: Option<PathBuf>,
-    /// Query a text index with a sentence, embedded by the index's model.
+    /// Query a text index with a sentence, embedded by the index's model (a CLIP model's text
+    /// tower also queries its image index).
     #[arg(long)]
     text: Option<String>,
     /// The model that embeds --image or --text (default: the one that wrote the index).
@@ -132,6 +134,13 @@ fn embed_image(
     device: &contra::Device,
 ) -> Result<Features> {
     let bad = |m: &str| Error::format(&a.index, m.to_string());
+    let model_path = index.query_model(a.model.as_deref(), "--image")?;
+    let file = TrainedFile::read(&model_path)?;
+    if file.recipe.data.is_image_text() {
+        // A CLIP model: its image tower answers for its image and text indexes alike.
+        let f = contra::workflow::clip::embed_image_file(&file, path, device)?;
+        return index.check_query(f, &model_path);
+    }
     if index.metadata.get("contra.data").map(String::as_str) == Some("text") {
         return Err(bad(
             "this index holds text embeddings: query it with --text or --id",
@@ -149,8 +158,6 @@ fn embed_image(
         .and_then(|t| {
             serde_json::from_str(t).map_err(|e| bad(&format!("bad contra.input: {e}")))
         })?;
-    let model_path = index.query_model(a.model.as_deref(), "--image")?;
-    let file = TrainedFile::read(&model_path)?;
     let model = file.model(input.channels, device)?;
     let img = contra::data::folder::decode(path)?
         .to_channels(input.channels)

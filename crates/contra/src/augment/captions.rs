@@ -20,7 +20,10 @@ const CAPTION: u64 = 0x4341_5031;
 pub enum Side<T> {
     Inputs(T),
     /// Rows of the frozen tower's outputs, `dim` wide.
-    Cached { data: Vec<f32>, dim: usize },
+    Cached {
+        data: Vec<f32>,
+        dim: usize,
+    },
 }
 
 /// Images and their captions for one step.
@@ -116,7 +119,13 @@ impl BatchSource for CaptionViews {
                     views: 1,
                     ..cfg.clone()
                 };
-                Side::Inputs(make_batch(&self.data.images, pipeline, &one, epoch, indices))
+                Side::Inputs(make_batch(
+                    &self.data.images,
+                    pipeline,
+                    &one,
+                    epoch,
+                    indices,
+                ))
             }
             Err(cache) => cached_rows(cache, indices.iter().copied()),
         };

@@ -45,6 +45,9 @@ pub struct ImageTextDataset {
     pub label_sets: Vec<LabelSet>,
     /// Zero-shot prompts: `{c}` stands for the class name.
     pub templates: Vec<String>,
+    /// Classes of the first labelling that training never sees (left out by
+    /// `exclude_classes`): zero-shot evaluation reports them apart.
+    pub unseen_classes: Vec<u32>,
 }
 
 impl ImageTextDataset {
@@ -87,6 +90,7 @@ impl Dataset for ImageTextDataset {
                 })
                 .collect(),
             templates: self.templates.clone(),
+            unseen_classes: self.unseen_classes.clone(),
         }
     }
 }
@@ -121,10 +125,7 @@ fn check_size(size: usize) -> Result<()> {
 
 /// An image file as CHW bytes of 3 channels at `size x size` (alpha composited onto white).
 fn load_image(path: &Path, size: usize) -> Result<Vec<u8>> {
-    Ok(decode(path)?
-        .to_channels(3)
-        .resize(size, size)
-        .to_bytes())
+    Ok(decode(path)?.to_channels(3).resize(size, size).to_bytes())
 }
 
 /// Decode every file in parallel; `Err` entries keep their error.
@@ -240,7 +241,10 @@ impl CaptionsSpec {
         for (r, (line, _)) in rows.iter().enumerate() {
             let (image, caption) = (images[r].trim(), captions[r].trim());
             if image.is_empty() {
-                return Err(Error::format(path, format!("line {line}: empty image path")));
+                return Err(Error::format(
+                    path,
+                    format!("line {line}: empty image path"),
+                ));
             }
             if caption.is_empty() {
                 return Err(Error::format(path, format!("line {line}: empty caption")));
@@ -345,6 +349,7 @@ impl CaptionsSpec {
                 .templates
                 .clone()
                 .unwrap_or_else(|| vec!["{c}".to_string()]),
+            unseen_classes: Vec::new(),
         })
     }
 }
@@ -442,7 +447,11 @@ impl EmojiSpec {
         };
         let categories = sorted(&|e| &e.category);
         let subcategories = sorted(&|e| &e.subcategory);
-        let index = |names: &[String], v: &str| names.binary_search_by(|n| n.as_str().cmp(v)).expect("listed") as u32;
+        let index = |names: &[String], v: &str| {
+            names
+                .binary_search_by(|n| n.as_str().cmp(v))
+                .expect("listed") as u32
+        };
         let img_dir = dir.join("img/twitter/64");
         let paths: Vec<PathBuf> = entries.iter().map(|e| img_dir.join(&e.image)).collect();
         let mut pixels = Vec::with_capacity(entries.len() * 3 * self.image_size.pow(2));
@@ -479,7 +488,10 @@ impl EmojiSpec {
                 c
             })
             .collect();
-        let category: Vec<u32> = entries.iter().map(|e| index(&categories, &e.category)).collect();
+        let category: Vec<u32> = entries
+            .iter()
+            .map(|e| index(&categories, &e.category))
+            .collect();
         let subcategory: Vec<u32> = entries
             .iter()
             .map(|e| index(&subcategories, &e.subcategory))
@@ -504,6 +516,7 @@ impl EmojiSpec {
                 },
             ],
             templates: vec!["{c}".into()],
+            unseen_classes: Vec::new(),
         };
         let mut splits = split(all, self.test_fraction, self.split_seed);
         // A held-out emoji is asked for by its name alone.
@@ -591,8 +604,10 @@ impl ClassCaptionsSpec {
     pub fn read_templates(&self) -> Result<(Vec<String>, Vec<String>)> {
         let path = self.templates_file()?;
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let sets: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text)
-            .map_err(|e| Error::format(&path, format!("not a JSON object of template lists: {e}")))?;
+        let sets: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(&text).map_err(|e| {
+                Error::format(&path, format!("not a JSON object of template lists: {e}"))
+            })?;
         let get = |name: &str, key: &str| -> Result<Vec<String>> {
             let list = sets.get(name).and_then(|v| v.as_array()).ok_or_else(|| {
                 Error::config(
@@ -669,7 +684,10 @@ impl ClassCaptionsSpec {
                 })
                 .collect();
             ImageTextDataset {
-                captions: labels.iter().map(|&l| per_class[l as usize].clone()).collect(),
+                captions: labels
+                    .iter()
+                    .map(|&l| per_class[l as usize].clone())
+                    .collect(),
                 ids: (0..set.len).map(|i| keep[i].to_string()).collect(),
                 label_sets: vec![LabelSet {
                     name: "class".into(),
@@ -677,6 +695,7 @@ impl ClassCaptionsSpec {
                     labels,
                 }],
                 templates: zeroshot.clone(),
+                unseen_classes: excluded.clone(),
                 images: set,
             }
         };

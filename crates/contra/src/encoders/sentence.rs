@@ -172,7 +172,10 @@ impl BertSpec {
         if let Some(n) = self.heads {
             config.num_attention_heads = n;
         }
-        if !config.hidden_size.is_multiple_of(config.num_attention_heads) {
+        if !config
+            .hidden_size
+            .is_multiple_of(config.num_attention_heads)
+        {
             return Err(Error::config(
                 "encoder.heads",
                 format!(

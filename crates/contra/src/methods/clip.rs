@@ -10,9 +10,9 @@ use super::{MethodConfig, Model, Parts, Trainable};
 use crate::augment::captions::{CaptionBatch, Side};
 use crate::encoders::bert::{TextEncoder, Tokens};
 use crate::encoders::{BatchInput, Encoder};
-use crate::rng::RowKeys;
 use crate::error::{Error, Result};
 use crate::losses::{ClipLoss, SigLipLoss};
+use crate::rng::RowKeys;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -134,12 +134,7 @@ pub struct Clip {
 impl Clip {
     /// The model on two towers, projections drawn afresh (draw inside `seeding::try_seeded`
     /// for a seeded start).
-    pub fn new(
-        config: &ClipConfig,
-        image: Encoder,
-        text: TextEncoder,
-        device: &Device,
-    ) -> Self {
+    pub fn new(config: &ClipConfig, image: Encoder, text: TextEncoder, device: &Device) -> Self {
         let projection = |input: usize| {
             LinearConfig::new(input, config.dim)
                 .with_bias(false)
@@ -182,8 +177,7 @@ impl Trainable for Clip {
             Side::Inputs(views) => {
                 let mut views = Tensor::<4>::upload(views, device);
                 let keys = views.keys.remove(0);
-                self.image
-                    .forward_rows(views.views.remove(0), Some(&keys))
+                self.image.forward_rows(views.views.remove(0), Some(&keys))
             }
             Side::Cached { data, dim } => cached(data, dim, device),
         };

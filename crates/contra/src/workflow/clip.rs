@@ -8,9 +8,9 @@
 use super::loaded::Loaded;
 use super::modality::{ImagePrep, InputRecipe, Modality};
 use crate::augment::captions::{CaptionViews, TextSource};
+use crate::data::Splits;
 use crate::data::captions::ImageTextDataset;
 use crate::data::text::TextTokenizer;
-use crate::data::Splits;
 use crate::encoders::Encoder;
 use crate::encoders::bert::Tokens;
 use crate::encoders::sentence::{TextEncoderMeta, encode_sentences};
@@ -112,7 +112,11 @@ impl Modality for ImageText {
     fn load(recipe: &Recipe) -> Result<Splits<ImageTextDataset>> {
         crate::data::locate::load_image_text(&recipe.data)
     }
-    fn prep(recipe: &Recipe, splits: &Splits<ImageTextDataset>, _: &TrainedClip) -> Result<ImagePrep> {
+    fn prep(
+        recipe: &Recipe,
+        splits: &Splits<ImageTextDataset>,
+        _: &TrainedClip,
+    ) -> Result<ImagePrep> {
         let images = &splits.train.images;
         let pipeline = recipe.pipeline(images)?;
         Ok(ImagePrep {
@@ -211,9 +215,16 @@ fn clip_config(recipe: &Recipe) -> Result<&ClipConfig> {
 
 /// The image tower a recipe starts from: drawn afresh, or the encoder of the model file in
 /// `method.image_init` (which must have the recipe's `[encoder]`).
-fn image_tower(recipe: &Recipe, config: &ClipConfig, channels: usize, device: &Device) -> Result<Encoder> {
+fn image_tower(
+    recipe: &Recipe,
+    config: &ClipConfig,
+    channels: usize,
+    device: &Device,
+) -> Result<Encoder> {
     let Some(path) = &config.image_init else {
-        return try_seeded(device, recipe.seed, || recipe.encoder.init(channels, device));
+        return try_seeded(device, recipe.seed, || {
+            recipe.encoder.init(channels, device)
+        });
     };
     let file = TrainedFile::read(path)?;
     if file.recipe.encoder != recipe.encoder {
@@ -225,7 +236,10 @@ fn image_tower(recipe: &Recipe, config: &ClipConfig, channels: usize, device: &D
             ),
         ));
     }
-    if file.recipe.data.is_series() || file.recipe.data.is_text() || file.recipe.data.is_image_text() {
+    if file.recipe.data.is_series()
+        || file.recipe.data.is_text()
+        || file.recipe.data.is_image_text()
+    {
         return Err(Error::config(
             "method.image_init",
             format!("{} is not an image model", path.display()),
@@ -244,12 +258,15 @@ pub fn pretrain_clip(
     opts: &TrainOptions,
 ) -> Result<TrainReport<TrainedClip>> {
     let config = clip_config(recipe)?;
-    let text_spec = recipe.text.as_ref().ok_or_else(|| {
-        Error::config("text", "`clip` needs a [text] table for its text tower")
-    })?;
+    let text_spec = recipe
+        .text
+        .as_ref()
+        .ok_or_else(|| Error::config("text", "`clip` needs a [text] table for its text tower"))?;
     let device = crate::device::parse(&recipe.train.device)?;
     let ad = device.clone().autodiff();
-    let prepared = text_spec.prepare().map_err(|e| e.rekey("encoder.", "text."))?;
+    let prepared = text_spec
+        .prepare()
+        .map_err(|e| e.rekey("encoder.", "text."))?;
     let channels = train.images.channels;
     let image = image_tower(recipe, config, channels, &ad)?;
     let text = try_seeded(&ad, recipe.seed, || prepared.encoder(&ad))?;
@@ -282,10 +299,25 @@ pub fn pretrain_clip(
     } else {
         Ok(pipeline)
     };
+    let input = InputRecipe {
+        channels,
+        height: train.images.height,
+        width: train.images.width,
+        input_size: match &images {
+            Ok(p) => p.output_size(train.images.height, train.images.width),
+            Err(_) => (train.images.height, train.images.width),
+        },
+        normalize: recipe.pipeline(&train.images)?.normalization().cloned(),
+    };
     let source = Arc::new(CaptionViews::new(train.clone(), images, texts));
     let meta = prepared.meta;
+    let mut metadata = meta.to_meta(&tokenizer);
+    metadata.push((
+        META_INPUT.into(),
+        serde_json::to_string(&input).expect("serialisable"),
+    ));
     let spec = LoopSpec {
-        metadata: meta.to_meta(&tokenizer),
+        metadata,
         ..LoopSpec::of_recipe(recipe)
     };
     let report = run_loop(&spec, source, model, &ad, opts, Monitors::none())?;
@@ -294,6 +326,40 @@ pub fn pretrain_clip(
         tokenizer,
         meta,
     }))
+}
+
+/// Metadata key of a CLIP model file: how its images become image-tower input (so that a
+/// query image is treated alike).
+pub const META_INPUT: &str = "contra.input";
+
+/// An image file in the shared space of the CLIP model in `file` (a query for `contra search
+/// --image`).
+pub fn embed_image_file(
+    file: &TrainedFile,
+    image: &std::path::Path,
+    device: &Device,
+) -> Result<Features> {
+    let input: InputRecipe = file
+        .meta
+        .get(META_INPUT)
+        .and_then(|t| serde_json::from_str(t).ok())
+        .ok_or_else(|| Error::format(&file.path, "a CLIP model file without contra.input"))?;
+    let model = read_clip_model(file, device)?;
+    let img = crate::data::folder::decode(image)?
+        .to_channels(input.channels)
+        .resize(input.height, input.width);
+    let item = crate::data::ImageDataset::new(
+        img.to_bytes(),
+        input.channels,
+        input.height,
+        input.width,
+        None,
+    )?;
+    let prep = ImagePrep {
+        normalize: input.normalize,
+        size: input.input_size,
+    };
+    Ok(model.embed_images(&item, &prep, device))
 }
 
 /// The CLIP model in a model file (or checkpoint), with its tokenizer.
@@ -385,29 +451,89 @@ pub fn zero_shot(
         ));
     }
     let images = model.embed_images(&data.images, prep, device);
-    data.label_sets
-        .iter()
-        .map(|set| {
-            let classes = class_embeddings(model, &set.class_names, &data.templates, device)?;
-            let predicted = zero_shot_predict(&images, &classes);
-            let right = predicted
+    zero_shot_of(data, &images, |set| {
+        class_embeddings(model, &set.class_names, &data.templates, device)
+    })
+}
+
+/// Zero-shot rows of `data` from its images' embeddings and each labelling's class
+/// embeddings: every labelling over all its classes, and where training left classes out,
+/// the seen classes' images, the unseen ones' among all classes and among themselves.
+pub fn zero_shot_of(
+    data: &ImageTextDataset,
+    images: &Features,
+    class_embeddings: impl Fn(&crate::data::captions::LabelSet) -> Result<Features>,
+) -> Result<Vec<ZeroShotRow>> {
+    let mut rows = Vec::new();
+    for (s, set) in data.label_sets.iter().enumerate() {
+        let classes = class_embeddings(set)?;
+        let all: Vec<usize> = (0..set.labels.len()).collect();
+        let every: Vec<u32> = (0..set.class_names.len() as u32).collect();
+        let mut row = |name: String, items: &[usize], among: &[u32]| {
+            if let Some(r) = zero_shot_row(name, images, &classes, set, items, among) {
+                rows.push(ZeroShotRow {
+                    prompts_per_class: data.templates.len(),
+                    ..r
+                });
+            }
+        };
+        row(set.name.clone(), &all, &every);
+        let unseen = &data.unseen_classes;
+        if s == 0 && !unseen.is_empty() {
+            let names: Vec<&str> = unseen
                 .iter()
-                .zip(&set.labels)
-                .filter(|(p, l)| p == l)
-                .count();
-            let mut counts = vec![0usize; set.class_names.len()];
-            set.labels.iter().for_each(|&l| counts[l as usize] += 1);
-            let n = set.labels.len().max(1) as f64;
-            Ok(ZeroShotRow {
-                labels: set.name.clone(),
-                classes: set.class_names.len(),
-                images: set.labels.len(),
-                prompts_per_class: data.templates.len(),
-                accuracy: right as f64 / n,
-                majority: counts.iter().copied().max().unwrap_or(0) as f64 / n,
-            })
-        })
-        .collect()
+                .map(|&c| set.class_names[c as usize].as_str())
+                .collect();
+            let (of_unseen, of_seen): (Vec<usize>, Vec<usize>) =
+                all.iter().partition(|&&i| unseen.contains(&set.labels[i]));
+            row(format!("{}, seen classes", set.name), &of_seen, &every);
+            row(
+                format!("{}, unseen ({})", set.name, names.join(", ")),
+                &of_unseen,
+                &every,
+            );
+            row(
+                format!("{}, unseen among themselves", set.name),
+                &of_unseen,
+                unseen,
+            );
+        }
+    }
+    Ok(rows)
+}
+
+/// Zero-shot accuracy on `items`, choosing among the classes `among`; `None` without items.
+fn zero_shot_row(
+    name: String,
+    images: &Features,
+    classes: &Features,
+    set: &crate::data::captions::LabelSet,
+    items: &[usize],
+    among: &[u32],
+) -> Option<ZeroShotRow> {
+    if items.is_empty() {
+        return None;
+    }
+    let rows: Vec<usize> = among.iter().map(|&c| c as usize).collect();
+    let predicted = zero_shot_predict(&images.select(items), &classes.select(&rows));
+    let right = items
+        .iter()
+        .zip(&predicted)
+        .filter(|(i, p)| among[**p as usize] == set.labels[**i])
+        .count();
+    let mut counts = vec![0usize; set.class_names.len()];
+    items
+        .iter()
+        .for_each(|&i| counts[set.labels[i] as usize] += 1);
+    let n = items.len() as f64;
+    Some(ZeroShotRow {
+        labels: name,
+        classes: among.len(),
+        images: items.len(),
+        prompts_per_class: 0,
+        accuracy: right as f64 / n,
+        majority: counts.iter().copied().max().unwrap_or(0) as f64 / n,
+    })
 }
 
 /// Recall at 1, 5 and 10 in both directions.

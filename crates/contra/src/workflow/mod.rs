@@ -45,10 +45,10 @@ pub mod pretrain;
 pub mod record;
 pub mod text;
 
+pub use clip::{ImageText, TrainedClip};
 pub use export::export_embeddings;
 pub use loaded::Loaded;
 pub use modality::{ForModality, Images, Modality, Series, dispatch};
 pub use pretrain::{pretrain, pretrain_series};
 pub use record::record_evaluation;
-pub use clip::{ImageText, TrainedClip};
 pub use text::{Text, TrainedText};

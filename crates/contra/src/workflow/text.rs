@@ -238,6 +238,32 @@ pub fn read_text_model(file: &TrainedFile, device: &Device) -> Result<TrainedTex
     })
 }
 
+/// A model that embeds text: a text model, or a CLIP model's text tower (into the space its
+/// images share).
+#[allow(clippy::large_enum_variant)] // one model per command
+pub enum TextEmbedder {
+    Text(TrainedText),
+    Clip(super::clip::TrainedClip),
+}
+
+impl TextEmbedder {
+    /// The model in `file`, whichever it is.
+    pub fn read(file: &TrainedFile, device: &Device) -> Result<Self> {
+        if file.recipe.data.is_image_text() {
+            Ok(Self::Clip(super::clip::read_clip_model(file, device)?))
+        } else {
+            Ok(Self::Text(read_text_model(file, device)?))
+        }
+    }
+
+    pub fn embed_texts(&self, texts: &[&str], device: &Device) -> Result<Features> {
+        match self {
+            Self::Text(m) => m.embed_texts(texts, device),
+            Self::Clip(m) => m.embed_texts(texts, device),
+        }
+    }
+}
+
 /// Metadata key of a text index: its texts, as a JSON list (search prints them).
 pub const META_TEXTS: &str = "contra.texts";
 
@@ -253,7 +279,7 @@ pub fn embed_text_file(
     use crate::data::sentences::{TextColumns, read_text_file};
     use crate::embed::{EmbeddingIndex, write_index, write_npy_f32};
     let file = TrainedFile::read(model_path)?;
-    let model = read_text_model(&file, device)?;
+    let model = TextEmbedder::read(&file, device)?;
     let data = read_text_file(texts_path, &TextColumns::default(), &mut Vec::new())?;
     let f = model.embed_texts(&strs(&data.texts), device)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
@@ -283,8 +309,9 @@ pub fn embed_text_file(
     Ok(f)
 }
 
-/// The embedding of `query` by the text model that wrote `index` (or by `model`, if given),
-/// checked against the index's dimension.
+/// The embedding of `query` by the model that wrote `index` (or by `model`, if given),
+/// checked against the index's dimension: a text model's, for a text index; a CLIP model's
+/// text tower, for its image or text index.
 pub fn embed_query(
     index: &crate::embed::EmbeddingIndex,
     index_path: &std::path::Path,
@@ -292,14 +319,16 @@ pub fn embed_query(
     model: Option<&std::path::Path>,
     device: &Device,
 ) -> Result<Features> {
-    if index.metadata.get("contra.data").map(String::as_str) != Some("text") {
+    let text_index = index.metadata.get("contra.data").map(String::as_str) == Some("text");
+    let model_path = index.query_model(model, "--text")?;
+    let file = TrainedFile::read(&model_path)?;
+    if !text_index && !file.recipe.data.is_image_text() {
         return Err(Error::format(
             index_path,
-            "not a text index: query it with --id (or --image for images)",
+            "not a text index: query it with --id (or --image for images); an image index answers --text when a CLIP model wrote it",
         ));
     }
-    let model_path = index.query_model(model, "--text")?;
-    let model = read_text_model(&TrainedFile::read(&model_path)?, device)?;
+    let model = TextEmbedder::read(&file, device)?;
     index.check_query(model.embed_texts(&[query], device)?, &model_path)
 }
 
