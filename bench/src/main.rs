@@ -11,6 +11,11 @@
 //!     contra-bench text-train [batch] [steps] [mini_batch]  MNRL step on WordNet pairs
 //!                                                  (GradCache when mini_batch > 0)
 //!
+//!     contra-bench clip-train [batch] [steps] [frozen|scratch]  CLIP step: small CNN on
+//!                                                  3x32x32 and a text tower (cached
+//!                                                  384-d outputs, or 2x128 BERT on
+//!                                                  WordNet names), projections to 128
+//!
 //! The text benches read all-MiniLM-L6-v2 from $CONTRA_DATA/models and the first noun
 //! synsets of /usr/share/wordnet/data.noun in file order (as bench/text_bench.py does).
 //!
@@ -317,6 +322,95 @@ fn text_train(batch: usize, steps: usize, mini_batch: usize) {
     );
 }
 
+/// One CLIP training step (pairs/s): the emoji recipe's towers on random images, with the
+/// text tower frozen (its outputs cached: random 384-d rows) or a 2-layer, 128-wide BERT
+/// from scratch on WordNet synset names with MiniLM's tokenizer.
+fn clip_train(batch: usize, steps: usize, text: &str) {
+    use contra::augment::captions::{CaptionBatch, Side};
+    use contra::augment::loader::ViewBatch;
+    use contra::methods::Trainable;
+    use contra::methods::clip::{Clip, ClipConfig};
+    let (device, label) = bench_device();
+    let scratch = match text {
+        "frozen" => false,
+        "scratch" => true,
+        other => panic!("unknown text tower {other}: frozen or scratch"),
+    };
+    let spec = contra::encoders::sentence::BertSpec {
+        path: "all-MiniLM-L6-v2".into(),
+        pretrained: !scratch,
+        layers: scratch.then_some(2),
+        hidden_size: scratch.then_some(128),
+        heads: scratch.then_some(2),
+        ..Default::default()
+    };
+    let prepared = spec.prepare().unwrap_or_else(|e| panic!("{e}"));
+    let config = ClipConfig {
+        freeze_text: !scratch,
+        ..Default::default()
+    };
+    let mut model = contra::seeding::seeded(&device, 0, || {
+        let image = EncoderSpec::SmallCnn(Default::default())
+            .init(3, &device)
+            .unwrap();
+        Clip::new(&config, image, prepared.encoder(&device).unwrap(), &device)
+    });
+    let mut opt = Optimizer::new(OptimizerSpec::adamw(1e-3, 0.1)).unwrap();
+    let mut rng = Rng::new(1);
+    let pixels: Vec<f32> = (0..batch * 3 * 32 * 32)
+        .map(|_| rng.normal() as f32)
+        .collect();
+    let names: Vec<String> = wordnet_pairs(batch * (steps + 2))
+        .into_iter()
+        .map(|p| p.1)
+        .collect();
+    let cached: Vec<f32> = (0..batch * 384).map(|_| rng.normal() as f32).collect();
+    let warmup = 2;
+    let mut start = Instant::now();
+    for step in 0..warmup + steps {
+        if step == warmup {
+            start = Instant::now();
+        }
+        let indices: Vec<usize> = (step * batch..(step + 1) * batch).collect();
+        let texts = if scratch {
+            let part: Vec<&str> = names[step * batch..(step + 1) * batch]
+                .iter()
+                .map(String::as_str)
+                .collect();
+            Side::Inputs(prepared.tokenizer.encode(&part).unwrap())
+        } else {
+            Side::Cached {
+                data: cached.clone(),
+                dim: 384,
+            }
+        };
+        let b = CaptionBatch {
+            images: Side::Inputs(ViewBatch {
+                views: vec![pixels.clone()],
+                indices: indices.clone(),
+                seed: 0,
+                epoch: 0,
+                labels: None,
+                channels: 3,
+                height: 32,
+                width: 32,
+            }),
+            texts,
+            indices,
+            seed: 0,
+            epoch: 0,
+        };
+        let (_, grads) = model.batch_gradients(b, &device);
+        model = opt.step(1e-3, model, grads);
+        model = model.after_optimizer_step(step as u64, steps as u64);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"bench": "clip_train", "impl": label, "text": text, "batch": batch, "steps": steps, "pairs_per_second": (batch * steps) as f64 / secs})
+    );
+}
+
 fn main() {
     contra::runtime::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -358,9 +452,19 @@ fn main() {
             };
             text_train(num(1, 64), num(2, 3), num(3, 0))
         }
+        Some("clip-train") => {
+            let num = |i: usize, default: usize| {
+                args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
+            };
+            clip_train(
+                num(1, 128),
+                num(2, 10),
+                args.get(3).map_or("frozen", String::as_str),
+            )
+        }
         _ => {
             eprintln!(
-                "usage: contra-bench text-embed [TEXTS BATCH] | text-train [BATCH STEPS MINI_BATCH] | train small_cnn|resnet18 PAIRS [STEPS] | augment [IMAGES] | loss KIND [N D] | search [N D QUERIES K] | ts2vec [B T C STEPS]"
+                "usage: contra-bench clip-train [BATCH STEPS frozen|scratch] | text-embed [TEXTS BATCH] | text-train [BATCH STEPS MINI_BATCH] | train small_cnn|resnet18 PAIRS [STEPS] | augment [IMAGES] | loss KIND [N D] | search [N D QUERIES K] | ts2vec [B T C STEPS]"
             );
             std::process::exit(2);
         }

@@ -1537,7 +1537,7 @@ fn clip_trains_on_captioned_images_and_searches_across_modalities() {
         .arg("--out")
         .arg(&run));
     assert!(
-        out.contains("zero-shot label") && out.contains("image->text (10 images, 20 captions)"),
+        out.contains("zero-shot label") && out.contains("image->text (10 images, "),
         "{out}"
     );
     let model = run.join("model.safetensors");

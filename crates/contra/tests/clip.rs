@@ -327,7 +327,7 @@ fn the_scale_clamps_after_each_step_and_a_frozen_tower_stays() {
     };
     let (mut model, tokenizer) = tiny_clip(&config, &dev);
     let data = squares();
-    let (captions, _) = data.all_captions();
+    let captions = data.distinct_captions();
     let cache = encode_sentences(&model.text.valid(), &tokenizer, &captions, 8, &cpu()).unwrap();
     let source = CaptionViews::new(
         data,

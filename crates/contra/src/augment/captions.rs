@@ -40,8 +40,8 @@ pub struct CaptionBatch {
 pub enum TextSource {
     /// Captions tokenized each batch.
     Tokenizer(Arc<TextTokenizer>),
-    /// A frozen text tower's outputs for every caption, in [`ImageTextDataset::all_captions`]
-    /// order.
+    /// A frozen text tower's outputs for each distinct caption, in
+    /// [`ImageTextDataset::distinct_captions`] order.
     Cached(Features),
 }
 
@@ -51,8 +51,8 @@ pub struct CaptionViews {
     /// The images' view, or a frozen image tower's outputs for every image.
     pub images: Result<Pipeline, Features>,
     pub texts: TextSource,
-    /// First row of each image's captions in the caption cache.
-    first_caption: Vec<usize>,
+    /// Each image's captions' rows in the caption cache.
+    cache_rows: Vec<Vec<u32>>,
 }
 
 impl CaptionViews {
@@ -61,17 +61,25 @@ impl CaptionViews {
         images: Result<Pipeline, Features>,
         texts: TextSource,
     ) -> Self {
-        let mut first_caption = Vec::with_capacity(data.captions.len());
-        let mut n = 0;
-        for c in &data.captions {
-            first_caption.push(n);
-            n += c.len();
-        }
+        let cache_rows = match &texts {
+            TextSource::Tokenizer(_) => Vec::new(),
+            TextSource::Cached(_) => {
+                let distinct = data.distinct_captions();
+                data.captions
+                    .iter()
+                    .map(|c| {
+                        c.iter()
+                            .map(|t| distinct.binary_search(&t.as_str()).expect("listed") as u32)
+                            .collect()
+                    })
+                    .collect()
+            }
+        };
         Self {
             data,
             images,
             texts,
-            first_caption,
+            cache_rows,
         }
     }
 
@@ -148,7 +156,7 @@ impl BatchSource for CaptionViews {
                 indices
                     .iter()
                     .zip(&chosen)
-                    .map(|(&i, &c)| self.first_caption[i] + c),
+                    .map(|(&i, &c)| self.cache_rows[i][c] as usize),
             ),
         };
         CaptionBatch {

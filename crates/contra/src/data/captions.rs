@@ -51,17 +51,12 @@ pub struct ImageTextDataset {
 }
 
 impl ImageTextDataset {
-    /// Every caption once, in order, and the image each belongs to.
-    pub fn all_captions(&self) -> (Vec<&str>, Vec<usize>) {
-        let mut texts = Vec::new();
-        let mut owner = Vec::new();
-        for (i, c) in self.captions.iter().enumerate() {
-            for t in c {
-                texts.push(t.as_str());
-                owner.push(i);
-            }
-        }
-        (texts, owner)
+    /// The distinct captions, sorted (what a frozen text tower embeds once).
+    pub fn distinct_captions(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.captions.iter().flatten().map(String::as_str).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 }
 

@@ -99,10 +99,10 @@ impl Modality for ImageText {
         "images"
     }
     fn describe(data: &ImageTextDataset) -> String {
-        let captions: usize = data.captions.iter().map(Vec::len).sum();
+        let captions = data.distinct_captions().len();
         let i = &data.images;
         format!(
-            "{} images {}x{}x{} with {captions} captions",
+            "{} images {}x{}x{} with {captions} distinct captions",
             i.len, i.channels, i.height, i.width
         )
     }
@@ -276,7 +276,7 @@ pub fn pretrain_clip(
     let tokenizer = Arc::new(prepared.tokenizer);
     let pipeline = recipe.pipeline(&train.images)?;
     let texts = if config.freeze_text {
-        let (captions, _) = train.all_captions();
+        let captions = train.distinct_captions();
         TextSource::Cached(encode_sentences(
             &model.text.valid(),
             &tokenizer,
@@ -339,11 +339,7 @@ pub fn embed_image_file(
     image: &std::path::Path,
     device: &Device,
 ) -> Result<Features> {
-    let input: InputRecipe = file
-        .meta
-        .get(META_INPUT)
-        .and_then(|t| serde_json::from_str(t).ok())
-        .ok_or_else(|| Error::format(&file.path, "a CLIP model file without contra.input"))?;
+    let input = input_recipe(file)?;
     let model = read_clip_model(file, device)?;
     let img = crate::data::folder::decode(image)?
         .to_channels(input.channels)
@@ -362,12 +358,21 @@ pub fn embed_image_file(
     Ok(model.embed_images(&item, &prep, device))
 }
 
+/// How a CLIP model file's images become image-tower input.
+fn input_recipe(file: &TrainedFile) -> Result<InputRecipe> {
+    file.meta
+        .get(META_INPUT)
+        .and_then(|t| serde_json::from_str(t).ok())
+        .ok_or_else(|| Error::format(&file.path, "a CLIP model file without contra.input"))
+}
+
 /// The CLIP model in a model file (or checkpoint), with its tokenizer.
 pub fn read_clip_model(file: &TrainedFile, device: &Device) -> Result<TrainedClip> {
     let recipe = &file.recipe;
     let config = clip_config(recipe)?;
     let (meta, tokenizer) = TextEncoderMeta::from_meta(&file.meta, &file.path)?;
-    let image = recipe.encoder.init(3, device)?;
+    let input = input_recipe(file)?;
+    let image = recipe.encoder.init(input.channels, device)?;
     let model = Clip::new(config, image, meta.init(device), device);
     Ok(TrainedClip {
         model: file.load(model)?,
@@ -549,7 +554,9 @@ pub struct CrossModalRetrieval {
 
 const RECALL_AT: [usize; 3] = [1, 5, 10];
 
-/// Image-to-text and text-to-image retrieval among `data`'s images and all their captions.
+/// Image-to-text and text-to-image retrieval among `data`'s images and their distinct
+/// captions: an image finds any of its captions; a caption shared by several images (a class
+/// name in a template) finds any of them.
 pub fn retrieval(
     model: &TrainedClip,
     data: &ImageTextDataset,
@@ -557,8 +564,18 @@ pub fn retrieval(
     device: &Device,
 ) -> Result<CrossModalRetrieval> {
     let images = model.embed_images(&data.images, prep, device);
-    let (captions, owner) = data.all_captions();
+    let captions = data.distinct_captions();
     let texts = model.embed_texts(&captions, device)?;
+    // has[i]: the rows of image i's captions among the distinct ones.
+    let has: Vec<Vec<usize>> = data
+        .captions
+        .iter()
+        .map(|c| {
+            c.iter()
+                .map(|t| captions.binary_search(&t.as_str()).expect("listed"))
+                .collect()
+        })
+        .collect();
     let recall = |queries: &Features, index: &Features, hit: &dyn Fn(usize, usize) -> bool| {
         let found = crate::search::top_k(queries, index, 10, |_, _| false, device);
         let mut r = [0f64; 3];
@@ -574,8 +591,8 @@ pub fn retrieval(
     Ok(CrossModalRetrieval {
         images: images.rows,
         captions: texts.rows,
-        image_to_text: recall(&images, &texts, &|q, row| owner[row] == q),
-        text_to_image: recall(&texts, &images, &|q, row| owner[q] == row),
+        image_to_text: recall(&images, &texts, &|q, row| has[q].contains(&row)),
+        text_to_image: recall(&texts, &images, &|q, row| has[row].contains(&q)),
     })
 }
 
