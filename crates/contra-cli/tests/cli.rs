@@ -1604,6 +1604,51 @@ fn clip_trains_on_captioned_images_and_searches_across_modalities() {
         .collect();
     assert_eq!(found.len(), 4);
     assert!(found.contains(&"a red square"), "{found:?}");
+    // LiT: the image tower starts from a SimCLR run on the same images and stays frozen.
+    let simclr = dir.join("simclr.toml");
+    std::fs::write(
+        &simclr,
+        "seed = 1\n[data]\nsource = \"folder\"\npath = \"IMAGES\"\nimage_size = 8\n\
+         [augment]\nsteps = [{ op = \"horizontal_flip\", p = 0.5 }, { op = \"normalize\", mean = [0.5, 0.5, 0.5], std = [0.5, 0.5, 0.5] }]\n\
+         [encoder]\nkind = \"small_cnn\"\nwidths = [8, 8, 16, 16]\n[optimizer]\nlr = 0.05\n[train]\nepochs = 1\nbatch_size = 10\n"
+            .replace("IMAGES", &dir.display().to_string()),
+    )
+    .unwrap();
+    let ssl = dir.join("ssl");
+    ok(contra()
+        .args(["pretrain", "-q", "--no-eval", "-r"])
+        .arg(&simclr)
+        .arg("--out")
+        .arg(&ssl));
+    let lit = dir.join("lit");
+    ok(contra()
+        .args(["pretrain", "-q", "--no-eval", "-r"])
+        .arg(&recipe)
+        .arg("--out")
+        .arg(&lit)
+        .arg("--set")
+        .arg(format!(
+            "method.image_init={:?}",
+            ssl.join("model.safetensors").display().to_string()
+        ))
+        .args(["--set", "method.freeze_image=true"]));
+    let (ssl_weights, _) =
+        contra::checkpoint::read_safetensors(&ssl.join("model.safetensors")).unwrap();
+    let (lit_weights, _) =
+        contra::checkpoint::read_safetensors(&lit.join("model.safetensors")).unwrap();
+    let mut compared = 0;
+    for (key, t) in &lit_weights {
+        let Some(rest) = key.strip_prefix("image.") else {
+            continue;
+        };
+        let (_, source) = ssl_weights
+            .iter()
+            .find(|(k, _)| k.ends_with(&format!("encoder.{rest}")))
+            .unwrap_or_else(|| panic!("{key} not in the SimCLR model"));
+        assert_eq!(t.data, source.data, "{key} moved");
+        compared += 1;
+    }
+    assert!(compared > 8, "{compared}");
     // Recipes are checked: CLIP needs its text tower, and captions need CLIP.
     let text_table = format!("[text]\npath = {:?}\n", tiny_bert().display().to_string());
     let bad_recipe = dir.join("bad.toml");
