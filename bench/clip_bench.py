@@ -22,27 +22,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools" / "reference"))
 from fixtures import OPEN_CLIP_LOSS  # noqa: E402  (OpenCLIP's ClipLoss)
+from models import SmallCnn  # noqa: E402
 from text_bench import model_dir, nouns  # noqa: E402
-
-
-class SmallCnn(nn.Module):
-    """contra's small CNN: four conv-BN-ReLU blocks, max-pooled between, global mean."""
-
-    def __init__(self, cin, widths=(32, 64, 128, 256)):
-        super().__init__()
-        blocks = []
-        for w in widths:
-            blocks.append(nn.Sequential(nn.Conv2d(cin, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU()))
-            cin = w
-        self.blocks = nn.ModuleList(blocks)
-        self.out_dim = widths[-1]
-
-    def forward(self, x):
-        for i, b in enumerate(self.blocks):
-            x = b(x)
-            if i < len(self.blocks) - 1:
-                x = F.max_pool2d(x, 2)
-        return x.mean(dim=(2, 3))
 
 
 class TextTower(nn.Module):

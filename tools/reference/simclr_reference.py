@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torchvision.transforms import v2
 
 from fixtures import nt_xent
+from models import SmallCnn, head  # noqa: F401  (bench/pytorch_bench.py imports them from here)
 
 DATA = pathlib.Path("/usr/share/datasets/fashion-mnist")
 MEAN, STD = 0.2860, 0.3530
@@ -38,28 +39,6 @@ def load(split):
     x = read_idx(DATA / f"{prefix}-images-idx3-ubyte.gz")
     y = read_idx(DATA / f"{prefix}-labels-idx1-ubyte.gz")
     return torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
-
-
-class SmallCnn(nn.Module):
-    def __init__(self, cin=1, widths=(32, 64, 128, 256)):
-        super().__init__()
-        blocks = []
-        for w in widths:
-            blocks.append(nn.Sequential(nn.Conv2d(cin, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU()))
-            cin = w
-        self.blocks = nn.ModuleList(blocks)
-        self.out_dim = widths[-1]
-
-    def forward(self, x):
-        for i, b in enumerate(self.blocks):
-            x = b(x)
-            if i < len(self.blocks) - 1 and x.shape[-1] >= 2 and x.shape[-2] >= 2:
-                x = F.max_pool2d(x, 2)
-        return x.mean(dim=(2, 3))
-
-
-def head(din, hidden=512, out=128):
-    return nn.Sequential(nn.Linear(din, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, out))
 
 
 class Views(torch.utils.data.Dataset):

@@ -1537,7 +1537,9 @@ fn clip_trains_on_captioned_images_and_searches_across_modalities() {
         .arg("--out")
         .arg(&run));
     assert!(
-        out.contains("zero-shot label") && out.contains("image->text (10 images, "),
+        out.contains("zero-shot")
+            && out.contains("\nlabel ")
+            && out.contains("image->text (10 images, "),
         "{out}"
     );
     let model = run.join("model.safetensors");

@@ -34,6 +34,23 @@ fn tiny_bert() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/text/tiny-bert")
 }
 
+/// Whether every `$CONTRA_DATA/<rel>` exists; where CONTRA_REQUIRE_DATA is set a missing one
+/// fails the test, elsewhere the test is skipped with a message.
+fn have_data(rels: &[&str]) -> bool {
+    let root = std::env::var_os("CONTRA_DATA").map(PathBuf::from);
+    let found = rels
+        .iter()
+        .all(|r| root.as_ref().is_some_and(|d| d.join(r).exists()));
+    if !found {
+        assert!(
+            std::env::var_os("CONTRA_REQUIRE_DATA").is_none(),
+            "$CONTRA_DATA lacks one of {rels:?}"
+        );
+        eprintln!("skipping: $CONTRA_DATA lacks one of {rels:?}");
+    }
+    found
+}
+
 /// An RGBA PNG of `w x h` pixels, every one `px`.
 fn write_png(path: &Path, w: u32, h: u32, px: [u8; 4]) {
     let file = std::fs::File::create(path).unwrap();
@@ -222,16 +239,7 @@ fn class_captions_never_train_on_the_zero_shot_prompts() {
 /// images, 20% held out by seed, named by their names, labelled by category and subcategory.
 #[test]
 fn the_emoji_load_with_their_names_as_captions() {
-    let Some(root) = std::env::var_os("CONTRA_DATA").map(PathBuf::from) else {
-        assert!(std::env::var_os("CONTRA_REQUIRE_DATA").is_none());
-        return;
-    };
-    if !root.join("emoji-datasource-twitter/emoji.json").is_file() {
-        assert!(
-            std::env::var_os("CONTRA_REQUIRE_DATA").is_none(),
-            "$CONTRA_DATA/emoji-datasource-twitter missing"
-        );
-        eprintln!("skipping: no emoji");
+    if !have_data(&["emoji-datasource-twitter/emoji.json"]) {
         return;
     }
     let s = EmojiSpec::default().load().unwrap();
@@ -440,16 +448,12 @@ fn zero_shot_picks_the_nearest_class_embedding() {
 /// training images; the 18 prompt zero-shot classification.
 #[test]
 fn fashion_mnist_captions_come_from_clip_benchmark_templates() {
-    let Some(root) = std::env::var_os("CONTRA_DATA").map(PathBuf::from) else {
-        assert!(std::env::var_os("CONTRA_REQUIRE_DATA").is_none());
-        return;
-    };
-    let templates = root.join("clip-benchmark/en_zeroshot_classification_templates.json");
-    let fmnist = Path::new("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz");
-    if !templates.is_file() || !fmnist.is_file() {
+    if !have_data(&["clip-benchmark/en_zeroshot_classification_templates.json"])
+        || !Path::new("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").is_file()
+    {
         assert!(
             std::env::var_os("CONTRA_REQUIRE_DATA").is_none(),
-            "templates or Fashion-MNIST missing"
+            "no Fashion-MNIST"
         );
         return;
     }

@@ -117,7 +117,9 @@ impl ForModality for Pretrain<'_> {
         };
         let report = M::pretrain(recipe, &splits.train, &opts)?;
         if report.steps == 0 {
-            println!("trained 0 steps: the pretrained encoder is kept as it is");
+            println!(
+                "trained 0 steps: the model is kept as it starts (pretrained parts as shipped)"
+            );
         } else {
             println!(
                 "trained {} steps in {:.1} s: final loss {:.4}, {:.0} views/s, data wait {:.1}% of the time",

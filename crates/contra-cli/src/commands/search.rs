@@ -159,16 +159,7 @@ fn embed_image(
             serde_json::from_str(t).map_err(|e| bad(&format!("bad contra.input: {e}")))
         })?;
     let model = file.model(input.channels, device)?;
-    let img = contra::data::folder::decode(path)?
-        .to_channels(input.channels)
-        .resize(input.height, input.width);
-    let item = contra::data::ImageDataset::new(
-        img.to_bytes(),
-        input.channels,
-        input.height,
-        input.width,
-        None,
-    )?;
+    let item = input.read_image(path)?;
     use contra::methods::Method;
     let f = contra::eval::features::encode(
         model.encoder(),

@@ -341,16 +341,7 @@ pub fn embed_image_file(
 ) -> Result<Features> {
     let input = input_recipe(file)?;
     let model = read_clip_model(file, device)?;
-    let img = crate::data::folder::decode(image)?
-        .to_channels(input.channels)
-        .resize(input.height, input.width);
-    let item = crate::data::ImageDataset::new(
-        img.to_bytes(),
-        input.channels,
-        input.height,
-        input.width,
-        None,
-    )?;
+    let item = input.read_image(image)?;
     let prep = ImagePrep {
         normalize: input.normalize,
         size: input.input_size,
@@ -621,11 +612,24 @@ impl ClipEvaluation {
 
     pub fn to_text(&self) -> String {
         let mut s = String::new();
-        for z in &self.zero_shot {
+        if !self.zero_shot.is_empty() {
+            let w = self
+                .zero_shot
+                .iter()
+                .map(|z| z.labels.len())
+                .max()
+                .unwrap_or(0)
+                .max("zero-shot".len());
             s.push_str(&format!(
-                "zero-shot {:<12} {:>3} classes, {:>5} images, {:>2} prompts a class: accuracy {:.4} (majority class {:.4})\n",
-                z.labels, z.classes, z.images, z.prompts_per_class, z.accuracy, z.majority
+                "{:<w$}  {:>7}  {:>6}  {:>7}  {:>8}  {:>8}\n",
+                "zero-shot", "classes", "images", "prompts", "accuracy", "majority"
             ));
+            for z in &self.zero_shot {
+                s.push_str(&format!(
+                    "{:<w$}  {:>7}  {:>6}  {:>7}  {:>8.4}  {:>8.4}\n",
+                    z.labels, z.classes, z.images, z.prompts_per_class, z.accuracy, z.majority
+                ));
+            }
         }
         let r = &self.retrieval;
         let f = |v: [f64; 3]| format!("R@1 {:.4}  R@5 {:.4}  R@10 {:.4}", v[0], v[1], v[2]);

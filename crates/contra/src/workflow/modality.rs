@@ -138,6 +138,16 @@ pub struct InputRecipe {
     pub normalize: Option<Normalize>,
 }
 
+impl InputRecipe {
+    /// An image file as a one-image set, converted and resized as the index's items were.
+    pub fn read_image(&self, path: &std::path::Path) -> Result<ImageDataset> {
+        let img = crate::data::folder::decode(path)?
+            .to_channels(self.channels)
+            .resize(self.height, self.width);
+        ImageDataset::new(img.to_bytes(), self.channels, self.height, self.width, None)
+    }
+}
+
 /// Images (`data.source` = digits, fashion-mnist, mnist, cifar10 or folder).
 pub struct Images;
 
