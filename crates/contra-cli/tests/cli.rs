@@ -1557,6 +1557,25 @@ fn clip_trains_on_captioned_images_and_searches_across_modalities() {
     assert!((1.0..=100.0).contains(&scale), "{scale}");
     let recorded = std::fs::read_to_string(run.join("eval.json")).unwrap();
     assert!(recorded.contains("eval zeroshot"), "{recorded}");
+    // The few-label table on the image tower: its embedding feeds kNN and the probe, and
+    // fine-tuning trains the tower with its projection from the probe's classifier.
+    let out = ok(contra()
+        .args([
+            "eval",
+            "fewshot",
+            "--labels",
+            "2",
+            "--seeds",
+            "1",
+            "--finetune-steps",
+            "3",
+            "-m",
+        ])
+        .arg(&model));
+    assert!(
+        out.contains("fine-tuning") && out.contains("linear probe"),
+        "{out}"
+    );
     // An image index answers a caption, embedded by the text tower.
     let images = dir.join("images");
     ok(contra()

@@ -9,7 +9,7 @@
 use super::{MethodConfig, Model, Parts, Trainable};
 use crate::augment::captions::{CaptionBatch, Side};
 use crate::encoders::bert::{TextEncoder, Tokens};
-use crate::encoders::{BatchInput, Encoder};
+use crate::encoders::{Backbone, BatchInput, Encoder};
 use crate::error::{Error, Result};
 use crate::losses::{ClipLoss, SigLipLoss};
 use crate::rng::RowKeys;
@@ -149,14 +149,54 @@ impl Clip {
         }
     }
 
-    /// Images in the shared space (unnormalised).
-    pub fn embed_images(&self, x: Tensor<4>) -> Tensor<2> {
-        self.image_projection.forward(self.image.forward(x))
-    }
-
     /// Texts in the shared space (unnormalised).
     pub fn embed_texts(&self, tokens: &Tokens) -> Tensor<2> {
         self.text_projection.forward(self.text.embed(tokens, None))
+    }
+}
+
+/// CLIP's image tower as evaluation and fine-tuning see it: the image encoder and its
+/// projection, L2-normalised (the model's image embedding, as OpenCLIP's `encode_image`).
+#[derive(Module, Debug)]
+pub struct ImageTower {
+    pub encoder: Encoder,
+    pub projection: Linear,
+}
+
+impl ImageTower {
+    /// A freshly drawn tower (draw inside `seeding::try_seeded` for a seeded start).
+    pub fn new(encoder: Encoder, dim: usize, device: &Device) -> Self {
+        let projection = LinearConfig::new(encoder.output_dim(), dim)
+            .with_bias(false)
+            .init(device);
+        Self {
+            encoder,
+            projection,
+        }
+    }
+}
+
+impl Backbone for ImageTower {
+    type Input = Tensor<4>;
+
+    fn forward_rows(&self, x: Tensor<4>, keys: Option<&RowKeys>) -> Tensor<2> {
+        crate::tensor_util::l2_normalize(
+            self.projection.forward(self.encoder.forward_rows(x, keys)),
+        )
+    }
+
+    fn output_dim(&self) -> usize {
+        self.projection.weight.dims()[1]
+    }
+}
+
+impl Clip {
+    /// The image tower with its projection (evaluation, fine-tuning).
+    pub fn into_image_tower(self) -> ImageTower {
+        ImageTower {
+            encoder: self.image,
+            projection: self.image_projection,
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! and cross-modal retrieval. The model's embedding of an image is its place in the shared
 //! space (tower and projection, L2-normalised), so the image evaluations (kNN, the probe, the
 //! few-label table), `contra embed` and `contra search --text` all work in that space;
-//! fine-tuning trains the image tower itself. A model file keeps the text tower's tokenizer.
+//! fine-tuning trains the image tower with its projection ([`ImageTower`]). A model file
+//! keeps the text tower's tokenizer.
 
 use super::loaded::Loaded;
 use super::modality::{ImagePrep, InputRecipe, Modality};
@@ -11,6 +12,7 @@ use crate::augment::captions::{CaptionViews, TextSource};
 use crate::data::Splits;
 use crate::data::captions::ImageTextDataset;
 use crate::data::text::TextTokenizer;
+use crate::encoders::Backbone;
 use crate::encoders::Encoder;
 use crate::encoders::bert::Tokens;
 use crate::encoders::sentence::{TextEncoderMeta, encode_sentences};
@@ -19,7 +21,7 @@ use crate::eval::features::input_batch;
 use crate::eval::finetune::{ImageInputs, Inputs};
 use crate::features::Features;
 use crate::methods::MethodSpec;
-use crate::methods::clip::{Clip, ClipConfig};
+use crate::methods::clip::{Clip, ClipConfig, ImageTower};
 use crate::recipe::Recipe;
 use crate::seeding::try_seeded;
 use crate::tensor_util::to_vec;
@@ -70,19 +72,29 @@ impl TrainedClip {
         prep: &ImagePrep,
         device: &Device,
     ) -> Features {
-        let model = self.model.valid();
-        let dim = model.image_projection.weight.dims()[1];
-        let mut out = Vec::with_capacity(data.len * dim);
-        for start in (0..data.len).step_by(EMBED_BATCH) {
-            let rows: Vec<usize> = (start..(start + EMBED_BATCH).min(data.len)).collect();
-            let x = input_batch(data, &rows, prep.normalize.as_ref(), prep.size, device);
-            out.extend(to_vec(model.embed_images(x)));
-        }
-        normalize_rows(Features {
-            data: out,
-            rows: data.len,
-            dim,
-        })
+        embed_with_tower(&self.model.clone().into_image_tower(), data, prep, device)
+    }
+}
+
+/// Images through an image tower (inference): L2-normalised rows.
+fn embed_with_tower(
+    tower: &ImageTower,
+    data: &crate::data::ImageDataset,
+    prep: &ImagePrep,
+    device: &Device,
+) -> Features {
+    let tower = tower.valid();
+    let dim = tower.output_dim();
+    let mut out = Vec::with_capacity(data.len * dim);
+    for start in (0..data.len).step_by(EMBED_BATCH) {
+        let rows: Vec<usize> = (start..(start + EMBED_BATCH).min(data.len)).collect();
+        let x = input_batch(data, &rows, prep.normalize.as_ref(), prep.size, device);
+        out.extend(to_vec(tower.forward_rows(x, None)));
+    }
+    Features {
+        data: out,
+        rows: data.len,
+        dim,
     }
 }
 
@@ -92,7 +104,7 @@ pub struct ImageText;
 impl Modality for ImageText {
     type Dataset = ImageTextDataset;
     type Model = TrainedClip;
-    type Encoder = Encoder;
+    type Encoder = ImageTower;
     type Prep = ImagePrep;
 
     fn items(_: &Recipe) -> &'static str {
@@ -134,8 +146,8 @@ impl Modality for ImageText {
     fn read(file: &TrainedFile, _: &ImageTextDataset, device: &Device) -> Result<TrainedClip> {
         read_clip_model(file, device)
     }
-    fn into_encoder(model: TrainedClip) -> Encoder {
-        model.model.image
+    fn into_encoder(model: TrainedClip) -> ImageTower {
+        model.model.into_image_tower()
     }
     fn random_encoder(
         recipe: &Recipe,
@@ -143,9 +155,14 @@ impl Modality for ImageText {
         _: &ImagePrep,
         seed: u64,
         device: &Device,
-    ) -> Result<Encoder> {
+    ) -> Result<ImageTower> {
+        let dim = clip_config(recipe)?.dim;
         try_seeded(device, seed, || {
-            recipe.encoder.init(data.images.channels, device)
+            Ok::<_, Error>(ImageTower::new(
+                recipe.encoder.init(data.images.channels, device)?,
+                dim,
+                device,
+            ))
         })
     }
     fn embed(
@@ -157,19 +174,12 @@ impl Modality for ImageText {
         model.embed_images(&data.images, prep, device)
     }
     fn embed_with(
-        encoder: &Encoder,
+        tower: &ImageTower,
         data: &ImageTextDataset,
         prep: &ImagePrep,
         device: &Device,
     ) -> Features {
-        crate::eval::features::encode(
-            encoder,
-            &data.images,
-            prep.normalize.as_ref(),
-            prep.size,
-            EMBED_BATCH,
-            device,
-        )
+        embed_with_tower(tower, &data.images, prep, device)
     }
     fn raw(data: &ImageTextDataset, prep: &ImagePrep) -> Features {
         crate::eval::features::raw(&data.images, prep.normalize.as_ref())
