@@ -6,6 +6,7 @@
 
 pub mod captions;
 pub mod cifar;
+pub mod delimited;
 pub mod digits;
 pub mod folder;
 pub mod idx;

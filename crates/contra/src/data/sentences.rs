@@ -178,6 +178,7 @@ fn read_jsonl(bytes: &[u8], path: &Path) -> Result<(Vec<String>, Rows)> {
 }
 
 fn read_delimited(bytes: &[u8], delimiter: u8, path: &Path) -> Result<(Vec<String>, Rows)> {
+    let bytes = super::delimited::strip_bom(bytes);
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(true)

@@ -22,6 +22,10 @@ pub struct CsvColumns {
     pub label: Option<String>,
     #[serde(default)]
     pub group: Option<String>,
+    /// What separates the fields: `","`, `";"`, `"\t"` or `"|"` (default: detected from the
+    /// header line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<char>,
 }
 
 /// One stream: rows in file order.
@@ -46,17 +50,27 @@ impl Stream {
     }
 }
 
-/// Read the streams of a CSV file (one per group value, in order of first appearance).
+/// Read the streams of a CSV file (one per group value, in order of first appearance): a
+/// byte-order mark, quoted fields and the delimiter (`,`, `;`, tab, `|`) as spreadsheets write
+/// them.
 pub fn read_csv_streams(path: &Path, columns: &CsvColumns) -> Result<Vec<Stream>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let Some((_, header)) = lines.next() else {
+    use super::delimited;
+    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = delimited::strip_bom(&raw);
+    if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::format(path, "empty file: expected a header row"));
+    }
+    let delimiter = match columns.delimiter {
+        Some(d) => delimited::delimiter_byte(d, "data.columns.delimiter")?,
+        None => delimited::detect_delimiter(bytes),
     };
-    let names: Vec<String> = header.split(',').map(|s| s.trim().to_string()).collect();
+    let mut reader = delimited::reader(bytes, delimiter);
+    let names: Vec<String> = reader
+        .headers()
+        .map_err(|e| delimited::error(path, e))?
+        .iter()
+        .map(str::to_string)
+        .collect();
     let find = |what: &str, name: &str| {
         names.iter().position(|n| n == name).ok_or_else(|| {
             Error::format(
@@ -95,19 +109,23 @@ pub fn read_csv_streams(path: &Path, columns: &CsvColumns) -> Result<Vec<Stream>
         return Err(Error::format(path, "no value columns"));
     }
     let mut streams: Vec<Stream> = Vec::new();
-    for (i, line) in lines {
-        let n = i + 1;
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if fields.len() != names.len() {
+    for record in reader.records() {
+        let record = record.map_err(|e| delimited::error(path, e))?;
+        let n = record.position().map_or(0, |p| p.line() as usize);
+        if record.len() == 1 && record[0].is_empty() {
+            continue; // a line of spaces
+        }
+        if record.len() != names.len() {
             return Err(Error::format(
                 path,
                 format!(
                     "line {n}: {} fields, the header has {}",
-                    fields.len(),
+                    record.len(),
                     names.len()
                 ),
             ));
         }
+        let fields: Vec<&str> = record.iter().collect();
         let key = group.map_or("", |g| fields[g]);
         let s = match streams.iter().position(|s| s.group == key) {
             Some(p) => &mut streams[p],
@@ -314,6 +332,60 @@ mod tests {
         assert_eq!(w.series.labels, Some(vec![0, 1, 1, 0]));
         assert_eq!(w.series.values[0], vec![1.0, 2.0, 10.0, 20.0]);
         assert_eq!(w.series.channel(3, 1), &[50.0, 60.0]);
+    }
+
+    /// What spreadsheets and exports write: a byte-order mark, quoted names and fields (a
+    /// comma inside quotes), `;` or tab between fields (detected, or set), CRLF line ends.
+    #[test]
+    fn spreadsheet_csvs_read_alike() {
+        let cols = CsvColumns {
+            timestamp: Some("time".into()),
+            label: Some("label".into()),
+            ..Default::default()
+        };
+        let want = |s: &[Stream]| {
+            assert_eq!(s.len(), 1);
+            assert_eq!(s[0].channel_names, ["temp, C", "humidity"]);
+            assert_eq!(s[0].channels, [vec![21.5, 22.0], vec![40.0, 41.0]]);
+            assert_eq!(s[0].timestamps, ["2024-01-01 10:00", "2024-01-01 10:05"]);
+            assert_eq!(s[0].labels, Some(vec![0, 1]));
+        };
+        let files = [
+            (
+                "excel.csv",
+                "\u{feff}\"time\",\"temp, C\",\"humidity\",\"label\"\r\n\"2024-01-01 10:00\",\"21.5\",40,0\r\n\"2024-01-01 10:05\",22,41,1\r\n",
+            ),
+            (
+                "semicolon.csv",
+                "\u{feff}time;temp, C;humidity;label\n2024-01-01 10:00;21.5;40;0\n2024-01-01 10:05;22;41;1\n",
+            ),
+            (
+                "tabs.csv",
+                "time\ttemp, C\thumidity\tlabel\n2024-01-01 10:00\t21.5\t40\t0\n  \n2024-01-01 10:05\t22\t41\t1\n",
+            ),
+        ];
+        for (name, text) in files {
+            want(&read_csv_streams(&write(name, text), &cols).unwrap());
+        }
+        // A delimiter set in the recipe wins over detection.
+        let p = write(
+            "pipes.csv",
+            "time|temp, C|humidity|label\n2024-01-01 10:00|21.5|40|0\n2024-01-01 10:05|22|41|1\n",
+        );
+        let set = CsvColumns {
+            delimiter: Some('|'),
+            ..cols.clone()
+        };
+        want(&read_csv_streams(&p, &set).unwrap());
+        let comma = CsvColumns {
+            delimiter: Some(','),
+            ..cols
+        };
+        let e = read_csv_streams(&p, &comma).unwrap_err().to_string();
+        assert!(
+            e.contains("pipes.csv") && e.contains("no timestamp column `time`"),
+            "{e}"
+        );
     }
 
     #[test]
