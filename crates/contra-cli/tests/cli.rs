@@ -1707,3 +1707,73 @@ fn clip_trains_on_captioned_images_and_searches_across_modalities() {
         .unwrap();
     assert_clean_failure(&o, &["method.kind", "captions", "clip"]);
 }
+
+/// `contra pretrain --data DIR` trains on one's own folder without a recipe, says what it
+/// found, and evaluates on held-out images (never on the training images unless asked, and
+/// then says so); a UCR set folder trains TS2Vec.
+#[test]
+fn pretrain_on_a_folder_needs_no_recipe_and_holds_out_test_images() {
+    let dir = tmp("own-folder");
+    let photos = dir.join("photos");
+    let colours: [(&str, [u8; 3]); 4] = [
+        ("apples", [220, 30, 30]),
+        ("leaves", [30, 200, 40]),
+        ("sky", [40, 60, 230]),
+        ("sand", [230, 210, 120]),
+    ];
+    for (class, rgb) in colours {
+        std::fs::create_dir_all(photos.join(class)).unwrap();
+        for i in 0..20 {
+            square_png(&photos.join(format!("{class}/{i}.png")), rgb, i);
+        }
+    }
+    std::fs::write(photos.join(".DS_Store"), b"junk").unwrap();
+    let run = |extra: &[&str]| {
+        let o = contra()
+            .args(["pretrain", "-q", "--data"])
+            .arg(&photos)
+            .arg("--out")
+            .arg(dir.join("run"))
+            .args(["--set", "train.epochs=1"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&o);
+        assert!(o.status.success(), "{stderr}");
+        (stdout, stderr)
+    };
+    let (stdout, stderr) = run(&[]);
+    assert!(
+        stderr.contains("80 images in 4 classes (apples, leaves, sand, sky)")
+            && stderr.contains("batch 64"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("evaluation on 16 test images"), "{stdout}");
+    let (stdout, _) = run(&["--set", "data.train_fraction=1"]);
+    assert!(
+        stdout.contains("evaluation on 80 training images (no held-out test split"),
+        "{stdout}"
+    );
+    let o = contra()
+        .args(["pretrain", "--data"])
+        .arg(dir.join("missing"))
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, &["missing", "not a folder"]);
+    if have_data("ucr/GunPoint/GunPoint_TRAIN.ts") {
+        let ucr = PathBuf::from(std::env::var_os("CONTRA_DATA").unwrap()).join("ucr/GunPoint");
+        let o = contra()
+            .args(["pretrain", "-q", "--no-eval", "--data"])
+            .arg(&ucr)
+            .arg("--out")
+            .arg(dir.join("ucr-run"))
+            .args(["--set", "train.steps=2"])
+            .output()
+            .unwrap();
+        let (_, stderr) = text(&o);
+        assert!(
+            o.status.success() && stderr.contains("the UCR/UEA set GunPoint"),
+            "{stderr}"
+        );
+    }
+}

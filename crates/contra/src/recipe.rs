@@ -277,6 +277,82 @@ impl Recipe {
         Self::parse(&text, path)
     }
 
+    /// A recipe for a folder of one's own data, and a line saying what it found: a UCR/UEA set
+    /// folder (`<name>_TRAIN.ts` inside) trains TS2Vec; a folder of images (a sub-folder per
+    /// class, or none) trains SimCLR with lightly's views on a small CNN at 32x32, 80% of each
+    /// class training and 20% held out, the batch no larger than the training images.
+    pub fn for_data(dir: &Path) -> Result<(Self, String)> {
+        let name = dir
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "data".into());
+        let quoted = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
+        for ext in ["ts", "tsv"] {
+            if dir.join(format!("{name}_TRAIN.{ext}")).is_file() {
+                let parent = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+                let parent = parent.parent().unwrap_or(Path::new("/"));
+                let text = format!(
+                    "name = {n}\n[data]\nsource = \"ucr\"\nname = {n}\npath = {p}\n\
+                     [encoder]\nkind = \"ts2vec\"\n[method]\nkind = \"ts2vec\"\n\
+                     [optimizer]\nkind = \"adamw\"\nlr = 0.001\nweight_decay = 0.01\n\
+                     exclude_bias_and_norm = false\n[schedule]\ndecay = \"constant\"\n\
+                     [train]\nbatch_size = 8\nsteps = 200\n",
+                    n = toml::Value::String(name.clone()),
+                    p = quoted(parent)
+                );
+                let recipe = Self::parse(&text, dir)?;
+                let said = format!(
+                    "{}: the UCR/UEA set {name}: TS2Vec, 200 steps of batch 8, then the SVM on its embeddings",
+                    dir.display()
+                );
+                return Ok((recipe, said));
+            }
+        }
+        let (count, classes) = crate::data::folder::survey(dir)?;
+        if count == 0 {
+            return Err(Error::format(
+                dir,
+                "holds no PNG or JPEG images and no UCR/UEA set (<name>_TRAIN.ts)",
+            ));
+        }
+        let training = count * 4 / 5;
+        let batch = [256usize, 128, 64, 32, 16, 8, 4, 2]
+            .into_iter()
+            .find(|&b| b <= training)
+            .ok_or_else(|| Error::format(dir, format!("{count} images are too few to train on")))?;
+        let text = format!(
+            "name = {n}\n[data]\nsource = \"folder\"\npath = {p}\nchannels = 3\nimage_size = 32\n\
+             [augment]\npreset = \"simclr\"\n[encoder]\nkind = \"small_cnn\"\n\
+             [method]\nkind = \"simclr\"\ntemperature = 0.2\n\
+             [optimizer]\nkind = \"sgd\"\nlr = {lr}\nmomentum = 0.9\nweight_decay = 5e-4\n\
+             [schedule]\nwarmup_epochs = 1\ndecay = \"cosine\"\n\
+             [train]\nepochs = 20\nbatch_size = {batch}\n",
+            n = toml::Value::String(name.clone()),
+            p = quoted(dir),
+            lr = 0.06 * batch as f64 / 128.0,
+        );
+        let recipe = Self::parse(&text, dir)?;
+        let found = if classes.is_empty() {
+            format!(
+                "{count} unlabelled images (no class sub-folders: nothing to score after training)"
+            )
+        } else {
+            let shown: Vec<&str> = classes.iter().take(5).map(String::as_str).collect();
+            let more = if classes.len() > 5 { ", ..." } else { "" };
+            format!(
+                "{count} images in {} classes ({}{more}); 80% of each class trains, 20% is held out for the evaluation",
+                classes.len(),
+                shown.join(", ")
+            )
+        };
+        let said = format!(
+            "{}: {found}. SimCLR (lightly's views) on a small CNN at 32x32 RGB, batch {batch}, 20 epochs; `--set key=value` changes any of it",
+            dir.display()
+        );
+        Ok((recipe, said))
+    }
+
     pub fn default_recipe() -> Self {
         Self::parse(DEFAULT_RECIPE, Path::new("<built-in recipes/default.toml>"))
             .expect("the built-in recipe is valid")

@@ -480,3 +480,86 @@ fn a_missing_or_broken_tokenizer_is_named() {
         "{e}"
     );
 }
+
+/// A labelled folder of `per_class` grey PNGs in each of `classes` (value: the class index).
+fn class_folder(name: &str, classes: &[&str], per_class: usize) -> std::path::PathBuf {
+    let d = tmp(name);
+    for (c, class) in classes.iter().enumerate() {
+        std::fs::create_dir_all(d.join(class)).unwrap();
+        for i in 0..per_class {
+            write_png(
+                &d.join(format!("{class}/{i}.png")),
+                2,
+                2,
+                png::ColorType::Grayscale,
+                &[(c * 40 + i) as u8; 4],
+            );
+        }
+    }
+    d
+}
+
+fn folder_spec(path: &Path) -> contra::data::locate::FolderSpec {
+    contra::data::locate::FolderSpec {
+        path: path.to_path_buf(),
+        channels: 1,
+        image_size: 2,
+        ..Default::default()
+    }
+}
+
+/// A labelled folder without a test folder is split, stratified and seeded (no image is
+/// evaluated on itself); `train_fraction = 1` evaluates on the training images and says so.
+#[test]
+fn a_folder_without_a_test_folder_is_split_by_class() {
+    use contra::data::locate::{DataSpec, load_splits};
+    let d = class_folder("folder-split", &["a", "b", "c", "d"], 20);
+    let s = load_splits(&DataSpec::Folder(folder_spec(&d))).unwrap();
+    assert_eq!((s.train.len, s.test.len), (64, 16));
+    assert!(!s.test_is_train);
+    for c in 0..4u32 {
+        let count = |l: &Option<Vec<u32>>| l.as_ref().unwrap().iter().filter(|&&x| x == c).count();
+        assert_eq!((count(&s.train.labels), count(&s.test.labels)), (16, 4));
+    }
+    // No test image is a training image (each image's value is unique).
+    let train: std::collections::HashSet<u8> =
+        (0..s.train.len).map(|i| s.train.image(i)[0]).collect();
+    assert!((0..s.test.len).all(|i| !train.contains(&s.test.image(i)[0])));
+    let again = load_splits(&DataSpec::Folder(folder_spec(&d))).unwrap();
+    assert_eq!(again.test.pixels, s.test.pixels);
+    let other = load_splits(&DataSpec::Folder(contra::data::locate::FolderSpec {
+        split_seed: 1,
+        ..folder_spec(&d)
+    }))
+    .unwrap();
+    assert_ne!(other.test.pixels, s.test.pixels);
+    let all = load_splits(&DataSpec::Folder(contra::data::locate::FolderSpec {
+        train_fraction: Some(1.0),
+        ..folder_spec(&d)
+    }))
+    .unwrap();
+    assert!(all.test_is_train && all.test.len == 80);
+}
+
+/// Train and test folders share one class map: a class missing from the test folder shifts
+/// no later label; hidden files (`.DS_Store`, macOS's `._x.png`) are not images.
+#[test]
+fn train_and_test_folders_share_one_class_map() {
+    use contra::data::locate::{DataSpec, load_splits};
+    let train = class_folder("folder-map-train", &["ant", "bee", "cat"], 2);
+    let test = class_folder("folder-map-test", &["ant", "cat"], 2);
+    std::fs::write(test.join("cat/._0.png"), b"\x00\x05\x16\x07 AppleDouble").unwrap();
+    std::fs::write(test.join(".DS_Store"), b"junk").unwrap();
+    std::fs::create_dir_all(test.join(".thumbnails")).unwrap();
+    std::fs::write(test.join(".thumbnails/x.png"), b"junk").unwrap();
+    let s = load_splits(&DataSpec::Folder(contra::data::locate::FolderSpec {
+        test_path: Some(test.clone()),
+        ..folder_spec(&train)
+    }))
+    .unwrap();
+    assert_eq!(s.train.class_names, ["ant", "bee", "cat"]);
+    assert_eq!(s.test.class_names, s.train.class_names);
+    assert_eq!(s.test.labels.as_deref(), Some(&[0, 0, 2, 2][..]));
+    // The third test image is the test folder's first cat (written with value 40).
+    assert_eq!(s.test.image(2)[0], 40);
+}

@@ -367,10 +367,9 @@ fn fewshot<M: Modality>(
         encoder_lr: a.encoder_lr,
     };
     eprintln!(
-        "embedding {} training and {} test {} ...",
+        "embedding {} training and {} ...",
         contra::data::Dataset::len(&l.splits.train),
-        contra::data::Dataset::len(&l.splits.test),
-        M::items(&l.recipe)
+        l.test_description()
     );
     let started = std::time::Instant::now();
     let table = evaluate::fewshot_table(l, budgets, a.seeds, &tune, |c| {

@@ -9,8 +9,12 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct Args {
     /// Recipe file (TOML). Without it, the built-in recipe: SimCLR on the bundled 8x8 digits.
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "data")]
     recipe: Option<PathBuf>,
+    /// Your own data, no recipe needed: a folder of images (a sub-folder per class, or none)
+    /// or a UCR/UEA set folder; the run says what it found and what it trains.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
     /// Set any recipe key, checked as in a file: `--set train.epochs=5 --set
     /// method.temperature=0.2` (a new `kind` or `source` starts from that kind's defaults).
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -56,9 +60,14 @@ pub struct Args {
 impl Args {
     /// The recipe with every override applied, in the order: flags, then `--set`.
     fn recipe(&self) -> Result<Recipe> {
-        let recipe = match &self.recipe {
-            Some(p) => Recipe::from_file(p)?,
-            None => Recipe::default_recipe(),
+        let recipe = match (&self.recipe, &self.data) {
+            (Some(p), _) => Recipe::from_file(p)?,
+            (None, Some(dir)) => {
+                let (recipe, said) = Recipe::for_data(dir)?;
+                eprintln!("{said}");
+                recipe
+            }
+            (None, None) => Recipe::default_recipe(),
         };
         use toml::Value;
         let int = |v: u64| Value::Integer(v.min(i64::MAX as u64) as i64);
@@ -139,11 +148,7 @@ impl ForModality for Pretrain<'_> {
         let evaluation = evaluate::after_training(&trained)?;
         let text = evaluation.to_text();
         if !text.is_empty() {
-            println!(
-                "\nevaluation on {} test {}:\n{text}",
-                contra::data::Dataset::len(&trained.splits.test),
-                M::items(recipe)
-            );
+            println!("\nevaluation on {}:\n{text}", trained.test_description());
         }
         let own = M::own_evaluation(&trained)?;
         if !own.is_empty() {

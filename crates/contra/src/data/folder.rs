@@ -10,14 +10,22 @@ use crate::error::{Error, Result};
 use crate::image::Image;
 use std::path::{Path, PathBuf};
 
+/// Hidden files and folders (`.DS_Store`, macOS's `._photo.jpg`, `.git`) are never data.
+fn is_hidden(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
+}
+
 fn is_image(p: &Path) -> bool {
-    matches!(
-        p.extension()
-            .and_then(|e| e.to_str())
-            .map(|e| e.to_ascii_lowercase())
-            .as_deref(),
-        Some("png" | "jpg" | "jpeg")
-    )
+    !is_hidden(p)
+        && matches!(
+            p.extension()
+                .and_then(|e| e.to_str())
+                .map(|e| e.to_ascii_lowercase())
+                .as_deref(),
+            Some("png" | "jpg" | "jpeg")
+        )
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -27,6 +35,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         .collect::<Result<_>>()?;
     entries.sort();
     for p in entries {
+        if is_hidden(&p) {
+            continue;
+        }
         if p.is_dir() {
             walk(&p, out)?;
         } else if is_image(&p) {
@@ -141,13 +152,58 @@ fn interleaved_to_image(buf: &[u8], src_channels: usize, h: usize, w: usize) -> 
     img
 }
 
+/// How many images lie under `root`, and its class sub-folders (sorted; empty when the
+/// images lie in the root).
+pub fn survey(root: &Path) -> Result<(usize, Vec<String>)> {
+    if !root.is_dir() {
+        return Err(Error::format(root, "not a folder"));
+    }
+    let mut files = Vec::new();
+    walk(root, &mut files)?;
+    Ok((files.len(), class_names(root)?))
+}
+
+/// The class sub-folders of `root` that hold images, sorted.
+pub fn class_names(root: &Path) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    if root.is_dir() {
+        walk(root, &mut files)?;
+    }
+    let mut names: Vec<String> = files.iter().filter_map(|p| class_of(root, p)).collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// The class of an image: the first folder under the root, if it lies in one.
+fn class_of(root: &Path, p: &Path) -> Option<String> {
+    let rel = p.strip_prefix(root).ok()?;
+    let mut comps = rel.components();
+    let first = comps.next()?;
+    comps
+        .next()
+        .map(|_| first.as_os_str().to_string_lossy().into_owned())
+}
+
 /// Load every image under `root`, converted to `channels` (1 or 3) and resized to
-/// `height x width`.
+/// `height x width`; classes are its own sub-folders, sorted.
 pub fn read_folder(
     root: &Path,
     channels: usize,
     height: usize,
     width: usize,
+) -> Result<ImageDataset> {
+    read_folder_classes(root, channels, height, width, None)
+}
+
+/// As [`read_folder`], labelling by `classes` when given (a training and a test folder share
+/// one class map, so a class missing from one shifts no label of the other).
+pub fn read_folder_classes(
+    root: &Path,
+    channels: usize,
+    height: usize,
+    width: usize,
+    classes: Option<&[String]>,
 ) -> Result<ImageDataset> {
     if !root.is_dir() {
         return Err(Error::format(
@@ -163,18 +219,17 @@ pub fn read_folder(
             "no PNG or JPEG images found in this folder or below it",
         ));
     }
-    let class_of = |p: &Path| -> Option<String> {
-        let rel = p.strip_prefix(root).ok()?;
-        let mut comps = rel.components();
-        let first = comps.next()?;
-        comps
-            .next()
-            .map(|_| first.as_os_str().to_string_lossy().into_owned())
-    };
+    let class_of = |p: &Path| class_of(root, p);
     let labelled = files.iter().any(|p| class_of(p).is_some());
-    let mut class_names: Vec<String> = files.iter().filter_map(|p| class_of(p)).collect();
-    class_names.sort();
-    class_names.dedup();
+    let class_names: Vec<String> = match classes {
+        Some(c) => c.to_vec(),
+        None => {
+            let mut names: Vec<String> = files.iter().filter_map(|p| class_of(p)).collect();
+            names.sort();
+            names.dedup();
+            names
+        }
+    };
     let decoded: Vec<Result<Vec<u8>>> = {
         use rayon::prelude::*;
         files
@@ -193,7 +248,10 @@ pub fn read_folder(
             let c = class_of(p).ok_or_else(|| {
                 Error::format(p, "image lies directly in the root of a labelled folder; put it in a class sub-folder")
             })?;
-            labels.push(class_names.binary_search(&c).unwrap() as u32);
+            let label = class_names.iter().position(|n| *n == c).ok_or_else(|| {
+                Error::format(p, format!("class `{c}` is not among {class_names:?}"))
+            })?;
+            labels.push(label as u32);
         }
     }
     let mut set = ImageDataset::new(pixels, channels, height, width, labelled.then_some(labels))?;

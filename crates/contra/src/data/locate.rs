@@ -71,10 +71,15 @@ pub struct ImageSetSpec {
 pub struct FolderSpec {
     /// The training folder (required).
     pub path: PathBuf,
-    /// A separate folder of test images, labelled like the training folder (default: the
-    /// training folder).
+    /// A separate folder of test images, labelled by the same class map (the union of both
+    /// folders' class sub-folders).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_path: Option<PathBuf>,
+    /// Without `test_path`: the fraction of each class that trains (default 0.8), the rest
+    /// held out by `split_seed`; 1 evaluates on the training images, and says so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_fraction: Option<f64>,
+    pub split_seed: u64,
     /// Channels (1 or 3) and size the images are converted to.
     pub channels: usize,
     pub image_size: usize,
@@ -91,6 +96,8 @@ impl Default for FolderSpec {
         Self {
             path: PathBuf::new(),
             test_path: None,
+            train_fraction: None,
+            split_seed: 0,
             channels: 3,
             image_size: 32,
             train_limit: None,
@@ -300,6 +307,18 @@ impl DataSpec {
             DataSpec::Folder(s) if s.image_size == 0 => {
                 Err(Error::config("data.image_size", "must be at least 1"))
             }
+            DataSpec::Folder(s) if s.train_fraction.is_some_and(|f| !(f > 0.0 && f <= 1.0)) => {
+                Err(Error::config(
+                    "data.train_fraction",
+                    "must be above 0 and at most 1 (1: evaluate on the training images)",
+                ))
+            }
+            DataSpec::Folder(s) if s.train_fraction.is_some() && s.test_path.is_some() => {
+                Err(Error::config(
+                    "data.train_fraction",
+                    "splits a folder without data.test_path; with a test folder, leave it out",
+                ))
+            }
             DataSpec::Ucr(s) if s.name.is_empty() => Err(Error::config(
                 "data.name",
                 "source `ucr` needs the set's name (GunPoint)",
@@ -458,15 +477,7 @@ pub fn load_splits(spec: &DataSpec) -> Result<Splits> {
                 })?;
             cifar::read_dir(dir)?
         }
-        DataSpec::Folder(s) => {
-            let size = s.image_size;
-            let train = folder::read_folder(&s.path, s.channels, size, size)?;
-            let test = match &s.test_path {
-                Some(t) => folder::read_folder(t, s.channels, size, size)?,
-                None => train.clone(),
-            };
-            Splits::new(train, test)
-        }
+        DataSpec::Folder(s) => folder_splits(s)?,
         DataSpec::Ucr(_) | DataSpec::Csv(_) => {
             return Err(Error::config(
                 "data.source",
@@ -493,13 +504,54 @@ pub fn load_splits(spec: &DataSpec) -> Result<Splits> {
         }
     };
     let subset = spec.subset().expect("image sources have subset settings");
-    Ok(Splits::new(
-        limit(
-            only_classes(splits.train, subset.train_classes)?,
-            subset.train_limit,
-        ),
-        limit(splits.test, subset.test_limit),
-    ))
+    Ok(Splits {
+        test_is_train: splits.test_is_train,
+        ..Splits::new(
+            limit(
+                only_classes(splits.train, subset.train_classes)?,
+                subset.train_limit,
+            ),
+            limit(splits.test, subset.test_limit),
+        )
+    })
+}
+
+/// A folder's splits: with a test folder, both labelled by one class map (the union of
+/// their class folders); without one, `train_fraction` of every class trains (seeded by
+/// `split_seed`) and the rest is held out, or with `train_fraction = 1` the test split is the
+/// training split, marked so.
+fn folder_splits(s: &FolderSpec) -> Result<Splits> {
+    let size = s.image_size;
+    if let Some(t) = &s.test_path {
+        let mut classes = folder::class_names(&s.path)?;
+        classes.extend(folder::class_names(t)?);
+        classes.sort();
+        classes.dedup();
+        let classes = (!classes.is_empty()).then_some(classes);
+        let read =
+            |p: &Path| folder::read_folder_classes(p, s.channels, size, size, classes.as_deref());
+        return Ok(Splits::new(read(&s.path)?, read(t)?));
+    }
+    let all = folder::read_folder(&s.path, s.channels, size, size)?;
+    let fraction = s.train_fraction.unwrap_or(0.8);
+    if fraction >= 1.0 {
+        return Ok(Splits {
+            test_is_train: true,
+            ..Splits::new(all.clone(), all)
+        });
+    }
+    let (train, test) =
+        super::sampling::stratified_split(all.labels.as_deref(), all.len, fraction, s.split_seed);
+    if test.is_empty() {
+        return Err(Error::format(
+            &s.path,
+            format!(
+                "{} images leave none for testing at data.train_fraction = {fraction}; add images, give data.test_path, or set data.train_fraction = 1 to evaluate on the training images",
+                all.len
+            ),
+        ));
+    }
+    Ok(Splits::new(all.subset(&train), all.subset(&test)))
 }
 
 /// The training items of `classes`, or all of them.
@@ -566,11 +618,7 @@ pub fn load_series(spec: &DataSpec) -> Result<Splits<SeriesDataset>> {
         DataSpec::Csv(spec) => load_stream_windows(spec),
         DataSpec::Ucr(spec) => {
             let (train, test) = load_archive_set(&spec.name, spec.path.as_deref())?;
-            Ok(Splits {
-                train,
-                test,
-                test_origins: None,
-            })
+            Ok(Splits::new(train, test))
         }
         other => Err(Error::config(
             "data.source",
@@ -670,8 +718,7 @@ fn load_stream_windows(spec: &CsvSpec) -> Result<Splits<SeriesDataset>> {
         }
     }
     Ok(Splits {
-        train: tr,
-        test: te,
         test_origins: Some(origins),
+        ..Splits::new(tr, te)
     })
 }

@@ -114,6 +114,9 @@ pub struct Splits<D = ImageDataset> {
     pub test: D,
     /// Where each test item comes from, where the data say (windows of streams).
     pub test_origins: Option<Vec<WindowOrigin>>,
+    /// The test split is the training split (asked for: `data.train_fraction = 1`); every
+    /// evaluation says so.
+    pub test_is_train: bool,
 }
 
 impl<D> Splits<D> {
@@ -123,6 +126,7 @@ impl<D> Splits<D> {
             train,
             test,
             test_origins: None,
+            test_is_train: false,
         }
     }
 }

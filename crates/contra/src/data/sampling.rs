@@ -78,6 +78,39 @@ pub fn sample(labels: &[u32], num_classes: usize, budget: Budget, seed: u64) -> 
     out
 }
 
+/// A seeded split of `n` items into training and test indices (each sorted): `fraction` of
+/// every class trains (rounded, and at least one item of a class of two or more on each
+/// side), or of all items when unlabelled.
+pub fn stratified_split(
+    labels: Option<&[u32]>,
+    n: usize,
+    fraction: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    let mut groups: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+    for i in 0..n {
+        groups
+            .entry(labels.map_or(0, |l| l[i]))
+            .or_default()
+            .push(i);
+    }
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for (class, mut idx) in groups {
+        Rng::derive(seed, &[0x5350_4c54, class as u64]).shuffle(&mut idx);
+        let len = idx.len();
+        let keep = if len < 2 {
+            len
+        } else {
+            ((fraction * len as f64).round() as usize).clamp(1, len - 1)
+        };
+        train.extend_from_slice(&idx[..keep]);
+        test.extend_from_slice(&idx[keep..]);
+    }
+    train.sort_unstable();
+    test.sort_unstable();
+    (train, test)
+}
+
 /// `n` indices per class (fewer when a class has fewer), drawn with `seed`.
 pub fn sample_per_class(labels: &[u32], num_classes: usize, n: usize, seed: u64) -> Vec<usize> {
     sample(labels, num_classes, Budget::PerClass(n), seed)

@@ -94,6 +94,18 @@ impl<M: Modality> Loaded<M> {
         ))
     }
 
+    /// What the evaluation runs on: `360 test images`, or where the recipe asked for no
+    /// held-out split, `80 training images (no held-out test split: data.train_fraction = 1)`.
+    pub fn test_description(&self) -> String {
+        let n = crate::data::Dataset::len(&self.splits.test);
+        let items = M::items(&self.recipe);
+        if self.splits.test_is_train {
+            format!("{n} training {items} (no held-out test split: data.train_fraction = 1)")
+        } else {
+            format!("{n} test {items}")
+        }
+    }
+
     /// The split named `train` or `test`.
     pub fn split(&self, name: &str) -> Result<&M::Dataset> {
         match name {
