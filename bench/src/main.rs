@@ -11,6 +11,7 @@
 //!     contra-bench text-train [batch] [steps] [mini_batch]  MNRL step on WordNet pairs
 //!                                                  (GradCache when mini_batch > 0)
 //!
+//!     contra-bench eigen [dim] [reps]                  eigenvalues of a dim x dim Gram matrix
 //!     contra-bench clip-train [batch] [steps] [frozen|scratch]  CLIP step: small CNN on
 //!                                                  3x32x32 and a text tower (cached
 //!                                                  384-d outputs, or 2x128 BERT on
@@ -411,6 +412,32 @@ fn clip_train(batch: usize, steps: usize, text: &str) {
     );
 }
 
+/// The eigenvalues of the `d x d` Gram matrix of 4,096 random `d`-dimensional rows, as the
+/// effective-rank diagnostic computes them (milliseconds, best of `reps`).
+fn eigen(d: usize, reps: usize) {
+    let mut rng = Rng::new(3);
+    let (n, mut gram) = (4096, vec![0f64; d * d]);
+    let rows: Vec<f64> = (0..n * d).map(|_| rng.normal()).collect();
+    for r in rows.chunks(d) {
+        for p in 0..d {
+            for q in 0..d {
+                gram[p * d + q] += r[p] * r[q];
+            }
+        }
+    }
+    let mut best = f64::INFINITY;
+    for _ in 0..reps {
+        let start = Instant::now();
+        let e = contra::eval::space::symmetric_eigenvalues(gram.clone(), d);
+        best = best.min(start.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(e.len(), d);
+    }
+    println!(
+        "{}",
+        serde_json::json!({"bench": "eigenvalues", "dim": d, "reps": reps, "best_ms": best})
+    );
+}
+
 fn main() {
     contra::runtime::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -451,6 +478,12 @@ fn main() {
                 args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
             };
             text_train(num(1, 64), num(2, 3), num(3, 0))
+        }
+        Some("eigen") => {
+            let num = |i: usize, default: usize| {
+                args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
+            };
+            eigen(num(1, 512), num(2, 3))
         }
         Some("clip-train") => {
             let num = |i: usize, default: usize| {

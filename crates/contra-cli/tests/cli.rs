@@ -1777,3 +1777,34 @@ fn pretrain_on_a_folder_needs_no_recipe_and_holds_out_test_images() {
         );
     }
 }
+
+/// An index names its model relative to itself: a run folder moved together with its index
+/// still answers an image query.
+#[test]
+fn a_moved_run_folder_keeps_its_index_working() {
+    let dir = tmp("moved");
+    let project = dir.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let recipe = small_recipe(&project, 1);
+    let run = project.join("run");
+    ok(contra()
+        .args(["pretrain", "-q", "--no-eval", "-r"])
+        .arg(&recipe)
+        .arg("--out")
+        .arg(&run));
+    ok(contra()
+        .args(["embed", "-m"])
+        .arg(run.join("model.safetensors"))
+        .arg("--out")
+        .arg(project.join("index")));
+    square_png(&dir.join("query.png"), [200, 200, 200], 1);
+    let moved = dir.join("elsewhere");
+    std::fs::rename(&project, &moved).unwrap();
+    let out = ok(contra()
+        .args(["search", "--json", "-k", "3", "--image"])
+        .arg(dir.join("query.png"))
+        .arg("--index")
+        .arg(moved.join("index/embeddings.safetensors")));
+    let hits: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(hits.as_array().unwrap().len(), 3);
+}

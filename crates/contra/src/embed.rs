@@ -145,8 +145,46 @@ pub fn read_index(path: &Path) -> Result<EmbeddingIndex> {
         },
         ids: ints("ids")?,
         labels,
-        metadata: meta.metadata().clone().unwrap_or_default(),
+        metadata: {
+            let mut m = meta.metadata().clone().unwrap_or_default();
+            // The model is named relative to the index's folder: both move together.
+            if let Some(model) = m.get_mut(META_MODEL)
+                && Path::new(model.as_str()).is_relative()
+            {
+                let dir = path.parent().unwrap_or(Path::new("."));
+                *model = dir.join(model.as_str()).display().to_string();
+            }
+            m
+        },
     })
+}
+
+/// Metadata key of an index: the model that wrote it, relative to the index's folder where
+/// a relative path exists (so that a run folder and its indexes can move together).
+pub const META_MODEL: &str = "contra.model";
+
+/// How an index in `index_dir` names `model`: the path from `index_dir` to it, or the
+/// absolute path when none exists (another drive).
+pub fn model_reference(model: &Path, index_dir: &Path) -> String {
+    let (Ok(model), Ok(dir)) = (
+        std::fs::canonicalize(model),
+        std::fs::canonicalize(index_dir),
+    ) else {
+        return model.display().to_string();
+    };
+    let (m, d): (Vec<_>, Vec<_>) = (model.components().collect(), dir.components().collect());
+    let common = m.iter().zip(&d).take_while(|(a, b)| a == b).count();
+    if common == 0 {
+        return model.display().to_string();
+    }
+    let mut rel = std::path::PathBuf::new();
+    for _ in common..d.len() {
+        rel.push("..");
+    }
+    for c in &m[common..] {
+        rel.push(c);
+    }
+    rel.display().to_string()
 }
 
 fn npy_header(descr: &str, shape: &[usize]) -> Vec<u8> {

@@ -19,17 +19,18 @@ pub fn export_embeddings<M: Modality>(l: &Loaded<M>, split: &str, out: &Path) ->
     if let Some(labels) = data.labels() {
         write_npy_labels(&out.join("labels.npy"), labels)?;
     }
+    std::fs::create_dir_all(out).map_err(|e| crate::error::Error::io(out, e))?;
     let model = l
         .path
         .as_deref()
-        .map(|p| std::fs::canonicalize(p).unwrap_or(p.to_path_buf()));
+        .map(|p| crate::embed::model_reference(p, out));
     let (input_key, input) = M::index_metadata(data, &l.prep);
     let mut metadata = HashMap::from([
         ("contra.split".to_string(), split.to_string()),
         (input_key, input),
     ]);
     if let Some(m) = model {
-        metadata.insert("contra.model".to_string(), m.display().to_string());
+        metadata.insert(crate::embed::META_MODEL.to_string(), m);
     }
     write_index(
         &out.join("embeddings.safetensors"),

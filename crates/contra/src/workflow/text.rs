@@ -284,10 +284,12 @@ pub fn embed_text_file(
     let f = model.embed_texts(&strs(&data.texts), device)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     write_npy_f32(&out.join("embeddings.npy"), &f.data, f.rows, f.dim)?;
-    let model_abs = std::fs::canonicalize(model_path).unwrap_or(model_path.to_path_buf());
     let metadata = std::collections::HashMap::from([
         ("contra.data".to_string(), "text".to_string()),
-        ("contra.model".to_string(), model_abs.display().to_string()),
+        (
+            crate::embed::META_MODEL.to_string(),
+            crate::embed::model_reference(model_path, out),
+        ),
         (
             "contra.source".to_string(),
             texts_path.display().to_string(),
