@@ -1096,6 +1096,23 @@ fn ts2vec_scores_sensor_stream_windows() {
     // Windows of 64 rows every 16 rows.
     assert_eq!((rows[1][2], rows[2][2], rows[465][2]), ("0", "16", "7424"));
     assert_eq!(rows.iter().skip(1).filter(|r| r[6] == "1").count(), 5);
+    // The test windows' embeddings name their stream and first row.
+    ok(contra()
+        .args(["embed", "-m"])
+        .arg(run.join("model.safetensors"))
+        .arg("--out")
+        .arg(dir.join("index")));
+    let out = ok(contra()
+        .args(["search", "--json", "--id", "1", "-k", "2", "--index"])
+        .arg(dir.join("index/embeddings.safetensors")));
+    let hits: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let item = hits[0]["item"].as_str().unwrap();
+    assert!(
+        item.rsplit_once(':').is_some_and(
+            |(stream, row)| !stream.is_empty() && row.parse::<usize>().unwrap() % 16 == 0
+        ),
+        "{item}"
+    );
     for metric in ["AUROC", "AUPRC", "best F1"] {
         let line = stdout.lines().find(|l| l.starts_with(metric)).unwrap();
         let v: Vec<f64> = line[metric.len()..]
@@ -1749,6 +1766,23 @@ fn pretrain_on_a_folder_needs_no_recipe_and_holds_out_test_images() {
         "{stderr}"
     );
     assert!(stdout.contains("evaluation on 16 test images"), "{stdout}");
+    // Embeddings and search results name each image's file.
+    ok(contra()
+        .args(["embed", "-m"])
+        .arg(dir.join("run/model.safetensors"))
+        .arg("--out")
+        .arg(dir.join("index")));
+    let out = ok(contra()
+        .args(["search", "--json", "--id", "0", "-k", "3", "--index"])
+        .arg(dir.join("index/embeddings.safetensors")));
+    let hits: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for h in hits.as_array().unwrap() {
+        let item = h["item"].as_str().unwrap();
+        assert!(
+            item.ends_with(".png") && photos.join(item).is_file(),
+            "{item}"
+        );
+    }
     let (stdout, _) = run(&["--set", "data.train_fraction=1"]);
     assert!(
         stdout.contains("evaluation on 80 training images (no held-out test split"),

@@ -159,6 +159,19 @@ pub fn read_index(path: &Path) -> Result<EmbeddingIndex> {
     })
 }
 
+/// Metadata key of an index: what each row is (a file, a stream and first row), as a JSON
+/// list.
+pub const META_ITEMS: &str = "contra.items";
+
+impl EmbeddingIndex {
+    /// What each row is, where the index says.
+    pub fn items(&self) -> Option<Vec<String>> {
+        self.metadata
+            .get(META_ITEMS)
+            .and_then(|t| serde_json::from_str(t).ok())
+    }
+}
+
 /// Metadata key of an index: the model that wrote it, relative to the index's folder where
 /// a relative path exists (so that a run folder and its indexes can move together).
 pub const META_MODEL: &str = "contra.model";

@@ -44,6 +44,9 @@ struct Hit {
     id: i64,
     label: Option<u32>,
     cosine: f32,
+    /// What the row is: the image's file, or a window's stream and first row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     text: Option<String>,
 }
@@ -93,6 +96,7 @@ pub fn run(a: Args) -> Result<()> {
     };
     let hits = contra::search::top_k(&query, e, a.k, |_, r| Some(r) == own_row, &device);
     let texts = contra::workflow::text::index_texts(&index);
+    let items = index.items();
     let hits: Vec<Hit> = hits[0]
         .iter()
         .enumerate()
@@ -101,6 +105,7 @@ pub fn run(a: Args) -> Result<()> {
             id: index.ids[h.row],
             label: index.labels.as_ref().map(|l| l[h.row]),
             cosine: h.similarity,
+            item: items.as_ref().and_then(|t| t.get(h.row).cloned()),
             text: texts.as_ref().and_then(|t| t.get(h.row).cloned()),
         })
         .collect();
@@ -116,7 +121,7 @@ pub fn run(a: Args) -> Result<()> {
                 "{:>5}  {:>10}  {:>6}  {:>10.4}",
                 h.rank, h.id, label, h.cosine
             );
-            if let Some(t) = &h.text {
+            if let Some(t) = h.item.as_ref().or(h.text.as_ref()) {
                 s += &format!("  {t}");
             }
             s += "\n";

@@ -70,6 +70,9 @@ impl Dataset for ImageTextDataset {
     fn class_names(&self) -> &[String] {
         &self.images.class_names
     }
+    fn item_names(&self) -> Option<&[String]> {
+        Some(&self.ids)
+    }
     fn subset(&self, rows: &[usize]) -> Self {
         Self {
             images: self.images.subset(rows),

@@ -256,5 +256,14 @@ pub fn read_folder_classes(
     }
     let mut set = ImageDataset::new(pixels, channels, height, width, labelled.then_some(labels))?;
     set.class_names = class_names;
+    set.names = files
+        .iter()
+        .map(|p| {
+            p.strip_prefix(root)
+                .unwrap_or(p)
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
     Ok(set)
 }

@@ -32,6 +32,8 @@ pub struct ImageDataset {
     pub labels: Option<Vec<u32>>,
     /// Class names, indexed by label; empty when unknown.
     pub class_names: Vec<String>,
+    /// Each image's file, relative to its folder (empty for sets that are not folders).
+    pub names: Vec<String>,
 }
 
 impl ImageDataset {
@@ -63,6 +65,7 @@ impl ImageDataset {
             width,
             labels,
             class_names: Vec::new(),
+            names: Vec::new(),
         })
     }
 
@@ -97,6 +100,11 @@ impl ImageDataset {
             width: self.width,
             labels,
             class_names: self.class_names.clone(),
+            names: if self.names.is_empty() {
+                Vec::new()
+            } else {
+                indices.iter().map(|&i| self.names[i].clone()).collect()
+            },
         }
     }
 
@@ -168,6 +176,11 @@ pub trait Dataset: Clone + Send + Sync + 'static {
     fn class_names(&self) -> &[String];
     /// The items at `rows`, in that order.
     fn subset(&self, rows: &[usize]) -> Self;
+    /// What each item is called where the data name it (an image's file), for embeddings and
+    /// search results.
+    fn item_names(&self) -> Option<&[String]> {
+        None
+    }
     /// Number of classes: the largest label plus one, or the number of class names.
     fn num_classes(&self) -> usize {
         let from_labels = self
@@ -197,6 +210,9 @@ impl Dataset for ImageDataset {
     }
     fn subset(&self, rows: &[usize]) -> Self {
         ImageDataset::subset(self, rows)
+    }
+    fn item_names(&self) -> Option<&[String]> {
+        (!self.names.is_empty()).then_some(&self.names[..])
     }
 }
 

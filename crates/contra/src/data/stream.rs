@@ -181,10 +181,26 @@ pub fn read_csv_streams(path: &Path, columns: &CsvColumns) -> Result<Vec<Stream>
 
 /// The streams of a CSV file, or of every `.csv` file in a folder (in name order): a file's
 /// streams are named after it (`pump-3.csv`, or `pump-3.csv:<group>` with a group column),
-/// and every file must have the same value columns.
+/// and every file of a folder must have the same value columns.
 pub fn read_csv_path(path: &Path, columns: &CsvColumns) -> Result<Vec<Stream>> {
+    let named = |file: &Path, streams: Vec<Stream>| -> Vec<Stream> {
+        let name = file
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        streams
+            .into_iter()
+            .map(|mut s| {
+                s.group = if s.group.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{name}:{}", s.group)
+                };
+                s
+            })
+            .collect()
+    };
     if !path.is_dir() {
-        return read_csv_streams(path, columns);
+        return Ok(named(path, read_csv_streams(path, columns)?));
     }
     let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(path)
         .map_err(|e| Error::io(path, e))?
@@ -197,10 +213,7 @@ pub fn read_csv_path(path: &Path, columns: &CsvColumns) -> Result<Vec<Stream>> {
     }
     let mut all: Vec<Stream> = Vec::new();
     for file in &files {
-        let name = file
-            .file_name()
-            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
-        for mut s in read_csv_streams(file, columns)? {
+        for s in named(file, read_csv_streams(file, columns)?) {
             if let Some(first) = all.first()
                 && (first.channel_names != s.channel_names
                     || first.labels.is_some() != s.labels.is_some())
@@ -213,11 +226,6 @@ pub fn read_csv_path(path: &Path, columns: &CsvColumns) -> Result<Vec<Stream>> {
                     ),
                 ));
             }
-            s.group = if s.group.is_empty() {
-                name.clone()
-            } else {
-                format!("{name}:{}", s.group)
-            };
             all.push(s);
         }
     }

@@ -32,6 +32,22 @@ pub fn export_embeddings<M: Modality>(l: &Loaded<M>, split: &str, out: &Path) ->
     if let Some(m) = model {
         metadata.insert(crate::embed::META_MODEL.to_string(), m);
     }
+    // What each row is: an image's file, or a window's stream and first row.
+    let items: Option<Vec<String>> = match (&l.splits.test_origins, split) {
+        (Some(origins), "test") => Some(
+            origins
+                .iter()
+                .map(|o| format!("{}:{}", o.stream, o.first_row))
+                .collect(),
+        ),
+        _ => data.item_names().map(<[String]>::to_vec),
+    };
+    if let Some(items) = items {
+        metadata.insert(
+            crate::embed::META_ITEMS.to_string(),
+            serde_json::to_string(&items).expect("serialisable"),
+        );
+    }
     write_index(
         &out.join("embeddings.safetensors"),
         &EmbeddingIndex {
