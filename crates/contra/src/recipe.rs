@@ -313,7 +313,7 @@ impl Recipe {
         if count == 0 {
             return Err(Error::format(
                 dir,
-                "holds no PNG or JPEG images and no UCR/UEA set (<name>_TRAIN.ts)",
+                "holds no images (PNG, JPEG, WebP, TIFF, BMP, GIF) and no UCR/UEA set (<name>_TRAIN.ts)",
             ));
         }
         let training = count * 4 / 5;

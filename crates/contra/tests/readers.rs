@@ -248,10 +248,10 @@ fn broken_images_are_named_in_the_error() {
     std::fs::write(d.join("a/cut.jpg"), &jpg[..jpg.len() / 2]).unwrap();
     let e = folder::read_folder(&d, 1, 4, 4).unwrap_err().to_string();
     assert!(e.contains("cut.jpg") && e.contains("JPEG"), "{e}");
-    std::fs::write(d.join("a/cut.jpg"), b"GIF89a").unwrap();
+    std::fs::write(d.join("a/cut.jpg"), b"hello, not an image").unwrap();
     let e = folder::read_folder(&d, 1, 4, 4).unwrap_err().to_string();
     assert!(
-        e.contains("cut.jpg") && e.contains("not a PNG or JPEG"),
+        e.contains("cut.jpg") && e.contains("not an image in a known format"),
         "{e}"
     );
     let empty = tmp("folder-empty");
@@ -259,7 +259,7 @@ fn broken_images_are_named_in_the_error() {
         folder::read_folder(&empty, 1, 4, 4)
             .unwrap_err()
             .to_string()
-            .contains("no PNG or JPEG")
+            .contains("no images (PNG, JPEG")
     );
 }
 
@@ -562,4 +562,99 @@ fn train_and_test_folders_share_one_class_map() {
     assert_eq!(s.test.labels.as_deref(), Some(&[0, 0, 2, 2][..]));
     // The third test image is the test folder's first cat (written with value 40).
     assert_eq!(s.test.image(2)[0], 40);
+}
+
+/// Every format the image crate writes here reads back to the same picture: PNG (8- and
+/// 16-bit, grey, palette with transparency), JPEG, WebP (lossless), TIFF, BMP and GIF; a JPEG
+/// whose EXIF orientation says "turn 90 degrees" is turned upright.
+#[test]
+fn image_files_of_every_format_decode_alike() {
+    use image::{ImageFormat, Rgb, RgbImage};
+    let d = tmp("formats");
+    // 4x2: left half red, right half blue.
+    let img = RgbImage::from_fn(4, 2, |x, _| {
+        if x < 2 {
+            Rgb([255, 0, 0])
+        } else {
+            Rgb([0, 0, 255])
+        }
+    });
+    for (name, format, tolerance) in [
+        ("a.png", ImageFormat::Png, 0.0),
+        ("a.bmp", ImageFormat::Bmp, 0.0),
+        ("a.tiff", ImageFormat::Tiff, 0.0),
+        ("a.webp", ImageFormat::WebP, 0.0),
+        ("a.gif", ImageFormat::Gif, 0.02),
+        ("a.jpg", ImageFormat::Jpeg, 0.25),
+    ] {
+        let p = d.join(name);
+        img.save_with_format(&p, format).unwrap();
+        let got = folder::decode(&p).unwrap();
+        assert_eq!((got.channels, got.height, got.width), (3, 2, 4), "{name}");
+        let want = |c: usize, x: usize| match (c, x < 2) {
+            (0, true) | (2, false) => 1.0,
+            _ => 0.0,
+        };
+        for c in 0..3 {
+            for y in 0..2 {
+                for x in 0..4 {
+                    let v = got.data[(c * 2 + y) * 4 + x];
+                    assert!(
+                        (v - want(c, x)).abs() <= tolerance,
+                        "{name} c{c} y{y} x{x}: {v}"
+                    );
+                }
+            }
+        }
+    }
+    // 16-bit grey stays one channel, in [0, 1].
+    let grey16 = image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(2, 2, |x, _| {
+        image::Luma([if x == 0 { 0 } else { 65535 }])
+    });
+    grey16
+        .save_with_format(d.join("g16.png"), ImageFormat::Png)
+        .unwrap();
+    let g = folder::decode(&d.join("g16.png")).unwrap();
+    assert_eq!((g.channels, g.data.clone()), (1, vec![0.0, 1.0, 0.0, 1.0]));
+    // A palette PNG with a transparent entry: transparent pixels are white.
+    let p = d.join("palette.png");
+    let file = std::fs::File::create(&p).unwrap();
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), 2, 1);
+    enc.set_color(png::ColorType::Indexed);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_palette(vec![0, 0, 0, 0, 128, 0]);
+    enc.set_trns(vec![0, 255]);
+    enc.write_header()
+        .unwrap()
+        .write_image_data(&[0, 1])
+        .unwrap();
+    let pal = folder::decode(&p).unwrap();
+    assert_eq!(pal.channels, 3);
+    assert_eq!(
+        [pal.data[0], pal.data[2], pal.data[4]],
+        [1.0, 1.0, 1.0],
+        "transparent is white"
+    );
+    assert!((pal.data[3] - 128.0 / 255.0).abs() < 1e-6 && pal.data[1] == 0.0);
+    // EXIF orientation 6 (the camera was turned: rotate 90 degrees clockwise to view).
+    let jpg = d.join("a.jpg");
+    let plain = std::fs::read(&jpg).unwrap();
+    let exif: Vec<u8> = [
+        b"Exif\0\0".as_slice(),
+        b"II*\0\x08\0\0\0", // little-endian TIFF header, first IFD at 8
+        b"\x01\0",          // one entry
+        b"\x12\x01\x03\0\x01\0\0\0\x06\0\0\0", // Orientation (0x0112), SHORT, 1, value 6
+        b"\0\0\0\0",        // no next IFD
+    ]
+    .concat();
+    let mut turned = plain[..2].to_vec();
+    turned.extend_from_slice(&[0xFF, 0xE1]);
+    turned.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
+    turned.extend_from_slice(&exif);
+    turned.extend_from_slice(&plain[2..]);
+    std::fs::write(d.join("turned.jpg"), turned).unwrap();
+    let t = folder::decode(&d.join("turned.jpg")).unwrap();
+    // 4x2 turned upright is 2 wide, 4 high: red on top, blue below.
+    assert_eq!((t.height, t.width), (4, 2));
+    assert!(t.data[0] > 0.7 && t.data[2 * 8 + 7] > 0.7, "{:?}", t.data);
 }

@@ -1,4 +1,4 @@
-//! Folders of PNG and JPEG images, searched recursively.
+//! Folders of images (PNG, JPEG, WebP, TIFF, BMP, GIF), searched recursively.
 //!
 //! When the root holds sub-folders, the first path component under the root is the class
 //! (class names sorted, as torchvision's `ImageFolder` does); images directly in the root with
@@ -24,7 +24,7 @@ fn is_image(p: &Path) -> bool {
                 .and_then(|e| e.to_str())
                 .map(|e| e.to_ascii_lowercase())
                 .as_deref(),
-            Some("png" | "jpg" | "jpeg")
+            Some("png" | "jpg" | "jpeg" | "webp" | "tif" | "tiff" | "bmp" | "gif")
         )
 }
 
@@ -47,91 +47,63 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Decode a PNG or JPEG file into an image with values in [0, 1] and its own channel count.
+/// The formats [`decode`] reads, by the names its errors use.
+fn format_name(f: image::ImageFormat) -> &'static str {
+    use image::ImageFormat as F;
+    match f {
+        F::Png => "PNG",
+        F::Jpeg => "JPEG",
+        F::WebP => "WebP",
+        F::Tiff => "TIFF",
+        F::Bmp => "BMP",
+        F::Gif => "GIF",
+        _ => "image",
+    }
+}
+
+/// Decode an image file (PNG, JPEG, WebP, TIFF, BMP or GIF, by its content; palette, 16-bit
+/// and alpha alike) into an image with values in [0, 1]: grey stays one channel, colour is
+/// RGB, alpha is composited onto white, and a JPEG or TIFF turned by its EXIF orientation is
+/// turned upright.
 pub fn decode(path: &Path) -> Result<Image> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if bytes.starts_with(&[0x89, b'P', b'N', b'G']) {
-        decode_png(path, &bytes)
-    } else if bytes.starts_with(&[0xFF, 0xD8]) {
-        decode_jpeg(path, &bytes)
-    } else {
-        Err(Error::format(
-            path,
-            "not a PNG or JPEG file (unknown signature)",
-        ))
-    }
-}
-
-fn decode_png(path: &Path, bytes: &[u8]) -> Result<Image> {
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut reader = decoder
-        .read_info()
-        .map_err(|e| Error::format(path, format!("corrupt PNG: {e}")))?;
-    let size = reader
-        .output_buffer_size()
-        .ok_or_else(|| Error::format(path, "PNG image is too large"))?;
-    let mut buf = vec![0; size];
-    let info = reader
-        .next_frame(&mut buf)
-        .map_err(|e| Error::format(path, format!("corrupt or truncated PNG: {e}")))?;
-    let (w, h) = (info.width as usize, info.height as usize);
-    let src_channels = match info.color_type {
-        png::ColorType::Grayscale => 1,
-        png::ColorType::GrayscaleAlpha => 2,
-        png::ColorType::Rgb => 3,
-        png::ColorType::Rgba => 4,
-        png::ColorType::Indexed => return Err(Error::format(path, "indexed PNG was not expanded")),
-    };
-    Ok(interleaved_to_image(
-        &buf[..w * h * src_channels],
-        src_channels,
-        h,
-        w,
-    ))
-}
-
-fn decode_jpeg(path: &Path, bytes: &[u8]) -> Result<Image> {
-    let mut decoder = jpeg_decoder::Decoder::new(bytes);
-    let pixels = decoder
-        .decode()
-        .map_err(|e| Error::format(path, format!("corrupt or truncated JPEG: {e}")))?;
-    let info = decoder
-        .info()
-        .ok_or_else(|| Error::format(path, "JPEG without image information"))?;
-    let (w, h) = (info.width as usize, info.height as usize);
-    let src_channels = match info.pixel_format {
-        jpeg_decoder::PixelFormat::L8 => 1,
-        jpeg_decoder::PixelFormat::RGB24 => 3,
-        jpeg_decoder::PixelFormat::CMYK32 => 4,
-        jpeg_decoder::PixelFormat::L16 => {
-            return Err(Error::format(path, "16-bit JPEG is not supported"));
-        }
-    };
-    if pixels.len() < w * h * src_channels {
+    let reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    let Some(format) = reader.format() else {
         return Err(Error::format(
             path,
-            "JPEG data shorter than its declared size",
+            "not an image in a known format (PNG, JPEG, WebP, TIFF, BMP or GIF)",
         ));
-    }
-    if src_channels == 4 {
-        // CMYK (as decoded, not inverted) to RGB.
-        let mut rgb = Vec::with_capacity(w * h * 3);
-        for px in pixels.chunks_exact(4) {
-            let k = px[3] as f32 / 255.0;
-            for &c in &px[..3] {
-                rgb.push(((255.0 - c as f32) * (1.0 - k)).round().clamp(0.0, 255.0) as u8);
-            }
-        }
-        return Ok(interleaved_to_image(&rgb, 3, h, w));
-    }
-    Ok(interleaved_to_image(&pixels, src_channels, h, w))
+    };
+    let name = format_name(format);
+    let corrupt = |e: image::ImageError| {
+        Error::format(
+            path,
+            format!("corrupt, truncated or unsupported {name}: {e}"),
+        )
+    };
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let orientation = image::ImageDecoder::orientation(&mut decoder)
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = image::DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    img.apply_orientation(orientation);
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let colour = img.color();
+    let grey = colour.channel_count() <= 2;
+    let (values, channels): (Vec<f32>, usize) = match (grey, colour.has_alpha()) {
+        (true, false) => (img.to_luma32f().into_raw(), 1),
+        (true, true) => (img.to_luma_alpha32f().into_raw(), 2),
+        (false, false) => (img.to_rgb32f().into_raw(), 3),
+        (false, true) => (img.to_rgba32f().into_raw(), 4),
+    };
+    Ok(interleaved_to_image(&values, channels, h, w))
 }
 
-/// HWC bytes with 1-4 channels to a CHW image of 1 or 3 channels; an alpha channel (PNG's
-/// grey-alpha and RGBA, palette transparency expanded) is composited onto white, so that a
+/// HWC values in [0, 1] with 1-4 channels to a CHW image of 1 or 3 channels; an alpha channel
+/// (grey-alpha and RGBA, palette transparency expanded) is composited onto white, so that a
 /// transparent background is white whatever colour its hidden pixels hold.
-fn interleaved_to_image(buf: &[u8], src_channels: usize, h: usize, w: usize) -> Image {
+fn interleaved_to_image(buf: &[f32], src_channels: usize, h: usize, w: usize) -> Image {
     let colour = src_channels >= 3;
     let c = if colour { 3 } else { 1 };
     let alpha = src_channels == 2 || src_channels == 4;
@@ -139,13 +111,9 @@ fn interleaved_to_image(buf: &[u8], src_channels: usize, h: usize, w: usize) -> 
     for y in 0..h {
         for x in 0..w {
             let px = &buf[(y * w + x) * src_channels..];
-            let a = if alpha {
-                px[src_channels - 1] as f32 / 255.0
-            } else {
-                1.0
-            };
+            let a = if alpha { px[src_channels - 1] } else { 1.0 };
             for (ch, &v) in px[..c].iter().enumerate() {
-                img.data[(ch * h + y) * w + x] = v as f32 / 255.0 * a + (1.0 - a);
+                img.data[(ch * h + y) * w + x] = v * a + (1.0 - a);
             }
         }
     }
@@ -216,7 +184,7 @@ pub fn read_folder_classes(
     if files.is_empty() {
         return Err(Error::format(
             root,
-            "no PNG or JPEG images found in this folder or below it",
+            "no images (PNG, JPEG, WebP, TIFF, BMP, GIF) found in this folder or below it",
         ));
     }
     let class_of = |p: &Path| class_of(root, p);
