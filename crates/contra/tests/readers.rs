@@ -254,6 +254,18 @@ fn broken_images_are_named_in_the_error() {
         e.contains("cut.jpg") && e.contains("not an image in a known format"),
         "{e}"
     );
+    // With skip_unreadable the broken file is left out and the rest load.
+    let spec = contra::data::locate::FolderSpec {
+        path: d.clone(),
+        test_path: Some(d.clone()),
+        channels: 1,
+        image_size: 4,
+        skip_unreadable: true,
+        ..Default::default()
+    };
+    let s =
+        contra::data::locate::load_splits(&contra::data::locate::DataSpec::Folder(spec)).unwrap();
+    assert_eq!(s.train.names, ["a/good.png"]);
     let empty = tmp("folder-empty");
     assert!(
         folder::read_folder(&empty, 1, 4, 4)

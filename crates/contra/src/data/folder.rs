@@ -161,17 +161,20 @@ pub fn read_folder(
     height: usize,
     width: usize,
 ) -> Result<ImageDataset> {
-    read_folder_classes(root, channels, height, width, None)
+    read_folder_classes(root, channels, height, width, None, false)
 }
 
 /// As [`read_folder`], labelling by `classes` when given (a training and a test folder share
-/// one class map, so a class missing from one shifts no label of the other).
+/// one class map, so a class missing from one shifts no label of the other); with
+/// `skip_unreadable`, files that do not decode are left out, their count and first names
+/// printed, instead of stopping the load.
 pub fn read_folder_classes(
     root: &Path,
     channels: usize,
     height: usize,
     width: usize,
     classes: Option<&[String]>,
+    skip_unreadable: bool,
 ) -> Result<ImageDataset> {
     if !root.is_dir() {
         return Err(Error::format(
@@ -210,8 +213,18 @@ pub fn read_folder_classes(
     };
     let mut pixels = Vec::with_capacity(files.len() * channels * height * width);
     let mut labels = Vec::with_capacity(files.len());
+    let mut kept = Vec::with_capacity(files.len());
+    let mut skipped = Vec::new();
     for (p, d) in files.iter().zip(decoded) {
-        pixels.extend_from_slice(&d?);
+        match d {
+            Ok(bytes) => pixels.extend_from_slice(&bytes),
+            Err(e) if skip_unreadable => {
+                skipped.push(e.to_string());
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        kept.push(p.clone());
         if labelled {
             let c = class_of(p).ok_or_else(|| {
                 Error::format(p, "image lies directly in the root of a labelled folder; put it in a class sub-folder")
@@ -222,9 +235,20 @@ pub fn read_folder_classes(
             labels.push(label as u32);
         }
     }
+    if !skipped.is_empty() {
+        eprintln!(
+            "{}: skipped {} unreadable file(s): {}",
+            root.display(),
+            skipped.len(),
+            skipped[..skipped.len().min(3)].join("; ")
+        );
+    }
+    if kept.is_empty() {
+        return Err(Error::format(root, "no readable image in this folder"));
+    }
     let mut set = ImageDataset::new(pixels, channels, height, width, labelled.then_some(labels))?;
     set.class_names = class_names;
-    set.names = files
+    set.names = kept
         .iter()
         .map(|p| {
             p.strip_prefix(root)

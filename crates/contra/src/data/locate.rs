@@ -80,6 +80,9 @@ pub struct FolderSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub train_fraction: Option<f64>,
     pub split_seed: u64,
+    /// Leave out files that do not decode (their count and first names are printed) rather
+    /// than stop with an error naming the first.
+    pub skip_unreadable: bool,
     /// Channels (1 or 3) and size the images are converted to.
     pub channels: usize,
     pub image_size: usize,
@@ -98,6 +101,7 @@ impl Default for FolderSpec {
             test_path: None,
             train_fraction: None,
             split_seed: 0,
+            skip_unreadable: false,
             channels: 3,
             image_size: 32,
             train_limit: None,
@@ -528,11 +532,20 @@ fn folder_splits(s: &FolderSpec) -> Result<Splits> {
         classes.sort();
         classes.dedup();
         let classes = (!classes.is_empty()).then_some(classes);
-        let read =
-            |p: &Path| folder::read_folder_classes(p, s.channels, size, size, classes.as_deref());
+        let read = |p: &Path| {
+            folder::read_folder_classes(
+                p,
+                s.channels,
+                size,
+                size,
+                classes.as_deref(),
+                s.skip_unreadable,
+            )
+        };
         return Ok(Splits::new(read(&s.path)?, read(t)?));
     }
-    let all = folder::read_folder(&s.path, s.channels, size, size)?;
+    let all =
+        folder::read_folder_classes(&s.path, s.channels, size, size, None, s.skip_unreadable)?;
     let fraction = s.train_fraction.unwrap_or(0.8);
     if fraction >= 1.0 {
         return Ok(Splits {
