@@ -128,7 +128,7 @@ pub fn survey(root: &Path) -> Result<(usize, Vec<String>)> {
     }
     let mut files = Vec::new();
     walk(root, &mut files)?;
-    Ok((files.len(), class_names(root)?))
+    Ok((files.len(), classes_of(root, &files)))
 }
 
 /// The class sub-folders of `root` that hold images, sorted.
@@ -137,10 +137,15 @@ pub fn class_names(root: &Path) -> Result<Vec<String>> {
     if root.is_dir() {
         walk(root, &mut files)?;
     }
+    Ok(classes_of(root, &files))
+}
+
+/// The classes of `files` under `root`, sorted and each once.
+fn classes_of(root: &Path, files: &[PathBuf]) -> Vec<String> {
     let mut names: Vec<String> = files.iter().filter_map(|p| class_of(root, p)).collect();
     names.sort();
     names.dedup();
-    Ok(names)
+    names
 }
 
 /// The class of an image: the first folder under the root, if it lies in one.
@@ -194,12 +199,7 @@ pub fn read_folder_classes(
     let labelled = files.iter().any(|p| class_of(p).is_some());
     let class_names: Vec<String> = match classes {
         Some(c) => c.to_vec(),
-        None => {
-            let mut names: Vec<String> = files.iter().filter_map(|p| class_of(p)).collect();
-            names.sort();
-            names.dedup();
-            names
-        }
+        None => classes_of(root, &files),
     };
     let decoded: Vec<Result<Vec<u8>>> = {
         use rayon::prelude::*;

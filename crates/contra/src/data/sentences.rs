@@ -184,13 +184,7 @@ fn read_delimited(bytes: &[u8], delimiter: u8, path: &Path) -> Result<(Vec<Strin
         .has_headers(true)
         .quoting(delimiter == b',')
         .from_reader(bytes);
-    let bad = |e: csv::Error| {
-        let line = e.position().map_or(0, |p| p.line() as usize);
-        match e.kind() {
-            csv::ErrorKind::Utf8 { .. } => Error::format(path, format!("line {line}: not UTF-8")),
-            _ => Error::format(path, format!("line {line}: {e}")),
-        }
-    };
+    let bad = |e: csv::Error| super::delimited::error(path, e);
     let header: Vec<String> = reader
         .headers()
         .map_err(bad)?

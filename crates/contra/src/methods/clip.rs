@@ -135,14 +135,9 @@ impl Clip {
     /// The model on two towers, projections drawn afresh (draw inside `seeding::try_seeded`
     /// for a seeded start).
     pub fn new(config: &ClipConfig, image: Encoder, text: TextEncoder, device: &Device) -> Self {
-        let projection = |input: usize| {
-            LinearConfig::new(input, config.dim)
-                .with_bias(false)
-                .init(device)
-        };
         Self {
-            image_projection: projection(image.output_dim()),
-            text_projection: projection(text.bert.hidden_size()),
+            image_projection: projection(image.output_dim(), config.dim, device),
+            text_projection: projection(text.bert.hidden_size(), config.dim, device),
             image,
             text,
             loss: ImageTextLoss::new(config.loss, device),
@@ -166,12 +161,9 @@ pub struct ImageTower {
 impl ImageTower {
     /// A freshly drawn tower (draw inside `seeding::try_seeded` for a seeded start).
     pub fn new(encoder: Encoder, dim: usize, device: &Device) -> Self {
-        let projection = LinearConfig::new(encoder.output_dim(), dim)
-            .with_bias(false)
-            .init(device);
         Self {
+            projection: projection(encoder.output_dim(), dim, device),
             encoder,
-            projection,
         }
     }
 }
@@ -190,7 +182,20 @@ impl Backbone for ImageTower {
     }
 }
 
+/// A tower's linear projection into the shared space (no bias, as OpenCLIP's).
+fn projection(input: usize, dim: usize, device: &Device) -> Linear {
+    LinearConfig::new(input, dim).with_bias(false).init(device)
+}
+
 impl Clip {
+    /// A copy of the image tower with its projection (inference), the text tower left out.
+    pub fn image_tower(&self) -> ImageTower {
+        ImageTower {
+            encoder: self.image.clone(),
+            projection: self.image_projection.clone(),
+        }
+    }
+
     /// The image tower with its projection (evaluation, fine-tuning).
     pub fn into_image_tower(self) -> ImageTower {
         ImageTower {

@@ -72,7 +72,7 @@ impl TrainedClip {
         prep: &ImagePrep,
         device: &Device,
     ) -> Features {
-        embed_with_tower(&self.model.clone().into_image_tower(), data, prep, device)
+        embed_with_tower(&self.model.image_tower(), data, prep, device)
     }
 }
 
@@ -130,11 +130,7 @@ impl Modality for ImageText {
         _: &TrainedClip,
     ) -> Result<ImagePrep> {
         let images = &splits.train.images;
-        let pipeline = recipe.pipeline(images)?;
-        Ok(ImagePrep {
-            normalize: pipeline.normalization().cloned(),
-            size: pipeline.output_size(images.height, images.width),
-        })
+        Ok(ImagePrep::of(&recipe.pipeline(images)?, images))
     }
     fn pretrain(
         recipe: &Recipe,
@@ -195,18 +191,7 @@ impl Modality for ImageText {
         Ok(ClipEvaluation::of(l)?.to_text())
     }
     fn index_metadata(data: &ImageTextDataset, prep: &ImagePrep) -> (String, String) {
-        let i = &data.images;
-        let input = InputRecipe {
-            channels: i.channels,
-            height: i.height,
-            width: i.width,
-            input_size: prep.size,
-            normalize: prep.normalize.clone(),
-        };
-        (
-            "contra.input".into(),
-            serde_json::to_string(&input).expect("serialisable"),
-        )
+        InputRecipe::of(&data.images, prep).metadata()
     }
 }
 
@@ -285,6 +270,8 @@ pub fn pretrain_clip(
     })?;
     let tokenizer = Arc::new(prepared.tokenizer);
     let pipeline = recipe.pipeline(&train.images)?;
+    // How evaluation and queries see the images: also what a frozen image tower caches.
+    let prep = ImagePrep::of(&pipeline, &train.images);
     let texts = if config.freeze_text {
         let captions = train.distinct_captions();
         TextSource::Cached(encode_sentences(
@@ -301,31 +288,18 @@ pub fn pretrain_clip(
         Err(crate::eval::features::encode(
             &model.image,
             &train.images,
-            pipeline.normalization(),
-            pipeline.output_size(train.images.height, train.images.width),
+            prep.normalize.as_ref(),
+            prep.size,
             EMBED_BATCH,
             &device,
         ))
     } else {
         Ok(pipeline)
     };
-    let input = InputRecipe {
-        channels,
-        height: train.images.height,
-        width: train.images.width,
-        input_size: match &images {
-            Ok(p) => p.output_size(train.images.height, train.images.width),
-            Err(_) => (train.images.height, train.images.width),
-        },
-        normalize: recipe.pipeline(&train.images)?.normalization().cloned(),
-    };
     let source = Arc::new(CaptionViews::new(train.clone(), images, texts));
     let meta = prepared.meta;
     let mut metadata = meta.to_meta(&tokenizer);
-    metadata.push((
-        META_INPUT.into(),
-        serde_json::to_string(&input).expect("serialisable"),
-    ));
+    metadata.push(InputRecipe::of(&train.images, &prep).metadata());
     let spec = LoopSpec {
         metadata,
         ..LoopSpec::of_recipe(recipe)
@@ -337,10 +311,6 @@ pub fn pretrain_clip(
         meta,
     }))
 }
-
-/// Metadata key of a CLIP model file: how its images become image-tower input (so that a
-/// query image is treated alike).
-pub const META_INPUT: &str = "contra.input";
 
 /// An image file in the shared space of the CLIP model in `file` (a query for `contra search
 /// --image`).
@@ -362,7 +332,7 @@ pub fn embed_image_file(
 /// How a CLIP model file's images become image-tower input.
 fn input_recipe(file: &TrainedFile) -> Result<InputRecipe> {
     file.meta
-        .get(META_INPUT)
+        .get("contra.input")
         .and_then(|t| serde_json::from_str(t).ok())
         .ok_or_else(|| Error::format(&file.path, "a CLIP model file without contra.input"))
 }
@@ -475,13 +445,11 @@ pub fn zero_shot_of(
         let classes = class_embeddings(set)?;
         let all: Vec<usize> = (0..set.labels.len()).collect();
         let every: Vec<u32> = (0..set.class_names.len() as u32).collect();
+        let prompts = data.templates.len();
         let mut row = |name: String, items: &[usize], among: &[u32]| {
-            if let Some(r) = zero_shot_row(name, images, &classes, set, items, among) {
-                rows.push(ZeroShotRow {
-                    prompts_per_class: data.templates.len(),
-                    ..r
-                });
-            }
+            rows.extend(zero_shot_row(
+                name, images, &classes, set, items, among, prompts,
+            ));
         };
         row(set.name.clone(), &all, &every);
         let unseen = &data.unseen_classes;
@@ -516,6 +484,7 @@ fn zero_shot_row(
     set: &crate::data::captions::LabelSet,
     items: &[usize],
     among: &[u32],
+    prompts_per_class: usize,
 ) -> Option<ZeroShotRow> {
     if items.is_empty() {
         return None;
@@ -536,7 +505,7 @@ fn zero_shot_row(
         labels: name,
         classes: among.len(),
         images: items.len(),
-        prompts_per_class: 0,
+        prompts_per_class,
         accuracy: right as f64 / n,
         majority: counts.iter().copied().max().unwrap_or(0) as f64 / n,
     })
@@ -565,6 +534,16 @@ pub fn retrieval(
     device: &Device,
 ) -> Result<CrossModalRetrieval> {
     let images = model.embed_images(&data.images, prep, device);
+    retrieval_of(model, data, &images, device)
+}
+
+/// [`retrieval`] with the images' embeddings already computed.
+fn retrieval_of(
+    model: &TrainedClip,
+    data: &ImageTextDataset,
+    images: &Features,
+    device: &Device,
+) -> Result<CrossModalRetrieval> {
     let captions = data.distinct_captions();
     let texts = model.embed_texts(&captions, device)?;
     // has[i]: the rows of image i's captions among the distinct ones.
@@ -592,8 +571,8 @@ pub fn retrieval(
     Ok(CrossModalRetrieval {
         images: images.rows,
         captions: texts.rows,
-        image_to_text: recall(&images, &texts, &|q, row| has[q].contains(&row)),
-        text_to_image: recall(&texts, &images, &|q, row| has[row].contains(&q)),
+        image_to_text: recall(images, &texts, &|q, row| has[q].contains(&row)),
+        text_to_image: recall(&texts, images, &|q, row| has[row].contains(&q)),
     })
 }
 
@@ -608,14 +587,14 @@ pub struct ClipEvaluation {
 
 impl ClipEvaluation {
     pub fn of(l: &Loaded<ImageText>) -> Result<Self> {
-        let test = &l.splits.test;
+        // The test images are embedded once, for both evaluations.
+        let (test, model, device) = (&l.splits.test, &l.model, &l.device);
+        let images = model.embed_images(&test.images, &l.prep, device);
         Ok(Self {
-            zero_shot: if test.label_sets.is_empty() {
-                Vec::new()
-            } else {
-                zero_shot(&l.model, test, &l.prep, &l.device)?
-            },
-            retrieval: retrieval(&l.model, test, &l.prep, &l.device)?,
+            zero_shot: zero_shot_of(test, &images, |set| {
+                class_embeddings(model, &set.class_names, &test.templates, device)
+            })?,
+            retrieval: retrieval_of(model, test, &images, device)?,
             logit_scale: l.model.model.loss.scale(),
         })
     }

@@ -127,6 +127,17 @@ pub struct ImagePrep {
     pub size: (usize, usize),
 }
 
+impl ImagePrep {
+    /// What the training `pipeline` does to images like `images` at evaluation: its
+    /// normalisation, at its output size.
+    pub fn of(pipeline: &crate::augment::Pipeline, images: &ImageDataset) -> Self {
+        Self {
+            normalize: pipeline.normalization().cloned(),
+            size: pipeline.output_size(images.height, images.width),
+        }
+    }
+}
+
 /// How the items of an image index became encoder input (so that a query image gets the
 /// same treatment).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -139,6 +150,25 @@ pub struct InputRecipe {
 }
 
 impl InputRecipe {
+    /// How images like `images` become encoder input under `prep`.
+    pub fn of(images: &ImageDataset, prep: &ImagePrep) -> Self {
+        Self {
+            channels: images.channels,
+            height: images.height,
+            width: images.width,
+            input_size: prep.size,
+            normalize: prep.normalize.clone(),
+        }
+    }
+
+    /// The metadata entry of an index or model file that keeps it.
+    pub fn metadata(&self) -> (String, String) {
+        (
+            "contra.input".into(),
+            serde_json::to_string(self).expect("serialisable"),
+        )
+    }
+
     /// An image file as a one-image set, converted and resized as the index's items were.
     pub fn read_image(&self, path: &std::path::Path) -> Result<ImageDataset> {
         let img = crate::data::folder::decode(path)?
@@ -173,11 +203,10 @@ impl Modality for Images {
         crate::data::locate::load_splits(&recipe.data)
     }
     fn prep(recipe: &Recipe, splits: &Splits<ImageDataset>, _: &Model) -> Result<ImagePrep> {
-        let pipeline = recipe.pipeline(&splits.train)?;
-        Ok(ImagePrep {
-            normalize: pipeline.normalization().cloned(),
-            size: pipeline.output_size(splits.train.height, splits.train.width),
-        })
+        Ok(ImagePrep::of(
+            &recipe.pipeline(&splits.train)?,
+            &splits.train,
+        ))
     }
     fn pretrain(
         recipe: &Recipe,
@@ -230,17 +259,7 @@ impl Modality for Images {
         )?))
     }
     fn index_metadata(data: &ImageDataset, prep: &ImagePrep) -> (String, String) {
-        let input = InputRecipe {
-            channels: data.channels,
-            height: data.height,
-            width: data.width,
-            input_size: prep.size,
-            normalize: prep.normalize.clone(),
-        };
-        (
-            "contra.input".into(),
-            serde_json::to_string(&input).expect("serialisable"),
-        )
+        InputRecipe::of(data, prep).metadata()
     }
 }
 
