@@ -122,7 +122,7 @@ fn augment(images: usize) {
     let start = Instant::now();
     let mut checksum = 0f32;
     for i in 0..images {
-        let v = make_view(&data, &pipeline, 0, 0, i % n, i / n);
+        let v = make_view(&data, &pipeline, 0, 0, i % n, i / n).expect("in memory");
         checksum += v.data[0];
     }
     let secs = start.elapsed().as_secs_f64();
@@ -438,6 +438,75 @@ fn eigen(d: usize, reps: usize) {
     );
 }
 
+/// A folder of `n` generated `size x size` RGB JPEGs in 10 class folders (`class0/`, ...):
+/// each a seeded colour gradient with a class-shaped blob (disc, square, bar, ...) of a
+/// class-tinted colour at a random place and scale, so that the classes are learnable.
+fn jpeg_folder(dir: &std::path::Path, n: usize, size: u32) {
+    use rayon::prelude::*;
+    let started = Instant::now();
+    for c in 0..10 {
+        std::fs::create_dir_all(dir.join(format!("class{c}"))).expect("creating the folder");
+    }
+    let bytes: u64 = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let class = i % 10;
+            let mut rng = contra::rng::Rng::derive(16, &[i as u64]);
+            let mut r = |lo: f64, hi: f64| rng.range(lo, hi) as f32;
+            let (g0, g1) = (
+                [r(0.0, 1.0), r(0.0, 1.0), r(0.0, 1.0)],
+                [r(0.0, 1.0), r(0.0, 1.0), r(0.0, 1.0)],
+            );
+            let hue = class as f32 / 10.0;
+            let tint = [
+                0.5 + 0.5 * (std::f32::consts::TAU * hue).cos(),
+                0.5 + 0.5 * (std::f32::consts::TAU * (hue + 0.33)).cos(),
+                0.5 + 0.5 * (std::f32::consts::TAU * (hue + 0.67)).cos(),
+            ];
+            let (cx, cy, radius) = (r(0.25, 0.75), r(0.25, 0.75), r(0.12, 0.3));
+            let s = size as f32;
+            let img = image::RgbImage::from_fn(size, size, |x, y| {
+                let (u, v) = (x as f32 / s, y as f32 / s);
+                let (dx, dy) = (u - cx, v - cy);
+                let inside = match class {
+                    0 => dx * dx + dy * dy < radius * radius,
+                    1 => dx.abs().max(dy.abs()) < radius,
+                    2 => dx.abs() < radius * 0.3 && dy.abs() < radius,
+                    3 => dy.abs() < radius * 0.3 && dx.abs() < radius,
+                    4 => dx.abs() + dy.abs() < radius,
+                    5 => ((dx * dx + dy * dy).sqrt() - radius).abs() < radius * 0.25,
+                    6 => dy > -radius && dy < radius && dx.abs() < (dy + radius) * 0.5,
+                    7 => {
+                        (dx.abs() < radius * 0.25 || dy.abs() < radius * 0.25)
+                            && dx.abs().max(dy.abs()) < radius
+                    }
+                    8 => ((u * 40.0).sin() > 0.0) && dx.abs().max(dy.abs()) < radius,
+                    _ => dx * dx / 4.0 + dy * dy < radius * radius * 0.25,
+                };
+                let px: Vec<u8> = (0..3)
+                    .map(|k| {
+                        let base = g0[k] * (1.0 - u) + g1[k] * u;
+                        let v = if inside { tint[k] } else { base * 0.6 };
+                        (v.clamp(0.0, 1.0) * 255.0) as u8
+                    })
+                    .collect();
+                image::Rgb([px[0], px[1], px[2]])
+            });
+            let path = dir.join(format!("class{class}/{i:06}.jpg"));
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&path).expect("writing"));
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+                .encode_image(&img)
+                .expect("encoding a JPEG");
+            drop(out);
+            std::fs::metadata(&path).map_or(0, |m| m.len())
+        })
+        .sum();
+    println!(
+        "{}",
+        serde_json::json!({"bench": "jpeg-folder", "images": n, "size": size, "megabytes": bytes as f64 / 1e6, "seconds": started.elapsed().as_secs_f64()})
+    );
+}
+
 fn main() {
     contra::runtime::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -495,9 +564,16 @@ fn main() {
                 args.get(3).map_or("frozen", String::as_str),
             )
         }
+        Some("jpeg-folder") => {
+            let dir = std::path::PathBuf::from(args.get(1).map_or("jpeg-folder", String::as_str));
+            let num = |i: usize, default: usize| {
+                args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
+            };
+            jpeg_folder(&dir, num(2, 50_000), num(3, 256) as u32)
+        }
         _ => {
             eprintln!(
-                "usage: contra-bench clip-train [BATCH STEPS frozen|scratch] | text-embed [TEXTS BATCH] | text-train [BATCH STEPS MINI_BATCH] | train small_cnn|resnet18 PAIRS [STEPS] | augment [IMAGES] | loss KIND [N D] | search [N D QUERIES K] | ts2vec [B T C STEPS]"
+                "usage: contra-bench jpeg-folder [DIR N SIZE] | clip-train [BATCH STEPS frozen|scratch] | text-embed [TEXTS BATCH] | text-train [BATCH STEPS MINI_BATCH] | train small_cnn|resnet18 PAIRS [STEPS] | augment [IMAGES] | loss KIND [N D] | search [N D QUERIES K] | ts2vec [B T C STEPS]"
             );
             std::process::exit(2);
         }

@@ -314,7 +314,11 @@ fn eval_and_embed_read_a_trained_model() {
     // An image file as the query: a test digit written as PNG finds itself first.
     let mut raster = contra::plot::Raster::new(8, 8);
     let splits = contra::data::digits::splits();
-    for (p, &v) in raster.pixels.chunks_mut(3).zip(splits.test.image(best)) {
+    for (p, &v) in raster
+        .pixels
+        .chunks_mut(3)
+        .zip(splits.test.image(best).iter())
+    {
         p.fill(v);
     }
     let png = dir.join("query.png");
@@ -1766,6 +1770,28 @@ fn pretrain_on_a_folder_needs_no_recipe_and_holds_out_test_images() {
         "{stderr}"
     );
     assert!(stdout.contains("evaluation on 16 test images"), "{stdout}");
+    // The run lists its split: 16 held-out files, 4 of each class, none also training.
+    let split = std::fs::read_to_string(dir.join("run/split.csv")).unwrap();
+    let rows: Vec<(&str, &str)> = split
+        .lines()
+        .skip(1)
+        .map(|l| l.split_once(',').unwrap())
+        .collect();
+    let test: Vec<&str> = rows.iter().filter(|r| r.0 == "test").map(|r| r.1).collect();
+    assert_eq!((rows.len(), test.len()), (80, 16), "{split}");
+    assert!(test.iter().filter(|t| t.starts_with("sky/")).count() == 4);
+    assert!(
+        rows.iter()
+            .filter(|r| r.0 == "train")
+            .all(|r| !test.contains(&r.1))
+    );
+    // Streamed from the files (as a folder larger than memory is), the run trains too.
+    let (stdout, stderr) = run(&["--set", "data.stream=true"]);
+    assert!(
+        stderr.contains("read from their files as used")
+            && stdout.contains("evaluation on 16 test images"),
+        "{stderr}"
+    );
     // Embeddings and search results name each image's file.
     ok(contra()
         .args(["embed", "-m"])

@@ -103,6 +103,9 @@ impl Image {
 
     /// Bilinear resample of the box at (`top`, `left`) of size `box_h x box_w` to
     /// `height x width`; samples are clamped to the box, as cropping before resizing does.
+    /// Shrinking is antialiased: the triangle filter widens by the shrink factor, as PIL and
+    /// PyTorch's `interpolate(..., antialias=True)` do, so a 256-pixel photo cut to 64 keeps
+    /// no aliasing; enlarging is plain 2-tap bilinear.
     pub fn crop_resize(
         &self,
         top: f32,
@@ -112,6 +115,9 @@ impl Image {
         height: usize,
         width: usize,
     ) -> Self {
+        if box_h > height as f32 || box_w > width as f32 {
+            return self.crop_resize_antialiased(top, left, box_h, box_w, height, width);
+        }
         let mut out = Image::zeros(self.channels, height, width);
         let (sy, sx) = (box_h / height as f32, box_w / width as f32);
         let (y_lo, y_hi) = (
@@ -144,6 +150,87 @@ impl Image {
                     let b = row1[x0] + (row1[x1] - row1[x0]) * fx;
                     *d = a + (b - a) * fy;
                 }
+            }
+        }
+        out
+    }
+
+    /// The antialiased resample behind [`Image::crop_resize`]: separable, rows first.
+    fn crop_resize_antialiased(
+        &self,
+        top: f32,
+        left: f32,
+        box_h: f32,
+        box_w: f32,
+        height: usize,
+        width: usize,
+    ) -> Self {
+        let ys = filter_taps(top, box_h, height, self.height);
+        let xs = filter_taps(left, box_w, width, self.width);
+        // Horizontal pass over the rows the vertical taps read, then the vertical pass.
+        let row_lo = ys.iter().map(|t| t.first).min().unwrap_or(0);
+        let row_hi = ys
+            .iter()
+            .map(|t| t.first + t.weights.len())
+            .max()
+            .unwrap_or(0);
+        let rows = row_hi - row_lo;
+        let plane_in = self.plane();
+        let mut mid = vec![0f32; self.channels * rows * width];
+        for c in 0..self.channels {
+            for r in 0..rows {
+                let at = c * plane_in + (row_lo + r) * self.width;
+                let src = &self.data[at..at + self.width];
+                let dst = &mut mid[(c * rows + r) * width..(c * rows + r + 1) * width];
+                for (d, t) in dst.iter_mut().zip(&xs) {
+                    *d = t
+                        .weights
+                        .iter()
+                        .zip(&src[t.first..])
+                        .map(|(w, v)| w * v)
+                        .sum();
+                }
+            }
+        }
+        let mut out = Image::zeros(self.channels, height, width);
+        for c in 0..self.channels {
+            let plane = &mid[c * rows * width..(c + 1) * rows * width];
+            for (y, t) in ys.iter().enumerate() {
+                let dst = &mut out.data[(c * height + y) * width..(c * height + y + 1) * width];
+                for (k, w) in t.weights.iter().enumerate() {
+                    let r = t.first + k - row_lo;
+                    let row = &plane[r * width..(r + 1) * width];
+                    dst.iter_mut().zip(row).for_each(|(d, v)| *d += w * v);
+                }
+            }
+        }
+        out
+    }
+
+    /// Torchvision's `Resize(size)` then `CenterCrop(size)`: the shorter side scaled to
+    /// `size` (antialiased when shrinking), then the centre `size x size` cut out (offsets
+    /// rounded half to even, as Python rounds).
+    pub fn resize_shorter_and_crop(&self, size: usize) -> Self {
+        let (h, w) = (self.height, self.width);
+        let (rh, rw) = if h <= w {
+            (size, ((size * w) as f64 / h as f64) as usize)
+        } else {
+            (((size * h) as f64 / w as f64) as usize, size)
+        };
+        let (rh, rw) = (rh.max(size), rw.max(size));
+        let resized = if (rh, rw) == (h, w) {
+            self.clone()
+        } else {
+            self.resize(rh, rw)
+        };
+        let top = ((rh - size) as f64 / 2.0).round_ties_even() as usize;
+        let left = ((rw - size) as f64 / 2.0).round_ties_even() as usize;
+        let mut out = Image::zeros(self.channels, size, size);
+        for c in 0..self.channels {
+            for y in 0..size {
+                let src = (c * rh + top + y) * rw + left;
+                out.data[(c * size + y) * size..(c * size + y + 1) * size]
+                    .copy_from_slice(&resized.data[src..src + size]);
             }
         }
         out
@@ -338,6 +425,41 @@ impl Image {
     }
 }
 
+/// The input pixels one output pixel of a filtered resample reads, and their weights.
+struct Taps {
+    first: usize,
+    weights: Vec<f32>,
+}
+
+/// PIL's and PyTorch's antialiased bilinear taps along one axis: output pixel `o` of `out`
+/// centred at `start + (o + 0.5) * scale` in input coordinates, a triangle filter of
+/// half-width `max(scale, 1)`, restricted to the box `[start, start + len)` and the image,
+/// weights normalised to sum to one.
+fn filter_taps(start: f32, len: f32, out: usize, size: usize) -> Vec<Taps> {
+    let scale = (len / out as f32) as f64;
+    let support = scale.max(1.0);
+    let lo = (start.max(0.0) as f64).floor();
+    let hi = ((start + len) as f64).min(size as f64);
+    (0..out)
+        .map(|o| {
+            let centre = start as f64 + (o as f64 + 0.5) * scale;
+            let first = ((centre - support + 0.5).floor()).max(lo) as usize;
+            let last = ((centre + support + 0.5).floor()).min(hi) as usize;
+            let mut weights: Vec<f64> = (first..last.max(first + 1))
+                .map(|j| (1.0 - ((j as f64 - centre + 0.5) / support).abs()).max(0.0))
+                .collect();
+            let total: f64 = weights.iter().sum();
+            if total > 0.0 {
+                weights.iter_mut().for_each(|w| *w /= total);
+            }
+            Taps {
+                first,
+                weights: weights.into_iter().map(|w| w as f32).collect(),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,7 +486,8 @@ mod tests {
                 assert_eq!(crop.data[y * 4 + x], img.data[(y + 1) * 7 + x + 2]);
             }
         }
-        // Downscaling 2x averages pairs of pixels.
+        // Downscaling 2x widens the triangle to 4 taps (3 inside the image at each end):
+        // weights 0.75, 0.75, 0.25 over 1.75.
         let half = Image {
             channels: 1,
             height: 1,
@@ -372,7 +495,9 @@ mod tests {
             data: vec![0.0, 1.0, 2.0, 3.0],
         }
         .resize(1, 2);
-        assert_eq!(half.data, vec![0.5, 2.5]);
+        for (a, b) in half.data.iter().zip([1.25 / 1.75, 4.0 / 1.75]) {
+            assert!((a - b).abs() < 1e-6, "{:?}", half.data);
+        }
     }
 
     #[test]

@@ -359,7 +359,7 @@ fn the_scale_clamps_after_each_step_and_a_frozen_tower_stays() {
     let projection_before = weights(&model.text_projection);
     let mut opt = Optimizer::new(OptimizerSpec::sgd(0.5, 0.0, 0.0)).unwrap();
     for step in 0..2 {
-        let batch = source.make_batch(&cfg, step, &[0, 1, 2, 3]);
+        let batch = source.make_batch(&cfg, step, &[0, 1, 2, 3]).unwrap();
         let (loss, grads) = model.batch_gradients(batch, &dev);
         assert!(loss.is_finite());
         model = opt.step(0.5, model, grads);

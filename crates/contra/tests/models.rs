@@ -43,7 +43,7 @@ fn digit_views(recipe: &Recipe, seed: u64, device: &Device) -> Vec<Tensor<4>> {
         seed,
         per_class: 0,
     };
-    let b = make_batch(&train, &pipeline, &cfg, 0, &(0..16).collect::<Vec<_>>());
+    let b = make_batch(&train, &pipeline, &cfg, 0, &(0..16).collect::<Vec<_>>()).unwrap();
     b.views
         .iter()
         .map(|v| contra::tensor_util::tensor4(v.clone(), b.shape(), device))
@@ -117,7 +117,7 @@ fn positive_retrieval(
         per_class: 0,
     };
     let idx: Vec<usize> = (0..test.len).collect();
-    let b = make_batch(test, pipeline, &cfg, 0, &idx);
+    let b = make_batch(test, pipeline, &cfg, 0, &idx).unwrap();
     let m = model.valid();
     let z: Vec<Vec<f32>> = b
         .views

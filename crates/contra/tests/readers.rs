@@ -211,7 +211,7 @@ fn image_folders_read_png_and_jpeg_with_classes() {
     std::fs::copy(fixtures.join("two_tone.jpg"), d.join("dogs/c.JPG")).unwrap();
     std::fs::copy(fixtures.join("gray.jpg"), d.join("dogs/d.jpeg")).unwrap();
     std::fs::write(d.join("dogs/notes.txt"), "not an image").unwrap();
-    let set = folder::read_folder(&d, 3, 4, 4).unwrap();
+    let set = folder::read_folder(&d, 3, 4).unwrap();
     assert_eq!(set.len, 4);
     assert_eq!(set.class_names, vec!["cats", "dogs"]);
     assert_eq!(set.labels.as_ref().unwrap(), &vec![0, 0, 1, 1]);
@@ -222,12 +222,12 @@ fn image_folders_read_png_and_jpeg_with_classes() {
     assert!(c[0] > 150 && c[3] < 70, "{:?}", &c[..4]);
     // Mid-gray JPEG stays near 128 in every channel.
     assert!(set.image(3).iter().all(|&v| (120..=136).contains(&v)));
-    let gray = folder::read_folder(&d, 1, 2, 2).unwrap();
+    let gray = folder::read_folder(&d, 1, 2).unwrap();
     assert_eq!(gray.channels, 1);
     // An unlabeled folder: images directly in the root.
     let u = tmp("folder-unlabeled");
     write_png(&u.join("x.png"), 3, 3, png::ColorType::Grayscale, &[7; 9]);
-    let set = folder::read_folder(&u, 1, 3, 3).unwrap();
+    let set = folder::read_folder(&u, 1, 3).unwrap();
     assert!(set.labels.is_none() && set.image(0).iter().all(|&v| v == 7));
 }
 
@@ -239,17 +239,17 @@ fn broken_images_are_named_in_the_error() {
     write_png(&good, 4, 4, png::ColorType::Grayscale, &[9; 16]);
     let bytes = std::fs::read(&good).unwrap();
     std::fs::write(d.join("a/cut.png"), &bytes[..bytes.len() - 20]).unwrap();
-    let e = folder::read_folder(&d, 1, 4, 4).unwrap_err().to_string();
+    let e = folder::read_folder(&d, 1, 4).unwrap_err().to_string();
     assert!(e.contains("cut.png") && e.contains("PNG"), "{e}");
     std::fs::remove_file(d.join("a/cut.png")).unwrap();
     let jpg =
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/two_tone.jpg"))
             .unwrap();
     std::fs::write(d.join("a/cut.jpg"), &jpg[..jpg.len() / 2]).unwrap();
-    let e = folder::read_folder(&d, 1, 4, 4).unwrap_err().to_string();
+    let e = folder::read_folder(&d, 1, 4).unwrap_err().to_string();
     assert!(e.contains("cut.jpg") && e.contains("JPEG"), "{e}");
     std::fs::write(d.join("a/cut.jpg"), b"hello, not an image").unwrap();
-    let e = folder::read_folder(&d, 1, 4, 4).unwrap_err().to_string();
+    let e = folder::read_folder(&d, 1, 4).unwrap_err().to_string();
     assert!(
         e.contains("cut.jpg") && e.contains("not an image in a known format"),
         "{e}"
@@ -268,7 +268,7 @@ fn broken_images_are_named_in_the_error() {
     assert_eq!(s.train.names, ["a/good.png"]);
     let empty = tmp("folder-empty");
     assert!(
-        folder::read_folder(&empty, 1, 4, 4)
+        folder::read_folder(&empty, 1, 4)
             .unwrap_err()
             .to_string()
             .contains("no images (PNG, JPEG")
@@ -669,4 +669,125 @@ fn image_files_of_every_format_decode_alike() {
     // 4x2 turned upright is 2 wide, 4 high: red on top, blue below.
     assert_eq!((t.height, t.width), (4, 2));
     assert!(t.data[0] > 0.7 && t.data[2 * 8 + 7] > 0.7, "{:?}", t.data);
+}
+
+/// A wide image: left third black, middle white, right third black (grey, `w = 3 * h`).
+fn write_wide(path: &Path, h: u32) {
+    let w = 3 * h;
+    let data: Vec<u8> = (0..h * w)
+        .map(|i| {
+            if (h..2 * h).contains(&(i % w)) {
+                255
+            } else {
+                0
+            }
+        })
+        .collect();
+    write_png(path, w, h, png::ColorType::Grayscale, &data);
+}
+
+/// By default the shorter side is scaled and the centre cut out (the white middle fills the
+/// square); `resize = "squash"` keeps the whole width (black edges, white middle).
+#[test]
+fn folder_images_are_centre_cropped_unless_squashed() {
+    let d = tmp("folder-fit");
+    write_wide(&d.join("wide.png"), 8);
+    let spec = |resize| contra::data::locate::FolderSpec {
+        resize,
+        train_fraction: Some(1.0),
+        ..folder_spec(&d)
+    };
+    let cropped = load_splits(&DataSpec::Folder(spec(folder::Fit::Crop))).unwrap();
+    assert_eq!((cropped.train.height, cropped.train.width), (2, 2));
+    // (The antialiasing filter reaches a little into the black thirds: 223 of 255.)
+    assert!(cropped.train.image(0).iter().all(|&v| v > 200));
+    let squashed = load_splits(&DataSpec::Folder(spec(folder::Fit::Squash))).unwrap();
+    let px = squashed.train.image(0).into_owned();
+    assert!(px.iter().all(|&v| v < 255), "edges mixed in: {px:?}");
+    // Antialiased: a 24-to-2 shrink averages the 4 columns each output pixel covers and
+    // more, so no output pixel is pure black or pure white.
+    assert!(px.iter().all(|&v| v > 0), "{px:?}");
+    // A recipe says which.
+    let f: DataSpec =
+        toml::from_str("source = \"folder\"\npath = \"p\"\nresize = \"squash\"\nstream = true\n")
+            .unwrap();
+    let DataSpec::Folder(f) = f else { panic!() };
+    assert_eq!((f.resize, f.stream), (folder::Fit::Squash, Some(true)));
+}
+
+/// A streamed folder keeps only its file list: its fitted images equal the in-memory
+/// folder's, training views start from the full-size image (a random crop is cut before the
+/// image shrinks), batches repeat exactly, and a file that breaks after the load stops
+/// training with its name.
+#[test]
+fn a_streamed_folder_reads_images_when_used() {
+    use contra::augment::loader::{BatchSource, ImageViews, LoaderConfig};
+    use contra::augment::{Augmentation, Pipeline, RandomResizedCrop};
+    let d = tmp("folder-stream");
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(d.join(class)).unwrap();
+        for i in 0..6u32 {
+            write_wide(&d.join(format!("{class}/{i}.png")), 10 + i);
+        }
+    }
+    let spec = |stream| contra::data::locate::FolderSpec {
+        stream: Some(stream),
+        image_size: 6,
+        ..folder_spec(&d)
+    };
+    let memory = load_splits(&DataSpec::Folder(spec(false))).unwrap();
+    let streamed = load_splits(&DataSpec::Folder(spec(true))).unwrap();
+    assert!(streamed.train.is_streamed() && !memory.train.is_streamed());
+    assert!(streamed.train.pixels.is_empty());
+    assert_eq!(streamed.train.len, memory.train.len);
+    assert_eq!(streamed.train.names, memory.train.names);
+    assert_eq!(streamed.test.labels, memory.test.labels);
+    for i in 0..streamed.train.len {
+        assert_eq!(streamed.train.image(i), memory.train.image(i));
+    }
+    // Channel statistics agree (a streamed set this small is used whole).
+    assert_eq!(
+        contra::augment::channel_stats(&streamed.train),
+        contra::augment::channel_stats(&memory.train)
+    );
+    // A crop covering the whole image: from the full-size wide image it keeps the black
+    // edges that the centre-cropped in-memory image has lost.
+    let whole = Pipeline::new(vec![Augmentation::RandomResizedCrop(RandomResizedCrop {
+        size: 6,
+        scale: [1.0, 1.0],
+        ratio: [3.0, 3.0],
+    })])
+    .unwrap();
+    let cfg = LoaderConfig {
+        batch_size: 4,
+        views: 2,
+        workers: 2,
+        prefetch: 1,
+        seed: 3,
+        per_class: 0,
+    };
+    let views = |data: &contra::data::ImageDataset| ImageViews {
+        data: data.clone(),
+        pipeline: whole.clone(),
+    };
+    let from_files = views(&streamed.train).make_batch(&cfg, 0, &[0, 1]).unwrap();
+    let from_memory = views(&memory.train).make_batch(&cfg, 0, &[0, 1]).unwrap();
+    assert_eq!(from_files.shape(), [2, 1, 6, 6]);
+    assert!(from_files.views[0][..6].iter().any(|&v| v < 0.1));
+    assert!(from_memory.views[0][..6].iter().all(|&v| v > 0.5));
+    let again = views(&streamed.train).make_batch(&cfg, 0, &[0, 1]).unwrap();
+    assert_eq!(from_files.views, again.views);
+    // A file broken after the load: the batch that needs it fails with its name.
+    let victim = d.join(&streamed.train.names[1]);
+    std::fs::write(&victim, b"gone").unwrap();
+    let e = views(&streamed.train)
+        .make_batch(&cfg, 0, &[0, 1])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&streamed.train.names[1]), "{e}");
+    // The load checks every header: a broken file is named before any training.
+    let e = load_splits(&DataSpec::Folder(spec(true)))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&streamed.train.names[1]), "{e}");
 }

@@ -636,3 +636,47 @@ fn ts2vec_encoder_matches_pytorch() {
     let z = to_vec(enc.forward(x, keep, None));
     assert_close("ts2vec encoder", &z, &floats(&f["z"]), 1e-5);
 }
+
+/// Resizing as torchvision's tensor transforms do: antialiased bilinear shrinking of a whole
+/// image or of a crop box, and Resize(size) + CenterCrop(size).
+#[test]
+fn image_resizing_matches_pytorch_antialiased_interpolation() {
+    use contra::image::Image;
+    let f = fixture("resize.json");
+    let dims = |v: &Value| -> Vec<usize> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect()
+    };
+    let image = |c: &Value| {
+        let s = dims(&c["shape"]);
+        Image {
+            channels: s[0],
+            height: s[1],
+            width: s[2],
+            data: floats(&c["image"]),
+        }
+    };
+    for c in f["resample"].as_array().unwrap() {
+        let name = c["name"].as_str().unwrap();
+        let b = dims(&c["box"]);
+        let o = dims(&c["out"]);
+        let got = image(c).crop_resize(
+            b[0] as f32,
+            b[1] as f32,
+            b[2] as f32,
+            b[3] as f32,
+            o[0],
+            o[1],
+        );
+        assert_close(name, &got.data, &floats(&c["expected"]), 1e-5);
+    }
+    for c in f["fit"].as_array().unwrap() {
+        let size = c["size"].as_u64().unwrap() as usize;
+        let got = image(c).resize_shorter_and_crop(size);
+        assert_eq!((got.height, got.width), (size, size));
+        assert_close("fit", &got.data, &floats(&c["expected"]), 1e-5);
+    }
+}

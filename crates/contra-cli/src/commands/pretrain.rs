@@ -120,6 +120,9 @@ impl ForModality for Pretrain<'_> {
             M::describe(&splits.train),
             out.display()
         );
+        if let Some(path) = contra::workflow::record_split(&out, &splits)? {
+            eprintln!("the split's files: {}", path.display());
+        }
         let opts = TrainOptions {
             resume: a.resume,
             quiet: a.quiet,

@@ -8,6 +8,7 @@ use super::loader::{BatchSource, Items, LoaderConfig, ViewBatch, make_batch};
 use crate::data::Dataset;
 use crate::data::captions::ImageTextDataset;
 use crate::data::text::{TextTokenizer, TokenBatch};
+use crate::error::Result;
 use crate::features::Features;
 use crate::rng::Rng;
 use std::sync::Arc;
@@ -116,7 +117,12 @@ fn cached_rows<T>(cache: &Features, rows: impl Iterator<Item = usize>) -> Side<T
 impl BatchSource for CaptionViews {
     type Batch = CaptionBatch;
 
-    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> CaptionBatch {
+    fn make_batch(
+        &self,
+        cfg: &LoaderConfig,
+        epoch: u64,
+        indices: &[usize],
+    ) -> Result<CaptionBatch> {
         let chosen: Vec<usize> = indices
             .iter()
             .map(|&i| self.caption_of(cfg.seed, epoch, i))
@@ -133,7 +139,7 @@ impl BatchSource for CaptionViews {
                     &one,
                     epoch,
                     indices,
-                ))
+                )?)
             }
             Err(cache) => cached_rows(cache, indices.iter().copied()),
         };
@@ -159,12 +165,12 @@ impl BatchSource for CaptionViews {
                     .map(|(&i, &c)| self.cache_rows[i][c] as usize),
             ),
         };
-        CaptionBatch {
+        Ok(CaptionBatch {
             images,
             texts,
             indices: indices.to_vec(),
             seed: cfg.seed,
             epoch,
-        }
+        })
     }
 }

@@ -9,6 +9,7 @@ use super::Pipeline;
 use super::series::{Series, SeriesPipeline};
 use crate::data::ImageDataset;
 use crate::data::series::SeriesDataset;
+use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::rng::Rng;
 use rayon::prelude::*;
@@ -68,7 +69,7 @@ pub trait BatchSource: Items + Send + Sync + 'static {
     /// The views of the items `indices` in epoch `epoch`, made on the current rayon pool.
     /// Their randomness may depend only on (`cfg.seed`, epoch, the items), so that the batch
     /// is the same at any thread count and a resumed run can start at any batch.
-    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> Self::Batch;
+    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> Result<Self::Batch>;
     /// The items of epoch `epoch` in batch order; whole batches are taken from its start.
     /// A function of (`cfg.seed`, epoch) alone, so that a resumed run sees the same batches.
     fn epoch_order(&self, cfg: &LoaderConfig, epoch: u64) -> Vec<usize> {
@@ -93,7 +94,7 @@ impl Items for ImageViews {
 
 impl BatchSource for ImageViews {
     type Batch = ViewBatch;
-    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> ViewBatch {
+    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> Result<ViewBatch> {
         make_batch(&self.data, &self.pipeline, cfg, epoch, indices)
     }
 }
@@ -143,13 +144,14 @@ impl Items for SeriesViews {
 
 impl BatchSource for SeriesViews {
     type Batch = ViewBatch;
-    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> ViewBatch {
+    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> Result<ViewBatch> {
         let c = self.data.channels;
         let steps = self.pipeline.output_len(self.len);
         let views = fill_views(cfg.views, c * steps, indices, |dst, i, v| {
-            dst.copy_from_slice(&self.view(cfg.seed, epoch, i, v).values)
-        });
-        ViewBatch {
+            dst.copy_from_slice(&self.view(cfg.seed, epoch, i, v).values);
+            Ok(())
+        })?;
+        Ok(ViewBatch {
             views,
             indices: indices.to_vec(),
             seed: cfg.seed,
@@ -158,7 +160,7 @@ impl BatchSource for SeriesViews {
             channels: c,
             height: 1,
             width: steps,
-        }
+        })
     }
 }
 
@@ -168,15 +170,15 @@ fn fill_views(
     views: usize,
     per: usize,
     indices: &[usize],
-    make: impl Fn(&mut [f32], usize, usize) + Sync,
-) -> Vec<Vec<f32>> {
+    make: impl Fn(&mut [f32], usize, usize) -> Result<()> + Sync,
+) -> Result<Vec<Vec<f32>>> {
     let mut out = vec![vec![0f32; indices.len() * per]; views];
     for (v, buf) in out.iter_mut().enumerate() {
         buf.par_chunks_mut(per)
             .zip(indices.par_iter())
-            .for_each(|(dst, &i)| make(dst, i, v));
+            .try_for_each(|(dst, &i)| make(dst, i, v))?;
     }
-    out
+    Ok(out)
 }
 
 fn labels_of(labels: Option<&[u32]>, indices: &[usize]) -> Option<Vec<u32>> {
@@ -244,7 +246,9 @@ pub fn epoch_order(
     order
 }
 
-/// One view of one sample: its randomness depends only on (seed, epoch, index, view).
+/// One view of one sample: its randomness depends only on (seed, epoch, index, view). A
+/// streamed image enters at its full size when the pipeline starts with a random resized
+/// crop (the crop is cut before the image shrinks), fitted to the set's size otherwise.
 pub fn make_view(
     data: &ImageDataset,
     pipeline: &Pipeline,
@@ -252,12 +256,15 @@ pub fn make_view(
     epoch: u64,
     index: usize,
     view: usize,
-) -> Image {
-    let img = Image::from_bytes(data.image(index), data.channels, data.height, data.width);
-    pipeline.apply(
+) -> Result<Image> {
+    let mut img = data.source_image(index)?;
+    if data.is_streamed() && !pipeline.crops_first() {
+        img = data.fit.apply(img, data.height, data.width);
+    }
+    Ok(pipeline.apply(
         img,
         &mut Rng::derive(seed, &[VIEW, epoch, index as u64, view as u64]),
-    )
+    ))
 }
 
 /// Build one batch from sample indices, in parallel on the current rayon pool.
@@ -267,14 +274,15 @@ pub fn make_batch(
     cfg: &LoaderConfig,
     epoch: u64,
     indices: &[usize],
-) -> ViewBatch {
+) -> Result<ViewBatch> {
     let (h, w) = pipeline.output_size(data.height, data.width);
     let c = data.channels;
     let views = fill_views(cfg.views, c * h * w, indices, |dst, i, v| {
-        let img = make_view(data, pipeline, cfg.seed, epoch, i, v);
+        let img = make_view(data, pipeline, cfg.seed, epoch, i, v)?;
         dst.copy_from_slice(&img.data);
-    });
-    ViewBatch {
+        Ok(())
+    })?;
+    Ok(ViewBatch {
         views,
         indices: indices.to_vec(),
         seed: cfg.seed,
@@ -283,15 +291,17 @@ pub fn make_batch(
         channels: c,
         height: h,
         width: w,
-    }
+    })
 }
 
-/// The batches of one epoch, produced in the background.
+/// The batches of one epoch, produced in the background. A batch that cannot be made (an
+/// image file that no longer decodes) ends the epoch; [`EpochLoader::error`] then says why.
 pub struct EpochLoader<B = ViewBatch> {
-    rx: Option<Receiver<B>>,
+    rx: Option<Receiver<Result<B>>>,
     handle: Option<JoinHandle<()>>,
     /// Time the consumer spent blocked waiting for a batch.
     pub waited: Duration,
+    failed: Option<Error>,
 }
 
 impl<B: Send + 'static> EpochLoader<B> {
@@ -311,7 +321,13 @@ impl<B: Send + 'static> EpochLoader<B> {
             rx: Some(rx),
             handle: Some(handle),
             waited: Duration::ZERO,
+            failed: None,
         }
+    }
+
+    /// Why the epoch ended early, if a batch could not be made.
+    pub fn error(&mut self) -> Option<Error> {
+        self.failed.take()
     }
 }
 
@@ -320,7 +336,7 @@ fn produce<S: BatchSource>(
     cfg: LoaderConfig,
     epoch: u64,
     skip: usize,
-    tx: SyncSender<S::Batch>,
+    tx: SyncSender<Result<S::Batch>>,
 ) {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.workers.max(1))
@@ -332,8 +348,9 @@ fn produce<S: BatchSource>(
     for b in skip..n {
         let idx = &order[b * cfg.batch_size..(b + 1) * cfg.batch_size];
         let batch = pool.install(|| source.make_batch(&cfg, epoch, idx));
-        if tx.send(batch).is_err() {
-            return; // the trainer stopped listening
+        let failed = batch.is_err();
+        if tx.send(batch).is_err() || failed {
+            return; // the trainer stopped listening, or this epoch cannot go on
         }
     }
 }
@@ -344,7 +361,14 @@ impl<B> Iterator for EpochLoader<B> {
         let t = Instant::now();
         let b = self.rx.as_ref()?.recv().ok();
         self.waited += t.elapsed();
-        b
+        match b? {
+            Ok(b) => Some(b),
+            Err(e) => {
+                self.failed = Some(e);
+                self.rx.take();
+                None
+            }
+        }
     }
 }
 
@@ -390,7 +414,7 @@ mod tests {
             seed: 5,
             per_class: 0,
         };
-        let b = source.make_batch(&cfg, 1, &[2, 1]);
+        let b = source.make_batch(&cfg, 1, &[2, 1]).unwrap();
         assert_eq!(b.shape(), [2, 2, 1, 8]);
         assert_eq!(b.labels.as_deref(), Some(&[0, 1][..]));
         assert_eq!(b.views[0].len(), 2 * 2 * 8);
@@ -405,7 +429,7 @@ mod tests {
         assert!(b.views[0][16..].iter().any(|x| x.is_nan()));
         // The two views differ; the same (seed, epoch, items) give the same batch.
         assert_ne!(&b.views[0][..8], &b.views[1][..8]);
-        let again = source.make_batch(&cfg, 1, &[2, 1]);
+        let again = source.make_batch(&cfg, 1, &[2, 1]).unwrap();
         assert_eq!(format!("{:?}", again.views), format!("{:?}", b.views));
     }
 

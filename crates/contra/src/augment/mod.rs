@@ -377,14 +377,39 @@ impl Pipeline {
     pub fn apply(&self, img: Image, rng: &mut Rng) -> Image {
         self.steps.iter().fold(img, |img, s| s.apply(img, rng))
     }
+
+    /// Whether the first step is a random resized crop, which takes an image of any size.
+    pub fn crops_first(&self) -> bool {
+        matches!(self.steps.first(), Some(Augmentation::RandomResizedCrop(_)))
+    }
 }
 
-/// Per-channel mean and standard deviation of a data set's pixels in [0, 1].
+/// Images a streamed set's channel statistics are taken from.
+pub const STATS_SAMPLE: usize = 2000;
+
+/// Per-channel mean and standard deviation of a data set's pixels in [0, 1]: over every
+/// image held in memory; over a seeded sample of [`STATS_SAMPLE`] images of a streamed set
+/// (decoding the whole folder first would double the first epoch).
 pub fn channel_stats(set: &crate::data::ImageDataset) -> (Vec<f32>, Vec<f32>) {
+    use rayon::prelude::*;
     let plane = set.height * set.width;
     let mut sums = vec![(0f64, 0f64); set.channels];
-    for i in 0..set.len {
-        for (c, px) in set.image(i).chunks_exact(plane).enumerate() {
+    let rows: Vec<usize> = if set.is_streamed() && set.len > STATS_SAMPLE {
+        let mut sample = Rng::derive(0, &[0x5354_4154])
+            .permutation(set.len)
+            .split_off(set.len - STATS_SAMPLE);
+        sample.sort_unstable();
+        sample
+    } else {
+        (0..set.len).collect()
+    };
+    let images: Vec<std::borrow::Cow<[u8]>> = if set.is_streamed() {
+        rows.par_iter().map(|&i| set.image(i)).collect()
+    } else {
+        rows.iter().map(|&i| set.image(i)).collect()
+    };
+    for image in &images {
+        for (c, px) in image.chunks_exact(plane).enumerate() {
             for &p in px {
                 let v = p as f64 / 255.0;
                 sums[c].0 += v;
@@ -392,7 +417,7 @@ pub fn channel_stats(set: &crate::data::ImageDataset) -> (Vec<f32>, Vec<f32>) {
             }
         }
     }
-    let n = (set.len * plane).max(1) as f64;
+    let n = (images.len() * plane).max(1) as f64;
     let mean = sums.iter().map(|s| (s.0 / n) as f32).collect();
     let std = sums
         .iter()

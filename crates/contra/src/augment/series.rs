@@ -513,7 +513,7 @@ impl Items for SeriesCrops {
 impl BatchSource for SeriesCrops {
     type Batch = CropBatch;
 
-    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> CropBatch {
+    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> Result<CropBatch> {
         // One crop geometry per batch: drawn from its first item, which no other batch of the
         // epoch starts with.
         let first = indices.first().copied().unwrap_or(0) as u64;
@@ -552,7 +552,7 @@ impl BatchSource for SeriesCrops {
             b.view2.extend(x);
             b.keep2.extend(keep);
         }
-        b
+        Ok(b)
     }
 }
 

@@ -40,7 +40,12 @@ impl TextViews {
 impl BatchSource for TextViews {
     type Batch = TextBatch;
 
-    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> TextBatch {
+    fn make_batch(
+        &self,
+        cfg: &LoaderConfig,
+        epoch: u64,
+        indices: &[usize],
+    ) -> crate::error::Result<TextBatch> {
         fn column<'a>(c: &'a [String], indices: &[usize]) -> Vec<&'a str> {
             indices.iter().map(|&i| c[i].as_str()).collect()
         }
@@ -63,7 +68,7 @@ impl BatchSource for TextViews {
             );
             v
         };
-        TextBatch {
+        Ok(TextBatch {
             views,
             indices: indices.to_vec(),
             seed: cfg.seed,
@@ -73,7 +78,7 @@ impl BatchSource for TextViews {
                 .labels
                 .as_ref()
                 .map(|l| indices.iter().map(|&i| l[i]).collect()),
-        }
+        })
     }
 
     fn epoch_order(&self, cfg: &LoaderConfig, epoch: u64) -> Vec<usize> {

@@ -13,7 +13,7 @@
 //!   templates (clip-benchmark's `en_zeroshot_classification_templates.json`) with class
 //!   names; the zero-shot templates are left out of the training captions.
 
-use super::folder::decode;
+use super::folder::{Fit, decode};
 use super::locate::{DataSpec, candidates};
 use super::sentences::{column, read_table};
 use super::{Dataset, ImageDataset, Splits};
@@ -122,14 +122,16 @@ fn check_size(size: usize) -> Result<()> {
 }
 
 /// An image file as CHW bytes of 3 channels at `size x size` (alpha composited onto white).
-fn load_image(path: &Path, size: usize) -> Result<Vec<u8>> {
-    Ok(decode(path)?.to_channels(3).resize(size, size).to_bytes())
+fn load_image(path: &Path, size: usize, fit: Fit) -> Result<Vec<u8>> {
+    Ok(fit
+        .apply(decode(path)?.to_channels(3), size, size)
+        .to_bytes())
 }
 
 /// Decode every file in parallel; `Err` entries keep their error.
-fn load_images(paths: &[PathBuf], size: usize) -> Vec<Result<Vec<u8>>> {
+fn load_images(paths: &[PathBuf], size: usize, fit: Fit) -> Vec<Result<Vec<u8>>> {
     use rayon::prelude::*;
-    paths.par_iter().map(|p| load_image(p, size)).collect()
+    paths.par_iter().map(|p| load_image(p, size, fit)).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -150,8 +152,10 @@ pub struct CaptionsSpec {
     pub test_path: Option<PathBuf>,
     pub test_fraction: f64,
     pub split_seed: u64,
-    /// Images are converted to RGB and resized to this square.
+    /// Images are converted to RGB and brought to this square.
     pub image_size: usize,
+    /// How: `crop` (the shorter side scaled, the centre cut out) or `squash`.
+    pub resize: Fit,
     /// Skip images that fail to decode (their count and first names are printed) rather than
     /// stop.
     pub skip_unreadable: bool,
@@ -169,6 +173,7 @@ impl Default for CaptionsSpec {
             test_fraction: 0.2,
             split_seed: 0,
             image_size: 32,
+            resize: Fit::Crop,
             skip_unreadable: false,
             templates: None,
         }
@@ -284,7 +289,7 @@ impl CaptionsSpec {
             }
         }
         let paths: Vec<PathBuf> = files.iter().map(|(_, p, _)| p.clone()).collect();
-        let decoded = load_images(&paths, self.image_size);
+        let decoded = load_images(&paths, self.image_size, self.resize);
         let mut keep = Vec::new();
         let mut pixels = Vec::new();
         let mut skipped: Vec<String> = Vec::new();
@@ -330,7 +335,8 @@ impl CaptionsSpec {
                 .map(|&i| label_of[i].expect("labelled"))
                 .collect()
         });
-        let images = ImageDataset::new(pixels, 3, size, size, labels.clone())?;
+        let mut images = ImageDataset::new(pixels, 3, size, size, labels.clone())?;
+        images.fit = self.resize;
         Ok(ImageTextDataset {
             images,
             captions: keep.iter().map(|&i| texts[i].clone()).collect(),
@@ -453,7 +459,10 @@ impl EmojiSpec {
         let img_dir = dir.join("img/twitter/64");
         let paths: Vec<PathBuf> = entries.iter().map(|e| img_dir.join(&e.image)).collect();
         let mut pixels = Vec::with_capacity(entries.len() * 3 * self.image_size.pow(2));
-        for (p, d) in paths.iter().zip(load_images(&paths, self.image_size)) {
+        for (p, d) in paths
+            .iter()
+            .zip(load_images(&paths, self.image_size, Fit::Crop))
+        {
             let bytes = d.map_err(|e| match e {
                 Error::Io { .. } => Error::format(
                     p,

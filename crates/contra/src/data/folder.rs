@@ -8,7 +8,83 @@
 use super::ImageDataset;
 use crate::error::{Error, Result};
 use crate::image::Image;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// How an image of another shape is brought to the set's square size (`data.resize`).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fit {
+    /// The shorter side scaled to the size, then the centre cut out (torchvision's
+    /// `Resize(size)` + `CenterCrop(size)`): shapes are kept, the edges of long sides lost.
+    #[default]
+    Crop,
+    /// The whole image scaled to the size, its aspect ratio changed.
+    Squash,
+}
+
+impl Fit {
+    /// `img` brought to `height x width`.
+    pub fn apply(self, img: Image, height: usize, width: usize) -> Image {
+        if (img.height, img.width) == (height, width) {
+            return img;
+        }
+        match self {
+            Fit::Crop if height == width => img.resize_shorter_and_crop(height),
+            _ => img.resize(height, width),
+        }
+    }
+}
+
+/// The files of images that are read when used rather than held in memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageFiles {
+    pub paths: Vec<PathBuf>,
+}
+
+impl ImageFiles {
+    /// Image `i` decoded at its full size, in `channels` channels.
+    pub fn read(&self, i: usize, channels: usize) -> Result<Image> {
+        Ok(decode(&self.paths[i])?.to_channels(channels))
+    }
+
+    /// The files at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> Self {
+        Self {
+            paths: indices.iter().map(|&i| self.paths[i].clone()).collect(),
+        }
+    }
+}
+
+/// How a folder is read: the size and channels its images are brought to, and how.
+#[derive(Clone, Debug)]
+pub struct FolderRead<'a> {
+    pub channels: usize,
+    pub size: usize,
+    pub fit: Fit,
+    /// Label by these classes (a training and a test folder share one class map, so that a
+    /// class missing from one shifts no label of the other); by the folder's own otherwise.
+    pub classes: Option<&'a [String]>,
+    /// Leave out files that do not decode, their count and first names printed.
+    pub skip_unreadable: bool,
+    /// Keep only the file list and read each image when used (a folder larger than
+    /// memory); each file's header is checked here.
+    pub stream: bool,
+}
+
+impl FolderRead<'_> {
+    /// Images of `channels` channels brought to `size x size` by `fit`, held in memory.
+    pub fn new(channels: usize, size: usize) -> Self {
+        Self {
+            channels,
+            size,
+            fit: Fit::Crop,
+            classes: None,
+            skip_unreadable: false,
+            stream: false,
+        }
+    }
+}
 
 /// Hidden files and folders (`.DS_Store`, macOS's `._photo.jpg`, `.git`) are never data.
 fn is_hidden(p: &Path) -> bool {
@@ -158,29 +234,37 @@ fn class_of(root: &Path, p: &Path) -> Option<String> {
         .map(|_| first.as_os_str().to_string_lossy().into_owned())
 }
 
-/// Load every image under `root`, converted to `channels` (1 or 3) and resized to
-/// `height x width`; classes are its own sub-folders, sorted.
-pub fn read_folder(
-    root: &Path,
-    channels: usize,
-    height: usize,
-    width: usize,
-) -> Result<ImageDataset> {
-    read_folder_classes(root, channels, height, width, None, false)
+/// Load every image under `root`, converted to `channels` (1 or 3) and brought to
+/// `size x size` by a centre crop; classes are its own sub-folders, sorted.
+pub fn read_folder(root: &Path, channels: usize, size: usize) -> Result<ImageDataset> {
+    read(root, &FolderRead::new(channels, size))
 }
 
-/// As [`read_folder`], labelling by `classes` when given (a training and a test folder share
-/// one class map, so a class missing from one shifts no label of the other); with
-/// `skip_unreadable`, files that do not decode are left out, their count and first names
-/// printed, instead of stopping the load.
-pub fn read_folder_classes(
-    root: &Path,
-    channels: usize,
-    height: usize,
-    width: usize,
-    classes: Option<&[String]>,
-    skip_unreadable: bool,
-) -> Result<ImageDataset> {
+/// Whether `path` starts like an image of a known format with a size: its header only.
+fn check_header(path: &Path) -> Result<()> {
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    if reader.format().is_none() {
+        return Err(Error::format(
+            path,
+            "not an image in a known format (PNG, JPEG, WebP, TIFF, BMP or GIF)",
+        ));
+    }
+    match reader.into_dimensions() {
+        Ok((w, h)) if w > 0 && h > 0 => Ok(()),
+        Ok(_) => Err(Error::format(path, "an image of no pixels")),
+        Err(e) => Err(Error::format(
+            path,
+            format!("corrupt or truncated image: {e}"),
+        )),
+    }
+}
+
+/// Read the images under `root` as `how` says: decoded, fitted and held in memory, or (with
+/// `how.stream`) their headers checked and their files kept to read when used.
+pub fn read(root: &Path, how: &FolderRead) -> Result<ImageDataset> {
     if !root.is_dir() {
         return Err(Error::format(
             root,
@@ -197,28 +281,36 @@ pub fn read_folder_classes(
     }
     let class_of = |p: &Path| class_of(root, p);
     let labelled = files.iter().any(|p| class_of(p).is_some());
-    let class_names: Vec<String> = match classes {
+    let class_names: Vec<String> = match how.classes {
         Some(c) => c.to_vec(),
         None => classes_of(root, &files),
     };
+    let (channels, size) = (how.channels, how.size);
     let decoded: Vec<Result<Vec<u8>>> = {
         use rayon::prelude::*;
         files
             .par_iter()
             .map(|p| {
-                let img = decode(p)?.to_channels(channels).resize(height, width);
+                if how.stream {
+                    return check_header(p).map(|_| Vec::new());
+                }
+                let img = how.fit.apply(decode(p)?.to_channels(channels), size, size);
                 Ok(img.to_bytes())
             })
             .collect()
     };
-    let mut pixels = Vec::with_capacity(files.len() * channels * height * width);
+    let mut pixels = Vec::with_capacity(if how.stream {
+        0
+    } else {
+        files.len() * channels * size * size
+    });
     let mut labels = Vec::with_capacity(files.len());
     let mut kept = Vec::with_capacity(files.len());
     let mut skipped = Vec::new();
     for (p, d) in files.iter().zip(decoded) {
         match d {
             Ok(bytes) => pixels.extend_from_slice(&bytes),
-            Err(e) if skip_unreadable => {
+            Err(e) if how.skip_unreadable => {
                 skipped.push(e.to_string());
                 continue;
             }
@@ -246,9 +338,8 @@ pub fn read_folder_classes(
     if kept.is_empty() {
         return Err(Error::format(root, "no readable image in this folder"));
     }
-    let mut set = ImageDataset::new(pixels, channels, height, width, labelled.then_some(labels))?;
-    set.class_names = class_names;
-    set.names = kept
+    let labels = labelled.then_some(labels);
+    let names = kept
         .iter()
         .map(|p| {
             p.strip_prefix(root)
@@ -257,5 +348,13 @@ pub fn read_folder_classes(
                 .into_owned()
         })
         .collect();
+    let mut set = if how.stream {
+        ImageDataset::streamed(ImageFiles { paths: kept }, channels, size, size, labels)
+    } else {
+        ImageDataset::new(pixels, channels, size, size, labels)?
+    };
+    set.class_names = class_names;
+    set.names = names;
+    set.fit = how.fit;
     Ok(set)
 }

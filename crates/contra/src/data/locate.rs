@@ -86,6 +86,13 @@ pub struct FolderSpec {
     /// Channels (1 or 3) and size the images are converted to.
     pub channels: usize,
     pub image_size: usize,
+    /// How images that are not square of `image_size` get there: `crop` (the shorter side
+    /// scaled, the centre cut out) or `squash`.
+    pub resize: folder::Fit,
+    /// Read each image from its file when used instead of holding the folder in memory;
+    /// by default, when the decoded folder would take more than 1 GiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub train_limit: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,6 +111,8 @@ impl Default for FolderSpec {
             skip_unreadable: false,
             channels: 3,
             image_size: 32,
+            resize: folder::Fit::Crop,
+            stream: None,
             train_limit: None,
             test_limit: None,
             train_classes: None,
@@ -520,32 +529,44 @@ pub fn load_splits(spec: &DataSpec) -> Result<Splits> {
     })
 }
 
+/// Folders whose decoded images would take more than this are streamed from their files
+/// unless `data.stream` says otherwise.
+pub const STREAM_ABOVE_BYTES: usize = 1 << 30;
+
 /// A folder's splits: with a test folder, both labelled by one class map (the union of
 /// their class folders); without one, `train_fraction` of every class trains (seeded by
 /// `split_seed`) and the rest is held out, or with `train_fraction = 1` the test split is the
 /// training split, marked so.
 fn folder_splits(s: &FolderSpec) -> Result<Splits> {
     let size = s.image_size;
+    let mut how = folder::FolderRead {
+        fit: s.resize,
+        skip_unreadable: s.skip_unreadable,
+        ..folder::FolderRead::new(s.channels, size)
+    };
+    let bytes_each = s.channels * size * size;
+    let stream = |root: &Path| -> Result<bool> {
+        Ok(match s.stream {
+            Some(stream) => stream,
+            None => folder::survey(root)?.0 * bytes_each > STREAM_ABOVE_BYTES,
+        })
+    };
     if let Some(t) = &s.test_path {
         let mut classes = folder::class_names(&s.path)?;
         classes.extend(folder::class_names(t)?);
         classes.sort();
         classes.dedup();
         let classes = (!classes.is_empty()).then_some(classes);
-        let read = |p: &Path| {
-            folder::read_folder_classes(
-                p,
-                s.channels,
-                size,
-                size,
-                classes.as_deref(),
-                s.skip_unreadable,
-            )
+        how.classes = classes.as_deref();
+        let mut read = |p: &Path| {
+            how.stream = stream(p)?;
+            folder::read(p, &how)
         };
-        return Ok(Splits::new(read(&s.path)?, read(t)?));
+        let train = read(&s.path)?;
+        return Ok(Splits::new(train, read(t)?));
     }
-    let all =
-        folder::read_folder_classes(&s.path, s.channels, size, size, None, s.skip_unreadable)?;
+    how.stream = stream(&s.path)?;
+    let all = folder::read(&s.path, &how)?;
     let fraction = s.train_fraction.unwrap_or(0.8);
     if fraction >= 1.0 {
         return Ok(Splits {

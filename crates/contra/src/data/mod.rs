@@ -19,11 +19,19 @@ pub mod text;
 pub mod wordnet;
 
 use crate::error::{Error, Result};
+use crate::image::Image;
+use std::borrow::Cow;
 
-/// Images in memory, `u8` pixels in CHW order, all of the same size.
+/// Images as `u8` pixels in CHW order, all of the same size: held in memory, or (a folder
+/// larger than memory) read from their files each time they are used.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImageDataset {
+    /// The pixels of every image; empty when the images stream from `files`.
     pub pixels: Vec<u8>,
+    /// Where the images are read from when they are not held in memory.
+    pub files: Option<folder::ImageFiles>,
+    /// How an image of another shape is brought to this size (a streamed image, a query).
+    pub fit: folder::Fit,
     pub len: usize,
     pub channels: usize,
     pub height: usize,
@@ -66,16 +74,76 @@ impl ImageDataset {
             labels,
             class_names: Vec::new(),
             names: Vec::new(),
+            files: None,
+            fit: folder::Fit::Crop,
         })
+    }
+
+    /// Images read from `files` when used: `channels x height x width` each once fitted.
+    pub fn streamed(
+        files: folder::ImageFiles,
+        channels: usize,
+        height: usize,
+        width: usize,
+        labels: Option<Vec<u32>>,
+    ) -> Self {
+        Self {
+            pixels: Vec::new(),
+            len: files.paths.len(),
+            channels,
+            height,
+            width,
+            labels,
+            class_names: Vec::new(),
+            names: Vec::new(),
+            files: Some(files),
+            fit: folder::Fit::Crop,
+        }
+    }
+
+    /// Whether the images are read from their files when used.
+    pub fn is_streamed(&self) -> bool {
+        self.files.is_some()
     }
 
     pub fn image_size(&self) -> usize {
         self.channels * self.height * self.width
     }
 
-    pub fn image(&self, i: usize) -> &[u8] {
-        let s = self.image_size();
-        &self.pixels[i * s..(i + 1) * s]
+    /// Image `i`'s pixels at the set's size. A streamed image is decoded and fitted here; a
+    /// file that stopped decoding after the load checked it gives a grey image and a warning
+    /// (training itself stops on such a file: [`ImageDataset::source_image`]).
+    pub fn image(&self, i: usize) -> Cow<'_, [u8]> {
+        let Some(files) = &self.files else {
+            let s = self.image_size();
+            return Cow::Borrowed(&self.pixels[i * s..(i + 1) * s]);
+        };
+        match files.read(i, self.channels) {
+            Ok(img) => Cow::Owned(self.fit.apply(img, self.height, self.width).to_bytes()),
+            Err(e) => {
+                eprintln!("warning: {e}; a grey image stands in for it");
+                Cow::Owned(vec![128; self.image_size()])
+            }
+        }
+    }
+
+    /// Image `i` as training views start from: the stored pixels, or a streamed image at its
+    /// full decoded size (so that a random crop is cut before the image shrinks).
+    pub fn source_image(&self, i: usize) -> Result<Image> {
+        match &self.files {
+            None => Ok(Image::from_bytes(
+                &self.image(i),
+                self.channels,
+                self.height,
+                self.width,
+            )),
+            Some(files) => files.read(i, self.channels),
+        }
+    }
+
+    /// Image `i` at the set's size, values in [0, 1].
+    pub fn fitted_image(&self, i: usize) -> Image {
+        Image::from_bytes(&self.image(i), self.channels, self.height, self.width)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -84,9 +152,15 @@ impl ImageDataset {
 
     /// The images at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> Self {
-        let mut pixels = Vec::with_capacity(indices.len() * self.image_size());
-        for &i in indices {
-            pixels.extend_from_slice(self.image(i));
+        let mut pixels = Vec::with_capacity(if self.is_streamed() {
+            0
+        } else {
+            indices.len() * self.image_size()
+        });
+        if !self.is_streamed() {
+            for &i in indices {
+                pixels.extend_from_slice(&self.image(i));
+            }
         }
         let labels = self
             .labels
@@ -105,6 +179,8 @@ impl ImageDataset {
             } else {
                 indices.iter().map(|&i| self.names[i].clone()).collect()
             },
+            files: self.files.as_ref().map(|f| f.subset(indices)),
+            fit: self.fit,
         }
     }
 

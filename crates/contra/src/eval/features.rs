@@ -5,13 +5,12 @@ use super::Features;
 use crate::augment::Normalize;
 use crate::data::ImageDataset;
 use crate::encoders::Encoder;
-use crate::image::Image;
 use crate::tensor_util::{tensor4, to_vec};
 use burn::module::Module;
 use burn::prelude::*;
 
 fn normalized(data: &ImageDataset, i: usize, norm: Option<&Normalize>) -> Vec<f32> {
-    let mut img = Image::from_bytes(data.image(i), data.channels, data.height, data.width);
+    let mut img = data.fitted_image(i);
     if let Some(n) = norm {
         img.normalize(&n.mean, &n.std);
     }
@@ -20,9 +19,12 @@ fn normalized(data: &ImageDataset, i: usize, norm: Option<&Normalize>) -> Vec<f3
 
 /// Normalised pixels, one row per image.
 pub fn raw(data: &ImageDataset, norm: Option<&Normalize>) -> Features {
+    use rayon::prelude::*;
     let dim = data.image_size();
-    let mut out = Vec::with_capacity(data.len * dim);
-    (0..data.len).for_each(|i| out.extend(normalized(data, i, norm)));
+    let mut out = vec![0f32; data.len * dim];
+    out.par_chunks_mut(dim)
+        .enumerate()
+        .for_each(|(i, dst)| dst.copy_from_slice(&normalized(data, i, norm)));
     Features {
         data: out,
         rows: data.len,
@@ -50,18 +52,24 @@ pub(crate) fn input_values(
     norm: Option<&Normalize>,
     size: (usize, usize),
 ) -> (Vec<f32>, [usize; 4]) {
+    use rayon::prelude::*;
     let (h, w) = size;
-    let mut pixels = Vec::with_capacity(rows.len() * data.channels * h * w);
-    for &i in rows {
-        let mut img = Image::from_bytes(data.image(i), data.channels, data.height, data.width);
-        if (h, w) != (data.height, data.width) {
-            img = img.resize(h, w);
-        }
-        if let Some(n) = norm {
-            img.normalize(&n.mean, &n.std);
-        }
-        pixels.extend_from_slice(&img.data);
-    }
+    let per = data.channels * h * w;
+    let mut pixels = vec![0f32; rows.len() * per];
+    // In parallel: a streamed image is decoded here.
+    pixels
+        .par_chunks_mut(per)
+        .zip(rows.par_iter())
+        .for_each(|(dst, &i)| {
+            let mut img = data.fitted_image(i);
+            if (h, w) != (data.height, data.width) {
+                img = img.resize(h, w);
+            }
+            if let Some(n) = norm {
+                img.normalize(&n.mean, &n.std);
+            }
+            dst.copy_from_slice(&img.data);
+        });
     (pixels, [rows.len(), data.channels, h, w])
 }
 

@@ -99,8 +99,9 @@ pub trait Inputs<X: BatchInput = Tensor<4>>: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// The training views of `items` in epoch `epoch`.
-    fn views(&self, items: &[usize], epoch: u64, seed: u64) -> X::Rows;
+    /// The training views of `items` in epoch `epoch` (an image file that no longer decodes
+    /// is an error).
+    fn views(&self, items: &[usize], epoch: u64, seed: u64) -> Result<X::Rows>;
     /// The inputs of `items` as they are, for prediction.
     fn plain(&self, items: &[usize]) -> X::Rows;
 }
@@ -133,17 +134,17 @@ impl Inputs for ImageInputs {
         self.data.len
     }
 
-    fn views(&self, items: &[usize], epoch: u64, seed: u64) -> (Vec<f32>, [usize; 4]) {
+    fn views(&self, items: &[usize], epoch: u64, seed: u64) -> Result<(Vec<f32>, [usize; 4])> {
         let Some(pipeline) = &self.views else {
-            return self.plain(items);
+            return Ok(self.plain(items));
         };
         let (c, (h, w)) = (self.data.channels, self.size);
         let mut pixels = Vec::with_capacity(items.len() * c * h * w);
         for &i in items {
-            let img = make_view(&self.data, pipeline, seed, epoch, i, 0);
+            let img = make_view(&self.data, pipeline, seed, epoch, i, 0)?;
             pixels.extend_from_slice(&img.data);
         }
-        (pixels, [items.len(), c, h, w])
+        Ok((pixels, [items.len(), c, h, w]))
     }
 
     fn plain(&self, items: &[usize]) -> (Vec<f32>, [usize; 4]) {
@@ -170,8 +171,8 @@ impl Inputs for SeriesInputs {
         self.data.len()
     }
 
-    fn views(&self, items: &[usize], _epoch: u64, _seed: u64) -> (Vec<f32>, [usize; 4]) {
-        self.plain(items)
+    fn views(&self, items: &[usize], _epoch: u64, _seed: u64) -> Result<(Vec<f32>, [usize; 4])> {
+        Ok(self.plain(items))
     }
 
     fn plain(&self, items: &[usize]) -> (Vec<f32>, [usize; 4]) {
@@ -194,8 +195,8 @@ impl Inputs<Tokens> for TextInputs {
         self.texts.len()
     }
 
-    fn views(&self, items: &[usize], _epoch: u64, _seed: u64) -> TokenBatch {
-        self.plain(items)
+    fn views(&self, items: &[usize], _epoch: u64, _seed: u64) -> Result<TokenBatch> {
+        Ok(self.plain(items))
     }
 
     fn plain(&self, items: &[usize]) -> TokenBatch {
@@ -233,17 +234,17 @@ impl<X: BatchInput> Items for Labelled<X> {
 impl<X: BatchInput> BatchSource for Labelled<X> {
     type Batch = LabelledBatch<X>;
 
-    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> Self::Batch {
+    fn make_batch(&self, cfg: &LoaderConfig, epoch: u64, indices: &[usize]) -> Result<Self::Batch> {
         let x = if self.augment {
-            self.inputs.views(indices, epoch, cfg.seed)
+            self.inputs.views(indices, epoch, cfg.seed)?
         } else {
             self.inputs.plain(indices)
         };
-        LabelledBatch {
+        Ok(LabelledBatch {
             x,
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             keys: RowKeys::view(cfg.seed, epoch, indices, 0),
-        }
+        })
     }
 }
 

@@ -29,7 +29,7 @@ impl MonitorViews {
         let indices: Vec<usize> = (0..train.len.min(512)).collect();
         // An epoch number training never reaches: the same views at every call, and no
         // training batch shares their randomness.
-        let batch = crate::augment::loader::make_batch(train, pipeline, cfg, u64::MAX, &indices);
+        let batch = crate::augment::loader::make_batch(train, pipeline, cfg, u64::MAX, &indices)?;
         Ok(Self {
             shape: batch.shape(),
             views: batch.views,

@@ -211,7 +211,7 @@ mod tests {
             seed: 4,
             per_class: 0,
         };
-        let b = source.make_batch(&cfg, 2, &[4, 1, 3]);
+        let b = source.make_batch(&cfg, 2, &[4, 1, 3]).unwrap();
         assert_eq!((b.items, b.channels), (3, 2));
         assert_eq!(b.view1.len(), 3 * b.len1 * 2);
         for k in 0..3 {
@@ -223,7 +223,7 @@ mod tests {
         // About half the steps are kept, and the masks of the two views differ.
         let kept = b.keep1.iter().sum::<f32>() / b.keep1.len() as f32;
         assert!((0.2..0.8).contains(&kept), "{kept}");
-        let again = source.make_batch(&cfg, 2, &[4, 1, 3]);
+        let again = source.make_batch(&cfg, 2, &[4, 1, 3]).unwrap();
         assert_eq!((again.view1, again.keep2), (b.view1, b.keep2));
     }
 }

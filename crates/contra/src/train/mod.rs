@@ -514,6 +514,9 @@ pub fn run_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
             }
         }
         waited += loader.waited;
+        if let Some(e) = loader.error() {
+            return Err(e);
+        }
         drop(loader);
         state.epoch += 1;
         state.step_in_epoch = 0;

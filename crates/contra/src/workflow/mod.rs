@@ -50,5 +50,5 @@ pub use export::export_embeddings;
 pub use loaded::Loaded;
 pub use modality::{ForModality, Images, Modality, Series, dispatch};
 pub use pretrain::{pretrain, pretrain_series};
-pub use record::record_evaluation;
+pub use record::{record_evaluation, record_split};
 pub use text::{Text, TrainedText};

@@ -147,6 +147,14 @@ pub struct InputRecipe {
     pub width: usize,
     pub input_size: (usize, usize),
     pub normalize: Option<Normalize>,
+    /// How a query image of another shape is brought to `height x width` (indexes written
+    /// before this was kept squashed).
+    #[serde(default = "squash")]
+    pub fit: crate::data::folder::Fit,
+}
+
+fn squash() -> crate::data::folder::Fit {
+    crate::data::folder::Fit::Squash
 }
 
 impl InputRecipe {
@@ -158,6 +166,7 @@ impl InputRecipe {
             width: images.width,
             input_size: prep.size,
             normalize: prep.normalize.clone(),
+            fit: images.fit,
         }
     }
 
@@ -171,9 +180,8 @@ impl InputRecipe {
 
     /// An image file as a one-image set, converted and resized as the index's items were.
     pub fn read_image(&self, path: &std::path::Path) -> Result<ImageDataset> {
-        let img = crate::data::folder::decode(path)?
-            .to_channels(self.channels)
-            .resize(self.height, self.width);
+        let img = crate::data::folder::decode(path)?.to_channels(self.channels);
+        let img = self.fit.apply(img, self.height, self.width);
         ImageDataset::new(img.to_bytes(), self.channels, self.height, self.width, None)
     }
 }
@@ -192,8 +200,16 @@ impl Modality for Images {
     }
     fn describe(data: &ImageDataset) -> String {
         format!(
-            "{} images {}x{}x{}",
-            data.len, data.channels, data.height, data.width
+            "{} images {}x{}x{}{}",
+            data.len,
+            data.channels,
+            data.height,
+            data.width,
+            if data.is_streamed() {
+                ", read from their files as used"
+            } else {
+                ""
+            }
         )
     }
     fn raw_name() -> &'static str {

@@ -37,6 +37,42 @@ pub fn record_evaluation(
     Ok(path)
 }
 
+/// The file in a run folder that lists which items trained and which were held out.
+pub const SPLIT_FILE: &str = "split.csv";
+
+/// Write `split.csv` into `dir`: a `split,item` row for every named item (an image's file
+/// relative to its folder), training items first, so that a run's held-out set can be
+/// checked and reused; without a held-out split only training rows. Nothing is written
+/// when the data do not name their items.
+pub fn record_split<D: crate::data::Dataset>(
+    dir: &Path,
+    splits: &crate::data::Splits<D>,
+) -> Result<Option<PathBuf>> {
+    let (Some(train), Some(test)) = (splits.train.item_names(), splits.test.item_names()) else {
+        return Ok(None);
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let path = dir.join(SPLIT_FILE);
+    let write_err = |e: csv::Error| Error::format(&path, e.to_string());
+    w.write_record(["split", "item"]).map_err(write_err)?;
+    // With no held-out split (`data.train_fraction = 1`) every item is a training item.
+    let mut parts = vec![("train", train)];
+    if !splits.test_is_train {
+        parts.push(("test", test));
+    }
+    for (split, names) in parts {
+        for name in names {
+            w.write_record([split, name.as_str()]).map_err(write_err)?;
+        }
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| Error::format(&path, e.to_string()))?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    crate::checkpoint::write_atomic(&path, &bytes)?;
+    Ok(Some(path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
