@@ -17,6 +17,9 @@ use commands::{embed, eval, export, info, pretrain, report, search};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// No progress lines (training, embedding, the few-label table, t-SNE, SVM grids).
+    #[arg(long, short, global = true)]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -43,7 +46,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    contra::progress::set_enabled(!cli.quiet);
+    let result = match cli.command {
         Command::Pretrain(a) => pretrain::run(a),
         Command::Eval(c) => eval::run(c),
         Command::Embed(a) => embed::run(a),

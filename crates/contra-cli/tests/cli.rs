@@ -1868,3 +1868,60 @@ fn a_moved_run_folder_keeps_its_index_working() {
     let hits: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(hits.as_array().unwrap().len(), 3);
 }
+
+/// Embedding and the few-label table print progress lines as training does, and `-q` (any
+/// command) silences them.
+#[test]
+fn long_steps_print_progress_unless_quiet() {
+    let dir = tmp("progress");
+    let recipe = small_recipe(&dir, 1);
+    let run = dir.join("run");
+    ok(contra()
+        .args(["pretrain", "-q", "--no-eval", "-r"])
+        .arg(&recipe)
+        .arg("--out")
+        .arg(&run));
+    let embed = |quiet: bool| {
+        let mut c = contra();
+        c.env("CONTRA_PROGRESS_AFTER", "0")
+            .args(["embed", "--split", "test", "-m"])
+            .arg(run.join("model.safetensors"))
+            .arg("--out")
+            .arg(dir.join("index"));
+        if quiet {
+            c.arg("-q");
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", text(&o).1);
+        text(&o).1
+    };
+    let loud = embed(false);
+    assert!(
+        loud.contains("embedding 360/360 images ("),
+        "no progress line: {loud}"
+    );
+    assert!(!embed(true).contains("embedding 360/360"));
+    let o = contra()
+        .env("CONTRA_PROGRESS_AFTER", "0")
+        .args(["eval", "fewshot", "--labels", "2", "--seeds", "1", "-m"])
+        .arg(run.join("model.safetensors"))
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&o);
+    assert!(
+        o.status.success() && stderr.contains("kNN") && stderr.contains("accuracy"),
+        "{stderr}"
+    );
+    let o = contra()
+        .args([
+            "eval", "fewshot", "-q", "--labels", "2", "--seeds", "1", "-m",
+        ])
+        .arg(run.join("model.safetensors"))
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&o);
+    assert!(
+        o.status.success() && !stderr.contains("accuracy"),
+        "{stderr}"
+    );
+}

@@ -21,6 +21,7 @@ pub mod losses;
 pub mod methods;
 pub mod optim;
 pub mod plot;
+pub mod progress;
 pub mod recipe;
 pub mod rng;
 pub mod run_report;

@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("tensor_util", 1),
     ("device", 1),
     ("runtime", 1),
+    ("progress", 1),
     ("image", 1),
     ("features", 1),
     ("seeding", 1),

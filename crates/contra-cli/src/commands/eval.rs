@@ -373,6 +373,9 @@ fn fewshot<M: Modality>(
     );
     let started = std::time::Instant::now();
     let table = evaluate::fewshot_table(l, budgets, a.seeds, &tune, |c| {
+        if !contra::progress::enabled() {
+            return;
+        }
         eprintln!(
             "[{:>6.0} s] {:<8} {:<13} {:<12} accuracy {:.4} ± {:.4}",
             started.elapsed().as_secs_f64(),

@@ -52,9 +52,6 @@ pub struct Args {
     /// Skip the evaluation after training.
     #[arg(long)]
     no_eval: bool,
-    /// No progress line.
-    #[arg(long, short)]
-    quiet: bool,
 }
 
 impl Args {
@@ -125,7 +122,7 @@ impl ForModality for Pretrain<'_> {
         }
         let opts = TrainOptions {
             resume: a.resume,
-            quiet: a.quiet,
+            quiet: !contra::progress::enabled(),
         };
         let report = M::pretrain(recipe, &splits.train, &opts)?;
         if report.steps == 0 {

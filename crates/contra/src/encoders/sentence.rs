@@ -383,6 +383,7 @@ pub fn encode_sentences(
     let mut order: Vec<usize> = (0..texts.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
     let mut data = vec![0f32; texts.len() * dim];
+    let mut progress = crate::progress::Task::new("embedding", texts.len(), "texts");
     for chunk in order.chunks(batch.max(1)) {
         let part: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
         let tokens = Tokens::new(&tokenizer.encode(&part)?, device);
@@ -390,6 +391,7 @@ pub fn encode_sentences(
         for (k, &i) in chunk.iter().enumerate() {
             data[i * dim..(i + 1) * dim].copy_from_slice(&rows[k * dim..(k + 1) * dim]);
         }
+        progress.advance(chunk.len());
     }
     Ok(Features {
         data,

@@ -87,12 +87,14 @@ pub fn encode(
     let encoder = encoder.valid().to_device(device);
     let dim = encoder.output_dim();
     let mut out = Vec::with_capacity(data.len * dim);
+    let mut progress = crate::progress::Task::new("embedding", data.len, "images");
     for start in (0..data.len).step_by(batch.max(1)) {
         let end = (start + batch).min(data.len);
         let rows: Vec<usize> = (start..end).collect();
         out.extend(to_vec(
             encoder.forward(input_batch(data, &rows, norm, size, device)),
         ));
+        progress.advance(rows.len());
     }
     Features {
         data: out,

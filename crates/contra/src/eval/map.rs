@@ -212,6 +212,7 @@ pub fn tsne(f: &Features, cfg: &TsneConfig) -> Features {
     let mut update = vec![0f64; 2 * n];
     let mut gains = vec![1f64; 2 * n];
     let lr = (n as f64 / 12.0 / 4.0).max(50.0);
+    let mut progress = crate::progress::Task::new("t-SNE", cfg.iterations, "iterations");
     for it in 0..cfg.iterations {
         let exaggeration = if it < 250 { 12.0 } else { 1.0 };
         let momentum = if it < 250 { 0.5 } else { 0.8 };
@@ -256,6 +257,7 @@ pub fn tsne(f: &Features, cfg: &TsneConfig) -> Features {
             update[k] = momentum * update[k] - lr * gains[k] * grad[k];
             y[k] += update[k];
         }
+        progress.advance(1);
     }
     Features {
         data: y.into_iter().map(|v| v as f32).collect(),

@@ -307,6 +307,8 @@ pub fn fit_cross_validated(
     }
     let folds = validation_folds(labels, classes, seed);
     let mut best = (f64::NEG_INFINITY, f64::INFINITY);
+    let mut progress =
+        crate::progress::Task::new("SVM: choosing C", grid.len() * folds.len(), "fits");
     for &c in &grid {
         let mut acc = 0.0;
         for (fit_rows, val_rows) in &folds {
@@ -316,6 +318,7 @@ pub fn fit_cross_validated(
             // "scale" is computed from each fit's own items, as scikit-learn does at fit time.
             let svm = Svm::fit(&fx, &fy, classes, c, scale_gamma(&fx))?;
             acc += super::accuracy(&svm.predict(&x.select(val_rows)), &vy);
+            progress.advance(1);
         }
         if acc > best.0 + 1e-12 {
             best = (acc, c);

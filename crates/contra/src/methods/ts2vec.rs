@@ -140,12 +140,14 @@ pub fn embed(
     let dim = encoder.output_dim();
     let len = data.lengths.iter().copied().max().unwrap_or(0).max(len);
     let mut out = Vec::with_capacity(data.len() * dim);
+    let mut progress = crate::progress::Task::new("embedding", data.len(), "series");
     for start in (0..data.len()).step_by(batch.max(1)) {
         let end = (start + batch).min(data.len());
         let padded: Vec<Vec<f32>> = (start..end).map(|i| data.padded(i, len)).collect();
         let rows: Vec<&[f32]> = padded.iter().map(Vec::as_slice).collect();
         let (x, keep, _) = batch_input(&rows, data.channels, len, device);
         out.extend(crate::tensor_util::to_vec(encoder.embed(x, keep, None)));
+        progress.advance(end - start);
     }
     crate::features::Features {
         data: out,
