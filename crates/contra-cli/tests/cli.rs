@@ -1770,6 +1770,13 @@ fn pretrain_on_a_folder_needs_no_recipe_and_holds_out_test_images() {
         "{stderr}"
     );
     assert!(stdout.contains("evaluation on 16 test images"), "{stdout}");
+    // The model keeps the class map.
+    let model = std::fs::read(dir.join("run/model.safetensors")).unwrap();
+    let header = String::from_utf8_lossy(&model[..4096.min(model.len())]);
+    assert!(
+        header.contains(r#""contra.classes":"[\"apples\",\"leaves\",\"sand\",\"sky\"]""#),
+        "{header}"
+    );
     // The run lists its split: 16 held-out files, 4 of each class, none also training.
     let split = std::fs::read_to_string(dir.join("run/split.csv")).unwrap();
     let rows: Vec<(&str, &str)> = split

@@ -13,8 +13,8 @@ use crate::methods::{Method, MethodSpec, Model};
 use crate::recipe::Recipe;
 use crate::train::series::SeriesModel;
 use crate::train::{
-    Measure, Monitors, TrainOptions, TrainReport, build_model, init_from, keep_labels_per_class,
-    loader_config, train_loop,
+    LoopSpec, Measure, Monitors, TrainOptions, TrainReport, build_model, init_from,
+    keep_labels_per_class, loader_config, run_loop, train_loop,
 };
 use burn::prelude::*;
 use std::sync::Arc;
@@ -78,8 +78,19 @@ pub fn train_images<M: Method<Backbone = Encoder>>(
             .map(|v| Box::new(move |m: &M| serde_json::json!(v.diagnose(m))) as Measure<M, _>),
         knn_accuracy: knn.map(|k| Box::new(move |m: &M| k.accuracy(m)) as Measure<M, _>),
     };
-    train_loop(recipe, source.clone(), model, device, opts, monitors)
+    let mut spec = LoopSpec::of_recipe(recipe);
+    if !train.class_names.is_empty() {
+        // The class map train and test folders share, kept with the model.
+        spec.metadata.push((
+            CLASSES_META.into(),
+            serde_json::to_string(&train.class_names).expect("strings serialise"),
+        ));
+    }
+    run_loop(&spec, source.clone(), model, device, opts, monitors)
 }
+
+/// The model file's entry with the training data's class names (a JSON list, by label).
+pub const CLASSES_META: &str = "contra.classes";
 
 /// Pretrain the recipe's method on the series `train`: TS2Vec on its own crops, or an
 /// instance method on the recipe's `[[augment.series]]` views.
