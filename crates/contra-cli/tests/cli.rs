@@ -1117,16 +1117,28 @@ fn ts2vec_scores_sensor_stream_windows() {
         ),
         "{item}"
     );
-    for metric in ["AUROC", "AUPRC", "best F1"] {
+    // Learned, raw windows and random scores; intervals in brackets beside AUROC and AUPRC.
+    for metric in ["AUROC", "AUPRC", "best F1 (oracle threshold)"] {
         let line = stdout.lines().find(|l| l.starts_with(metric)).unwrap();
         let v: Vec<f64> = line[metric.len()..]
             .split_whitespace()
-            .map(|x| x.parse().unwrap())
+            .filter_map(|x| x.parse().ok())
             .collect();
         assert!(
-            v.len() == 2 && v.iter().all(|x| (0.0..=1.0).contains(x)),
+            v.len() == 3 && v.iter().all(|x| (0.0..=1.0).contains(x)),
             "{line}"
         );
+        if metric != "AUPRC" && metric != "AUROC" {
+            continue;
+        }
+        let (lo, hi) = line
+            .split('(')
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .and_then(|r| r.split_once('-'))
+            .map(|(a, b)| (a.parse::<f64>().unwrap(), b.parse::<f64>().unwrap()))
+            .unwrap();
+        assert!(lo <= v[0] + 5e-4 && v[0] <= hi + 5e-4, "{line}");
     }
 }
 

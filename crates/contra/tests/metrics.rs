@@ -247,3 +247,46 @@ fn rbf_svm_matches_scikit_learn_svc() {
         assert_eq!(svm.predict(&t), labels(&fit["predicted"]), "C {c}");
     }
 }
+
+/// Stream metrics against references: VUS-ROC and VUS-PR against TSB-UAD's own
+/// implementation (`vus` 0.0.6), best F1 with point adjustment at K% against a brute-force
+/// NumPy version of Kim et al.'s definition, percentiles against NumPy
+/// (tools/reference/range_fixtures.py).
+#[test]
+fn range_metrics_match_their_reference_implementations() {
+    use contra::eval::ranges::{best_pa_k_f1, percentile, vus};
+    let f: Value =
+        serde_json::from_str(include_str!("fixtures/ranges.json")).expect("ranges fixture");
+    for c in f["cases"].as_array().unwrap() {
+        let name = c["name"].as_str().unwrap();
+        let scores = floats(&c["scores"]);
+        let labels: Vec<bool> = c["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_bool().unwrap())
+            .collect();
+        for (buffer, want) in c["vus"].as_object().unwrap() {
+            let want = floats(want);
+            let (roc, pr) = vus(&scores, &labels, buffer.parse().unwrap(), 250).unwrap();
+            assert!(
+                (roc - want[0]).abs() < 1e-9 && (pr - want[1]).abs() < 1e-9,
+                "{name} buffer {buffer}: VUS-ROC {roc} VUS-PR {pr}, TSB-UAD {want:?}"
+            );
+        }
+        for (k, want) in c["pa_k"].as_object().unwrap() {
+            let want = floats(want);
+            let (f1, threshold) = best_pa_k_f1(&scores, &labels, k.parse().unwrap()).unwrap();
+            assert!(
+                (f1 - want[0]).abs() < 1e-12 && threshold == want[1],
+                "{name} K {k}: {f1} at {threshold}, NumPy {want:?}"
+            );
+        }
+    }
+    let mut values = floats(&f["percentile_values"]);
+    values.sort_by(f64::total_cmp);
+    for (q, want) in f["percentiles"].as_object().unwrap() {
+        let got = percentile(&values, q.parse().unwrap());
+        assert!((got - want.as_f64().unwrap()).abs() < 1e-12, "{q}: {got}");
+    }
+}

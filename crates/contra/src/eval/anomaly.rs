@@ -159,10 +159,40 @@ pub struct Detection {
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct DetectionMetrics {
     pub auroc: f64,
+    /// 95% bootstrap interval of the AUROC ([`BOOTSTRAP_RESAMPLES`] resamples).
+    pub auroc_interval: [f64; 2],
     pub average_precision: f64,
+    pub average_precision_interval: [f64; 2],
+    /// The best F1 over thresholds: an oracle's choice of threshold, an upper bound of what a
+    /// threshold set without the test labels reaches.
     pub best_f1: f64,
     /// Items scoring at least this are flagged at the best F1.
     pub threshold: f64,
+}
+
+/// Resamples behind each bootstrap interval.
+pub const BOOTSTRAP_RESAMPLES: usize = 1000;
+
+impl DetectionMetrics {
+    /// How `scores` separate the items marked in `anomalous`, with 95% bootstrap intervals
+    /// (seeded by `seed`).
+    pub fn of(scores: &[f64], anomalous: &[bool], seed: u64) -> Result<Self> {
+        use super::ranges::bootstrap_interval;
+        use super::scores::{auroc, average_precision, best_f1};
+        let (best_f1, threshold) = best_f1(scores, anomalous)?;
+        let interval = |m: fn(&[f64], &[bool]) -> Result<f64>| {
+            bootstrap_interval(scores, anomalous, m, BOOTSTRAP_RESAMPLES, seed)
+                .map(|(lo, hi)| [lo, hi])
+        };
+        Ok(Self {
+            auroc: auroc(scores, anomalous)?,
+            auroc_interval: interval(auroc)?,
+            average_precision: average_precision(scores, anomalous)?,
+            average_precision_interval: interval(average_precision)?,
+            best_f1,
+            threshold,
+        })
+    }
 }
 
 /// Fit on `normal`, score `test`; `anomalous[i]` marks the test items that are anomalies.
@@ -177,18 +207,8 @@ pub fn detect(
         Scorer::Knn { k } => knn_scores(normal, test, k, false, device),
         Scorer::Mahalanobis { eps } => Mahalanobis::fit(normal, eps)?.scores(test),
     };
-    let metrics = match anomalous {
-        Some(y) => {
-            use super::scores::{auroc, average_precision, best_f1};
-            let (best_f1, threshold) = best_f1(&scores, y)?;
-            Some(DetectionMetrics {
-                auroc: auroc(&scores, y)?,
-                average_precision: average_precision(&scores, y)?,
-                best_f1,
-                threshold,
-            })
-        }
-        None => None,
-    };
+    let metrics = anomalous
+        .map(|y| DetectionMetrics::of(&scores, y, 0))
+        .transpose()?;
     Ok(Detection { scores, metrics })
 }

@@ -10,6 +10,7 @@ pub mod knn;
 pub mod linear;
 pub mod map;
 pub mod monitor;
+pub mod ranges;
 pub mod ranking;
 pub mod report;
 pub mod retrieval;

@@ -53,7 +53,7 @@ pub enum Evaluation {
         rows: Vec<Row>,
         raw: String,
     },
-    Anomaly(AnomalyReport),
+    Anomaly(Box<AnomalyReport>),
     /// No labels to evaluate with.
     Nothing,
 }
@@ -74,11 +74,11 @@ impl Evaluation {
 /// RBF SVM for series) and kNN and the linear probe with the recipe's few labels per class.
 pub fn after_training<M: Modality>(l: &Loaded<M>) -> Result<Evaluation> {
     if let Some(normal) = l.recipe.data.default_normal_classes() {
-        return Ok(Evaluation::Anomaly(anomaly(
+        return Ok(Evaluation::Anomaly(Box::new(anomaly(
             l,
             &normal,
             Scorer::Knn { k: 5 },
-        )?));
+        )?)));
     }
     if l.splits.train.labels().is_none() || l.splits.test.labels().is_none() {
         return Ok(Evaluation::Nothing);
@@ -108,6 +108,8 @@ pub struct AnomalyReport {
     pub scorer: String,
     pub learned: Option<DetectionMetrics>,
     pub raw: Option<DetectionMetrics>,
+    /// Uniform random scores (seeded by the recipe): what chance reaches on these items.
+    pub random: Option<DetectionMetrics>,
     /// Every test item's learned score.
     #[serde(skip)]
     pub scores: Vec<f64>,
@@ -157,8 +159,16 @@ pub fn anomaly<M: Modality>(
         count.map_or("?".into(), |c| c.to_string()),
         rows.len()
     );
-    match (&learned.metrics, &raw.metrics) {
-        (Some(a), Some(b)) => table.push_str(&detection_table(a, b, M::raw_name())),
+    let random = anomalous
+        .as_deref()
+        .map(|y| {
+            let mut rng = crate::rng::Rng::derive(l.recipe.seed, &[0x5241_4e44]);
+            let scores: Vec<f64> = (0..y.len()).map(|_| rng.range(0.0, 1.0)).collect();
+            DetectionMetrics::of(&scores, y, 0)
+        })
+        .transpose()?;
+    match (&learned.metrics, &raw.metrics, &random) {
+        (Some(a), Some(b), Some(r)) => table.push_str(&detection_table(a, b, r, M::raw_name())),
         _ => table.push_str("(the test items have no labels: scores only)\n"),
     }
     Ok(AnomalyReport {
@@ -169,30 +179,38 @@ pub fn anomaly<M: Modality>(
         scorer: method,
         learned: learned.metrics,
         raw: raw.metrics,
+        random,
         scores: learned.scores,
         anomalous,
         table,
     })
 }
 
-/// AUROC, AUPRC and best F1 of the learned features beside a baseline, one line each.
+/// AUROC and AUPRC (with 95% bootstrap intervals) and the oracle's best F1 of the learned
+/// features beside a baseline and random scores, one line each.
 fn detection_table(
     learned: &DetectionMetrics,
     baseline: &DetectionMetrics,
+    random: &DetectionMetrics,
     baseline_name: &str,
 ) -> String {
-    let mut table = format!("{:<22}{:>10}{:>13}\n", "metric", "learned", baseline_name);
-    for (name, x, y) in [
-        ("AUROC", learned.auroc, baseline.auroc),
-        (
-            "AUPRC",
-            learned.average_precision,
-            baseline.average_precision,
-        ),
-        ("best F1", learned.best_f1, baseline.best_f1),
-    ] {
-        table.push_str(&format!("{name:<22}{x:>10.4}{y:>13.4}\n"));
-    }
+    let columns = [learned, baseline, random];
+    let mut table = format!(
+        "{:<27}{:>22}{:>22}{:>22}\n",
+        "metric (95% interval)", "learned", baseline_name, "random scores"
+    );
+    let with_interval = |v: f64, [lo, hi]: [f64; 2]| format!("{v:.4} ({lo:.3}-{hi:.3})");
+    let row = |name: &str, cell: &dyn Fn(&DetectionMetrics) -> String| {
+        let cells: Vec<String> = columns.iter().map(|m| format!("{:>22}", cell(m))).collect();
+        format!("{name:<27}{}\n", cells.concat())
+    };
+    table.push_str(&row("AUROC", &|m| with_interval(m.auroc, m.auroc_interval)));
+    table.push_str(&row("AUPRC", &|m| {
+        with_interval(m.average_precision, m.average_precision_interval)
+    }));
+    table.push_str(&row("best F1 (oracle threshold)", &|m| {
+        format!("{:.4}", m.best_f1)
+    }));
     table
 }
 
