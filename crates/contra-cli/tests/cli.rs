@@ -1140,6 +1140,32 @@ fn ts2vec_scores_sensor_stream_windows() {
             .unwrap();
         assert!(lo <= v[0] + 5e-4 && v[0] <= hi + 5e-4, "{line}");
     }
+    // Per time step: the test part's 7,501 rows (12 anomalous), scored by their windows.
+    assert!(
+        stdout.contains("per time step (7501 steps, 12 anomalous;"),
+        "{stdout}"
+    );
+    let row = |metric: &str| -> Vec<f64> {
+        let line = stdout.lines().find(|l| l.starts_with(metric)).unwrap();
+        line[metric.len()..]
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect()
+    };
+    let (pa, area) = (
+        row("F1 point-adjusted (oracle)"),
+        row("F1-PA%K area, K 0-100 (oracle)"),
+    );
+    for (metric, v) in [("VUS-ROC", row("VUS-ROC")), ("VUS-PR", row("VUS-PR"))] {
+        assert!(
+            v.len() == 3 && v.iter().all(|x| (0.0..=1.0).contains(x)),
+            "{metric} {v:?}"
+        );
+    }
+    // Point adjustment at K = 0 is the most lenient: the area over K never exceeds it.
+    for (a, p) in area.iter().zip(&pa) {
+        assert!(a <= p, "PA%K area {area:?} above F1-PA {pa:?}");
+    }
 }
 
 fn tiny_bert() -> PathBuf {

@@ -719,6 +719,20 @@ fn load_stream_windows(spec: &CsvSpec) -> Result<Splits<SeriesDataset>> {
             }
         })
         .collect();
+    let steps: Option<Vec<super::StreamSteps>> = test
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            s.labels.as_ref().map(|l| super::StreamSteps {
+                stream: s.group.clone(),
+                first_row: train
+                    .get(k)
+                    .filter(|_| spec.test_path.is_none())
+                    .map_or(0, Stream::len),
+                anomalous: l.iter().map(|&v| v != 0).collect(),
+            })
+        })
+        .collect();
     let mut te = test_windows.series;
     if tr.is_empty() || te.is_empty() {
         return Err(Error::config(
@@ -753,6 +767,7 @@ fn load_stream_windows(spec: &CsvSpec) -> Result<Splits<SeriesDataset>> {
     }
     Ok(Splits {
         test_origins: Some(origins),
+        test_steps: steps,
         ..Splits::new(tr, te)
     })
 }

@@ -198,6 +198,8 @@ pub struct Splits<D = ImageDataset> {
     pub test: D,
     /// Where each test item comes from, where the data say (windows of streams).
     pub test_origins: Option<Vec<WindowOrigin>>,
+    /// The test part of each labelled stream, row by row (per-step anomaly metrics).
+    pub test_steps: Option<Vec<StreamSteps>>,
     /// The test split is the training split (asked for: `data.train_fraction = 1`); every
     /// evaluation says so.
     pub test_is_train: bool,
@@ -210,6 +212,7 @@ impl<D> Splits<D> {
             train,
             test,
             test_origins: None,
+            test_steps: None,
             test_is_train: false,
         }
     }
@@ -227,6 +230,16 @@ impl Splits<series::SeriesDataset> {
     pub fn max_len(&self) -> usize {
         self.train.max_len().max(self.test.max_len())
     }
+}
+
+/// The rows of a stream's test part and which of them are anomalous (label not 0).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamSteps {
+    /// The stream's name, as its windows' [`WindowOrigin::stream`].
+    pub stream: String,
+    /// The first test row within the stream.
+    pub first_row: usize,
+    pub anomalous: Vec<bool>,
 }
 
 /// Where a window of a stream starts.

@@ -74,6 +74,38 @@ fn check(scores: &[f64], labels: &[bool]) -> Result<()> {
     Ok(())
 }
 
+/// How per-step scores separate anomalous steps, as the stream literature reports it.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct StepMetrics {
+    pub auroc: f64,
+    pub average_precision: f64,
+    /// Best F1 with plain point adjustment (K = 0; an oracle threshold).
+    pub f1_point_adjusted: f64,
+    /// Area under the best F1 with point adjustment over K = 0..100%.
+    pub f1_pa_k_area: f64,
+    pub vus_roc: f64,
+    pub vus_pr: f64,
+    /// The largest VUS buffer, in steps.
+    pub max_buffer: usize,
+}
+
+impl StepMetrics {
+    /// The metrics of `scores` against `anomalous`, VUS with buffers up to `max_buffer`.
+    pub fn of(scores: &[f64], anomalous: &[bool], max_buffer: usize) -> Result<Self> {
+        use super::scores::{auroc, average_precision};
+        let (vus_roc, vus_pr) = vus(scores, anomalous, max_buffer, 250)?;
+        Ok(Self {
+            auroc: auroc(scores, anomalous)?,
+            average_precision: average_precision(scores, anomalous)?,
+            f1_point_adjusted: best_pa_k_f1(scores, anomalous, 0.0)?.0,
+            f1_pa_k_area: pa_k_area(scores, anomalous)?.0,
+            vus_roc,
+            vus_pr,
+            max_buffer,
+        })
+    }
+}
+
 /// The best F1 over thresholds with point adjustment at `k` percent, and that threshold
 /// (steps scoring at least it are flagged).
 pub fn best_pa_k_f1(scores: &[f64], labels: &[bool], k: f64) -> Result<(f64, f64)> {

@@ -10,6 +10,7 @@ use crate::eval::anomaly::{Detection, DetectionMetrics, Scorer, detect};
 use crate::eval::fewshot::{self, Budget, Representation, Trainer};
 use crate::eval::finetune::{FinetuneConfig, finetune, predict};
 use crate::eval::linear::{self, ProbeConfig};
+use crate::eval::ranges::{StepMetrics, step_scores};
 use crate::eval::report::{self, Protocols, Row};
 use crate::eval::retrieval::{self, RetrievalReport};
 use crate::features::Features;
@@ -110,6 +111,8 @@ pub struct AnomalyReport {
     pub raw: Option<DetectionMetrics>,
     /// Uniform random scores (seeded by the recipe): what chance reaches on these items.
     pub random: Option<DetectionMetrics>,
+    /// Windows of labelled streams scored per time step: learned, raw, random.
+    pub per_step: Option<[StepMetrics; 3]>,
     /// Every test item's learned score.
     #[serde(skip)]
     pub scores: Vec<f64>,
@@ -159,17 +162,25 @@ pub fn anomaly<M: Modality>(
         count.map_or("?".into(), |c| c.to_string()),
         rows.len()
     );
+    let mut rng = crate::rng::Rng::derive(l.recipe.seed, &[0x5241_4e44]);
+    let random_scores: Vec<f64> = (0..test.len()).map(|_| rng.range(0.0, 1.0)).collect();
     let random = anomalous
         .as_deref()
-        .map(|y| {
-            let mut rng = crate::rng::Rng::derive(l.recipe.seed, &[0x5241_4e44]);
-            let scores: Vec<f64> = (0..y.len()).map(|_| rng.range(0.0, 1.0)).collect();
-            DetectionMetrics::of(&scores, y, 0)
-        })
+        .map(|y| DetectionMetrics::of(&random_scores, y, 0))
         .transpose()?;
+    let per_step = match (&l.splits.test_steps, &l.splits.test_origins, &l.recipe.data) {
+        (Some(steps), Some(origins), crate::data::locate::DataSpec::Csv(spec)) => {
+            let of = |scores: &[f64]| per_step_metrics(steps, origins, scores, spec.window);
+            Some([of(&learned.scores)?, of(&raw.scores)?, of(&random_scores)?])
+        }
+        _ => None,
+    };
     match (&learned.metrics, &raw.metrics, &random) {
         (Some(a), Some(b), Some(r)) => table.push_str(&detection_table(a, b, r, M::raw_name())),
         _ => table.push_str("(the test items have no labels: scores only)\n"),
+    }
+    if let (Some(m), Some(steps)) = (&per_step, &l.splits.test_steps) {
+        table.push_str(&step_table(m, steps, M::raw_name()));
     }
     Ok(AnomalyReport {
         normal_classes: normal.to_vec(),
@@ -180,10 +191,67 @@ pub fn anomaly<M: Modality>(
         learned: learned.metrics,
         raw: raw.metrics,
         random,
+        per_step,
         scores: learned.scores,
         anomalous,
         table,
     })
+}
+
+/// Per-step metrics of window scores: each step of each labelled test stream scored by the
+/// highest of the windows covering it (steps no window covers are left out), all streams'
+/// steps in one sequence.
+fn per_step_metrics(
+    steps: &[crate::data::StreamSteps],
+    origins: &[crate::data::WindowOrigin],
+    scores: &[f64],
+    window: usize,
+) -> Result<StepMetrics> {
+    let (mut all_scores, mut all_labels) = (Vec::new(), Vec::new());
+    for s in steps {
+        let (starts, own): (Vec<usize>, Vec<f64>) = origins
+            .iter()
+            .zip(scores)
+            .filter(|(o, _)| o.stream == s.stream && o.first_row >= s.first_row)
+            .map(|(o, &v)| (o.first_row - s.first_row, v))
+            .unzip();
+        let per_step = step_scores(s.anomalous.len(), &starts, &own, window);
+        for (v, &a) in per_step.iter().zip(&s.anomalous) {
+            if let Some(v) = v {
+                all_scores.push(*v);
+                all_labels.push(a);
+            }
+        }
+    }
+    StepMetrics::of(&all_scores, &all_labels, window)
+}
+
+/// The per-step table: learned, raw and random window scores.
+fn step_table(m: &[StepMetrics; 3], steps: &[crate::data::StreamSteps], raw: &str) -> String {
+    let total: usize = steps.iter().map(|s| s.anomalous.len()).sum();
+    let anomalous: usize = steps
+        .iter()
+        .map(|s| s.anomalous.iter().filter(|&&a| a).count())
+        .sum();
+    let mut t = format!(
+        "per time step ({total} steps, {anomalous} anomalous; a step scores its windows' highest):\n{:<34}{:>10}{:>14}{:>15}\n",
+        "metric", "learned", raw, "random scores"
+    );
+    let col = |f: fn(&StepMetrics) -> f64| [f(&m[0]), f(&m[1]), f(&m[2])];
+    for (name, v) in [
+        ("AUROC", col(|m| m.auroc)),
+        ("AUPRC", col(|m| m.average_precision)),
+        ("F1 point-adjusted (oracle)", col(|m| m.f1_point_adjusted)),
+        ("F1-PA%K area, K 0-100 (oracle)", col(|m| m.f1_pa_k_area)),
+        ("VUS-ROC", col(|m| m.vus_roc)),
+        ("VUS-PR", col(|m| m.vus_pr)),
+    ] {
+        t.push_str(&format!(
+            "{name:<34}{:>10.4}{:>14.4}{:>15.4}\n",
+            v[0], v[1], v[2]
+        ));
+    }
+    t
 }
 
 /// AUROC and AUPRC (with 95% bootstrap intervals) and the oracle's best F1 of the learned
