@@ -585,7 +585,8 @@ fn folder_splits(s: &FolderSpec) -> Result<Splits> {
             ),
         ));
     }
-    Ok(Splits::new(all.subset(&train), all.subset(&test)))
+    let (train, test) = all.split(&train, &test);
+    Ok(Splits::new(train, test))
 }
 
 /// The training items of `classes`, or all of them.

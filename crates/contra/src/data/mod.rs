@@ -67,6 +67,20 @@ impl ImageDataset {
         }
         Ok(Self {
             pixels,
+            ..Self::without_pixels(len, channels, height, width, labels)
+        })
+    }
+
+    /// A set of `len` images with no pixels or files yet.
+    fn without_pixels(
+        len: usize,
+        channels: usize,
+        height: usize,
+        width: usize,
+        labels: Option<Vec<u32>>,
+    ) -> Self {
+        Self {
+            pixels: Vec::new(),
             len,
             channels,
             height,
@@ -76,7 +90,7 @@ impl ImageDataset {
             names: Vec::new(),
             files: None,
             fit: folder::Fit::Crop,
-        })
+        }
     }
 
     /// Images read from `files` when used: `channels x height x width` each once fitted.
@@ -87,17 +101,10 @@ impl ImageDataset {
         width: usize,
         labels: Option<Vec<u32>>,
     ) -> Self {
+        let len = files.paths.len();
         Self {
-            pixels: Vec::new(),
-            len: files.paths.len(),
-            channels,
-            height,
-            width,
-            labels,
-            class_names: Vec::new(),
-            names: Vec::new(),
             files: Some(files),
-            fit: folder::Fit::Crop,
+            ..Self::without_pixels(len, channels, height, width, labels)
         }
     }
 
@@ -152,27 +159,69 @@ impl ImageDataset {
 
     /// The images at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> Self {
-        let mut pixels = Vec::with_capacity(if self.is_streamed() {
-            0
-        } else {
-            indices.len() * self.image_size()
-        });
+        let mut pixels = Vec::new();
         if !self.is_streamed() {
+            pixels.reserve(indices.len() * self.image_size());
             for &i in indices {
                 pixels.extend_from_slice(&self.image(i));
             }
         }
-        let labels = self
-            .labels
-            .as_ref()
-            .map(|l| indices.iter().map(|&i| l[i]).collect());
         Self {
             pixels,
-            len: indices.len(),
-            channels: self.channels,
-            height: self.height,
-            width: self.width,
-            labels,
+            ..self.subset_meta(indices)
+        }
+    }
+
+    /// The set cut in two: the images at `first`, then those at `second`, which together
+    /// hold every index once. Pixels in memory are reordered in place, so the cut needs room
+    /// for the second part only, not a second copy of the set.
+    pub fn split(mut self, first: &[usize], second: &[usize]) -> (Self, Self) {
+        let order: Vec<usize> = first.iter().chain(second).copied().collect();
+        debug_assert_eq!(order.len(), self.len);
+        let (a, b) = (self.subset_meta(first), self.subset_meta(second));
+        let size = self.image_size();
+        if self.is_streamed() || self.pixels.is_empty() {
+            return (a, b);
+        }
+        // Slot p takes image order[p]: follow each cycle with one image held aside.
+        let mut placed = vec![false; order.len()];
+        let mut held = vec![0u8; size];
+        for start in 0..order.len() {
+            if placed[start] || order[start] == start {
+                continue;
+            }
+            held.copy_from_slice(&self.pixels[start * size..(start + 1) * size]);
+            let mut slot = start;
+            loop {
+                placed[slot] = true;
+                let from = order[slot];
+                if from == start {
+                    self.pixels[slot * size..(slot + 1) * size].copy_from_slice(&held);
+                    break;
+                }
+                self.pixels
+                    .copy_within(from * size..(from + 1) * size, slot * size);
+                slot = from;
+            }
+        }
+        let tail = self.pixels.split_off(first.len() * size);
+        self.pixels.shrink_to_fit();
+        (
+            Self {
+                pixels: self.pixels,
+                ..a
+            },
+            Self { pixels: tail, ..b },
+        )
+    }
+
+    /// The labels, names and files of the images at `indices`, without their pixels.
+    fn subset_meta(&self, indices: &[usize]) -> Self {
+        Self {
+            labels: self
+                .labels
+                .as_ref()
+                .map(|l| indices.iter().map(|&i| l[i]).collect()),
             class_names: self.class_names.clone(),
             names: if self.names.is_empty() {
                 Vec::new()
@@ -181,6 +230,7 @@ impl ImageDataset {
             },
             files: self.files.as_ref().map(|f| f.subset(indices)),
             fit: self.fit,
+            ..Self::without_pixels(indices.len(), self.channels, self.height, self.width, None)
         }
     }
 
@@ -317,5 +367,25 @@ impl Dataset for series::SeriesDataset {
     }
     fn subset(&self, rows: &[usize]) -> Self {
         series::SeriesDataset::subset(self, rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_in_place_equals_the_two_subsets() {
+        let set = digits::load().take(57);
+        let mut rng = crate::rng::Rng::new(4);
+        let order = rng.permutation(57);
+        let (first, second) = order.split_at(40);
+        let (a, b) = set.clone().split(first, second);
+        assert_eq!(a, set.subset(first));
+        assert_eq!(b, set.subset(second));
+        // In order, and with one side empty.
+        let all: Vec<usize> = (0..57).collect();
+        let (a, b) = set.clone().split(&all, &[]);
+        assert_eq!((a, b.len), (set.clone(), 0));
     }
 }

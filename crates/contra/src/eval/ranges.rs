@@ -56,16 +56,7 @@ pub fn step_scores(
 }
 
 fn check(scores: &[f64], labels: &[bool]) -> Result<()> {
-    if scores.len() != labels.len() {
-        return Err(Error::other(format!(
-            "{} scores for {} labels",
-            scores.len(),
-            labels.len()
-        )));
-    }
-    if let Some(i) = scores.iter().position(|s| s.is_nan()) {
-        return Err(Error::other(format!("score {i} is NaN")));
-    }
+    super::scores::check_scores(scores, labels)?;
     if !labels.contains(&true) || !labels.contains(&false) {
         return Err(Error::other(
             "range metrics need both anomalous and normal steps",

@@ -20,17 +20,23 @@ struct Curve {
     negatives: f64,
 }
 
-fn cumulative_counts(scores: &[f64], positive: &[bool]) -> Result<Curve> {
-    if scores.len() != positive.len() {
+/// One score per label, none of them NaN.
+pub(crate) fn check_scores(scores: &[f64], labels: &[bool]) -> Result<()> {
+    if scores.len() != labels.len() {
         return Err(Error::other(format!(
             "{} scores for {} labels",
             scores.len(),
-            positive.len()
+            labels.len()
         )));
     }
-    if let Some(i) = scores.iter().position(|s| s.is_nan()) {
-        return Err(Error::other(format!("score {i} is NaN")));
+    match scores.iter().position(|s| s.is_nan()) {
+        Some(i) => Err(Error::other(format!("score {i} is NaN"))),
+        None => Ok(()),
     }
+}
+
+fn cumulative_counts(scores: &[f64], positive: &[bool]) -> Result<Curve> {
+    check_scores(scores, positive)?;
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     let (mut tp, mut fp) = (0.0, 0.0);
