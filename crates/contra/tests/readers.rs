@@ -266,6 +266,8 @@ fn broken_images_are_named_in_the_error() {
     let s =
         contra::data::locate::load_splits(&contra::data::locate::DataSpec::Folder(spec)).unwrap();
     assert_eq!(s.train.names, ["a/good.png"]);
+    // The good image's pixels moved into the place the skipped file left.
+    assert_eq!(s.train.pixels, vec![9; 16]);
     let empty = tmp("folder-empty");
     assert!(
         folder::read_folder(&empty, 1, 4)

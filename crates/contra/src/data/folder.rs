@@ -286,30 +286,36 @@ pub fn read(root: &Path, how: &FolderRead) -> Result<ImageDataset> {
         None => classes_of(root, &files),
     };
     let (channels, size) = (how.channels, how.size);
-    let decoded: Vec<Result<Vec<u8>>> = {
+    let each = channels * size * size;
+    // Each image is decoded straight into its place: no second copy of the folder.
+    let mut pixels = vec![0u8; if how.stream { 0 } else { files.len() * each }];
+    let checked: Vec<Result<()>> = {
         use rayon::prelude::*;
-        files
-            .par_iter()
-            .map(|p| {
-                if how.stream {
-                    return check_header(p).map(|_| Vec::new());
-                }
-                let img = how.fit.apply(decode(p)?.to_channels(channels), size, size);
-                Ok(img.to_bytes())
-            })
-            .collect()
+        if how.stream {
+            files.par_iter().map(|p| check_header(p)).collect()
+        } else {
+            pixels
+                .par_chunks_mut(each)
+                .zip(files.par_iter())
+                .map(|(dst, p)| {
+                    let img = how.fit.apply(decode(p)?.to_channels(channels), size, size);
+                    dst.copy_from_slice(&img.to_bytes());
+                    Ok(())
+                })
+                .collect()
+        }
     };
-    let mut pixels = Vec::with_capacity(if how.stream {
-        0
-    } else {
-        files.len() * channels * size * size
-    });
     let mut labels = Vec::with_capacity(files.len());
     let mut kept = Vec::with_capacity(files.len());
     let mut skipped = Vec::new();
-    for (p, d) in files.iter().zip(decoded) {
+    for (i, (p, d)) in files.iter().zip(checked).enumerate() {
         match d {
-            Ok(bytes) => pixels.extend_from_slice(&bytes),
+            Ok(()) if !how.stream => {
+                // Close the gaps that skipped files left.
+                let to = kept.len() * each;
+                pixels.copy_within(i * each..(i + 1) * each, to);
+            }
+            Ok(()) => {}
             Err(e) if how.skip_unreadable => {
                 skipped.push(e.to_string());
                 continue;
@@ -338,6 +344,7 @@ pub fn read(root: &Path, how: &FolderRead) -> Result<ImageDataset> {
     if kept.is_empty() {
         return Err(Error::format(root, "no readable image in this folder"));
     }
+    pixels.truncate(if how.stream { 0 } else { kept.len() * each });
     let labels = labelled.then_some(labels);
     let names = kept
         .iter()
