@@ -483,14 +483,11 @@ fn jpeg_folder(dir: &std::path::Path, n: usize, size: u32) {
                     8 => ((u * 40.0).sin() > 0.0) && dx.abs().max(dy.abs()) < radius,
                     _ => dx * dx / 4.0 + dy * dy < radius * radius * 0.25,
                 };
-                let px: Vec<u8> = (0..3)
-                    .map(|k| {
-                        let base = g0[k] * (1.0 - u) + g1[k] * u;
-                        let v = if inside { tint[k] } else { base * 0.6 };
-                        (v.clamp(0.0, 1.0) * 255.0) as u8
-                    })
-                    .collect();
-                image::Rgb([px[0], px[1], px[2]])
+                image::Rgb([0, 1, 2].map(|k| {
+                    let base = g0[k] * (1.0 - u) + g1[k] * u;
+                    let v = if inside { tint[k] } else { base * 0.6 };
+                    (v.clamp(0.0, 1.0) * 255.0) as u8
+                }))
             });
             let path = dir.join(format!("class{class}/{i:06}.jpg"));
             let mut out = std::io::BufWriter::new(std::fs::File::create(&path).expect("writing"));

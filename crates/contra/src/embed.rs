@@ -23,7 +23,7 @@ impl EmbeddingIndex {
     /// The model file that embeds queries of this index: `model` if given, else the one that
     /// wrote the index (`what` names the query flag in the error).
     pub fn query_model(&self, model: Option<&Path>, what: &str) -> Result<std::path::PathBuf> {
-        match (model, self.metadata.get("contra.model")) {
+        match (model, self.metadata.get(META_MODEL)) {
             (Some(m), _) => Ok(m.to_path_buf()),
             (None, Some(m)) => Ok(std::path::PathBuf::from(m)),
             (None, None) => Err(Error::config(

@@ -158,7 +158,7 @@ fn embed_image(
     }
     let input: InputRecipe = index
         .metadata
-        .get("contra.input")
+        .get(InputRecipe::META_KEY)
         .ok_or_else(|| bad("no contra.input metadata: write the index with contra embed"))
         .and_then(|t| {
             serde_json::from_str(t).map_err(|e| bad(&format!("bad contra.input: {e}")))

@@ -403,11 +403,8 @@ pub fn channel_stats(set: &crate::data::ImageDataset) -> (Vec<f32>, Vec<f32>) {
     } else {
         (0..set.len).collect()
     };
-    let images: Vec<std::borrow::Cow<[u8]>> = if set.is_streamed() {
-        rows.par_iter().map(|&i| set.image(i)).collect()
-    } else {
-        rows.iter().map(|&i| set.image(i)).collect()
-    };
+    // In parallel: a streamed image is decoded here.
+    let images: Vec<std::borrow::Cow<[u8]>> = rows.par_iter().map(|&i| set.image(i)).collect();
     for image in &images {
         for (c, px) in image.chunks_exact(plane).enumerate() {
             for &p in px {

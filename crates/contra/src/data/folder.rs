@@ -207,15 +207,6 @@ pub fn survey(root: &Path) -> Result<(usize, Vec<String>)> {
     Ok((files.len(), classes_of(root, &files)))
 }
 
-/// The class sub-folders of `root` that hold images, sorted.
-pub fn class_names(root: &Path) -> Result<Vec<String>> {
-    let mut files = Vec::new();
-    if root.is_dir() {
-        walk(root, &mut files)?;
-    }
-    Ok(classes_of(root, &files))
-}
-
 /// The classes of `files` under `root`, sorted and each once.
 fn classes_of(root: &Path, files: &[PathBuf]) -> Vec<String> {
     let mut names: Vec<String> = files.iter().filter_map(|p| class_of(root, p)).collect();

@@ -544,28 +544,27 @@ fn folder_splits(s: &FolderSpec) -> Result<Splits> {
         skip_unreadable: s.skip_unreadable,
         ..folder::FolderRead::new(s.channels, size)
     };
-    let bytes_each = s.channels * size * size;
-    let stream = |root: &Path| -> Result<bool> {
-        Ok(match s.stream {
-            Some(stream) => stream,
-            None => folder::survey(root)?.0 * bytes_each > STREAM_ABOVE_BYTES,
-        })
+    let stream = |images: usize| {
+        s.stream
+            .unwrap_or(images * s.channels * size * size > STREAM_ABOVE_BYTES)
     };
     if let Some(t) = &s.test_path {
-        let mut classes = folder::class_names(&s.path)?;
-        classes.extend(folder::class_names(t)?);
+        let (train_images, mut classes) = folder::survey(&s.path)?;
+        let (test_images, test_classes) = folder::survey(t)?;
+        classes.extend(test_classes);
         classes.sort();
         classes.dedup();
         let classes = (!classes.is_empty()).then_some(classes);
         how.classes = classes.as_deref();
-        let mut read = |p: &Path| {
-            how.stream = stream(p)?;
-            folder::read(p, &how)
-        };
-        let train = read(&s.path)?;
-        return Ok(Splits::new(train, read(t)?));
+        how.stream = stream(train_images);
+        let train = folder::read(&s.path, &how)?;
+        how.stream = stream(test_images);
+        return Ok(Splits::new(train, folder::read(t, &how)?));
     }
-    how.stream = stream(&s.path)?;
+    how.stream = match s.stream {
+        Some(stream) => stream,
+        None => stream(folder::survey(&s.path)?.0),
+    };
     let all = folder::read(&s.path, &how)?;
     let fraction = s.train_fraction.unwrap_or(0.8);
     if fraction >= 1.0 {
@@ -703,19 +702,21 @@ fn load_stream_windows(spec: &CsvSpec) -> Result<Splits<SeriesDataset>> {
     };
     let mut tr = windows(&train, length, stride)?.series;
     let test_windows = windows(&test, length, stride)?;
+    // With `train_fraction`, the test part of a stream starts after its training part.
+    let offset = |k: usize| {
+        train
+            .get(k)
+            .filter(|_| spec.test_path.is_none())
+            .map_or(0, Stream::len)
+    };
     let origins = test_windows
         .origins
         .iter()
         .map(|&(k, row)| {
             let s = &test[k];
-            // With `train_fraction`, the test part of a stream starts after its training part.
-            let offset = train
-                .get(k)
-                .filter(|_| spec.test_path.is_none())
-                .map_or(0, Stream::len);
             WindowOrigin {
                 stream: s.group.clone(),
-                first_row: offset + row,
+                first_row: offset(k) + row,
                 timestamp: s.timestamps.get(row).cloned(),
             }
         })
@@ -726,10 +727,7 @@ fn load_stream_windows(spec: &CsvSpec) -> Result<Splits<SeriesDataset>> {
         .map(|(k, s)| {
             s.labels.as_ref().map(|l| super::StreamSteps {
                 stream: s.group.clone(),
-                first_row: train
-                    .get(k)
-                    .filter(|_| spec.test_path.is_none())
-                    .map_or(0, Stream::len),
+                first_row: offset(k),
                 anomalous: l.iter().map(|&v| v != 0).collect(),
             })
         })

@@ -138,12 +138,7 @@ impl ImageDataset {
     /// full decoded size (so that a random crop is cut before the image shrinks).
     pub fn source_image(&self, i: usize) -> Result<Image> {
         match &self.files {
-            None => Ok(Image::from_bytes(
-                &self.image(i),
-                self.channels,
-                self.height,
-                self.width,
-            )),
+            None => Ok(self.fitted_image(i)),
             Some(files) => files.read(i, self.channels),
         }
     }

@@ -332,7 +332,7 @@ pub fn embed_image_file(
 /// How a CLIP model file's images become image-tower input.
 fn input_recipe(file: &TrainedFile) -> Result<InputRecipe> {
     file.meta
-        .get("contra.input")
+        .get(InputRecipe::META_KEY)
         .and_then(|t| serde_json::from_str(t).ok())
         .ok_or_else(|| Error::format(&file.path, "a CLIP model file without contra.input"))
 }

@@ -170,10 +170,13 @@ impl InputRecipe {
         }
     }
 
+    /// The metadata key an index or model file keeps it under.
+    pub const META_KEY: &str = "contra.input";
+
     /// The metadata entry of an index or model file that keeps it.
     pub fn metadata(&self) -> (String, String) {
         (
-            "contra.input".into(),
+            Self::META_KEY.into(),
             serde_json::to_string(self).expect("serialisable"),
         )
     }

@@ -82,7 +82,7 @@ pub fn train_images<M: Method<Backbone = Encoder>>(
     if !train.class_names.is_empty() {
         // The class map train and test folders share, kept with the model.
         spec.metadata.push((
-            CLASSES_META.into(),
+            META_CLASSES.into(),
             serde_json::to_string(&train.class_names).expect("strings serialise"),
         ));
     }
@@ -90,7 +90,7 @@ pub fn train_images<M: Method<Backbone = Encoder>>(
 }
 
 /// The model file's entry with the training data's class names (a JSON list, by label).
-pub const CLASSES_META: &str = "contra.classes";
+pub const META_CLASSES: &str = "contra.classes";
 
 /// Pretrain the recipe's method on the series `train`: TS2Vec on its own crops, or an
 /// instance method on the recipe's `[[augment.series]]` views.
