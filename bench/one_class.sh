@@ -1,21 +1,31 @@
 #!/bin/bash
 # The one-class protocol on Fashion-MNIST: for each class c, pretrain on class c's training
-# images only (recipes/one-class-fashion-mnist.toml with train_classes = [c]) and score the
-# test set, class c normal; prints each class's AUROC beside raw-pixel kNN, then the means.
-#   bash bench/one_class.sh [contra binary] [epochs]
+# images only (the recipe with train_classes = [c]) and score the test set, class c normal;
+# prints each class's AUROC beside raw-pixel kNN, then the means. For a CSI recipe the
+# learned column is CSI's own score and a second column scores the same encoder by kNN (k=5).
+#   bash bench/one_class.sh [contra binary] [epochs] [recipe]
+#   bash bench/one_class.sh target/release/contra 15                       # SimCLR
+#   bash bench/one_class.sh target/release/contra 5 recipes/csi-fashion-mnist.toml
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/release/contra}
 epochs=${2:-15}
+recipe=${3:-recipes/one-class-fashion-mnist.toml}
 out=${OUT:-/tmp/contra-one-class}
+csi=$(grep -q '^kind = "csi"' "$recipe" && echo 1 || echo 0)
 mkdir -p "$out"
-printf "%-6s %10s %12s %8s\n" class learned "raw pixels" seconds
+printf "%-6s %10s %12s %12s %8s\n" class learned "kNN (CSI)" "raw pixels" seconds
 for c in 0 1 2 3 4 5 6 7 8 9; do
-  sed "s/^train_classes = \[0\]/train_classes = [$c]/" recipes/one-class-fashion-mnist.toml > "$out/class-$c.toml"
+  sed "s/^train_classes = \[0\]/train_classes = [$c]/" "$recipe" > "$out/class-$c.toml"
   start=$(date +%s)
   "$bin" pretrain -q -r "$out/class-$c.toml" --epochs "$epochs" --out "$out/class-$c" > "$out/class-$c.log"
   secs=$(( $(date +%s) - start ))
-  read -r learned raw < <(awk '/^AUROC/ { print $2, $3 }' "$out/class-$c.log")
-  printf "%-6s %10s %12s %8s\n" "$c" "$learned" "$raw" "$secs"
+  read -r learned raw < <(awk '/^AUROC/ { print $2, $4 }' "$out/class-$c.log")
+  knn=-
+  if [ "$csi" = 1 ]; then
+    "$bin" eval anomaly -q -m "$out/class-$c/model.safetensors" --k 5 > "$out/class-$c.knn.log"
+    knn=$(awk '/^AUROC/ { print $2 }' "$out/class-$c.knn.log")
+  fi
+  printf "%-6s %10s %12s %12s %8s\n" "$c" "$learned" "$knn" "$raw" "$secs"
 done | tee "$out/table.txt"
-awk 'NR > 0 { l += $2; r += $3; n++ } END { printf "%-6s %10.4f %12.4f\n", "mean", l / n, r / n }' "$out/table.txt"
+awk '{ l += $2; k += $3; r += $4; n++ } END { printf "%-6s %10.4f %12.4f %12.4f\n", "mean", l / n, k / n, r / n }' "$out/table.txt"

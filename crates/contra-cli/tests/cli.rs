@@ -563,6 +563,67 @@ fn one_class_pretraining_reports_anomaly_detection_and_retrieval_works() {
     assert_clean_failure(&o, &["--normal-class", "no training item has class [11]"]);
 }
 
+/// A CSI run scores the test set with CSI's own detector; the saved model (shift classifier
+/// included) gives the same figures again, `--k` scores the same encoder by kNN instead, and
+/// recipes CSI cannot train are refused by name.
+#[test]
+fn csi_trains_on_one_class_and_scores_with_its_own_detector() {
+    let dir = tmp("csi");
+    let recipe = edited_recipe(
+        &dir,
+        3,
+        "train_limit = 320",
+        "train_classes = [3]\n[method]\nkind = \"csi\"",
+    );
+    let (run, stdout) = pretrained(&dir, &recipe);
+    assert!(
+        stdout.contains("normal class [3], by CSI (")
+            && stdout
+                .contains("over 4 shifts) (raw inputs: kNN (k=5)) to 135 normal training images"),
+        "{stdout}"
+    );
+    let auroc = |out: &str| -> String {
+        out.lines()
+            .find(|l| l.starts_with("AUROC"))
+            .unwrap_or_else(|| panic!("no AUROC in {out}"))
+            .to_string()
+    };
+    let model = run.join("model.safetensors");
+    let again = ok(contra().args(["eval", "anomaly", "-q", "-m"]).arg(&model));
+    assert_eq!(auroc(&again), auroc(&stdout), "{again}");
+    let knn = ok(contra()
+        .args(["eval", "anomaly", "-q", "--k", "5", "-m"])
+        .arg(&model));
+    assert!(knn.contains("by kNN (k=5) to 135"), "{knn}");
+    assert_ne!(auroc(&knn), auroc(&stdout));
+    let refused = |from: &str, to: &str, needles: &[&str]| {
+        let text = std::fs::read_to_string(&recipe).unwrap();
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, text.replace(from, to)).unwrap();
+        let o = contra()
+            .args(["pretrain", "-r"])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert_clean_failure(&o, needles);
+    };
+    refused(
+        "kind = \"csi\"",
+        "kind = \"csi\"\nshifts = [\"rotate_90\", \"rotate_180\"]",
+        &["method.shifts", "identity"],
+    );
+    refused(
+        "kind = \"csi\"",
+        "kind = \"csi\"\nshifts = [\"identity\", \"rotate_90\", \"rotate_90\"]",
+        &["method.shifts", "twice"],
+    );
+    refused(
+        "kind = \"csi\"",
+        "kind = \"csi\"\nshifts = [\"identity\", \"rotate_45\"]",
+        &["rotate_45"],
+    );
+}
+
 fn assert_clean_failure(o: &Output, needles: &[&str]) {
     let (_, stderr) = text(o);
     assert!(

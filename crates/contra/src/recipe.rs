@@ -466,6 +466,12 @@ impl Recipe {
                 "time series (data.source = \"ucr\" or \"csv\") use encoder.kind = \"ts2vec\" (with method.kind = \"ts2vec\", or an instance method such as simclr or moco and [[augment.series]] views); images use the other encoders and methods",
             ));
         }
+        if matches!(self.method, MethodSpec::Csi(_)) && (series || text) {
+            return Err(Error::config(
+                "method.kind",
+                "`csi` shifts images (rotations); series and text train with other methods",
+            ));
+        }
         if text {
             // No views to check: text brings its own.
         } else if series {
@@ -949,6 +955,27 @@ mod tests {
         ] {
             let e = r.with_overrides(&[set.into()]).unwrap_err().to_string();
             assert!(e.contains(needle), "{set}: {e}");
+        }
+    }
+
+    /// CSI shifts images: a series or text recipe naming it is refused by the key.
+    #[test]
+    fn csi_is_refused_on_series_and_text() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes");
+        for recipe in [
+            "ts2vec-gunpoint.toml",
+            "simclr-series-gunpoint.toml",
+            "text/mnrl-wordnet.toml",
+        ] {
+            let r = Recipe::from_file(&dir.join(recipe)).unwrap();
+            let e = r
+                .with_overrides(&["method.kind=\"csi\"".into()])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("method.kind") && e.contains("csi"),
+                "{recipe}: {e}"
+            );
         }
     }
 

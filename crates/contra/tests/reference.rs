@@ -680,3 +680,130 @@ fn image_resizing_matches_pytorch_antialiased_interpolation() {
         assert_close("fit", &got.data, &floats(&c["expected"]), 1e-5);
     }
 }
+
+/// CSI's loss (NT-Xent over every shifted view plus the shift classifier's cross-entropy)
+/// equals PyTorch's in value and in the gradients of both views and of the logits.
+#[test]
+fn shifted_instance_loss_matches_pytorch_in_value_and_gradient() {
+    use contra::losses::ShiftedInstanceLoss;
+    let dev = device();
+    let f = fixture("csi.json");
+    for case in f["losses"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let get = |k: &str| case[k].as_u64().unwrap() as usize;
+        let (n, k, d) = (get("items"), get("shifts"), get("dim"));
+        let tensor = |key: &str, shape: [usize; 2]| {
+            Tensor::<2>::from_data(TensorData::new(floats(&case[key]), shape), &dev).require_grad()
+        };
+        let a = tensor("a", [k * n, d]);
+        let b = tensor("b", [k * n, d]);
+        let logits = tensor("logits", [2 * k * n, k]);
+        let loss = ShiftedInstanceLoss::new(
+            case["temperature"].as_f64().unwrap() as f32,
+            case["shift_weight"].as_f64().unwrap() as f32,
+        )
+        .forward(a.clone(), b.clone(), logits.clone(), k);
+        let grads = loss.backward();
+        let value = loss.into_scalar::<f32>();
+        assert_close(
+            &format!("{name} loss"),
+            &[value],
+            &[case["loss"].as_f64().unwrap() as f32],
+            1e-5,
+        );
+        assert_grad(&format!("{name} grad a"), &a, &grads, &case["grad_a"]);
+        assert_grad(&format!("{name} grad b"), &b, &grads, &case["grad_b"]);
+        assert_grad(
+            &format!("{name} grad logits"),
+            &logits,
+            &grads,
+            &case["grad_logits"],
+        );
+    }
+}
+
+/// The shifts are `torch.rot90` (counter-clockwise quarter turns) and an upside-down flip.
+#[test]
+fn csi_shifts_match_torch_rot90_and_flip() {
+    use contra::methods::csi::Shift;
+    let dev = contra::device::parse("cpu").unwrap();
+    let f = &fixture("csi.json")["shifts"];
+    let shape: Vec<usize> = f["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let x = Tensor::<4>::from_data(
+        TensorData::new(floats(&f["x"]), [shape[0], shape[1], shape[2], shape[3]]),
+        &dev,
+    );
+    assert_close(
+        "identity",
+        &to_vec(Shift::Identity.apply(x.clone())),
+        &floats(&f["x"]),
+        0.0,
+    );
+    for (shift, key) in [
+        (Shift::Rotate90, "rotate_90"),
+        (Shift::Rotate180, "rotate_180"),
+        (Shift::Rotate270, "rotate_270"),
+        (Shift::VerticalFlip, "vertical_flip"),
+    ] {
+        assert_close(key, &to_vec(shift.apply(x.clone())), &floats(&f[key]), 0.0);
+    }
+}
+
+/// CSI's detection score (norm-weighted cosine to the nearest normal projection plus the
+/// true shift's logit, each over its normal mean, averaged over shifts) equals NumPy's from
+/// the paper's equations.
+#[test]
+fn csi_score_matches_the_papers_equations() {
+    use contra::eval::shifted::{ShiftedFeatures, csi_scores};
+    use contra::features::Features;
+    let dev = contra::device::parse("cpu").unwrap();
+    let f = &fixture("csi.json")["score"];
+    let get = |k: &str| f[k].as_u64().unwrap() as usize;
+    let (k, m, n, d) = (
+        get("shifts"),
+        get("normal_rows"),
+        get("test_rows"),
+        get("dim"),
+    );
+    let side = |z: &str, l: &str, rows: usize| {
+        let (z, l) = (floats(&f[z]), floats(&f[l]));
+        ShiftedFeatures {
+            projections: z
+                .chunks(rows * d)
+                .map(|c| Features {
+                    data: c.to_vec(),
+                    rows,
+                    dim: d,
+                })
+                .collect(),
+            true_shift_logits: l.chunks(rows).map(<[f32]>::to_vec).collect(),
+        }
+    };
+    let normal = side("normal_projections", "normal_logits", m);
+    let test = side("test_projections", "test_logits", n);
+    assert_eq!(normal.projections.len(), k);
+    let got: Vec<f32> = csi_scores(&normal, &test, &dev)
+        .unwrap()
+        .into_iter()
+        .map(|s| s as f32)
+        .collect();
+    assert_close(
+        "CSI anomaly scores",
+        &got,
+        &floats(&f["anomaly_scores"]),
+        1e-5,
+    );
+    // A classifier that does not know the shifts (negative mean logit) is an error, not a
+    // score with its sign flipped.
+    let mut confused = side("normal_projections", "normal_logits", m);
+    confused.true_shift_logits[1]
+        .iter_mut()
+        .for_each(|v| *v = -v.abs());
+    let err = csi_scores(&confused, &test, &dev).unwrap_err().to_string();
+    assert!(err.contains("shift 1"), "{err}");
+}

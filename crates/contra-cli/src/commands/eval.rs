@@ -7,7 +7,7 @@ use contra::eval::anomaly::Scorer;
 use contra::eval::fewshot::Budget;
 use contra::eval::report::{self, Protocols};
 use contra::train::TrainedFile;
-use contra::workflow::evaluate::{self, FinetuneSettings};
+use contra::workflow::evaluate::{self, Detector, FinetuneSettings};
 use contra::workflow::{ForModality, Loaded, Modality, dispatch, record_evaluation};
 use contra::{Error, Result};
 use std::path::PathBuf;
@@ -127,9 +127,10 @@ pub struct Anomaly {
     /// The normal class(es); default: the recipe's `data.train_classes` (stream windows: 0).
     #[arg(long, value_delimiter = ',')]
     normal_class: Option<Vec<u32>>,
-    /// Score by the mean cosine distance to the k nearest normal items.
-    #[arg(long, default_value_t = 5)]
-    k: usize,
+    /// Score by the mean cosine distance to the k nearest normal items (default: the
+    /// method's own detector where it has one, CSI's, else k = 5).
+    #[arg(long)]
+    k: Option<usize>,
     /// Score by Mahalanobis distance to the normal items' Gaussian instead of kNN.
     #[arg(long)]
     mahalanobis: bool,
@@ -416,12 +417,12 @@ fn anomaly<M: Modality>(
             ));
         }
     };
-    let scorer = if a.mahalanobis {
-        Scorer::Mahalanobis { eps: 0.01 }
-    } else {
-        Scorer::Knn { k: a.k }
+    let detector = match (a.mahalanobis, a.k) {
+        (true, _) => Detector::Embedding(Scorer::Mahalanobis { eps: 0.01 }),
+        (false, Some(k)) => Detector::Embedding(Scorer::Knn { k }),
+        (false, None) => Detector::Method,
     };
-    let r = evaluate::anomaly(l, &normal, scorer)?;
+    let r = evaluate::anomaly(l, &normal, detector)?;
     if let Some(path) = &a.scores {
         evaluate::write_scores(l, &r, path)?;
     }

@@ -15,6 +15,7 @@ pub mod ranking;
 pub mod report;
 pub mod retrieval;
 pub mod scores;
+pub mod shifted;
 pub mod space;
 pub mod svm;
 pub mod tfidf;

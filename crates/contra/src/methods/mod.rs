@@ -4,6 +4,7 @@
 
 pub mod byol;
 pub mod clip;
+pub mod csi;
 pub mod mnrl;
 pub mod moco;
 pub mod moco_v3;
@@ -118,6 +119,8 @@ method_kinds! {
     Simcse = "simcse" (mnrl::SimCseConfig),
     /// CLIP or SigLIP on images with captions (two towers).
     Clip = "clip" (clip::ClipConfig),
+    /// Contrasting shifted instances (one-class anomaly detection on images).
+    Csi = "csi" (csi::CsiConfig),
 }
 
 impl Default for MethodSpec {
@@ -336,6 +339,7 @@ models! {
     Nnclr(Nnclr),
     Supervised(Supervised),
     Byol(byol::Byol),
+    Csi(csi::Csi),
 }
 
 /// Any method a text recipe can name: in-batch negatives (MNRL, SimCSE) or, from labels,

@@ -78,7 +78,7 @@ pub fn after_training<M: Modality>(l: &Loaded<M>) -> Result<Evaluation> {
         return Ok(Evaluation::Anomaly(Box::new(anomaly(
             l,
             &normal,
-            Scorer::Knn { k: 5 },
+            Detector::Method,
         )?)));
     }
     if l.splits.train.labels().is_none() || l.splits.test.labels().is_none() {
@@ -123,13 +123,27 @@ pub struct AnomalyReport {
     pub table: String,
 }
 
-/// Fit the scorer on the normal training items (labels in `normal`, or all of an unlabelled
-/// training split) in the learned and the raw space, and score every test item.
+/// How the learned side of an anomaly evaluation scores.
+#[derive(Clone, Copy, Debug)]
+pub enum Detector {
+    /// The method's own detector where it has one (CSI), else kNN (k = 5) in the embedding.
+    Method,
+    /// Distances in the embedding, whatever the method.
+    Embedding(Scorer),
+}
+
+/// Fit the detector on the normal training items (labels in `normal`, or all of an unlabelled
+/// training split) in the learned and the raw space, and score every test item. The raw side
+/// always scores by distance (kNN with k = 5 beside a method's own detector).
 pub fn anomaly<M: Modality>(
     l: &Loaded<M>,
     normal: &[u32],
-    scorer: Scorer,
+    detector: Detector,
 ) -> Result<AnomalyReport> {
+    let scorer = match detector {
+        Detector::Embedding(s) => s,
+        Detector::Method => Scorer::Knn { k: 5 },
+    };
     let (train, test) = (&l.splits.train, &l.splits.test);
     let rows: Vec<usize> = (0..train.len())
         .filter(|&i| train.labels().is_none_or(|y| normal.contains(&y[i])))
@@ -148,13 +162,29 @@ pub fn anomaly<M: Modality>(
     let run = |normal: Features, test: &Features| -> Result<Detection> {
         detect(&normal, test, anomalous.as_deref(), scorer, &l.device)
     };
-    let learned = run(l.embed(&normal_items), &l.embed(test))?;
-    let raw = run(l.raw(&normal_items), &l.raw(test))?;
-    let items = M::items(&l.recipe);
-    let method = match scorer {
+    let distance = match scorer {
         Scorer::Knn { k } => format!("kNN (k={k})"),
         Scorer::Mahalanobis { .. } => "Mahalanobis distance".into(),
     };
+    let own = match detector {
+        Detector::Method => {
+            M::own_anomaly_scores(&l.model, &normal_items, test, &l.prep, &l.device)?
+        }
+        Detector::Embedding(_) => None,
+    };
+    let (learned, method) = match own {
+        Some((name, scores)) => {
+            let metrics = anomalous
+                .as_deref()
+                .map(|y| DetectionMetrics::of(&scores, y, 0))
+                .transpose()?;
+            let method = format!("{name} (raw inputs: {distance})");
+            (Detection { scores, metrics }, method)
+        }
+        None => (run(l.embed(&normal_items), &l.embed(test))?, distance),
+    };
+    let raw = run(l.raw(&normal_items), &l.raw(test))?;
+    let items = M::items(&l.recipe);
     let count = anomalous.as_ref().map(|a| a.iter().filter(|&&x| x).count());
     let mut table = format!(
         "anomaly detection of {} test {items} ({} anomalous), normal class {normal:?}, by {method} to {} normal training {items}:\n",

@@ -92,6 +92,18 @@ pub trait Modality: 'static {
         prep: &Self::Prep,
         device: &Device,
     ) -> Features;
+    /// The method's own anomaly detector, where it has one (CSI): its name and the scores of
+    /// `test` (higher: more anomalous) fitted on `normal`. `None`: the embedding is scored by
+    /// distances.
+    fn own_anomaly_scores(
+        _model: &Self::Model,
+        _normal: &Self::Dataset,
+        _test: &Self::Dataset,
+        _prep: &Self::Prep,
+        _device: &Device,
+    ) -> Result<Option<(String, Vec<f64>)>> {
+        Ok(None)
+    }
     /// The raw inputs as features: the baseline every evaluation prints beside the learned.
     fn raw(data: &Self::Dataset, prep: &Self::Prep) -> Features;
     /// What fine-tuning feeds the encoder: training views and plain inputs.
@@ -251,6 +263,28 @@ impl Modality for Images {
     }
     fn embed(model: &Model, data: &ImageDataset, prep: &ImagePrep, device: &Device) -> Features {
         Self::embed_with(model.encoder(), data, prep, device)
+    }
+    fn own_anomaly_scores(
+        model: &Model,
+        normal: &ImageDataset,
+        test: &ImageDataset,
+        prep: &ImagePrep,
+        device: &Device,
+    ) -> Result<Option<(String, Vec<f64>)>> {
+        let Model::Csi(csi) = model else {
+            return Ok(None);
+        };
+        use crate::eval::shifted::{csi_scores, encode_shifted};
+        let encode =
+            |data| encode_shifted(csi, data, prep.normalize.as_ref(), prep.size, 512, device);
+        let scores = csi_scores(&encode(normal), &encode(test), device)?;
+        Ok(Some((
+            format!(
+                "CSI (norm-weighted cosine to the nearest normal item and the shift classifier, over {} shifts)",
+                csi.shifts.len()
+            ),
+            scores,
+        )))
     }
     fn embed_with(
         encoder: &Encoder,
