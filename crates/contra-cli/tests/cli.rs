@@ -1107,6 +1107,95 @@ steps = 10
     }
 }
 
+/// A noisy periodic stream with events the training part never shows (spikes, a level
+/// shift, a dropped point): NCAD, trained only on injected anomalies, scores the test windows
+/// with its own detector and ranks the event rows above the normal ones; bad settings are
+/// refused by key.
+#[test]
+fn ncad_finds_events_in_a_generated_stream() {
+    let dir = tmp("ncad");
+    let mut rng = contra::rng::Rng::new(5);
+    let mut stream = |rows: usize, events: &[(usize, usize, f64)]| {
+        let mut csv = String::from("t,value,label\n");
+        for t in 0..rows {
+            let mut v = (t as f64 / 5.0).sin() + 0.1 * rng.normal();
+            let mut label = 0;
+            for &(start, len, by) in events {
+                if (start..start + len).contains(&t) {
+                    v += by;
+                    label = 1;
+                }
+            }
+            csv.push_str(&format!("{t},{v:.4},{label}\n"));
+        }
+        csv
+    };
+    std::fs::write(dir.join("train.csv"), stream(1200, &[])).unwrap();
+    std::fs::write(
+        dir.join("test.csv"),
+        stream(800, &[(150, 3, 3.0), (400, 12, -2.5), (610, 1, -4.0)]),
+    )
+    .unwrap();
+    let recipe = dir.join("ncad.toml");
+    let write = |method: &str, window: usize| {
+        std::fs::write(
+            &recipe,
+            format!(
+                "name = \"ncad\"\nseed = 1\n[data]\nsource = \"csv\"\npath = {:?}\ntest_path = {:?}\n\
+                 columns = {{ timestamp = \"t\", values = [\"value\"], label = \"label\" }}\n\
+                 window = {window}\nstride = 4\n[encoder]\nkind = \"ts2vec\"\nhidden = 16\noutput = 32\ndepth = 3\n\
+                 [method]\n{method}\n[optimizer]\nkind = \"adamw\"\nlr = 0.003\n[schedule]\nwarmup_epochs = 0.0\n\
+                 decay = \"constant\"\n[train]\nbatch_size = 16\nsteps = 120\nworkers = 1\n",
+                dir.join("train.csv"),
+                dir.join("test.csv"),
+            ),
+        )
+        .unwrap();
+    };
+    write("kind = \"ncad\"\nsuspect = 4", 24);
+    let (run, stdout) = pretrained(&dir, &recipe);
+    assert!(
+        stdout
+            .contains("by NCAD (each window's distance to its context, the last 4 steps suspect)"),
+        "{stdout}"
+    );
+    let step_auroc = |out: &str| -> f64 {
+        let table = out.split("per time step").nth(1).expect("a per-step table");
+        let line = table.lines().find(|l| l.starts_with("AUROC")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    assert!(step_auroc(&stdout) > 0.9, "{stdout}");
+    let again = ok(contra()
+        .args(["eval", "anomaly", "-q", "-m"])
+        .arg(run.join("model.safetensors")));
+    assert_eq!(step_auroc(&again), step_auroc(&stdout));
+    for (method, window, needles) in [
+        (
+            "kind = \"ncad\"\nsuspect = 24",
+            24,
+            &["method.suspect", "data.window (24)"][..],
+        ),
+        (
+            "kind = \"ncad\"\ninjected = 0.0\nuse_labels = false",
+            24,
+            &["method.injected"][..],
+        ),
+        (
+            "kind = \"ncad\"\ninject = { swap = -1.0 }",
+            24,
+            &["method.inject"][..],
+        ),
+    ] {
+        write(method, window);
+        let o = contra()
+            .args(["pretrain", "-r"])
+            .arg(&recipe)
+            .output()
+            .unwrap();
+        assert_clean_failure(&o, needles);
+    }
+}
+
 /// Anomaly detection on a real sensor stream ($CONTRA_DATA/ucr/KDD-TSAD_135): windows of the
 /// clean training prefix pretrain TS2Vec; the test windows are scored and evaluated.
 #[test]

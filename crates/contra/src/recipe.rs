@@ -466,6 +466,26 @@ impl Recipe {
                 "time series (data.source = \"ucr\" or \"csv\") use encoder.kind = \"ts2vec\" (with method.kind = \"ts2vec\", or an instance method such as simclr or moco and [[augment.series]] views); images use the other encoders and methods",
             ));
         }
+        if let MethodSpec::Ncad(n) = &self.method {
+            match &self.data {
+                crate::data::locate::DataSpec::Csv(spec) if spec.window > n.suspect => {}
+                crate::data::locate::DataSpec::Csv(spec) => {
+                    return Err(Error::config(
+                        "method.suspect",
+                        format!(
+                            "must be shorter than data.window ({}): the rest of the window is its context",
+                            spec.window
+                        ),
+                    ));
+                }
+                _ => {
+                    return Err(Error::config(
+                        "method.kind",
+                        "`ncad` scores windows of sensor streams: data.source = \"csv\"",
+                    ));
+                }
+            }
+        }
         if matches!(self.method, MethodSpec::Csi(_)) && (series || text) {
             return Err(Error::config(
                 "method.kind",
@@ -648,7 +668,9 @@ impl Recipe {
                 "TS2Vec makes its own views (overlapping crops and timestep masks); leave augment.series out or use an instance method such as simclr",
             ));
         }
-        if !ts2vec && self.augment.series.is_empty() {
+        // NCAD makes its anomalous windows itself; views are optional.
+        let ncad = matches!(self.method, MethodSpec::Ncad(_));
+        if !ts2vec && !ncad && self.augment.series.is_empty() {
             return Err(Error::config(
                 "augment.series",
                 format!(
@@ -958,9 +980,10 @@ mod tests {
         }
     }
 
-    /// CSI shifts images: a series or text recipe naming it is refused by the key.
+    /// CSI shifts images and NCAD scores stream windows: other data naming them is refused by
+    /// the key.
     #[test]
-    fn csi_is_refused_on_series_and_text() {
+    fn csi_and_ncad_are_refused_on_other_data() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes");
         for recipe in [
             "ts2vec-gunpoint.toml",
@@ -977,6 +1000,15 @@ mod tests {
                 "{recipe}: {e}"
             );
         }
+        // NCAD scores windows of streams: images are refused likewise.
+        let e = Recipe::default_recipe()
+            .with_overrides(&["method.kind=\"ncad\"".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("method.kind") && e.contains("sensor streams"),
+            "{e}"
+        );
     }
 
     #[test]

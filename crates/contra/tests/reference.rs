@@ -807,3 +807,56 @@ fn csi_score_matches_the_papers_equations() {
     let err = csi_scores(&confused, &test, &dev).unwrap_err().to_string();
     assert!(err.contains("shift 1"), "{err}");
 }
+
+/// NCAD's contextual loss (binary cross-entropy of 1 - exp(-d) on the distance of the unit
+/// window and context embeddings) and its distances equal PyTorch's, gradients included.
+#[test]
+fn contextual_loss_matches_pytorch_in_value_and_gradient() {
+    use contra::losses::ContextualLoss;
+    let dev = device();
+    for case in fixture("ncad.json")["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let (b, d) = (
+            case["windows"].as_u64().unwrap() as usize,
+            case["dim"].as_u64().unwrap() as usize,
+        );
+        let tensor = |key: &str| {
+            Tensor::<2>::from_data(TensorData::new(floats(&case[key]), [b, d]), &dev).require_grad()
+        };
+        let (whole, context) = (tensor("whole"), tensor("context"));
+        let anomalous: Vec<bool> = case["anomalous"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_bool().unwrap())
+            .collect();
+        let distances = ContextualLoss::distances(whole.clone(), context.clone());
+        assert_close(
+            &format!("{name} distances"),
+            &to_vec(distances),
+            &floats(&case["distances"]),
+            1e-5,
+        );
+        let loss = ContextualLoss.forward(whole.clone(), context.clone(), &anomalous);
+        let grads = loss.backward();
+        let value = loss.into_scalar::<f32>();
+        assert_close(
+            &format!("{name} loss"),
+            &[value],
+            &[case["loss"].as_f64().unwrap() as f32],
+            1e-5,
+        );
+        assert_grad(
+            &format!("{name} grad whole"),
+            &whole,
+            &grads,
+            &case["grad_whole"],
+        );
+        assert_grad(
+            &format!("{name} grad context"),
+            &context,
+            &grads,
+            &case["grad_context"],
+        );
+    }
+}

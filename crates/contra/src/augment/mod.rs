@@ -2,6 +2,7 @@
 //! [`Pipeline`] from a recipe, and a [`loader`] that runs the pipeline in worker threads.
 
 pub mod captions;
+pub mod inject;
 pub mod loader;
 pub mod series;
 pub mod text;

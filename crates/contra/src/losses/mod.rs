@@ -1,6 +1,7 @@
 //! Contrastive losses, one per file, each with its formula and paper in its doc comment.
 
 pub mod clip;
+pub mod contextual;
 pub mod contrastive_pair;
 pub mod dcl;
 pub mod hierarchical;
@@ -13,6 +14,7 @@ pub mod supcon;
 pub mod triplet;
 
 pub use clip::ClipLoss;
+pub use contextual::ContextualLoss;
 pub use contrastive_pair::ContrastivePairLoss;
 pub use dcl::DclLoss;
 pub use hierarchical::HierarchicalLoss;

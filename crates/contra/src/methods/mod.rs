@@ -8,6 +8,7 @@ pub mod csi;
 pub mod mnrl;
 pub mod moco;
 pub mod moco_v3;
+pub mod ncad;
 pub mod nnclr;
 pub mod simclr;
 pub mod supervised;
@@ -121,6 +122,8 @@ method_kinds! {
     Clip = "clip" (clip::ClipConfig),
     /// Contrasting shifted instances (one-class anomaly detection on images).
     Csi = "csi" (csi::CsiConfig),
+    /// Contextual contrast with injected anomalies (anomaly detection on sensor streams).
+    Ncad = "ncad" (ncad::NcadConfig),
 }
 
 impl Default for MethodSpec {
@@ -340,6 +343,7 @@ models! {
     Supervised(Supervised),
     Byol(byol::Byol),
     Csi(csi::Csi),
+    Ncad(ncad::Ncad),
 }
 
 /// Any method a text recipe can name: in-batch negatives (MNRL, SimCSE) or, from labels,

@@ -400,6 +400,24 @@ impl Modality for Series {
             .expect("series recipes are validated to use the ts2vec encoder");
         crate::methods::ts2vec::embed(encoder, data, prep.len, 64, device)
     }
+    fn own_anomaly_scores(
+        model: &SeriesModel,
+        _normal: &SeriesDataset,
+        test: &SeriesDataset,
+        _prep: &SeriesPrep,
+        device: &Device,
+    ) -> Result<Option<(String, Vec<f64>)>> {
+        let SeriesModel::Instance(Model::Ncad(ncad)) = model else {
+            return Ok(None);
+        };
+        Ok(Some((
+            format!(
+                "NCAD (each window's distance to its context, the last {} steps suspect)",
+                ncad.settings.suspect
+            ),
+            ncad.window_scores(test, 64, device),
+        )))
+    }
     fn raw(data: &SeriesDataset, prep: &SeriesPrep) -> Features {
         crate::eval::features::raw_series(data, prep.len)
     }
