@@ -563,9 +563,10 @@ fn one_class_pretraining_reports_anomaly_detection_and_retrieval_works() {
     assert_clean_failure(&o, &["--normal-class", "no training item has class [11]"]);
 }
 
-/// A CSI run scores the test set with CSI's own detector; the saved model (shift classifier
-/// included) gives the same figures again, `--k` scores the same encoder by kNN instead, and
-/// recipes CSI cannot train are refused by name.
+/// A CSI run with `score = "csi"` scores the test set with the paper's detector; the saved
+/// model (shift classifier included) gives the same figures again, `--k` scores the same
+/// encoder by kNN instead (as the default score does), and recipes CSI cannot train are
+/// refused by name.
 #[test]
 fn csi_trains_on_one_class_and_scores_with_its_own_detector() {
     let dir = tmp("csi");
@@ -573,7 +574,7 @@ fn csi_trains_on_one_class_and_scores_with_its_own_detector() {
         &dir,
         3,
         "train_limit = 320",
-        "train_classes = [3]\n[method]\nkind = \"csi\"",
+        "train_classes = [3]\n[method]\nkind = \"csi\"\nscore = \"csi\"",
     );
     let (run, stdout) = pretrained(&dir, &recipe);
     assert!(
@@ -596,6 +597,14 @@ fn csi_trains_on_one_class_and_scores_with_its_own_detector() {
         .arg(&model));
     assert!(knn.contains("by kNN (k=5) to 135"), "{knn}");
     assert_ne!(auroc(&knn), auroc(&stdout));
+    // By default a CSI model is scored by kNN in its encoder's space (the better of the two
+    // on Fashion-MNIST): the same figures as `--k 5`.
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    std::fs::write(&recipe, text.replace("score = \"csi\"", "")).unwrap();
+    let (_, default) = pretrained(&dir, &recipe);
+    assert!(default.contains("by kNN (k=5) to 135"), "{default}");
+    assert_eq!(auroc(&default), auroc(&knn));
+    std::fs::write(&recipe, text).unwrap();
     let refused = |from: &str, to: &str, needles: &[&str]| {
         let text = std::fs::read_to_string(&recipe).unwrap();
         let bad = dir.join("bad.toml");

@@ -274,6 +274,9 @@ impl Modality for Images {
         let Model::Csi(csi) = model else {
             return Ok(None);
         };
+        if csi.score != crate::methods::csi::CsiScore::Csi {
+            return Ok(None);
+        }
         use crate::eval::shifted::{csi_scores, encode_shifted};
         let encode =
             |data| encode_shifted(csi, data, prep.normalize.as_ref(), prep.size, 512, device);
