@@ -2,10 +2,12 @@
 # The one-class protocol on Fashion-MNIST: for each class c, pretrain on class c's training
 # images only (the recipe with train_classes = [c]) and score the test set, class c normal;
 # prints each class's AUROC beside raw-pixel kNN, then the means. For a CSI recipe the
-# learned column is CSI's own score and a second column scores the same encoder by kNN (k=5).
+# learned column is the recipe's score (method.score) and a second column scores the same
+# encoder by kNN (k=5). CLASSES="4 5" runs only those normal classes.
 #   bash bench/one_class.sh [contra binary] [epochs] [recipe]
 #   bash bench/one_class.sh target/release/contra 15                       # SimCLR
-#   bash bench/one_class.sh target/release/contra 5 recipes/csi-fashion-mnist.toml
+#   sed 's/^score = "knn"/score = "csi"/' recipes/csi-fashion-mnist.toml > /tmp/csi.toml
+#   bash bench/one_class.sh target/release/contra 5 /tmp/csi.toml      # CSI's score and kNN
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/release/contra}
@@ -15,7 +17,7 @@ out=${OUT:-/tmp/contra-one-class}
 csi=$(grep -q '^kind = "csi"' "$recipe" && echo 1 || echo 0)
 mkdir -p "$out"
 printf "%-6s %10s %12s %12s %8s\n" class learned "kNN (CSI)" "raw pixels" seconds
-for c in 0 1 2 3 4 5 6 7 8 9; do
+for c in ${CLASSES:-0 1 2 3 4 5 6 7 8 9}; do
   sed "s/^train_classes = \[0\]/train_classes = [$c]/" "$recipe" > "$out/class-$c.toml"
   start=$(date +%s)
   "$bin" pretrain -q -r "$out/class-$c.toml" --epochs "$epochs" --out "$out/class-$c" > "$out/class-$c.log"

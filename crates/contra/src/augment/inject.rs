@@ -83,7 +83,7 @@ impl InjectionMix {
 }
 
 /// The standard deviation of the values that are not missing (0 without two).
-fn spread(x: &[f32]) -> f32 {
+pub fn spread(x: &[f32]) -> f32 {
     let v: Vec<f64> = x
         .iter()
         .filter(|v| !v.is_nan())

@@ -7,7 +7,7 @@
 //! steps depart from their own context, level included.
 
 use super::{Method, MethodConfig, Model, Parts, Views};
-use crate::augment::inject::{InjectionMix, inject};
+use crate::augment::inject::{InjectionMix, inject, spread};
 use crate::data::series::SeriesDataset;
 use crate::encoders::Encoder;
 use crate::error::{Error, Result};
@@ -113,17 +113,12 @@ impl Ncad {
 fn channel_spreads(values: &[f32], channels: usize, len: usize) -> Vec<f32> {
     (0..channels)
         .map(|c| {
-            let v: Vec<f64> = values
+            let channel: Vec<f32> = values
                 .chunks_exact(channels * len)
                 .flat_map(|w| &w[c * len..(c + 1) * len])
-                .filter(|v| !v.is_nan())
-                .map(|&v| v as f64)
+                .copied()
                 .collect();
-            if v.len() < 2 {
-                return 0.0;
-            }
-            let mean = v.iter().sum::<f64>() / v.len() as f64;
-            (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt() as f32
+            spread(&channel)
         })
         .collect()
 }
