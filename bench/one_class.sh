@@ -6,7 +6,7 @@
 # encoder by kNN (k=5). CLASSES="4 5" runs only those normal classes.
 #   bash bench/one_class.sh [contra binary] [epochs] [recipe]
 #   bash bench/one_class.sh target/release/contra 15                       # SimCLR
-#   sed 's/^score = "knn"/score = "csi"/' recipes/csi-fashion-mnist.toml > /tmp/csi.toml
+#   sed 's/^score = "knn_shifts"/score = "csi"/' recipes/csi-fashion-mnist.toml > /tmp/csi.toml
 #   bash bench/one_class.sh target/release/contra 5 /tmp/csi.toml      # CSI's score and kNN
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -504,6 +504,69 @@ fn jpeg_folder(dir: &std::path::Path, n: usize, size: u32) {
     );
 }
 
+/// AUROC of each detector a CSI model offers (kNN on the upright images, kNN averaged over
+/// the shifts, the paper's score) on the test split of each model's recipe, from one pass of
+/// the model over the normal training images and the test images.
+fn csi_scores(models: &[String]) {
+    use contra::data::Dataset;
+    use contra::eval::anomaly::{DetectionMetrics, knn_scores};
+    use contra::eval::shifted::{csi_scores, encode_shifted, shifted_knn_scores};
+    use contra::methods::Model;
+    use contra::workflow::Loaded;
+    use contra::workflow::modality::Images;
+    let device = contra::device::parse("cpu").unwrap();
+    for path in models {
+        let file = contra::train::TrainedFile::read(std::path::Path::new(path)).unwrap();
+        let l = Loaded::<Images>::read(&file, &device, None).unwrap();
+        let Model::Csi(csi) = &l.model else {
+            panic!("{path} is not a CSI model")
+        };
+        let normal_classes = l.recipe.data.default_normal_classes().unwrap();
+        let train = &l.splits.train;
+        let rows: Vec<usize> = (0..train.len())
+            .filter(|&i| {
+                train
+                    .labels()
+                    .is_none_or(|y| normal_classes.contains(&y[i]))
+            })
+            .collect();
+        let anomalous: Vec<bool> = l
+            .splits
+            .test
+            .labels()
+            .unwrap()
+            .iter()
+            .map(|c| !normal_classes.contains(c))
+            .collect();
+        let started = std::time::Instant::now();
+        let encode = |data| {
+            encode_shifted(
+                csi,
+                data,
+                l.prep.normalize.as_ref(),
+                l.prep.size,
+                512,
+                &device,
+            )
+        };
+        let (normal, test) = (encode(&train.subset(&rows)), encode(&l.splits.test));
+        let auroc = |s: &[f64]| DetectionMetrics::of(s, &anomalous, 0).unwrap().auroc;
+        let knn = auroc(&knn_scores(
+            &normal.features[0],
+            &test.features[0],
+            5,
+            false,
+            &device,
+        ));
+        let knn_shifts = auroc(&shifted_knn_scores(&normal, &test, 5, &device));
+        let paper = auroc(&csi_scores(&normal, &test, &device).unwrap());
+        println!(
+            "{}",
+            serde_json::json!({"bench": "csi-scores", "model": path, "normal": normal_classes, "knn": knn, "knn_shifts": knn_shifts, "csi": paper, "seconds": started.elapsed().as_secs_f64()})
+        );
+    }
+}
+
 fn main() {
     contra::runtime::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -568,9 +631,10 @@ fn main() {
             };
             jpeg_folder(&dir, num(2, 50_000), num(3, 256) as u32)
         }
+        Some("csi-scores") => csi_scores(&args[1..]),
         _ => {
             eprintln!(
-                "usage: contra-bench jpeg-folder [DIR N SIZE] | clip-train [BATCH STEPS frozen|scratch] | text-embed [TEXTS BATCH] | text-train [BATCH STEPS MINI_BATCH] | train small_cnn|resnet18 PAIRS [STEPS] | augment [IMAGES] | loss KIND [N D] | search [N D QUERIES K] | ts2vec [B T C STEPS]"
+                "usage: contra-bench csi-scores MODEL... | jpeg-folder [DIR N SIZE] | clip-train [BATCH STEPS frozen|scratch] | text-embed [TEXTS BATCH] | text-train [BATCH STEPS MINI_BATCH] | train small_cnn|resnet18 PAIRS [STEPS] | augment [IMAGES] | loss KIND [N D] | search [N D QUERIES K] | ts2vec [B T C STEPS]"
             );
             std::process::exit(2);
         }

@@ -565,8 +565,8 @@ fn one_class_pretraining_reports_anomaly_detection_and_retrieval_works() {
 
 /// A CSI run with `score = "csi"` scores the test set with the paper's detector; the saved
 /// model (shift classifier included) gives the same figures again, `--k` scores the same
-/// encoder by kNN instead (as the default score does), and recipes CSI cannot train are
-/// refused by name.
+/// encoder by kNN instead (as `score = "knn"` does), the default averages kNN over the
+/// shifts, and recipes CSI cannot train are refused by name.
 #[test]
 fn csi_trains_on_one_class_and_scores_with_its_own_detector() {
     let dir = tmp("csi");
@@ -597,13 +597,20 @@ fn csi_trains_on_one_class_and_scores_with_its_own_detector() {
         .arg(&model));
     assert!(knn.contains("by kNN (k=5) to 135"), "{knn}");
     assert_ne!(auroc(&knn), auroc(&stdout));
-    // By default a CSI model is scored by kNN in its encoder's space (the better of the two
-    // on Fashion-MNIST): the same figures as `--k 5`.
+    // `score = "knn"`: kNN in the encoder's space, the same figures as `--k 5`.
     let text = std::fs::read_to_string(&recipe).unwrap();
+    std::fs::write(&recipe, text.replace("score = \"csi\"", "score = \"knn\"")).unwrap();
+    let (_, plain) = pretrained(&dir, &recipe);
+    assert!(plain.contains("by kNN (k=5) to 135"), "{plain}");
+    assert_eq!(auroc(&plain), auroc(&knn));
+    // By default, kNN under every shift, averaged (the best of the three on Fashion-MNIST).
     std::fs::write(&recipe, text.replace("score = \"csi\"", "")).unwrap();
-    let (_, default) = pretrained(&dir, &recipe);
-    assert!(default.contains("by kNN (k=5) to 135"), "{default}");
-    assert_eq!(auroc(&default), auroc(&knn));
+    let (_, shifts) = pretrained(&dir, &recipe);
+    assert!(
+        shifts.contains("by kNN (k=5) under each of 4 shifts, averaged (raw inputs: kNN (k=5))"),
+        "{shifts}"
+    );
+    assert_ne!(auroc(&shifts), auroc(&knn));
     std::fs::write(&recipe, text).unwrap();
     let refused = |from: &str, to: &str, needles: &[&str]| {
         let text = std::fs::read_to_string(&recipe).unwrap();

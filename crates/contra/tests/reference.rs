@@ -773,6 +773,7 @@ fn csi_score_matches_the_papers_equations() {
     let side = |z: &str, l: &str, rows: usize| {
         let (z, l) = (floats(&f[z]), floats(&f[l]));
         ShiftedFeatures {
+            features: Vec::new(),
             projections: z
                 .chunks(rows * d)
                 .map(|c| Features {

@@ -23,6 +23,8 @@ use burn::prelude::*;
 
 /// A set's outputs under each shift.
 pub struct ShiftedFeatures {
+    /// Per shift, the encoder's features.
+    pub features: Vec<Features>,
     /// Per shift, the projections (not normalised).
     pub projections: Vec<Features>,
     /// Per shift `k`, every row's logit of shift `k`.
@@ -41,6 +43,7 @@ pub fn encode_shifted(
 ) -> ShiftedFeatures {
     let model = model.valid().to_device(device);
     let shifts = model.shifts.len();
+    let mut features = vec![Vec::new(); shifts];
     let mut projections = vec![Vec::new(); shifts];
     let mut logits = vec![Vec::with_capacity(data.len); shifts];
     let mut progress = crate::progress::Task::new("embedding", data.len, "images");
@@ -48,22 +51,25 @@ pub fn encode_shifted(
         let rows: Vec<usize> = (start..(start + batch).min(data.len)).collect();
         let x = super::features::input_batch(data, &rows, norm, size, device);
         for (k, out) in model.outputs(x).into_iter().enumerate() {
+            features[k].extend(to_vec(out.features));
             projections[k].extend(to_vec(out.projections));
             let all = to_vec(out.shift_logits);
             logits[k].extend(all.chunks_exact(shifts).map(|row| row[k]));
         }
         progress.advance(rows.len());
     }
-    let dim = model.head.output_dim();
-    ShiftedFeatures {
-        projections: projections
-            .into_iter()
+    let rows = |data: Vec<Vec<f32>>, dim: usize| -> Vec<Features> {
+        data.into_iter()
             .map(|data| Features {
                 rows: data.len() / dim.max(1),
                 data,
                 dim,
             })
-            .collect(),
+            .collect()
+    };
+    ShiftedFeatures {
+        features: rows(features, model.encoder.output_dim()),
+        projections: rows(projections, model.head.output_dim()),
         true_shift_logits: logits,
     }
 }
@@ -114,4 +120,21 @@ pub fn csi_scores(
         });
     }
     Ok(score.into_iter().map(|s| -s / shifts as f64).collect())
+}
+
+/// The mean over shifts of each test item's kNN distance ([`super::anomaly::knn_scores`]) to
+/// the normal items under the same shift, in the encoder's space.
+pub fn shifted_knn_scores(
+    normal: &ShiftedFeatures,
+    test: &ShiftedFeatures,
+    k: usize,
+    device: &Device,
+) -> Vec<f64> {
+    let shifts = normal.features.len();
+    let mut total = vec![0f64; test.features.first().map_or(0, |f| f.rows)];
+    for (n, t) in normal.features.iter().zip(&test.features) {
+        let scores = super::anomaly::knn_scores(n, t, k, false, device);
+        total.iter_mut().zip(scores).for_each(|(a, s)| *a += s);
+    }
+    total.into_iter().map(|s| s / shifts as f64).collect()
 }

@@ -274,20 +274,24 @@ impl Modality for Images {
         let Model::Csi(csi) = model else {
             return Ok(None);
         };
-        if csi.score != crate::methods::csi::CsiScore::Csi {
-            return Ok(None);
-        }
-        use crate::eval::shifted::{csi_scores, encode_shifted};
+        use crate::eval::shifted::{csi_scores, encode_shifted, shifted_knn_scores};
+        use crate::methods::csi::CsiScore;
         let encode =
             |data| encode_shifted(csi, data, prep.normalize.as_ref(), prep.size, 512, device);
-        let scores = csi_scores(&encode(normal), &encode(test), device)?;
-        Ok(Some((
-            format!(
-                "CSI (norm-weighted cosine to the nearest normal item and the shift classifier, over {} shifts)",
-                csi.shifts.len()
-            ),
-            scores,
-        )))
+        let shifts = csi.shifts.len();
+        Ok(match csi.score {
+            CsiScore::Knn => None,
+            CsiScore::KnnShifts => Some((
+                format!("kNN (k=5) under each of {shifts} shifts, averaged"),
+                shifted_knn_scores(&encode(normal), &encode(test), 5, device),
+            )),
+            CsiScore::Csi => Some((
+                format!(
+                    "CSI (norm-weighted cosine to the nearest normal item and the shift classifier, over {shifts} shifts)"
+                ),
+                csi_scores(&encode(normal), &encode(test), device)?,
+            )),
+        })
     }
     fn embed_with(
         encoder: &Encoder,
