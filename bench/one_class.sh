@@ -30,4 +30,5 @@ for c in ${CLASSES:-0 1 2 3 4 5 6 7 8 9}; do
   fi
   printf "%-6s %10s %12s %12s %8s\n" "$c" "$learned" "$knn" "$raw" "$secs"
 done | tee "$out/table.txt"
-awk '{ l += $2; k += $3; r += $4; n++ } END { printf "%-6s %10.4f %12.4f %12.4f\n", "mean", l / n, k / n, r / n }' "$out/table.txt"
+awk '{ l += $2; k += $3; r += $4; n++ } END { knn = "-"; if (k > 0) knn = sprintf("%.4f", k / n)
+  printf "%-6s %10.4f %12s %12.4f\n", "mean", l / n, knn, r / n }' "$out/table.txt"
