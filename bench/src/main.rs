@@ -508,7 +508,6 @@ fn jpeg_folder(dir: &std::path::Path, n: usize, size: u32) {
 /// the shifts, the paper's score) on the test split of each model's recipe, from one pass of
 /// the model over the normal training images and the test images.
 fn csi_scores(models: &[String]) {
-    use contra::data::Dataset;
     use contra::eval::anomaly::{DetectionMetrics, knn_scores};
     use contra::eval::shifted::{csi_scores, encode_shifted, shifted_knn_scores};
     use contra::methods::Model;
@@ -522,22 +521,9 @@ fn csi_scores(models: &[String]) {
             panic!("{path} is not a CSI model")
         };
         let normal_classes = l.recipe.data.default_normal_classes().unwrap();
-        let train = &l.splits.train;
-        let rows: Vec<usize> = (0..train.len())
-            .filter(|&i| {
-                train
-                    .labels()
-                    .is_none_or(|y| normal_classes.contains(&y[i]))
-            })
-            .collect();
-        let anomalous: Vec<bool> = l
-            .splits
-            .test
-            .labels()
-            .unwrap()
-            .iter()
-            .map(|c| !normal_classes.contains(c))
-            .collect();
+        let (normal_items, anomalous) =
+            contra::workflow::evaluate::normal_split(&l, &normal_classes).unwrap();
+        let anomalous = anomalous.expect("labelled test images");
         let started = std::time::Instant::now();
         let encode = |data| {
             encode_shifted(
@@ -549,7 +535,7 @@ fn csi_scores(models: &[String]) {
                 &device,
             )
         };
-        let (normal, test) = (encode(&train.subset(&rows)), encode(&l.splits.test));
+        let (normal, test) = (encode(&normal_items), encode(&l.splits.test));
         let auroc = |s: &[f64]| DetectionMetrics::of(s, &anomalous, 0).unwrap().auroc;
         let knn = auroc(&knn_scores(
             &normal.features[0],

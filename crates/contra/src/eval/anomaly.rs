@@ -207,8 +207,15 @@ pub fn detect(
         Scorer::Knn { k } => knn_scores(normal, test, k, false, device),
         Scorer::Mahalanobis { eps } => Mahalanobis::fit(normal, eps)?.scores(test),
     };
-    let metrics = anomalous
-        .map(|y| DetectionMetrics::of(&scores, y, 0))
-        .transpose()?;
-    Ok(Detection { scores, metrics })
+    Detection::of(scores, anomalous)
+}
+
+impl Detection {
+    /// Scores, measured against `anomalous` where it is known.
+    pub fn of(scores: Vec<f64>, anomalous: Option<&[bool]>) -> Result<Self> {
+        let metrics = anomalous
+            .map(|y| DetectionMetrics::of(&scores, y, 0))
+            .transpose()?;
+        Ok(Detection { scores, metrics })
+    }
 }

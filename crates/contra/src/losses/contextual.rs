@@ -15,8 +15,9 @@
 //! with `y = 1` for a window whose suspect part holds an anomaly (injected, or a labelled
 //! event) and 0 otherwise. `1 - exp(-d)` is clamped at 1e-10, as the paper's code does.
 
-use crate::tensor_util::{l2_normalize, tensor2};
+use crate::tensor_util::l2_normalize;
 use burn::prelude::*;
+use burn::tensor::TensorData;
 
 #[derive(Clone, Debug, Default)]
 pub struct ContextualLoss;
@@ -39,12 +40,10 @@ impl ContextualLoss {
         assert_eq!(b, anomalous.len());
         let device = whole.device();
         let d = Self::distances(whole, context);
-        let y = tensor2(
-            anomalous.iter().map(|&a| a as u8 as f32).collect(),
-            [b, 1],
+        let y = Tensor::<1>::from_data(
+            TensorData::new(anomalous.iter().map(|&a| a as u8 as f32).collect(), [b]),
             &device,
-        )
-        .flatten::<1>(0, 1);
+        );
         let different = d
             .clone()
             .neg()

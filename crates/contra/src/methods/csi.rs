@@ -4,7 +4,7 @@
 //! ([`ShiftedInstanceLoss`](crate::losses::ShiftedInstanceLoss)). Trained on one class, the
 //! encoder must tell the class's images from their own rotations, so it learns what the class
 //! looks like rather than only what varies inside it; the detector
-//! ([`crate::eval::shifted`]) scores with the projections and the shift classifier.
+//! (`eval::shifted`) scores with the projections and the shift classifier.
 
 use super::{Method, MethodConfig, Model, Parts, Views};
 use crate::encoders::Encoder;
@@ -58,7 +58,7 @@ pub enum CsiScore {
     /// than the paper's score (0.8937; BENCHMARKS.md).
     #[default]
     KnnShifts,
-    /// The paper's score ([`crate::eval::shifted`]): norm-weighted cosine to the nearest
+    /// The paper's score (`eval::shifted`): norm-weighted cosine to the nearest
     /// normal projection and the shift classifier's logit, over the shifts.
     Csi,
 }
@@ -173,13 +173,19 @@ impl Csi {
         Tensor::cat(self.shifts.iter().map(|s| s.apply(x.clone())).collect(), 0)
     }
 
+    /// Features, projections and shift logits of the rows of `x` (`keys` in training).
+    fn heads(&self, x: Tensor<4>, keys: Option<&RowKeys>) -> [Tensor<2>; 3] {
+        let h = self.encoder.forward_rows(x, keys);
+        let z = self.head.forward(h.clone());
+        let logits = self.shift_head.forward(h.clone());
+        [h, z, logits]
+    }
+
     /// The outputs of a batch under each shift, in the order of `shifts` (inference: no row
     /// keys).
     pub fn outputs(&self, x: Tensor<4>) -> Vec<ShiftedOutputs> {
         let n = x.dims()[0];
-        let h = self.encoder.forward(self.shifted(&x));
-        let z = self.head.forward(h.clone());
-        let logits = self.shift_head.forward(h.clone());
+        let [h, z, logits] = self.heads(self.shifted(&x), None);
         (0..self.shifts.len())
             .map(|k| ShiftedOutputs {
                 features: h.clone().narrow(0, k * n, n),
@@ -206,9 +212,7 @@ impl Method for Csi {
                 .flat_map(|(v, keys)| (0..k).map(move |s| keys.with_view((v * k + s) as u64)))
                 .collect::<Vec<_>>(),
         );
-        let h = self.encoder.forward_rows(x, Some(&keys));
-        let z = self.head.forward(h.clone());
-        let logits = self.shift_head.forward(h);
+        let [_, z, logits] = self.heads(x, Some(&keys));
         let rows = k * batch.items();
         let z_a = z.clone().narrow(0, 0, rows);
         let z_b = z.narrow(0, rows, rows);

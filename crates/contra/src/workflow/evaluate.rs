@@ -123,6 +123,31 @@ pub struct AnomalyReport {
     pub table: String,
 }
 
+/// The normal training items (labels in `normal`, or all of an unlabelled training split)
+/// and, where the test items have labels, which of them are anomalous.
+pub fn normal_split<M: Modality>(
+    l: &Loaded<M>,
+    normal: &[u32],
+) -> Result<(M::Dataset, Option<Vec<bool>>)> {
+    let train = &l.splits.train;
+    let rows: Vec<usize> = (0..train.len())
+        .filter(|&i| train.labels().is_none_or(|y| normal.contains(&y[i])))
+        .collect();
+    if rows.is_empty() {
+        return Err(Error::config(
+            "--normal-class",
+            format!("no training item has class {normal:?}"),
+        ));
+    }
+    let anomalous = l
+        .splits
+        .test
+        .labels()
+        .map(|y| y.iter().map(|c| !normal.contains(c)).collect());
+    // Only the normal training items are embedded: they are all the detector is fitted on.
+    Ok((train.subset(&rows), anomalous))
+}
+
 /// How the learned side of an anomaly evaluation scores.
 #[derive(Clone, Copy, Debug)]
 pub enum Detector {
@@ -144,21 +169,9 @@ pub fn anomaly<M: Modality>(
         Detector::Embedding(s) => s,
         Detector::Method => Scorer::Knn { k: 5 },
     };
-    let (train, test) = (&l.splits.train, &l.splits.test);
-    let rows: Vec<usize> = (0..train.len())
-        .filter(|&i| train.labels().is_none_or(|y| normal.contains(&y[i])))
-        .collect();
-    if rows.is_empty() {
-        return Err(Error::config(
-            "--normal-class",
-            format!("no training item has class {normal:?}"),
-        ));
-    }
-    let anomalous: Option<Vec<bool>> = test
-        .labels()
-        .map(|y| y.iter().map(|c| !normal.contains(c)).collect());
-    // Only the normal training items are embedded: they are all the detector is fitted on.
-    let normal_items = train.subset(&rows);
+    let test = &l.splits.test;
+    let (normal_items, anomalous) = normal_split(l, normal)?;
+    let normal_count = normal_items.len();
     let run = |normal: Features, test: &Features| -> Result<Detection> {
         detect(&normal, test, anomalous.as_deref(), scorer, &l.device)
     };
@@ -173,14 +186,10 @@ pub fn anomaly<M: Modality>(
         Detector::Embedding(_) => None,
     };
     let (learned, method) = match own {
-        Some((name, scores)) => {
-            let metrics = anomalous
-                .as_deref()
-                .map(|y| DetectionMetrics::of(&scores, y, 0))
-                .transpose()?;
-            let method = format!("{name} (raw inputs: {distance})");
-            (Detection { scores, metrics }, method)
-        }
+        Some((name, scores)) => (
+            Detection::of(scores, anomalous.as_deref())?,
+            format!("{name} (raw inputs: {distance})"),
+        ),
         None => (run(l.embed(&normal_items), &l.embed(test))?, distance),
     };
     let raw = run(l.raw(&normal_items), &l.raw(test))?;
@@ -190,7 +199,7 @@ pub fn anomaly<M: Modality>(
         "anomaly detection of {} test {items} ({} anomalous), normal class {normal:?}, by {method} to {} normal training {items}:\n",
         test.len(),
         count.map_or("?".into(), |c| c.to_string()),
-        rows.len()
+        normal_count
     );
     let mut rng = crate::rng::Rng::derive(l.recipe.seed, &[0x5241_4e44]);
     let random_scores: Vec<f64> = (0..test.len()).map(|_| rng.range(0.0, 1.0)).collect();
@@ -214,7 +223,7 @@ pub fn anomaly<M: Modality>(
     }
     Ok(AnomalyReport {
         normal_classes: normal.to_vec(),
-        normal_training_items: rows.len(),
+        normal_training_items: normal_count,
         test_items: test.len(),
         anomalous_test_items: count,
         scorer: method,
