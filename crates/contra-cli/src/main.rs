@@ -45,9 +45,24 @@ enum Command {
     Info(info::Args),
 }
 
+/// How long a rank waits for the others in one collective before ending the job
+/// (`CONTRA_RANK_TIMEOUT`, seconds).
+fn rank_timeout() -> std::time::Duration {
+    let seconds = std::env::var("CONTRA_RANK_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    std::time::Duration::from_secs(seconds)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     contra::progress::set_enabled(!cli.quiet);
+    // Under `mpirun -n N`: this process is one rank of N.
+    if let Err(e) = contra::dist::join_launched(rank_timeout()) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Pretrain(a) => pretrain::run(a),
         Command::Eval(c) => eval::run(c),
@@ -58,9 +73,18 @@ fn main() -> ExitCode {
         Command::Info(a) => info::run(a),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            contra::dist::leave();
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("error: {e}");
+            let (rank, ranks) = contra::dist::rank_and_size();
+            if ranks > 1 {
+                eprintln!("error: rank {rank}: {e}");
+                contra::dist::abort(1);
+            } else {
+                eprintln!("error: {e}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -180,7 +180,45 @@ pub fn write_safetensors(
     };
     let out = safetensors::serialize(views, meta)
         .map_err(|e| Error::format(path, format!("cannot serialise: {e}")))?;
-    write_atomic(path, &out)
+    write_atomic(path, &sorted_header(out))
+}
+
+/// A serialised safetensors file with its header's keys (tensors and metadata) in sorted
+/// order: the crate writes them in a hash map's order, which changes from run to run, and
+/// the same content should give the same bytes.
+pub fn sorted_header(file: Vec<u8>) -> Vec<u8> {
+    let parsed = file
+        .get(..8)
+        .map(|n| u64::from_le_bytes(n.try_into().expect("8 bytes")) as usize)
+        .and_then(|n| {
+            Some((
+                n,
+                serde_json::from_slice::<serde_json::Value>(file.get(8..8 + n)?).ok()?,
+            ))
+        });
+    let Some((n, header)) = parsed else {
+        return file;
+    };
+    fn sorted(v: serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<_> = map.into_iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                serde_json::Value::Object(
+                    entries.into_iter().map(|(k, v)| (k, sorted(v))).collect(),
+                )
+            }
+            other => other,
+        }
+    }
+    let mut text = serde_json::to_vec(&sorted(header)).expect("serialisable header");
+    // The data start 8-aligned, padded with spaces as the format allows.
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + file.len() - 8 - n);
+    out.extend((text.len() as u64).to_le_bytes());
+    out.extend(text);
+    out.extend(&file[8 + n..]);
+    out
 }
 
 /// Read every `f32` tensor and the metadata of a safetensors file.

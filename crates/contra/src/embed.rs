@@ -76,7 +76,7 @@ pub fn write_index(path: &Path, index: &EmbeddingIndex) -> Result<()> {
     meta.insert("contra.kind".into(), "embeddings".into());
     let out = safetensors::serialize(views, Some(meta))
         .map_err(|e| Error::format(path, format!("cannot serialise: {e}")))?;
-    write_atomic(path, &out)
+    write_atomic(path, &crate::checkpoint::sorted_header(out))
 }
 
 /// Read an index written by [`write_index`]; anything else is an error naming the file and

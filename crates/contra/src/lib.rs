@@ -1,7 +1,7 @@
 //! contra: contrastive representation learning on burn.
 //!
 //! The pieces are layered along the data flow, each using only those below it: core types
-//! ([`error`], [`rng`], [`seeding`], [`features`], [`device`], [`checkpoint`]) -> [`data`] ->
+//! ([`error`], [`rng`], [`seeding`], [`features`], [`device`], [`dist`], [`checkpoint`]) -> [`data`] ->
 //! [`augment`] -> [`encoders`] -> [`heads`] -> [`losses`] -> [`methods`] -> [`optim`] ->
 //! [`recipe`] (one TOML file naming every component) -> [`train`] -> [`eval`] -> [`embed`] ->
 //! [`search`] -> [`run_report`] -> [`workflow`] (what the command line runs).
@@ -10,6 +10,7 @@ pub mod augment;
 pub mod checkpoint;
 pub mod data;
 pub mod device;
+pub mod dist;
 pub mod embed;
 pub mod encoders;
 pub mod error;

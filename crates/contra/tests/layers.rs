@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("rng", 1),
     ("tensor_util", 1),
     ("device", 1),
+    ("dist", 2),
     ("runtime", 1),
     ("progress", 1),
     ("image", 1),

@@ -89,6 +89,7 @@ fn resnet18_has_torchvisions_parameter_count_and_shapes() {
     let e = contra::seeding::try_seeded(&d, 0, || {
         EncoderSpec::SmallCnn(SmallCnnConfig {
             widths: [8, 16, 32, 48],
+            ..Default::default()
         })
         .init(1, &d)
     })
@@ -664,6 +665,7 @@ fn init_starts_any_method_from_another_runs_encoder_and_head() {
     let mut wider = Recipe::default_recipe();
     wider.encoder = EncoderSpec::SmallCnn(SmallCnnConfig {
         widths: [32, 64, 128, 256],
+        ..Default::default()
     });
     let e = contra::train::init_from(contra::train::build_model(&wider, 1, &cpu).unwrap(), &file)
         .unwrap_err()

@@ -49,6 +49,9 @@ impl ForModality for Embed<'_> {
     fn run<M: Modality>(self) -> Result<()> {
         let l: Loaded<M> = self.a.model.load(self.file)?;
         let f = export_embeddings(&l, &self.a.split, &self.a.out)?;
+        if !contra::dist::is_first() {
+            return Ok(()); // rank 0 wrote the files
+        }
         println!(
             "wrote {} embeddings of dimension {} to {}",
             f.rows,

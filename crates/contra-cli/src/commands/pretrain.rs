@@ -111,20 +111,34 @@ impl ForModality for Pretrain<'_> {
         let (a, recipe) = (self.args, self.recipe);
         let splits = M::load(recipe)?;
         let out = recipe.out_dir();
-        eprintln!(
-            "contra pretrain: {} ({}) -> {}",
-            recipe.name,
-            M::describe(&splits.train),
-            out.display()
-        );
-        if let Some(path) = contra::workflow::record_split(&out, &splits)? {
-            eprintln!("the split's files: {}", path.display());
+        let (rank, ranks) = contra::dist::rank_and_size();
+        if rank == 0 {
+            let across = if ranks > 1 {
+                format!(", {ranks} processes")
+            } else {
+                String::new()
+            };
+            eprintln!(
+                "contra pretrain: {} ({}{across}) -> {}",
+                recipe.name,
+                M::describe(&splits.train),
+                out.display()
+            );
+            if let Some(path) = contra::workflow::record_split(&out, &splits)? {
+                eprintln!("the split's files: {}", path.display());
+            }
         }
         let opts = TrainOptions {
             resume: a.resume,
             quiet: !contra::progress::enabled(),
         };
         let report = M::pretrain(recipe, &splits.train, &opts)?;
+        // Across processes, rank 0 reports and evaluates alone; the others are done.
+        let first = contra::dist::is_first();
+        contra::dist::leave();
+        if !first {
+            return Ok(());
+        }
         if report.steps == 0 {
             println!(
                 "trained 0 steps: the model is kept as it starts (pretrained parts as shipped)"
@@ -138,6 +152,12 @@ impl ForModality for Pretrain<'_> {
                 report.views_per_second,
                 100.0 * report.data_wait_fraction
             );
+            if ranks > 1 {
+                println!(
+                    "{ranks} processes: {:.1} kB sent per step by rank 0",
+                    report.bytes_sent_per_step / 1e3
+                );
+            }
         }
         println!("model: {}", out.join("model.safetensors").display());
         if a.no_eval {

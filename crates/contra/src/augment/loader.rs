@@ -312,10 +312,22 @@ impl<B: Send + 'static> EpochLoader<B> {
         epoch: u64,
         skip: usize,
     ) -> Self {
+        Self::start_shard(source, cfg, epoch, skip, (0, 1))
+    }
+
+    /// The same for rank `rank` of `ranks`: its share of every batch
+    /// ([`share`](crate::dist::share)), made from the same epoch order.
+    pub fn start_shard<S: BatchSource<Batch = B>>(
+        source: Arc<S>,
+        cfg: LoaderConfig,
+        epoch: u64,
+        skip: usize,
+        (rank, ranks): (usize, usize),
+    ) -> Self {
         let (tx, rx) = sync_channel(cfg.prefetch.max(1));
         let handle = std::thread::Builder::new()
             .name("contra-loader".into())
-            .spawn(move || produce(source, cfg, epoch, skip, tx))
+            .spawn(move || produce(source, cfg, epoch, skip, (rank, ranks), tx))
             .expect("spawning the loader thread");
         Self {
             rx: Some(rx),
@@ -336,6 +348,7 @@ fn produce<S: BatchSource>(
     cfg: LoaderConfig,
     epoch: u64,
     skip: usize,
+    (rank, ranks): (usize, usize),
     tx: SyncSender<Result<S::Batch>>,
 ) {
     let pool = rayon::ThreadPoolBuilder::new()
@@ -347,6 +360,7 @@ fn produce<S: BatchSource>(
     let n = batches_per_epoch(source.count(), cfg.batch_size).min(order.len() / cfg.batch_size);
     for b in skip..n {
         let idx = &order[b * cfg.batch_size..(b + 1) * cfg.batch_size];
+        let idx = &idx[crate::dist::share(idx.len(), rank, ranks)];
         let batch = pool.install(|| source.make_batch(&cfg, epoch, idx));
         let failed = batch.is_err();
         if tx.send(batch).is_err() || failed {

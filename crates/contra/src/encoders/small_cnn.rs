@@ -1,5 +1,7 @@
 //! A small convolutional encoder: four blocks of 3x3 convolution, BatchNorm and ReLU, with
-//! 2x2 max-pooling after the first three, then global average pooling.
+//! 2x2 max-pooling after the first three, then global average pooling. Without BatchNorm
+//! (`batch_norm = false`) the convolutions have biases, and every item's features depend on
+//! that item alone (a data-parallel run then computes exactly what one process does).
 
 use super::global_avg_pool;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -12,23 +14,27 @@ use serde::{Deserialize, Serialize};
 #[derive(Module, Debug)]
 pub struct ConvBlock {
     conv: Conv2d,
-    norm: BatchNorm,
+    norm: Option<BatchNorm>,
 }
 
 impl ConvBlock {
-    pub fn new(cin: usize, cout: usize, device: &Device) -> Self {
+    pub fn new(cin: usize, cout: usize, batch_norm: bool, device: &Device) -> Self {
         let conv = Conv2dConfig::new([cin, cout], [3, 3])
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-            .with_bias(false)
+            .with_bias(!batch_norm)
             .init(device);
         Self {
             conv,
-            norm: BatchNormConfig::new(cout).init(device),
+            norm: batch_norm.then(|| BatchNormConfig::new(cout).init(device)),
         }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.norm.forward(self.conv.forward(x)))
+        let x = self.conv.forward(x);
+        relu(match &self.norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        })
     }
 }
 
@@ -44,12 +50,15 @@ pub struct SmallCnn {
 pub struct SmallCnnConfig {
     /// Channel widths of the four blocks.
     pub widths: [usize; 4],
+    /// BatchNorm after each convolution (else a bias).
+    pub batch_norm: bool,
 }
 
 impl Default for SmallCnnConfig {
     fn default() -> Self {
         Self {
             widths: [32, 64, 128, 256],
+            batch_norm: true,
         }
     }
 }
@@ -71,7 +80,7 @@ impl SmallCnnConfig {
             .widths
             .iter()
             .map(|&w| {
-                let b = ConvBlock::new(cin, w, device);
+                let b = ConvBlock::new(cin, w, self.batch_norm, device);
                 cin = w;
                 b
             })
@@ -97,6 +106,9 @@ impl SmallCnn {
     }
 
     pub fn output_dim(&self) -> usize {
-        self.blocks.last().map_or(0, |b| b.norm.gamma.dims()[0])
+        // The lazy shape: reading the weight itself would draw it out of the seeded order.
+        self.blocks
+            .last()
+            .map_or(0, |b| b.conv.weight.lazy_shape()[0])
     }
 }

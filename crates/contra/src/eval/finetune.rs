@@ -372,6 +372,7 @@ mod tests {
                 Encoder::SmallCnn(
                     crate::encoders::SmallCnnConfig {
                         widths: [4, 4, 8, 8],
+                        ..Default::default()
                     }
                     .init(1, &device),
                 )

@@ -14,6 +14,7 @@
 //! it and a resumed run continues with the same negatives.
 
 use super::{Method, MethodConfig, Model, Parts, Views};
+use crate::dist::gather_rows;
 use crate::encoders::{Backbone, Encoder};
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
@@ -66,6 +67,10 @@ pub(super) fn check_momentum(momentum: f64) -> Result<()> {
 }
 
 impl MethodConfig for MoCoConfig {
+    fn across_processes(&self) -> bool {
+        true
+    }
+
     fn validate(&self) -> Result<()> {
         super::check_temperature(self.temperature)?;
         check_momentum(self.momentum)?;
@@ -291,6 +296,9 @@ impl<E: Backbone> Method for MoCo<E> {
                     .forward_rows(views[1].clone(), Some(&keys[1].network(1))),
             )
             .detach();
+        // Across processes: every rank's queries (this rank's live) and keys, so that the
+        // queue receives the keys of the global batch.
+        let (q, k) = (gather_rows(q), gather_rows(k));
         let queue = self.queue.value_sync();
         let loss = InfoNceLoss::new(self.temperature).forward(
             q,

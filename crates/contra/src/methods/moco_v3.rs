@@ -15,6 +15,7 @@
 
 use super::moco::{MomentumSchedule, check_momentum, ema, key_copy, momentum_at};
 use super::{Method, MethodConfig, Model, Parts, Views};
+use crate::dist::gather_rows;
 use crate::encoders::{Backbone, Encoder};
 use crate::error::Result;
 use crate::heads::ProjectionHead;
@@ -43,6 +44,10 @@ impl Default for MoCoV3Config {
 }
 
 impl MethodConfig for MoCoV3Config {
+    fn across_processes(&self) -> bool {
+        true
+    }
+
     fn validate(&self) -> Result<()> {
         super::check_temperature(self.temperature)?;
         check_momentum(self.momentum)
@@ -146,8 +151,15 @@ impl<E: Backbone> Method for MoCoV3<E> {
             .forward(self.key_encoder.forward_rows(x, Some(&keys.network(1))))
             .detach();
         let ctr = InfoNceLoss::new(self.temperature);
-        let (q1, q2) = (q.clone().narrow(0, 0, n), q.narrow(0, n, n));
-        let (k1, k2) = (k.clone().narrow(0, 0, n), k.narrow(0, n, n));
+        // Across processes: every rank's rows (this rank's queries live).
+        let (q1, q2) = (
+            gather_rows(q.clone().narrow(0, 0, n)),
+            gather_rows(q.narrow(0, n, n)),
+        );
+        let (k1, k2) = (
+            gather_rows(k.clone().narrow(0, 0, n)),
+            gather_rows(k.narrow(0, n, n)),
+        );
         let loss =
             ctr.forward(q1, k2, &Negatives::InBatch) + ctr.forward(q2, k1, &Negatives::InBatch);
         loss.mul_scalar(2.0 * self.temperature)

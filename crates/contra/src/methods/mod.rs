@@ -68,6 +68,11 @@ pub trait MethodConfig {
     fn queue_size(&self) -> Option<usize> {
         None
     }
+    /// Whether the method trains across processes: its loss gathers every rank's rows
+    /// (`dist::gather_rows`), so that each rank computes the loss of the global batch.
+    fn across_processes(&self) -> bool {
+        false
+    }
 }
 
 /// The `[method]` table (`kind` names the method, the other keys are its own settings, each
@@ -153,6 +158,11 @@ impl MethodSpec {
     /// The size of the queue or support set the method keeps, if it keeps one.
     pub fn queue_size(&self) -> Option<usize> {
         self.config().queue_size()
+    }
+
+    /// Whether the method trains across processes (its loss sees the global batch).
+    pub fn across_processes(&self) -> bool {
+        self.config().across_processes()
     }
 
     /// Whether the method trains only text encoders (in-batch negatives, SimCSE).

@@ -16,6 +16,7 @@
 
 use super::moco::enqueue;
 use super::{Method, MethodConfig, Model, Parts, Views};
+use crate::dist::gather_rows;
 use crate::encoders::{Backbone, Encoder};
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
@@ -44,6 +45,10 @@ impl Default for NnclrConfig {
 }
 
 impl MethodConfig for NnclrConfig {
+    fn across_processes(&self) -> bool {
+        true
+    }
+
     fn validate(&self) -> Result<()> {
         super::check_temperature(self.temperature)?;
         if self.queue_size == 0 {
@@ -140,14 +145,19 @@ impl<E: Backbone> Method for Nnclr<E> {
         let (x, keys) = batch.all();
         let z = self.head.forward(self.encoder.forward_rows(x, Some(&keys)));
         let p = self.predictor.forward(z.clone());
+        // Across processes: every rank's rows (this rank's live); the support set receives
+        // the global batch.
+        let z_a = gather_rows(z.clone().narrow(0, 0, n));
+        let z_b = gather_rows(z.narrow(0, n, n));
+        let (p_a, p_b) = (
+            gather_rows(p.clone().narrow(0, 0, n)),
+            gather_rows(p.narrow(0, n, n)),
+        );
         let support = self.support.value_sync();
-        let nn_a = nearest_in(&support, z.clone().narrow(0, 0, n));
-        let z_b = z.narrow(0, n, n);
+        let nn_a = nearest_in(&support, z_a);
         let nn_b = nearest_in(&support, z_b.clone());
         let ntx = NtXentLoss::new(self.temperature);
-        let loss = (ntx.forward(nn_a, p.clone().narrow(0, n, n))
-            + ntx.forward(nn_b, p.narrow(0, 0, n)))
-        .mul_scalar(0.5);
+        let loss = (ntx.forward(nn_a, p_b) + ntx.forward(nn_b, p_a)).mul_scalar(0.5);
         self.support
             .update(enqueue(support, l2_normalize(z_b.detach())));
         loss

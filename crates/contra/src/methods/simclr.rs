@@ -3,6 +3,7 @@
 //! (Yeh et al. 2022), which drop the positive from the denominator.
 
 use super::{Method, MethodConfig, Model, Parts, Views};
+use crate::dist::gather_rows;
 use crate::encoders::{Backbone, Encoder};
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
@@ -42,6 +43,10 @@ pub enum PairLoss {
 }
 
 impl MethodConfig for SimClrConfig {
+    fn across_processes(&self) -> bool {
+        true
+    }
+
     fn validate(&self) -> Result<()> {
         super::check_temperature(self.temperature)?;
         if self.dclw_sigma.is_nan() || self.dclw_sigma <= 0.0 {
@@ -127,8 +132,9 @@ impl<E: Backbone> Method for SimClr<E> {
         let n = batch.items();
         let (x, keys) = batch.all();
         let z = self.head.forward(self.encoder.forward_rows(x, Some(&keys)));
-        let z_a = z.clone().narrow(0, 0, n);
-        let z_b = z.narrow(0, n, n);
+        // Across processes: every rank's rows, this rank's live (global negatives).
+        let z_a = gather_rows(z.clone().narrow(0, 0, n));
+        let z_b = gather_rows(z.narrow(0, n, n));
         self.objective.forward(z_a, z_b)
     }
 

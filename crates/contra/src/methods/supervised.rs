@@ -4,6 +4,7 @@
 //! class-balanced sampler (`train.per_class`, P classes x K items) makes them.
 
 use super::{Method, MethodConfig, Model, Parts, Views};
+use crate::dist::{gather_rows, gather_u32};
 use crate::encoders::{Backbone, Encoder};
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
@@ -25,6 +26,10 @@ impl Default for SupConConfig {
 }
 
 impl MethodConfig for SupConConfig {
+    fn across_processes(&self) -> bool {
+        true
+    }
+
     fn validate(&self) -> Result<()> {
         super::check_temperature(self.temperature)
     }
@@ -80,6 +85,10 @@ impl Default for TripletConfig {
 }
 
 impl MethodConfig for TripletConfig {
+    fn across_processes(&self) -> bool {
+        true
+    }
+
     fn validate(&self) -> Result<()> {
         if !self.margin.is_finite() || self.margin < 0.0 {
             return Err(Error::config(
@@ -146,19 +155,20 @@ impl<E: Backbone> Method for Supervised<E> {
         let views = &batch.views;
         let (x, keys) = batch.all();
         let z = self.head.forward(self.encoder.forward_rows(x, Some(&keys)));
+        // Across processes: every rank's rows and labels (this rank's rows live), so that
+        // positives, negatives and mined triplets come from the global batch.
+        let per_view: Vec<Tensor<2>> = (0..views.len())
+            .map(|v| gather_rows(z.clone().narrow(0, v * n, n)))
+            .collect();
+        let labels = gather_u32(labels);
         match &self.objective {
-            Objective::SupCon(loss) => {
-                let per_view: Vec<Tensor<2>> = (0..views.len())
-                    .map(|v| z.clone().narrow(0, v * n, n))
-                    .collect();
-                loss.forward(&per_view, Some(labels))
-            }
+            Objective::SupCon(loss) => loss.forward(&per_view, Some(&labels)),
             Objective::Triplet { loss, miner } => {
                 // Every view of every item is an embedding with its item's label.
                 let all: Vec<u32> = (0..views.len())
                     .flat_map(|_| labels.iter().copied())
                     .collect();
-                loss.forward(z, &all, *miner).loss
+                loss.forward(Tensor::cat(per_view, 0), &all, *miner).loss
             }
         }
     }

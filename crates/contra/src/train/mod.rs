@@ -2,6 +2,7 @@
 //! and schedule of the recipe, a progress line, a JSONL metrics log, and checkpoints that let
 //! `--resume` continue a killed run to the same result as an uninterrupted one.
 
+pub mod data_parallel;
 pub mod progress;
 
 use crate::augment::loader::{BatchSource, EpochLoader, LoaderConfig, batches_per_epoch};
@@ -74,6 +75,13 @@ struct TrainerState {
     last_loss: f32,
     seed: u64,
     recipe: String,
+    /// The processes that trained it (1 alone); a run resumes with as many.
+    #[serde(default = "one_rank")]
+    ranks: usize,
+}
+
+fn one_rank() -> usize {
+    1
 }
 
 fn save_checkpoint<M: burn::module::Module>(
@@ -255,6 +263,9 @@ pub struct TrainReport<M> {
     /// Fraction of the wall time the trainer spent waiting for batches.
     pub data_wait_fraction: f64,
     pub seconds: f64,
+    /// Across processes: the bytes this rank sent per step (gradients and its rows of the
+    /// gathered embeddings); 0 alone.
+    pub bytes_sent_per_step: f64,
 }
 
 impl<M> TrainReport<M> {
@@ -267,6 +278,7 @@ impl<M> TrainReport<M> {
             views_per_second: self.views_per_second,
             data_wait_fraction: self.data_wait_fraction,
             seconds: self.seconds,
+            bytes_sent_per_step: self.bytes_sent_per_step,
         }
     }
 }
@@ -381,6 +393,35 @@ pub fn run_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
     monitors: Monitors<M>,
 ) -> Result<TrainReport<M>> {
     let bs = spec.loader.batch_size;
+    // Across processes every rank runs this loop on its share of each global batch; rank 0
+    // alone writes the run's files.
+    let group = crate::dist::group();
+    let (rank, ranks) = crate::dist::rank_and_size();
+    if bs < ranks {
+        return Err(Error::config(
+            "train.batch_size",
+            format!("{bs} is smaller than the {ranks} processes: each needs an item"),
+        ));
+    }
+    if ranks > 1 {
+        match &spec.record {
+            Some(recipe) if !recipe.method.across_processes() => {
+                return Err(Error::config(
+                    "method.kind",
+                    format!(
+                        "`{}` does not train across processes yet (simclr, moco, moco_v3, nnclr, supcon and triplet do): run it without mpirun",
+                        recipe.method.name()
+                    ),
+                ));
+            }
+            None => {
+                return Err(Error::other(
+                    "fine-tuning runs in one process: run it without mpirun",
+                ));
+            }
+            _ => {}
+        }
+    }
     let steps_per_epoch = batches_per_epoch(source.count(), bs) as u64;
     if steps_per_epoch == 0 {
         return Err(Error::config(
@@ -403,6 +444,7 @@ pub fn run_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
         last_loss: f32::NAN,
         seed: spec.loader.seed,
         recipe: String::new(),
+        ranks,
     };
     let mut record = match &spec.record {
         None => None,
@@ -429,52 +471,80 @@ pub fn run_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
                         "cannot resume: the checkpoint was written by a different recipe",
                     ));
                 }
+                if s.ranks != ranks {
+                    return Err(Error::format(
+                        &path,
+                        format!(
+                            "cannot resume: the run trained in {} process(es), this is {ranks}; resume with `mpirun -n {}`",
+                            s.ranks, s.ranks
+                        ),
+                    ));
+                }
                 model = m;
                 state = s;
-                truncate_metrics(&files.metrics(), state.global_step)?;
-            } else {
+                if rank == 0 {
+                    truncate_metrics(&files.metrics(), state.global_step)?;
+                }
+            } else if rank == 0 {
                 std::fs::create_dir_all(&files.dir).map_err(|e| Error::io(&files.dir, e))?;
                 write_atomic(&files.metrics(), b"")?;
             }
-            write_atomic(&files.recipe(), recipe_text.as_bytes())?;
-            let log = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(files.metrics())
-                .map_err(|e| Error::io(files.metrics(), e))?;
-            Some(Record {
-                files,
-                log,
-                recipe_text,
-                metadata: spec.metadata.clone(),
-            })
+            if rank > 0 {
+                // Every rank has loaded the checkpoint before rank 0 may overwrite it.
+                crate::dist::barrier();
+                None
+            } else {
+                crate::dist::barrier();
+                write_atomic(&files.recipe(), recipe_text.as_bytes())?;
+                let log = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(files.metrics())
+                    .map_err(|e| Error::io(files.metrics(), e))?;
+                Some(Record {
+                    files,
+                    log,
+                    recipe_text,
+                    metadata: spec.metadata.clone(),
+                })
+            }
         }
     };
 
-    let mut progress = Progress::new(!opts.quiet, total);
+    let mut progress = Progress::new(!opts.quiet && rank == 0, total);
+    let sent_before = group.as_ref().map_or(0, |g| g.bytes_sent());
     let started = Instant::now();
     let mut waited = std::time::Duration::ZERO;
     let mut views = 0u64;
     let mut steps_here = 0u64;
     while state.epoch < epochs {
         let epoch = state.epoch;
-        let mut loader = EpochLoader::start(
+        let mut loader = EpochLoader::start_shard(
             source.clone(),
             spec.loader.clone(),
             epoch,
             state.step_in_epoch,
+            (rank, ranks),
         );
         let mut epoch_loss = 0f64;
         let mut epoch_steps = 0u64;
         for batch in loader.by_ref() {
-            let views_here = M::views_in(&batch);
+            let mut views_here = M::views_in(&batch);
             let lr = schedule.lr(state.global_step);
-            let (loss_value, grads) = model.batch_gradients(batch, device);
+            let (loss_value, mut grads) = model.batch_gradients(batch, device);
             if !loss_value.is_finite() {
                 return Err(Error::other(format!(
                     "loss became {loss_value} at step {} (epoch {epoch}); lower the learning rate or raise the temperature",
                     state.global_step
                 )));
+            }
+            if let Some(group) = &group {
+                // Every rank computed the loss of the global batch (the same value) and the
+                // gradient through its own rows: their sum is the whole gradient.
+                grads = data_parallel::all_reduce_gradients(&model, grads, group.as_ref());
+                let mut global = [views_here as f32];
+                group.all_reduce_sum(&mut global);
+                views_here = global[0] as u64;
             }
             model = opt.step(lr, model, grads);
             model = model.after_optimizer_step(state.global_step, total);
@@ -526,7 +596,7 @@ pub fn run_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
                 record.line(serde_json::json!({"step": state.global_step, "epoch": epoch, "epoch_mean_loss": epoch_loss / epoch_steps as f64}))?;
             }
         }
-        if let Some(knn_accuracy) = &monitors.knn_accuracy {
+        if let Some(knn_accuracy) = monitors.knn_accuracy.as_ref().filter(|_| rank == 0) {
             let acc = knn_accuracy(&model);
             if let Some(record) = record.as_mut() {
                 record.line(serde_json::json!({"step": state.global_step, "epoch": epoch, "knn_accuracy": acc}))?;
@@ -551,6 +621,9 @@ pub fn run_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
         views_per_second: views as f64 / seconds.max(1e-9),
         data_wait_fraction: waited.as_secs_f64() / seconds.max(1e-9),
         seconds,
+        bytes_sent_per_step: group.as_ref().map_or(0.0, |g| {
+            (g.bytes_sent() - sent_before) as f64 / steps_here.max(1) as f64
+        }),
     })
 }
 

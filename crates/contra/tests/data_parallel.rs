@@ -1,0 +1,286 @@
+//! Training across processes computes what one process computes: ranks that are threads of
+//! this process (the same arithmetic as MPI ranks; `tests/mpi.rs` runs real ones), each with
+//! its share of the global batch, against one process on the whole batch.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use contra::augment::loader::{BatchSource, ImageViews, ViewBatch};
+use contra::data::digits;
+use contra::dist::{self, Collective};
+use contra::encoders::{EncoderSpec, SmallCnnConfig};
+use contra::methods::{MethodSpec, MoCoConfig, Model, SimClrConfig, SupConConfig, Trainable};
+use contra::recipe::Recipe;
+use contra::train::data_parallel::all_reduce_gradients;
+use contra::train::{Monitors, TrainOptions, build_model, loader_config, train_loop};
+use std::sync::Arc;
+
+/// A recipe whose networks have no BatchNorm: every item's features depend on it alone.
+fn recipe(method: MethodSpec, batch_size: usize) -> Recipe {
+    let mut r = Recipe::default_recipe();
+    r.encoder = EncoderSpec::SmallCnn(SmallCnnConfig {
+        widths: [8, 8, 16, 16],
+        batch_norm: false,
+    });
+    r.head.batch_norm = false;
+    r.head.hidden_dim = 32;
+    r.head.output_dim = 16;
+    r.method = method;
+    r.train.batch_size = batch_size;
+    r.train.workers = 1;
+    r
+}
+
+fn methods() -> Vec<(&'static str, MethodSpec)> {
+    vec![
+        ("simclr", MethodSpec::Simclr(SimClrConfig::default())),
+        (
+            "supcon",
+            MethodSpec::Supcon(SupConConfig { temperature: 0.3 }),
+        ),
+        (
+            "moco",
+            MethodSpec::Moco(MoCoConfig {
+                queue_size: 24,
+                ..Default::default()
+            }),
+        ),
+    ]
+}
+
+fn source(recipe: &Recipe, items: usize) -> Arc<ImageViews> {
+    let train = digits::splits().train.take(items);
+    let pipeline = recipe.pipeline(&train).unwrap();
+    Arc::new(ImageViews {
+        data: train,
+        pipeline,
+    })
+}
+
+fn autodiff() -> Device {
+    contra::device::parse("cpu").unwrap().autodiff()
+}
+
+/// Every parameter's gradient, in the model's order (zeros where it has none).
+fn flat_gradients(model: &Model, grads: &GradientsParams) -> Vec<f32> {
+    struct Flat<'a>(&'a GradientsParams, Vec<f32>);
+    impl ModuleVisitor for Flat<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            match self.0.get::<D>(param.id) {
+                Some(g) => self.1.extend(contra::tensor_util::to_vec(g)),
+                None => {
+                    let n: usize = param.val().dims().iter().product();
+                    self.1.extend(std::iter::repeat_n(0.0, n));
+                }
+            }
+        }
+    }
+    let mut flat = Flat(grads, Vec::new());
+    model.visit(&mut flat);
+    flat.1
+}
+
+/// Every tensor the model file keeps (MoCo's queue included), in key order.
+fn flat_weights(model: &Model) -> Vec<f32> {
+    contra::checkpoint::module_tensors(model)
+        .into_values()
+        .flat_map(|t| t.data)
+        .collect()
+}
+
+/// The largest difference relative to the largest magnitude.
+fn relative_difference(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0f64, |m, &x| m.max(x.abs() as f64));
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(0f64, |m, (&x, &y)| m.max((x as f64 - y as f64).abs()));
+    diff / scale.max(1e-30)
+}
+
+/// The first global batch of epoch 0 (its items in the loader's order), or rank `rank`'s
+/// share of it.
+fn batch(recipe: &Recipe, source: &ImageViews, rank: usize, ranks: usize) -> ViewBatch {
+    let cfg = loader_config(recipe);
+    let order = source.epoch_order(&cfg, 0);
+    let global = &order[..cfg.batch_size];
+    let share = &global[dist::share(global.len(), rank, ranks)];
+    source.make_batch(&cfg, 0, share).unwrap()
+}
+
+/// Run `f` on every rank of a group of `ranks` threads; the results in rank order.
+fn on_ranks<T: Send>(ranks: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = dist::local_group(ranks)
+            .into_iter()
+            .enumerate()
+            .map(|(rank, group)| {
+                s.spawn(move || dist::within(group as Box<dyn Collective>, || f(rank)))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// A loss value and the flattened gradient.
+type LossAndGradient = (f32, Vec<f32>);
+
+/// One process's loss and gradient on the global batch, and every rank's after the
+/// all-reduce; with `gather` false each rank works alone on its share (local negatives).
+fn gradients(
+    recipe: &Recipe,
+    source: &ImageViews,
+    ranks: usize,
+    gather: bool,
+) -> (LossAndGradient, Vec<LossAndGradient>) {
+    let ad = autodiff();
+    let model = build_model(recipe, 1, &ad).unwrap();
+    let (loss, grads) = model.batch_gradients(batch(recipe, source, 0, 1), &ad);
+    let single = (loss, flat_gradients(&model, &grads));
+    let per_rank = on_ranks(ranks, |rank| {
+        let model = build_model(recipe, 1, &ad).unwrap();
+        let share = batch(recipe, source, rank, ranks);
+        let (loss, grads) = if gather {
+            model.batch_gradients(share, &ad)
+        } else {
+            // The bug the peers report: negatives from this rank's share only.
+            let group = dist::group().unwrap();
+            let alone = dist::local_group(1).pop().unwrap();
+            let (loss, grads) = dist::within(alone as Box<dyn Collective>, || {
+                model.batch_gradients(share, &ad)
+            });
+            let scale = 1.0 / ranks as f32; // each rank's mean loss: average them
+            let grads = all_reduce_gradients(&model, grads, group.as_ref());
+            let flat: Vec<f32> = flat_gradients(&model, &grads)
+                .into_iter()
+                .map(|g| g * scale)
+                .collect();
+            return (loss, flat);
+        };
+        let grads = all_reduce_gradients(&model, grads, dist::group().unwrap().as_ref());
+        (loss, flat_gradients(&model, &grads))
+    });
+    (single, per_rank)
+}
+
+#[test]
+fn every_rank_has_the_single_process_gradient_at_two_and_three_ranks() {
+    for (name, method) in methods() {
+        // 10 items: 5 + 5 at two ranks, 4 + 3 + 3 at three.
+        let recipe = recipe(method, 10);
+        let source = source(&recipe, 40);
+        for ranks in [2, 3] {
+            let ((loss, single), per_rank) = gradients(&recipe, &source, ranks, true);
+            for (rank, (l, g)) in per_rank.iter().enumerate() {
+                assert!(
+                    ((l - loss) / loss).abs() < 1e-5,
+                    "{name} at {ranks} ranks, rank {rank}: loss {l} against {loss}"
+                );
+                let rel = relative_difference(g, &single);
+                assert!(
+                    rel < 1e-5,
+                    "{name} at {ranks} ranks, rank {rank}: gradient differs by {rel:.2e}"
+                );
+            }
+            // The all-reduce gives every rank the same bits.
+            assert!(per_rank.iter().all(|(_, g)| g == &per_rank[0].1));
+        }
+    }
+}
+
+#[test]
+fn local_negatives_give_another_gradient() {
+    // MoCo's negatives are its queue: local keys change it from the second step on, which
+    // the three-step test sees.
+    for (name, method) in methods().into_iter().filter(|(n, _)| *n != "moco") {
+        let recipe = recipe(method, 10);
+        let source = source(&recipe, 40);
+        let ((_, single), per_rank) = gradients(&recipe, &source, 2, false);
+        let rel = relative_difference(&per_rank[0].1, &single);
+        assert!(
+            rel > 1e-2,
+            "{name}: local negatives should change the gradient, differ by {rel:.2e}"
+        );
+    }
+}
+
+#[test]
+fn three_steps_on_two_and_three_ranks_end_at_the_single_process_weights() {
+    for (name, method) in methods() {
+        // 30 items, batch 10: three steps.
+        let mut recipe = recipe(method, 10);
+        recipe.train.epochs = 1;
+        let source = source(&recipe, 30);
+        let ad = autodiff();
+        let opts = TrainOptions {
+            resume: false,
+            quiet: true,
+        };
+        let train = |recipe: &Recipe| {
+            let model = build_model(recipe, 1, &ad).unwrap();
+            train_loop(recipe, source.clone(), model, &ad, &opts, Monitors::none()).unwrap()
+        };
+        let dir = tempdir(name);
+        recipe.train.out = Some(dir.join("one"));
+        let single = train(&recipe);
+        assert_eq!(single.steps, 3);
+        let single_weights = flat_weights(&single.model);
+        for ranks in [2, 3] {
+            let mut recipe = recipe.clone();
+            recipe.train.out = Some(dir.join(format!("ranks{ranks}")));
+            let reports = on_ranks(ranks, |_| {
+                let r = train(&recipe);
+                (r.final_loss, flat_weights(&r.model))
+            });
+            for (rank, (loss, weights)) in reports.iter().enumerate() {
+                let rel = relative_difference(weights, &single_weights);
+                assert!(
+                    rel < 1e-5,
+                    "{name} at {ranks} ranks, rank {rank}: weights differ by {rel:.2e}"
+                );
+                assert!(((loss - single.final_loss) / single.final_loss).abs() < 1e-5);
+            }
+            // Rank 0 alone wrote the run's files, and the checkpoint says how many ranks.
+            let out = dir.join(format!("ranks{ranks}"));
+            assert!(out.join("model.safetensors").is_file());
+            let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+            assert_eq!(
+                text.lines().filter(|l| l.contains("\"loss\"")).count(),
+                3,
+                "one metrics line per step"
+            );
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
+#[test]
+fn methods_without_global_negatives_are_refused_across_processes() {
+    let recipe = recipe(MethodSpec::Byol(Default::default()), 10);
+    let source = source(&recipe, 20);
+    let errors = on_ranks(2, |_| {
+        let ad = autodiff();
+        let model = build_model(&recipe, 1, &ad).unwrap();
+        let opts = TrainOptions {
+            resume: false,
+            quiet: true,
+        };
+        train_loop(&recipe, source.clone(), model, &ad, &opts, Monitors::none())
+            .unwrap_err()
+            .to_string()
+    });
+    for e in errors {
+        assert!(e.contains("method.kind") && e.contains("byol"), "{e}");
+    }
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "contra-data-parallel-{name}-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
