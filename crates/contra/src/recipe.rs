@@ -170,6 +170,14 @@ pub struct TrainSpec {
     pub out: Option<PathBuf>,
     /// `cpu`, `cuda:N`, `tch-cpu` or `tch-cuda:N`.
     pub device: String,
+    /// Across processes (`mpirun`), BatchNorm normalises by the statistics of the global
+    /// batch (every rank's items), as one process would; `false`: each rank's own share.
+    #[serde(skip_serializing_if = "is_true")]
+    pub sync_batch_norm: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl Default for TrainSpec {
@@ -188,6 +196,7 @@ impl Default for TrainSpec {
             checkpoint_every: 0,
             out: None,
             device: "cpu".into(),
+            sync_batch_norm: true,
         }
     }
 }

@@ -17,15 +17,25 @@ use std::sync::Arc;
 
 /// A recipe whose networks have no BatchNorm: every item's features depend on it alone.
 fn recipe(method: MethodSpec, batch_size: usize) -> Recipe {
+    with_batch_norm(method, batch_size, false)
+}
+
+/// The same networks with BatchNorm in the encoder and the head (synchronised across ranks).
+fn with_batch_norm(method: MethodSpec, batch_size: usize, batch_norm: bool) -> Recipe {
     let mut r = Recipe::default_recipe();
     r.encoder = EncoderSpec::SmallCnn(SmallCnnConfig {
         widths: [8, 8, 16, 16],
-        batch_norm: false,
+        batch_norm,
     });
-    r.head.batch_norm = false;
+    r.head.batch_norm = batch_norm;
     r.head.hidden_dim = 32;
     r.head.output_dim = 16;
     r.method = method;
+    // The default recipe's rate (0.3 at batch 256) scaled down towards these small batches.
+    r.optimizer = contra::optim::OptimizerSpec::Sgd(contra::optim::SgdConfig {
+        lr: 0.05,
+        ..Default::default()
+    });
     r.train.batch_size = batch_size;
     r.train.workers = 1;
     r
@@ -140,6 +150,7 @@ fn gradients(
     let (loss, grads) = model.batch_gradients(batch(recipe, source, 0, 1), &ad);
     let single = (loss, flat_gradients(&model, &grads));
     let per_rank = on_ranks(ranks, |rank| {
+        dist::set_sync_batch_norm(recipe.train.sync_batch_norm);
         let model = build_model(recipe, 1, &ad).unwrap();
         let share = batch(recipe, source, rank, ranks);
         let (loss, grads) = if gather {
@@ -179,6 +190,7 @@ fn every_rank_has_the_single_process_gradient_at_two_and_three_ranks() {
                     "{name} at {ranks} ranks, rank {rank}: loss {l} against {loss}"
                 );
                 let rel = relative_difference(g, &single);
+                println!("{name} at {ranks} ranks, rank {rank}: gradient {rel:.1e}");
                 assert!(
                     rel < 1e-5,
                     "{name} at {ranks} ranks, rank {rank}: gradient differs by {rel:.2e}"
@@ -187,6 +199,37 @@ fn every_rank_has_the_single_process_gradient_at_two_and_three_ranks() {
             // The all-reduce gives every rank the same bits.
             assert!(per_rank.iter().all(|(_, g)| g == &per_rank[0].1));
         }
+    }
+}
+
+#[test]
+fn synchronised_batch_norm_gives_the_single_process_gradient() {
+    for (name, method) in methods() {
+        let mut recipe = with_batch_norm(method, 10, true);
+        let source = source(&recipe, 30);
+        for ranks in [2, 3] {
+            let ((loss, single), per_rank) = gradients(&recipe, &source, ranks, true);
+            for (rank, (l, g)) in per_rank.iter().enumerate() {
+                assert!(
+                    ((l - loss) / loss).abs() < 1e-5,
+                    "{name}: {l} against {loss}"
+                );
+                let rel = relative_difference(g, &single);
+                println!("{name} at {ranks} ranks, rank {rank}: gradient {rel:.1e}");
+                assert!(
+                    rel < 1e-5,
+                    "{name} with BatchNorm at {ranks} ranks, rank {rank}: gradient differs by {rel:.2e}"
+                );
+            }
+        }
+        // Each rank's own statistics (no synchronisation) train another model.
+        recipe.train.sync_batch_norm = false;
+        let ((_, single), per_rank) = gradients(&recipe, &source, 2, true);
+        let rel = relative_difference(&per_rank[0].1, &single);
+        assert!(
+            rel > 1e-3,
+            "{name}: per-rank BatchNorm differs by only {rel:.2e}"
+        );
     }
 }
 
@@ -208,9 +251,18 @@ fn local_negatives_give_another_gradient() {
 
 #[test]
 fn three_steps_on_two_and_three_ranks_end_at_the_single_process_weights() {
-    for (name, method) in methods() {
+    let cases = methods()
+        .into_iter()
+        .flat_map(|(name, m)| [(name, m.clone(), false), (name, m, true)]);
+    for (name, method, batch_norm) in cases {
+        let name = if batch_norm {
+            format!("{name}-batch-norm")
+        } else {
+            name.to_string()
+        };
+        let name = name.as_str();
         // 30 items, batch 10: three steps.
-        let mut recipe = recipe(method, 10);
+        let mut recipe = with_batch_norm(method, 10, batch_norm);
         recipe.train.epochs = 1;
         let source = source(&recipe, 30);
         let ad = autodiff();
@@ -236,6 +288,7 @@ fn three_steps_on_two_and_three_ranks_end_at_the_single_process_weights() {
             });
             for (rank, (loss, weights)) in reports.iter().enumerate() {
                 let rel = relative_difference(weights, &single_weights);
+                println!("{name} at {ranks} ranks, rank {rank}: weights after 3 steps {rel:.1e}");
                 assert!(
                     rel < 1e-5,
                     "{name} at {ranks} ranks, rank {rank}: weights differ by {rel:.2e}"

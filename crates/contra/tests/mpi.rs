@@ -23,37 +23,50 @@ use std::time::Duration;
 
 const CHILD: &str = "CONTRA_MPI_TEST_DIR";
 
-fn recipe(method: MethodSpec, batch_size: usize) -> Recipe {
+/// Small networks, with BatchNorm (synchronised across ranks) or without.
+fn recipe(method: MethodSpec, batch_size: usize, batch_norm: bool) -> Recipe {
     let mut r = Recipe::default_recipe();
     r.encoder = EncoderSpec::SmallCnn(SmallCnnConfig {
         widths: [8, 8, 16, 16],
-        batch_norm: false,
+        batch_norm,
     });
-    r.head.batch_norm = false;
+    r.head.batch_norm = batch_norm;
     r.head.hidden_dim = 32;
     r.head.output_dim = 16;
     r.method = method;
+    // The default recipe's rate (0.3 at batch 256) scaled down towards these small batches.
+    r.optimizer = contra::optim::OptimizerSpec::Sgd(contra::optim::SgdConfig {
+        lr: 0.05,
+        ..Default::default()
+    });
     r.train.batch_size = batch_size;
     r.train.workers = 1;
     r.train.epochs = 1;
     r
 }
 
-fn methods() -> Vec<(&'static str, MethodSpec)> {
-    vec![
-        ("simclr", MethodSpec::Simclr(SimClrConfig::default())),
-        (
-            "supcon",
-            MethodSpec::Supcon(SupConConfig { temperature: 0.3 }),
-        ),
-        (
-            "moco",
-            MethodSpec::Moco(MoCoConfig {
-                queue_size: 24,
-                ..Default::default()
-            }),
-        ),
-    ]
+const NAMES: [&str; 6] = [
+    "simclr",
+    "supcon",
+    "moco",
+    "simclr-batch-norm",
+    "supcon-batch-norm",
+    "moco-batch-norm",
+];
+
+/// Each method without and with BatchNorm, named as in [`NAMES`].
+fn cases() -> Vec<(&'static str, Recipe)> {
+    let methods = [
+        MethodSpec::Simclr(SimClrConfig::default()),
+        MethodSpec::Supcon(SupConConfig { temperature: 0.3 }),
+        MethodSpec::Moco(MoCoConfig {
+            queue_size: 24,
+            ..Default::default()
+        }),
+    ];
+    let plain = methods.iter().map(|m| recipe(m.clone(), 10, false));
+    let normed = methods.iter().map(|m| recipe(m.clone(), 10, true));
+    NAMES.into_iter().zip(plain.chain(normed)).collect()
 }
 
 fn source(recipe: &Recipe, items: usize) -> Arc<ImageViews> {
@@ -121,10 +134,9 @@ fn check_rank(dir: &Path) {
         .unwrap()
         .parse()
         .unwrap();
-    let cases: Vec<_> = methods()
+    let cases: Vec<_> = cases()
         .into_iter()
-        .map(|(name, method)| {
-            let mut recipe = recipe(method, 10);
+        .map(|(name, mut recipe)| {
             let source = source(&recipe, 30);
             let model = build_model(&recipe, 1, &ad).unwrap();
             let (loss, grads) = model.batch_gradients(batch(&recipe, &source, 0, 1), &ad);
@@ -207,7 +219,7 @@ fn two_and_three_mpi_ranks_train_as_one_process() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(out.status.success(), "mpirun -n {ranks}:\n{text}");
-        for name in ["simclr", "supcon", "moco"] {
+        for name in NAMES {
             for rank in 0..ranks {
                 let line = format!("rank {rank} of {ranks}: {name} gradient and weights match");
                 assert!(text.contains(&line), "missing `{line}` in:\n{text}");

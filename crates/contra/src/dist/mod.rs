@@ -15,8 +15,10 @@
 mod local;
 #[cfg(feature = "mpi")]
 pub mod mpi;
+pub mod rank_sum;
 
 pub use local::local_group;
+pub use rank_sum::rank_sum;
 
 use burn::prelude::*;
 use std::cell::RefCell;
@@ -44,6 +46,53 @@ pub trait Collective {
 
 thread_local! {
     static GROUP: RefCell<Option<Rc<dyn Collective>>> = const { RefCell::new(None) };
+    static SYNC_BATCH_NORM: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Whether BatchNorm in training uses the statistics of the global batch (every rank's
+/// items) rather than of this rank's share: on unless switched off (`train.sync_batch_norm`).
+pub fn set_sync_batch_norm(on: bool) {
+    SYNC_BATCH_NORM.with(|s| s.set(on));
+}
+
+/// `norm` applied to `x` (`[batch, channels, ...]`). In training, in a group, with
+/// synchronisation on: normalised by the mean and (biased) variance of the global batch,
+/// each a [`rank_sum`] of per-channel sums, so that the output and its gradient are those of
+/// one process on the whole batch; the running statistics move as burn's do. Otherwise
+/// burn's own forward.
+pub fn batch_norm<const D: usize>(norm: &burn::nn::BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    let training = x.device().is_autodiff() && norm.training.is_enabled();
+    if !training || group().is_none() || !SYNC_BATCH_NORM.with(|s| s.get()) {
+        return norm.forward(x);
+    }
+    let dims = x.dims();
+    let channels = dims[1];
+    let per_channel = dims.iter().product::<usize>() / channels.max(1);
+    let mut swapped = dims;
+    swapped.swap(0, 1);
+    let flat: Tensor<2> = x.swap_dims(0, 1).reshape([channels, per_channel]);
+    let mut count = [per_channel as f32];
+    all_reduce_sum(&mut count);
+    let n = count[0] as f64;
+    let mean = rank_sum(flat.clone().sum_dim(1)).div_scalar(n);
+    let centered = flat - mean.clone();
+    let variance = rank_sum(centered.clone().powi_scalar(2).sum_dim(1)).div_scalar(n);
+    let gamma = norm.gamma.val().reshape([channels, 1]);
+    let beta = norm.beta.val().reshape([channels, 1]);
+    let out = centered / variance.clone().add_scalar(norm.epsilon).sqrt() * gamma + beta;
+    let device = out.device();
+    let m = norm.momentum;
+    let running_mean = norm.running_mean.value_sync().to_device(&device);
+    let running_var = norm.running_var.value_sync().to_device(&device);
+    norm.running_mean.update(
+        (running_mean.mul_scalar(1.0 - m) + mean.detach().reshape([channels]).mul_scalar(m))
+            .detach(),
+    );
+    norm.running_var.update(
+        (running_var.mul_scalar(1.0 - m) + variance.detach().reshape([channels]).mul_scalar(m))
+            .detach(),
+    );
+    out.reshape(swapped).swap_dims(0, 1)
 }
 
 /// The group this thread works in, if it works in one of more than one rank.

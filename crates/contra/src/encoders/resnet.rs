@@ -5,6 +5,7 @@
 //! feature.
 
 use super::global_avg_pool;
+use crate::dist::batch_norm;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
@@ -57,11 +58,11 @@ impl BasicBlock {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(d) => d.norm.forward(d.conv.forward(x.clone())),
+            Some(d) => batch_norm(&d.norm, d.conv.forward(x.clone())),
             None => x.clone(),
         };
-        let out = relu(self.norm1.forward(self.conv1.forward(x)));
-        let out = self.norm2.forward(self.conv2.forward(out));
+        let out = relu(batch_norm(&self.norm1, self.conv1.forward(x)));
+        let out = batch_norm(&self.norm2, self.conv2.forward(out));
         relu(out + identity)
     }
 }
@@ -124,7 +125,7 @@ impl ResNetConfig {
 
 impl ResNet {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.stem_norm.forward(self.stem.forward(x)));
+        let mut x = relu(batch_norm(&self.stem_norm, self.stem.forward(x)));
         if let Some(p) = &self.stem_pool {
             x = p.forward(x);
         }

@@ -32,7 +32,7 @@ impl ConvBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.conv.forward(x);
         relu(match &self.norm {
-            Some(norm) => norm.forward(x),
+            Some(norm) => crate::dist::batch_norm(norm, x),
             None => x,
         })
     }

@@ -68,7 +68,7 @@ impl ProjectionHead {
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let mut h = self.hidden.forward(x);
         if let Some(n) = &self.norm {
-            h = n.forward(h);
+            h = crate::dist::batch_norm(n, h);
         }
         self.output.forward(relu(h))
     }

@@ -403,6 +403,9 @@ pub fn run_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
             format!("{bs} is smaller than the {ranks} processes: each needs an item"),
         ));
     }
+    if let Some(recipe) = &spec.record {
+        crate::dist::set_sync_batch_norm(recipe.train.sync_batch_norm);
+    }
     if ranks > 1 {
         match &spec.record {
             Some(recipe) if !recipe.method.across_processes() => {
