@@ -63,6 +63,18 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
+    let across = match &cli.command {
+        Command::Pretrain(_) => true,
+        Command::Embed(a) => !a.embeds_text_file(),
+        _ => false,
+    };
+    if !across && contra::dist::rank_and_size().1 > 1 {
+        eprintln!(
+            "error: this command runs in one process (pretraining and `contra embed --model` run across processes): start it without mpirun"
+        );
+        contra::dist::abort(1);
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Pretrain(a) => pretrain::run(a),
         Command::Eval(c) => eval::run(c),

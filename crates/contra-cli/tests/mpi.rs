@@ -258,3 +258,11 @@ fn a_hung_rank_ends_the_job_within_the_timeout() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn commands_of_one_process_refuse_to_run_across_processes() {
+    let out = mpirun(2, &["info"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("runs in one process"), "{err}");
+}

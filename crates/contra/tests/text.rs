@@ -686,3 +686,91 @@ fn bert_gradients_equal_pytorchs() {
         }
     }
 }
+
+/// Across processes (ranks that are threads here; MPI ranks compute the same), in-batch
+/// negatives come from the global batch: each rank's gradient on its share of the pairs,
+/// summed, equals one process's on the whole batch, with GradCache too and with dropout on
+/// (the masks follow the rows' keys). Two and three ranks, uneven shares.
+#[test]
+fn mnrl_across_ranks_has_the_single_process_gradient() {
+    use contra::dist;
+    use contra::methods::mnrl::MnrlConfig;
+    use contra::methods::{Method, Views};
+    let f = fixture("tiny_bert.json");
+    let texts = strs(&f["sentences"]);
+    let dir = SentenceModelDir::open(&fixtures().join("tiny-bert")).unwrap();
+    let ad = cpu().autodiff();
+    let views = Views::new(
+        vec![
+            tokens(&dir, &texts[0..11], &ad),
+            tokens(&dir, &texts[11..22], &ad),
+        ],
+        None,
+    );
+    let model = |mini_batch| {
+        MnrlConfig {
+            mini_batch,
+            ..Default::default()
+        }
+        .init(dir.encoder(&ad).unwrap())
+    };
+    let single = model(0);
+    let (single_loss, grads) = single.gradients(&views);
+    let single_grads = gradients_by_path(&single, &grads);
+    for (ranks, mini_batch) in [(2, 0), (3, 0), (2, 3)] {
+        let results: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = dist::local_group(ranks)
+                .into_iter()
+                .enumerate()
+                .map(|(rank, group)| {
+                    let (views, model, ad) = (&views, &model, &ad);
+                    s.spawn(move || {
+                        dist::within(group, || {
+                            let share = dist::share(views.items(), rank, ranks);
+                            let mut part = Views::new(
+                                views
+                                    .views
+                                    .iter()
+                                    .map(|t| t.rows(share.start, share.len()).trimmed())
+                                    .collect(),
+                                None,
+                            );
+                            part.keys = views
+                                .keys
+                                .iter()
+                                .map(|k| k.slice(share.start, share.len()))
+                                .collect();
+                            let m = model(mini_batch);
+                            let (loss, grads) = m.gradients(&part);
+                            let group = dist::group().unwrap();
+                            let grads = contra::train::data_parallel::all_reduce_gradients(
+                                &m,
+                                grads,
+                                group.as_ref(),
+                            );
+                            let _ = ad;
+                            (loss, gradients_by_path(&m, &grads))
+                        })
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (rank, (loss, grads)) in results.iter().enumerate() {
+            assert!((loss - single_loss).abs() < 1e-5, "{loss} vs {single_loss}");
+            assert_eq!(grads.len(), single_grads.len());
+            let (mut worst, mut scale) = (0f32, 0f32);
+            for (k, g) in grads {
+                for (a, b) in g.iter().zip(&single_grads[k]) {
+                    worst = worst.max((a - b).abs());
+                    scale = scale.max(b.abs());
+                }
+            }
+            assert!(
+                worst / scale < 1e-5,
+                "{ranks} ranks (mini-batch {mini_batch}), rank {rank}: relative difference {:.2e}",
+                worst / scale
+            );
+        }
+    }
+}

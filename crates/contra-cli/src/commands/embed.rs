@@ -22,6 +22,13 @@ pub struct Args {
     out: PathBuf,
 }
 
+impl Args {
+    /// Whether it embeds a text file (one process) rather than a model's data split.
+    pub fn embeds_text_file(&self) -> bool {
+        self.texts.is_some()
+    }
+}
+
 pub fn run(a: Args) -> Result<()> {
     if let Some(texts) = &a.texts {
         let device = contra::device::parse(&a.model.device)?;

@@ -71,16 +71,23 @@ pub fn batch_norm<const D: usize>(norm: &burn::nn::BatchNorm, x: Tensor<D>) -> T
     let mut swapped = dims;
     swapped.swap(0, 1);
     let flat: Tensor<2> = x.swap_dims(0, 1).reshape([channels, per_channel]);
-    let mut count = [per_channel as f32];
-    all_reduce_sum(&mut count);
-    let n = count[0] as f64;
-    let mean = rank_sum(flat.clone().sum_dim(1)).div_scalar(n);
+    let device = flat.device();
+    // The global count travels with the sums (one exchange, not two).
+    let local = Tensor::cat(
+        vec![
+            flat.clone().sum_dim(1),
+            Tensor::full([1, 1], per_channel as f32, &device),
+        ],
+        0,
+    );
+    let global = rank_sum(local);
+    let n: f32 = global.clone().narrow(0, channels, 1).detach().into_scalar();
+    let mean = global.narrow(0, 0, channels).div_scalar(n as f64);
     let centered = flat - mean.clone();
-    let variance = rank_sum(centered.clone().powi_scalar(2).sum_dim(1)).div_scalar(n);
+    let variance = rank_sum(centered.clone().powi_scalar(2).sum_dim(1)).div_scalar(n as f64);
     let gamma = norm.gamma.val().reshape([channels, 1]);
     let beta = norm.beta.val().reshape([channels, 1]);
     let out = centered / variance.clone().add_scalar(norm.epsilon).sqrt() * gamma + beta;
-    let device = out.device();
     let m = norm.momentum;
     let running_mean = norm.running_mean.value_sync().to_device(&device);
     let running_var = norm.running_var.value_sync().to_device(&device);

@@ -76,6 +76,10 @@ fn text_only(kind: &str) -> Error {
 }
 
 impl MethodConfig for MnrlConfig {
+    fn across_processes(&self) -> bool {
+        true
+    }
+
     fn validate(&self) -> Result<()> {
         check_scale(self.scale)
     }
@@ -85,6 +89,10 @@ impl MethodConfig for MnrlConfig {
 }
 
 impl MethodConfig for SimCseConfig {
+    fn across_processes(&self) -> bool {
+        true
+    }
+
     fn validate(&self) -> Result<()> {
         check_scale(self.scale)
     }
@@ -129,7 +137,11 @@ pub struct TextModel {
 
 impl TextModel {
     /// The loss on the views' embeddings: anchors, positives and optional hard negatives.
-    fn objective(&self, mut embedded: Vec<Tensor<2>>) -> Tensor<1> {
+    fn objective(&self, embedded: Vec<Tensor<2>>) -> Tensor<1> {
+        // Across processes: every rank's rows of each view, this rank's live, so that the
+        // negatives are the global batch's (GradCache then takes this rank's rows' gradient).
+        let mut embedded: Vec<Tensor<2>> =
+            embedded.into_iter().map(crate::dist::gather_rows).collect();
         assert!(
             (2..=3).contains(&embedded.len()),
             "in-batch negatives take two or three views"
