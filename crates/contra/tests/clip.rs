@@ -476,3 +476,95 @@ fn fashion_mnist_captions_come_from_clip_benchmark_templates() {
     );
     assert_eq!(s.train.label_sets[0].class_names[9], "ankle boot");
 }
+
+/// Across processes (ranks that are threads here), CLIP and SigLIP contrast the global
+/// batch: the gradients summed over 2 and 3 ranks (shares 2+2, 2+1+1) equal one process's,
+/// the learnable scale (and SigLIP's bias) counted once, BatchNorm synchronised.
+#[test]
+fn clip_across_ranks_has_the_single_process_gradient() {
+    use burn::module::{Module, ModuleVisitor, Param};
+    use contra::dist;
+    use contra::methods::clip::ClipObjective;
+    fn flat(model: &Clip, grads: &GradientsParams) -> Vec<f32> {
+        struct Flat<'a>(&'a GradientsParams, Vec<f32>);
+        impl ModuleVisitor for Flat<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if let Some(g) = self.0.get::<D>(param.id) {
+                    self.1.extend(contra::tensor_util::to_vec(g));
+                }
+            }
+        }
+        let mut f = Flat(grads, Vec::new());
+        model.visit(&mut f);
+        f.1
+    }
+    let dev = cpu().autodiff();
+    for loss in [ClipObjective::Clip, ClipObjective::Siglip] {
+        let config = ClipConfig {
+            loss,
+            ..Default::default()
+        };
+        let (model, tokenizer) = tiny_clip(&config, &dev);
+        let source = CaptionViews::new(
+            squares(),
+            Ok(Pipeline::new(vec![Augmentation::Normalize(Normalize {
+                mean: vec![0.5; 3],
+                std: vec![0.5; 3],
+            })])
+            .unwrap()),
+            TextSource::Tokenizer(std::sync::Arc::new(tokenizer)),
+        );
+        let cfg = LoaderConfig {
+            batch_size: 4,
+            views: 1,
+            workers: 1,
+            prefetch: 1,
+            seed: 3,
+            per_class: 0,
+        };
+        let all = [0, 1, 2, 3];
+        let (single_loss, grads) =
+            model.batch_gradients(source.make_batch(&cfg, 0, &all).unwrap(), &dev);
+        let single = flat(&model, &grads);
+        for ranks in [2, 3] {
+            let results: Vec<(f32, Vec<f32>)> = std::thread::scope(|s| {
+                let handles: Vec<_> = dist::local_group(ranks)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(rank, group)| {
+                        let (model, source, cfg, dev) = (&model, &source, &cfg, &dev);
+                        s.spawn(move || {
+                            dist::within(group, || {
+                                let share = &all[dist::share(4, rank, ranks)];
+                                let batch = source.make_batch(cfg, 0, share).unwrap();
+                                let (loss, grads) = model.batch_gradients(batch, dev);
+                                let group = dist::group().unwrap();
+                                let grads = contra::train::data_parallel::all_reduce_gradients(
+                                    model,
+                                    grads,
+                                    group.as_ref(),
+                                );
+                                (loss, flat(model, &grads))
+                            })
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let scale = single.iter().fold(0f32, |m, g| m.max(g.abs()));
+            for (rank, (l, g)) in results.iter().enumerate() {
+                assert!((l - single_loss).abs() < 1e-5 * single_loss.abs().max(1.0));
+                assert_eq!(g.len(), single.len());
+                let worst = g
+                    .iter()
+                    .zip(&single)
+                    .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(
+                    worst / scale < 1e-5,
+                    "{loss:?} at {ranks} ranks, rank {rank}: relative difference {:.2e}",
+                    worst / scale
+                );
+            }
+        }
+    }
+}

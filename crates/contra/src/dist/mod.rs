@@ -214,6 +214,17 @@ pub fn gather_rows(rows: Tensor<2>) -> Tensor<2> {
     Tensor::cat(parts, 0)
 }
 
+/// `t` as it is on rank 0 and without gradient on the others: a parameter that enters a
+/// loss of the global batch directly (CLIP's scale) then has its gradient counted once in
+/// the sum over ranks, not once per rank. Alone: `t`.
+pub fn counted_once<const D: usize>(t: Tensor<D>) -> Tensor<D> {
+    if rank_and_size().0 == 0 {
+        t
+    } else {
+        t.detach()
+    }
+}
+
 /// Every rank's `values`, concatenated in rank order (labels of a global batch).
 pub fn gather_u32(values: &[u32]) -> Vec<u32> {
     let Some(group) = group() else {

@@ -69,8 +69,10 @@ impl ClipLoss {
     pub fn forward(&self, images: Tensor<2>, texts: Tensor<2>) -> Tensor<1> {
         let [n, _] = images.dims();
         let device = images.device();
+        // Across processes the loss is the global batch's on every rank: the scale's
+        // gradient is counted on rank 0 only.
         let logits = l2_normalize(images).matmul(l2_normalize(texts).transpose())
-            * self.scale().reshape([1, 1]);
+            * crate::dist::counted_once(self.scale()).reshape([1, 1]);
         let targets = || int_column((0..n as i64).collect(), &device);
         let image_to_text = log_softmax(logits.clone(), 1).gather(1, targets()).mean();
         let text_to_image = log_softmax(logits.transpose(), 1)

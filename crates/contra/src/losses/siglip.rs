@@ -46,8 +46,10 @@ impl SigLipLoss {
     pub fn forward(&self, images: Tensor<2>, texts: Tensor<2>) -> Tensor<1> {
         let [n, _] = images.dims();
         let device = images.device();
-        let scale = self.logit_scale.val().exp().reshape([1, 1]);
-        let bias = self.logit_bias.val().reshape([1, 1]);
+        // Across processes the loss is the global batch's on every rank: scale and bias
+        // have their gradient counted on rank 0 only.
+        let scale = crate::dist::counted_once(self.logit_scale.val().exp()).reshape([1, 1]);
+        let bias = crate::dist::counted_once(self.logit_bias.val()).reshape([1, 1]);
         let logits = l2_normalize(images).matmul(l2_normalize(texts).transpose()) * scale + bias;
         let signs = Tensor::<2>::ones([n, n], &device)
             .mul_scalar(-1.0)

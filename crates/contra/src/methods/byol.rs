@@ -18,6 +18,7 @@
 
 use super::moco::{MomentumSchedule, check_momentum, ema, key_copy, momentum_at};
 use super::{Method, MethodConfig, Model, Parts, Views};
+use crate::dist::gather_rows;
 use crate::encoders::{Backbone, Encoder};
 use crate::error::Result;
 use crate::heads::ProjectionHead;
@@ -44,6 +45,10 @@ impl Default for ByolConfig {
 }
 
 impl MethodConfig for ByolConfig {
+    fn across_processes(&self) -> bool {
+        true
+    }
+
     fn validate(&self) -> Result<()> {
         check_momentum(self.momentum)
     }
@@ -95,8 +100,15 @@ impl<E: Backbone> Method for Byol<E> {
             .target_head
             .forward(self.target_encoder.forward_rows(x, Some(&keys.network(1))))
             .detach();
-        let (p1, p2) = (p.clone().narrow(0, 0, n), p.narrow(0, n, n));
-        let (z1, z2) = (z.clone().narrow(0, 0, n), z.narrow(0, n, n));
+        // Across processes: the mean over every rank's items (this rank's predictions live).
+        let (p1, p2) = (
+            gather_rows(p.clone().narrow(0, 0, n)),
+            gather_rows(p.narrow(0, n, n)),
+        );
+        let (z1, z2) = (
+            gather_rows(z.clone().narrow(0, 0, n)),
+            gather_rows(z.narrow(0, n, n)),
+        );
         (mean_cosine(p1, z2) + mean_cosine(p2, z1)).mul_scalar(-0.5)
     }
 

@@ -60,6 +60,10 @@ impl Default for ClipConfig {
 }
 
 impl MethodConfig for ClipConfig {
+    fn across_processes(&self) -> bool {
+        true
+    }
+
     fn validate(&self) -> Result<()> {
         if self.dim == 0 {
             return Err(Error::config("method.dim", "must be at least 1"));
@@ -233,9 +237,11 @@ impl Trainable for Clip {
             }
             Side::Cached { data, dim } => cached(data, dim, device),
         };
+        // Across processes: every rank's pairs (this rank's live), so that the negatives are
+        // the global batch's.
         self.loss.forward(
-            self.image_projection.forward(image_features),
-            self.text_projection.forward(text_features),
+            crate::dist::gather_rows(self.image_projection.forward(image_features)),
+            crate::dist::gather_rows(self.text_projection.forward(text_features)),
         )
     }
 

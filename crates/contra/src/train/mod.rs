@@ -412,7 +412,7 @@ pub fn run_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
                 return Err(Error::config(
                     "method.kind",
                     format!(
-                        "`{}` does not train across processes yet (simclr, moco, moco_v3, nnclr, supcon, triplet, mnrl and simcse do): run it without mpirun",
+                        "`{}` does not train across processes yet (simclr, moco, moco_v3, nnclr, byol, supcon, triplet, mnrl, simcse and clip do): run it without mpirun",
                         recipe.method.name()
                     ),
                 ));
