@@ -305,6 +305,31 @@ fn squares() -> ImageTextDataset {
     }
 }
 
+/// Image-caption pairs of `data`, images normalised to [-1, 1].
+fn squares_source(data: ImageTextDataset, texts: TextSource) -> CaptionViews {
+    CaptionViews::new(
+        data,
+        Ok(Pipeline::new(vec![Augmentation::Normalize(Normalize {
+            mean: vec![0.5; 3],
+            std: vec![0.5; 3],
+        })])
+        .unwrap()),
+        texts,
+    )
+}
+
+/// One view, batches of four.
+fn four_at_a_time() -> LoaderConfig {
+    LoaderConfig {
+        batch_size: 4,
+        views: 1,
+        workers: 1,
+        prefetch: 1,
+        seed: 3,
+        per_class: 0,
+    }
+}
+
 fn tiny_clip(config: &ClipConfig, dev: &Device) -> (Clip, contra::data::text::TextTokenizer) {
     let prepared = BertSpec {
         path: tiny_bert(),
@@ -337,23 +362,8 @@ fn the_scale_clamps_after_each_step_and_a_frozen_tower_stays() {
     let data = squares();
     let captions = data.distinct_captions();
     let cache = encode_sentences(&model.text.valid(), &tokenizer, &captions, 8, &cpu()).unwrap();
-    let source = CaptionViews::new(
-        data,
-        Ok(Pipeline::new(vec![Augmentation::Normalize(Normalize {
-            mean: vec![0.5; 3],
-            std: vec![0.5; 3],
-        })])
-        .unwrap()),
-        TextSource::Cached(cache),
-    );
-    let cfg = LoaderConfig {
-        batch_size: 4,
-        views: 1,
-        workers: 1,
-        prefetch: 1,
-        seed: 3,
-        per_class: 0,
-    };
+    let source = squares_source(data, TextSource::Cached(cache));
+    let cfg = four_at_a_time();
     let text_before = weights(&model.text);
     let image_before = weights(&model.image);
     let projection_before = weights(&model.text_projection);
@@ -505,23 +515,11 @@ fn clip_across_ranks_has_the_single_process_gradient() {
             ..Default::default()
         };
         let (model, tokenizer) = tiny_clip(&config, &dev);
-        let source = CaptionViews::new(
+        let source = squares_source(
             squares(),
-            Ok(Pipeline::new(vec![Augmentation::Normalize(Normalize {
-                mean: vec![0.5; 3],
-                std: vec![0.5; 3],
-            })])
-            .unwrap()),
             TextSource::Tokenizer(std::sync::Arc::new(tokenizer)),
         );
-        let cfg = LoaderConfig {
-            batch_size: 4,
-            views: 1,
-            workers: 1,
-            prefetch: 1,
-            seed: 3,
-            per_class: 0,
-        };
+        let cfg = four_at_a_time();
         let all = [0, 1, 2, 3];
         let (single_loss, grads) =
             model.batch_gradients(source.make_batch(&cfg, 0, &all).unwrap(), &dev);

@@ -5,45 +5,20 @@
 //! the work on each rank (it does nothing when not started by the launcher).
 #![cfg(feature = "mpi")]
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::GradientsParams;
-use burn::prelude::*;
-use contra::augment::loader::{BatchSource, ImageViews, ViewBatch};
-use contra::data::digits;
+#[path = "support/parallel.rs"]
+mod parallel;
+
 use contra::dist;
-use contra::encoders::{EncoderSpec, SmallCnnConfig};
-use contra::methods::{MethodSpec, MoCoConfig, Model, SimClrConfig, SupConConfig, Trainable};
+use contra::methods::{MethodSpec, MoCoConfig, SimClrConfig, SupConConfig, Trainable};
 use contra::recipe::Recipe;
 use contra::train::data_parallel::all_reduce_gradients;
-use contra::train::{Monitors, TrainOptions, build_model, loader_config, train_loop};
+use contra::train::{Monitors, TrainOptions, build_model, train_loop};
+use parallel::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 const CHILD: &str = "CONTRA_MPI_TEST_DIR";
-
-/// Small networks, with BatchNorm (synchronised across ranks) or without.
-fn recipe(method: MethodSpec, batch_size: usize, batch_norm: bool) -> Recipe {
-    let mut r = Recipe::default_recipe();
-    r.encoder = EncoderSpec::SmallCnn(SmallCnnConfig {
-        widths: [8, 8, 16, 16],
-        batch_norm,
-    });
-    r.head.batch_norm = batch_norm;
-    r.head.hidden_dim = 32;
-    r.head.output_dim = 16;
-    r.method = method;
-    // The default recipe's rate (0.3 at batch 256) scaled down towards these small batches.
-    r.optimizer = contra::optim::OptimizerSpec::Sgd(contra::optim::SgdConfig {
-        lr: 0.05,
-        ..Default::default()
-    });
-    r.train.batch_size = batch_size;
-    r.train.workers = 1;
-    r.train.epochs = 1;
-    r
-}
 
 const NAMES: [&str; 6] = [
     "simclr",
@@ -64,68 +39,24 @@ fn cases() -> Vec<(&'static str, Recipe)> {
             ..Default::default()
         }),
     ];
-    let plain = methods.iter().map(|m| recipe(m.clone(), 10, false));
-    let normed = methods.iter().map(|m| recipe(m.clone(), 10, true));
-    NAMES.into_iter().zip(plain.chain(normed)).collect()
-}
-
-fn source(recipe: &Recipe, items: usize) -> Arc<ImageViews> {
-    let train = digits::splits().train.take(items);
-    let pipeline = recipe.pipeline(&train).unwrap();
-    Arc::new(ImageViews {
-        data: train,
-        pipeline,
-    })
-}
-
-fn flat_gradients(model: &Model, grads: &GradientsParams) -> Vec<f32> {
-    struct Flat<'a>(&'a GradientsParams, Vec<f32>);
-    impl ModuleVisitor for Flat<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            match self.0.get::<D>(param.id) {
-                Some(g) => self.1.extend(contra::tensor_util::to_vec(g)),
-                None => {
-                    let n: usize = param.val().dims().iter().product();
-                    self.1.extend(std::iter::repeat_n(0.0, n));
-                }
-            }
-        }
-    }
-    let mut flat = Flat(grads, Vec::new());
-    model.visit(&mut flat);
-    flat.1
-}
-
-fn flat_weights(model: &Model) -> Vec<f32> {
-    contra::checkpoint::module_tensors(model)
-        .into_values()
-        .flat_map(|t| t.data)
-        .collect()
-}
-
-fn relative_difference(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0f64, |m, &x| m.max(x.abs() as f64));
-    let diff = a
+    let plain = methods
         .iter()
-        .zip(b)
-        .fold(0f64, |m, (&x, &y)| m.max((x as f64 - y as f64).abs()));
-    diff / scale.max(1e-30)
-}
-
-fn batch(recipe: &Recipe, source: &ImageViews, rank: usize, ranks: usize) -> ViewBatch {
-    let cfg = loader_config(recipe);
-    let order = source.epoch_order(&cfg, 0);
-    let global = &order[..cfg.batch_size];
-    source
-        .make_batch(&cfg, 0, &global[dist::share(global.len(), rank, ranks)])
-        .unwrap()
+        .map(|m| with_batch_norm(m.clone(), 10, false));
+    let normed = methods.iter().map(|m| with_batch_norm(m.clone(), 10, true));
+    NAMES
+        .into_iter()
+        .zip(plain.chain(normed))
+        .map(|(name, mut r)| {
+            r.train.epochs = 1; // 30 items, batch 10: three steps
+            (name, r)
+        })
+        .collect()
 }
 
 /// On every rank: gradients and weights after three steps against one process (computed
 /// on this rank before joining the group).
 fn check_rank(dir: &Path) {
-    let ad = contra::device::parse("cpu").unwrap().autodiff();
+    let ad = autodiff();
     let opts = TrainOptions {
         resume: false,
         quiet: true,

@@ -401,32 +401,49 @@ fn gradients_by_path<M: burn::module::Module>(
     c.out
 }
 
+/// The tiny BERT and `views` views of 11 fixture sentences each (anchors, positives, hard
+/// negatives), on the autodiff device.
+fn tiny_pairs(
+    views: usize,
+) -> (
+    SentenceModelDir,
+    contra::methods::Views<contra::encoders::bert::Tokens>,
+    burn::prelude::Device,
+) {
+    let f = fixture("tiny_bert.json");
+    let texts = strs(&f["sentences"]);
+    let dir = SentenceModelDir::open(&fixtures().join("tiny-bert")).unwrap();
+    let ad = cpu().autodiff();
+    let views = contra::methods::Views::new(
+        (0..views)
+            .map(|v| tokens(&dir, &texts[11 * v..11 * (v + 1)], &ad))
+            .collect(),
+        None,
+    );
+    (dir, views, ad)
+}
+
+/// MNRL on the tiny BERT, with GradCache mini-batches of `mini_batch` (0: off).
+fn tiny_mnrl(
+    dir: &SentenceModelDir,
+    mini_batch: usize,
+    ad: &burn::prelude::Device,
+) -> contra::methods::mnrl::TextModel {
+    contra::methods::mnrl::MnrlConfig {
+        mini_batch,
+        ..Default::default()
+    }
+    .init(dir.encoder(ad).unwrap())
+}
+
 /// GradCache: the parameters' gradients equal the plain loss's at the same batch with the
 /// same dropout masks (they follow the rows' keys), with hard negatives and uneven
 /// mini-batches; the loss's value too. Without the masks' replay they would not.
 #[test]
 fn gradcache_gradients_equal_the_plain_loss() {
-    use contra::methods::mnrl::MnrlConfig;
     use contra::methods::{Method, Views};
-    let f = fixture("tiny_bert.json");
-    let texts = strs(&f["sentences"]);
-    let dir = SentenceModelDir::open(&fixtures().join("tiny-bert")).unwrap();
-    let ad = cpu().autodiff();
-    let views = Views::new(
-        vec![
-            tokens(&dir, &texts[0..11], &ad),
-            tokens(&dir, &texts[11..22], &ad),
-            tokens(&dir, &texts[22..33], &ad),
-        ],
-        None,
-    );
-    let model = |mini_batch| {
-        MnrlConfig {
-            mini_batch,
-            ..Default::default()
-        }
-        .init(dir.encoder(&ad).unwrap())
-    };
+    let (dir, views, ad) = tiny_pairs(3);
+    let model = |mini_batch| tiny_mnrl(&dir, mini_batch, &ad);
     let plain = model(0);
     let (plain_loss, plain_grads) = plain.gradients(&views);
     let plain_grads = gradients_by_path(&plain, &plain_grads);
@@ -694,26 +711,9 @@ fn bert_gradients_equal_pytorchs() {
 #[test]
 fn mnrl_across_ranks_has_the_single_process_gradient() {
     use contra::dist;
-    use contra::methods::mnrl::MnrlConfig;
     use contra::methods::{Method, Views};
-    let f = fixture("tiny_bert.json");
-    let texts = strs(&f["sentences"]);
-    let dir = SentenceModelDir::open(&fixtures().join("tiny-bert")).unwrap();
-    let ad = cpu().autodiff();
-    let views = Views::new(
-        vec![
-            tokens(&dir, &texts[0..11], &ad),
-            tokens(&dir, &texts[11..22], &ad),
-        ],
-        None,
-    );
-    let model = |mini_batch| {
-        MnrlConfig {
-            mini_batch,
-            ..Default::default()
-        }
-        .init(dir.encoder(&ad).unwrap())
-    };
+    let (dir, views, ad) = tiny_pairs(2);
+    let model = |mini_batch| tiny_mnrl(&dir, mini_batch, &ad);
     let single = model(0);
     let (single_loss, grads) = single.gradients(&views);
     let single_grads = gradients_by_path(&single, &grads);

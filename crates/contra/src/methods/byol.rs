@@ -17,8 +17,7 @@
 //! module clone (which would share parameter ids).
 
 use super::moco::{MomentumSchedule, check_momentum, ema, key_copy, momentum_at};
-use super::{Method, MethodConfig, Model, Parts, Views};
-use crate::dist::gather_rows;
+use super::{Method, MethodConfig, Model, Parts, Views, global_views};
 use crate::encoders::{Backbone, Encoder};
 use crate::error::Result;
 use crate::heads::ProjectionHead;
@@ -101,14 +100,8 @@ impl<E: Backbone> Method for Byol<E> {
             .forward(self.target_encoder.forward_rows(x, Some(&keys.network(1))))
             .detach();
         // Across processes: the mean over every rank's items (this rank's predictions live).
-        let (p1, p2) = (
-            gather_rows(p.clone().narrow(0, 0, n)),
-            gather_rows(p.narrow(0, n, n)),
-        );
-        let (z1, z2) = (
-            gather_rows(z.clone().narrow(0, 0, n)),
-            gather_rows(z.narrow(0, n, n)),
-        );
+        let (p1, p2) = global_views(p, n);
+        let (z1, z2) = global_views(z, n);
         (mean_cosine(p1, z2) + mean_cosine(p2, z1)).mul_scalar(-0.5)
     }
 

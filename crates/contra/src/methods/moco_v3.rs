@@ -14,8 +14,7 @@
 //! plus a weight copy and receive no gradient.
 
 use super::moco::{MomentumSchedule, check_momentum, ema, key_copy, momentum_at};
-use super::{Method, MethodConfig, Model, Parts, Views};
-use crate::dist::gather_rows;
+use super::{Method, MethodConfig, Model, Parts, Views, global_views};
 use crate::encoders::{Backbone, Encoder};
 use crate::error::Result;
 use crate::heads::ProjectionHead;
@@ -152,14 +151,8 @@ impl<E: Backbone> Method for MoCoV3<E> {
             .detach();
         let ctr = InfoNceLoss::new(self.temperature);
         // Across processes: every rank's rows (this rank's queries live).
-        let (q1, q2) = (
-            gather_rows(q.clone().narrow(0, 0, n)),
-            gather_rows(q.narrow(0, n, n)),
-        );
-        let (k1, k2) = (
-            gather_rows(k.clone().narrow(0, 0, n)),
-            gather_rows(k.narrow(0, n, n)),
-        );
+        let (q1, q2) = global_views(q, n);
+        let (k1, k2) = global_views(k, n);
         let loss =
             ctr.forward(q1, k2, &Negatives::InBatch) + ctr.forward(q2, k1, &Negatives::InBatch);
         loss.mul_scalar(2.0 * self.temperature)

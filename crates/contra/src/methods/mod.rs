@@ -137,6 +137,15 @@ impl Default for MethodSpec {
     }
 }
 
+/// The two views' rows of `z` (`[2n, d]`, the first view's `n` rows first), each with every
+/// rank's rows across processes (this rank's live): the global batch's two views.
+pub fn global_views(z: Tensor<2>, n: usize) -> (Tensor<2>, Tensor<2>) {
+    (
+        crate::dist::gather_rows(z.clone().narrow(0, 0, n)),
+        crate::dist::gather_rows(z.narrow(0, n, n)),
+    )
+}
+
 /// A softmax temperature: positive.
 fn check_temperature(t: f32) -> Result<()> {
     if t.is_nan() || t <= 0.0 {

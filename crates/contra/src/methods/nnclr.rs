@@ -15,8 +15,7 @@
 //! module state, so checkpoints carry it and a resumed run continues with the same neighbours.
 
 use super::moco::enqueue;
-use super::{Method, MethodConfig, Model, Parts, Views};
-use crate::dist::gather_rows;
+use super::{Method, MethodConfig, Model, Parts, Views, global_views};
 use crate::encoders::{Backbone, Encoder};
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
@@ -147,12 +146,8 @@ impl<E: Backbone> Method for Nnclr<E> {
         let p = self.predictor.forward(z.clone());
         // Across processes: every rank's rows (this rank's live); the support set receives
         // the global batch.
-        let z_a = gather_rows(z.clone().narrow(0, 0, n));
-        let z_b = gather_rows(z.narrow(0, n, n));
-        let (p_a, p_b) = (
-            gather_rows(p.clone().narrow(0, 0, n)),
-            gather_rows(p.narrow(0, n, n)),
-        );
+        let (z_a, z_b) = global_views(z, n);
+        let (p_a, p_b) = global_views(p, n);
         let support = self.support.value_sync();
         let nn_a = nearest_in(&support, z_a);
         let nn_b = nearest_in(&support, z_b.clone());

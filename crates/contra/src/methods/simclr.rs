@@ -3,7 +3,6 @@
 //! (Yeh et al. 2022), which drop the positive from the denominator.
 
 use super::{Method, MethodConfig, Model, Parts, Views};
-use crate::dist::gather_rows;
 use crate::encoders::{Backbone, Encoder};
 use crate::error::{Error, Result};
 use crate::heads::ProjectionHead;
@@ -133,8 +132,7 @@ impl<E: Backbone> Method for SimClr<E> {
         let (x, keys) = batch.all();
         let z = self.head.forward(self.encoder.forward_rows(x, Some(&keys)));
         // Across processes: every rank's rows, this rank's live (global negatives).
-        let z_a = gather_rows(z.clone().narrow(0, 0, n));
-        let z_b = gather_rows(z.narrow(0, n, n));
+        let (z_a, z_b) = super::global_views(z, n);
         self.objective.forward(z_a, z_b)
     }
 
