@@ -66,36 +66,20 @@ fn embeddings_from_three_ranks_are_the_files_of_one_process() {
     let model = run.join("model.safetensors");
     let (one, three) = (dir.join("one"), dir.join("three"));
     for split in ["test", "train"] {
-        ok(
-            contra()
-                .args([
-                    "embed",
-                    "--model",
-                    path(&model),
-                    "--split",
-                    split,
-                    "--out",
-                    path(&one),
-                ])
-                .output()
-                .unwrap(),
-            "embed",
-        );
+        let embed = |out| {
+            [
+                "embed",
+                "--model",
+                path(&model),
+                "--split",
+                split,
+                "--out",
+                out,
+            ]
+        };
+        ok(contra().args(embed(path(&one))).output().unwrap(), "embed");
         let text = ok(
-            mpirun(
-                3,
-                &[
-                    "embed",
-                    "--model",
-                    path(&model),
-                    "--split",
-                    split,
-                    "--out",
-                    path(&three),
-                ],
-            )
-            .output()
-            .unwrap(),
+            mpirun(3, &embed(path(&three))).output().unwrap(),
             "mpirun -n 3 embed",
         );
         assert_eq!(text.matches("wrote ").count(), 1, "rank 0 reports: {text}");

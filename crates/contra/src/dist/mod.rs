@@ -241,19 +241,6 @@ pub fn gather_u32(values: &[u32]) -> Vec<u32> {
         .collect()
 }
 
-/// The number of rows of every rank, in rank order (`[n]` alone).
-pub fn gather_counts(n: usize) -> Vec<usize> {
-    gather_u32(&[n as u32])
-        .into_iter()
-        .map(|c| c as usize)
-        .collect()
-}
-
-/// This rank's first row in the global batch, given every rank's counts.
-pub fn offset(counts: &[usize]) -> usize {
-    counts[..rank_and_size().0].iter().sum()
-}
-
 /// `values` summed over the ranks (unchanged alone).
 pub fn all_reduce_sum(values: &mut [f32]) {
     if let Some(group) = group() {

@@ -492,12 +492,11 @@ pub fn run_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
                 std::fs::create_dir_all(&files.dir).map_err(|e| Error::io(&files.dir, e))?;
                 write_atomic(&files.metrics(), b"")?;
             }
+            // Every rank has loaded the checkpoint before rank 0 may overwrite it.
+            crate::dist::barrier();
             if rank > 0 {
-                // Every rank has loaded the checkpoint before rank 0 may overwrite it.
-                crate::dist::barrier();
                 None
             } else {
-                crate::dist::barrier();
                 write_atomic(&files.recipe(), recipe_text.as_bytes())?;
                 let log = std::fs::OpenOptions::new()
                     .append(true)
@@ -520,6 +519,9 @@ pub fn run_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
     let mut waited = std::time::Duration::ZERO;
     let mut views = 0u64;
     let mut steps_here = 0u64;
+    // Every item brings the same number of views: the global batch's views follow from this
+    // rank's share without an exchange.
+    let share = crate::dist::share(bs, rank, ranks).len() as u64;
     while state.epoch < epochs {
         let epoch = state.epoch;
         let mut loader = EpochLoader::start_shard(
@@ -532,7 +534,7 @@ pub fn run_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
         let mut epoch_loss = 0f64;
         let mut epoch_steps = 0u64;
         for batch in loader.by_ref() {
-            let mut views_here = M::views_in(&batch);
+            let views_here = M::views_in(&batch) * bs as u64 / share;
             let lr = schedule.lr(state.global_step);
             let (loss_value, mut grads) = model.batch_gradients(batch, device);
             if !loss_value.is_finite() {
@@ -545,9 +547,6 @@ pub fn run_loop<S: BatchSource, M: Trainable<Batch = S::Batch>>(
                 // Every rank computed the loss of the global batch (the same value) and the
                 // gradient through its own rows: their sum is the whole gradient.
                 grads = data_parallel::all_reduce_gradients(&model, grads, group.as_ref());
-                let mut global = [views_here as f32];
-                group.all_reduce_sum(&mut global);
-                views_here = global[0] as u64;
             }
             model = opt.step(lr, model, grads);
             model = model.after_optimizer_step(state.global_step, total);

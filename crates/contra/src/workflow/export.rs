@@ -15,7 +15,7 @@ use std::path::Path;
 ///
 /// Across processes each rank embeds its share of the items and writes it beside the
 /// output; rank 0 then merges the parts into the same files one process writes (the other
-/// ranks return their part only).
+/// ranks write nothing more and return no rows).
 pub fn export_embeddings<M: Modality>(l: &Loaded<M>, split: &str, out: &Path) -> Result<Features> {
     let data = l.split(split)?;
     let f = match crate::dist::rank_and_size() {
