@@ -152,3 +152,228 @@ fn conv2d_weight_and_input_gradients_equal_the_definition() {
         }
     }
 }
+
+/// Batch normalisation in training (output, batch statistics, gradients of input, gamma and
+/// beta) and in inference, against the definition evaluated in f64 (contra's burn-flex fuses
+/// these: vendor/burn-flex/src/ops/batch_norm.rs).
+#[test]
+fn batch_norm_train_and_inference_equal_the_definition() {
+    use burn::prelude::*;
+    use burn::tensor::TensorData;
+    // [N, C, S...] shapes: images, a head's [N, C] (runs of one element), series with runs
+    // shorter and longer than the kernels' 16 lanes; a channel far from zero (offset 1000,
+    // spread 0.01) checks that the variance is taken about the mean.
+    let shapes: [&[usize]; 5] = [
+        &[3, 4, 5, 6],
+        &[7, 5],
+        &[4, 3, 33],
+        &[2, 3, 16],
+        &[65, 2, 3],
+    ];
+    let device = contra::device::parse("cpu").unwrap().autodiff();
+    let eps = 1e-5;
+    for (si, shape) in shapes.iter().enumerate() {
+        let mut rng = Rng::new(si as u64 + 100);
+        let (n, c) = (shape[0], shape[1]);
+        let s: usize = shape[2..].iter().product();
+        let len = n * c * s;
+        let x_vals: Vec<f32> = (0..len)
+            .map(|i| {
+                let ch = (i / s) % c;
+                let v = rng.normal() as f32;
+                if ch == 1 {
+                    1000.0 + 0.01 * v
+                } else {
+                    v * (1.0 + ch as f32)
+                }
+            })
+            .collect();
+        let g_vals: Vec<f32> = (0..c).map(|_| 0.5 + rng.uniform() as f32).collect();
+        let b_vals: Vec<f32> = (0..c).map(|_| rng.normal() as f32).collect();
+        let r_vals: Vec<f32> = (0..len).map(|_| rng.normal() as f32).collect();
+        let dims: Vec<usize> = shape.to_vec();
+        let x = Tensor::<3>::from_data(TensorData::new(x_vals.clone(), [n, c, s]), &device);
+        // Reshape to the case's own rank so the kernel sees it.
+        let run = |x: Tensor<3>, gamma: Tensor<1>, beta: Tensor<1>| match dims.len() {
+            2 => {
+                let r = burn::tensor::module::batch_norm_train(x.reshape([n, c]), gamma, beta, eps);
+                (r.output.reshape([n, c, s]), r.mean, r.variance)
+            }
+            3 => {
+                let r = burn::tensor::module::batch_norm_train(x, gamma, beta, eps);
+                (r.output, r.mean, r.variance)
+            }
+            _ => {
+                let r = burn::tensor::module::batch_norm_train(
+                    x.reshape([n, c, dims[2], dims[3]]),
+                    gamma,
+                    beta,
+                    eps,
+                );
+                (r.output.reshape([n, c, s]), r.mean, r.variance)
+            }
+        };
+        let x = x.require_grad();
+        let gamma =
+            Tensor::<1>::from_data(TensorData::new(g_vals.clone(), [c]), &device).require_grad();
+        let beta =
+            Tensor::<1>::from_data(TensorData::new(b_vals.clone(), [c]), &device).require_grad();
+        let (y, mean, var) = run(x.clone(), gamma.clone(), beta.clone());
+        let r = Tensor::<3>::from_data(TensorData::new(r_vals.clone(), [n, c, s]), &device);
+        let grads = (y.clone() * r).sum().backward();
+        let got = [
+            to_vec(y),
+            to_vec(mean),
+            to_vec(var),
+            to_vec(x.grad(&grads).unwrap()),
+            to_vec(gamma.grad(&grads).unwrap()),
+            to_vec(beta.grad(&grads).unwrap()),
+        ];
+        // The definition in f64: y = (x - m) / sqrt(v + eps) * g + b over each channel's
+        // M = N*S values; dL/dx = g/sqrt(v+eps) * (dy - mean(dy) - xhat * mean(dy * xhat)).
+        let at = |i: usize, ch: usize, k: usize| (i * c + ch) * s + k;
+        let m_count = (n * s) as f64;
+        let mut want = [
+            vec![0f64; len],
+            vec![0f64; c],
+            vec![0f64; c],
+            vec![0f64; len],
+            vec![0f64; c],
+            vec![0f64; c],
+        ];
+        for ch in 0..c {
+            let vals = || (0..n).flat_map(move |i| (0..s).map(move |k| at(i, ch, k)));
+            let m = vals().map(|j| x_vals[j] as f64).sum::<f64>() / m_count;
+            let v = vals().map(|j| (x_vals[j] as f64 - m).powi(2)).sum::<f64>() / m_count;
+            let inv = 1.0 / (v + eps).sqrt();
+            let xhat = |j: usize| (x_vals[j] as f64 - m) * inv;
+            let mean_dy = vals().map(|j| r_vals[j] as f64).sum::<f64>() / m_count;
+            let mean_dy_xhat = vals().map(|j| r_vals[j] as f64 * xhat(j)).sum::<f64>() / m_count;
+            let g = g_vals[ch] as f64;
+            for j in vals() {
+                want[0][j] = xhat(j) * g + b_vals[ch] as f64;
+                want[3][j] = g * inv * (r_vals[j] as f64 - mean_dy - xhat(j) * mean_dy_xhat);
+            }
+            want[1][ch] = m;
+            want[2][ch] = v;
+            want[4][ch] = mean_dy_xhat * m_count;
+            want[5][ch] = mean_dy * m_count;
+        }
+        let names = [
+            "output",
+            "mean",
+            "variance",
+            "x grad",
+            "gamma grad",
+            "beta grad",
+        ];
+        for ((name, got), want) in names.iter().zip(&got).zip(&want) {
+            assert_eq!(got.len(), want.len(), "shape {shape:?} {name}");
+            let scale = want.iter().fold(1.0f64, |a, w| a.max(w.abs()));
+            for (k, (g, w)) in got.iter().zip(want).enumerate() {
+                // The variance of the offset channel is 1e-4: relative to itself.
+                let tol = if *name == "variance" {
+                    1e-4 * w.abs() + 1e-9
+                } else {
+                    2e-5 * scale
+                };
+                assert!(
+                    (*g as f64 - w).abs() <= tol,
+                    "shape {shape:?}: {name} {k}: {g} vs {w}"
+                );
+            }
+        }
+        // Inference with the batch's statistics gives the training output.
+        let plain = contra::device::parse("cpu").unwrap();
+        let xi = Tensor::<3>::from_data(TensorData::new(x_vals.clone(), [n, c, s]), &plain);
+        let stat = |v: &[f64]| {
+            Tensor::<1>::from_data(
+                TensorData::new(v.iter().map(|&a| a as f32).collect::<Vec<_>>(), [c]),
+                &plain,
+            )
+        };
+        let inferred = to_vec(burn::tensor::module::batch_norm(
+            xi,
+            Tensor::<1>::from_data(TensorData::new(g_vals.clone(), [c]), &plain),
+            Tensor::<1>::from_data(TensorData::new(b_vals.clone(), [c]), &plain),
+            stat(&want[1]),
+            stat(&want[2]),
+            eps,
+        ));
+        // The definition with the statistics as f32 holds them.
+        let want_inferred: Vec<f64> = (0..len)
+            .map(|j| {
+                let ch = (j / s) % c;
+                let (m, v) = (want[1][ch] as f32 as f64, want[2][ch] as f32 as f64);
+                (x_vals[j] as f64 - m) / (v + eps).sqrt() * g_vals[ch] as f64 + b_vals[ch] as f64
+            })
+            .collect();
+        let scale = want[0].iter().fold(1.0f64, |a, w| a.max(w.abs()));
+        for (k, (g, w)) in inferred.iter().zip(&want_inferred).enumerate() {
+            assert!(
+                (*g as f64 - w).abs() <= 2e-5 * scale,
+                "shape {shape:?}: inference {k}: {g} vs {w}"
+            );
+        }
+    }
+}
+
+/// exp and GELU (forward and gradient) on f32 against f64 references: burn-flex runs them
+/// through contra's branch-free, vectorised exp and erf (vendor/burn-flex/src/ops/fast_math.rs).
+#[test]
+fn exp_and_gelu_equal_f64_references() {
+    use burn::prelude::*;
+    use burn::tensor::TensorData;
+    // A grid over exp's whole finite range and GELU's interesting one, plus the edges.
+    let mut xs: Vec<f32> = (0..240_000).map(|i| -87.3 + i as f32 * 0.000_73).collect();
+    xs.extend([0.0, -0.0, 88.7, -88.0, -200.0, 89.0, 1e-30, -1e-30]);
+    let n = xs.len();
+    let plain = contra::device::parse("cpu").unwrap();
+    let got = to_vec(Tensor::<1>::from_data(TensorData::new(xs.clone(), [n]), &plain).exp());
+    let mut worst_ulp = 0.0f64;
+    for (&x, &g) in xs.iter().zip(&got) {
+        let want = (x as f64).exp();
+        if x < -87.336 {
+            // Subnormal results (under 1.2e-38) are flushed to zero.
+            assert!(
+                g == 0.0 || (g as f64 - want).abs() < 1.2e-38,
+                "exp({x}) = {g}"
+            );
+        } else if want > f32::MAX as f64 {
+            assert_eq!(g, f32::INFINITY, "exp({x})");
+        } else {
+            let ulp = (want as f32).abs() as f64 * f32::EPSILON as f64;
+            worst_ulp = worst_ulp.max((g as f64 - want).abs() / ulp);
+        }
+    }
+    assert!(worst_ulp <= 2.0, "exp: worst error {worst_ulp} ulp");
+    let edges = to_vec(
+        Tensor::<1>::from_data(
+            TensorData::new(vec![f32::NEG_INFINITY, f32::INFINITY, f32::NAN], [3]),
+            &plain,
+        )
+        .exp(),
+    );
+    assert_eq!(edges[..2], [0.0, f32::INFINITY]);
+    assert!(edges[2].is_nan());
+
+    // GELU(x) = x Phi(x) and its derivative Phi(x) + x phi(x), over [-10, 10].
+    let xs: Vec<f32> = (0..100_000).map(|i| -10.0 + i as f32 * 0.000_2).collect();
+    let n = xs.len();
+    let device = plain.autodiff();
+    let x = Tensor::<1>::from_data(TensorData::new(xs.clone(), [n]), &device).require_grad();
+    let y = burn::tensor::activation::gelu(x.clone());
+    let grads = y.clone().sum().backward();
+    let (y, dy) = (to_vec(y), to_vec(x.grad(&grads).unwrap()));
+    let (mut worst_y, mut worst_dy) = (0.0f64, 0.0f64);
+    for ((&x, &g), &d) in xs.iter().zip(&y).zip(&dy) {
+        let x = x as f64;
+        let cdf = 0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
+        let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        worst_y = worst_y.max((g as f64 - x * cdf).abs() / x.abs().max(1.0));
+        worst_dy = worst_dy.max((d as f64 - (cdf + x * pdf)).abs());
+    }
+    // erf's absolute error is under 1.2e-7 (PyTorch's vectorised erf: 1.5e-7).
+    assert!(worst_y < 2.5e-7, "gelu: worst error {worst_y}");
+    assert!(worst_dy < 2.5e-7, "gelu gradient: worst error {worst_dy}");
+}

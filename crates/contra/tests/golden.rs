@@ -6,6 +6,11 @@
 //! function of (seed, epoch, item, view) instead of burn's process-wide generator: TS2Vec
 //! 1.935927 -> 1.949815, SimCLR on series 0.678804 -> 0.731942, MoCo on series 2.098314 ->
 //! 1.741217. Nothing else moved.
+//!
+//! All moved in the last digits when burn-flex gained fused batch normalisation and a
+//! vectorised exp/erf (issue 15): the first step's loss equal to 1e-7 relative in 13 of 14 runs
+//! (BYOL 8.6e-6), the final loss within 2e-5 relative except where a discrete choice amplifies
+//! rounding (NNCLR's nearest neighbour 1.0e-3, batch-hard triplet 1.7e-3, semi-hard 1.5e-4).
 
 use contra::recipe::Recipe;
 use contra::train::TrainOptions;
@@ -138,7 +143,7 @@ fn every_method_kind_ends_at_its_recorded_loss() {
                 "{IMAGES}{SGD}{}",
                 method("kind = \"simclr\"\ntemperature = 0.2")
             ),
-            4.106778,
+            4.106782,
         ),
         (
             "simclr dcl adamw",
@@ -146,7 +151,7 @@ fn every_method_kind_ends_at_its_recorded_loss() {
                 "{IMAGES}{ADAMW}{}",
                 method("kind = \"simclr\"\ntemperature = 0.2\nloss = \"dcl\"")
             ),
-            4.043603,
+            4.043604,
         ),
         (
             "simclr dclw lars",
@@ -164,7 +169,7 @@ fn every_method_kind_ends_at_its_recorded_loss() {
                     "kind = \"moco\"\ntemperature = 0.2\nqueue_size = 64\nmomentum = 0.99\nmomentum_schedule = \"cosine\""
                 )
             ),
-            4.166058,
+            4.166059,
         ),
         (
             "moco_v3",
@@ -172,7 +177,7 @@ fn every_method_kind_ends_at_its_recorded_loss() {
                 "{IMAGES}{ADAMW}{}",
                 method("kind = \"moco_v3\"\ntemperature = 0.2\nmomentum = 0.99")
             ),
-            2.94255,
+            2.942528,
         ),
         (
             "nnclr",
@@ -180,7 +185,7 @@ fn every_method_kind_ends_at_its_recorded_loss() {
                 "{IMAGES}{SGD}{}",
                 method("kind = \"nnclr\"\ntemperature = 0.1\nqueue_size = 64")
             ),
-            6.852407,
+            6.845263,
         ),
         (
             "supcon balanced",
@@ -189,7 +194,7 @@ fn every_method_kind_ends_at_its_recorded_loss() {
                 IMAGES.replace("workers = 2", "workers = 2\nper_class = 4"),
                 method("kind = \"supcon\"\ntemperature = 0.1")
             ),
-            4.141332,
+            4.141335,
         ),
         (
             "supcon semi-supervised",
@@ -209,7 +214,7 @@ fn every_method_kind_ends_at_its_recorded_loss() {
                     "kind = \"triplet\"\nminer = \"semi_hard\"\ndistance = \"cosine\"\nmargin = 0.2\nswap = true"
                 )
             ),
-            0.187874,
+            0.187903,
         ),
         (
             "triplet batch_hard soft margin",
@@ -218,7 +223,7 @@ fn every_method_kind_ends_at_its_recorded_loss() {
                 IMAGES.replace("workers = 2", "workers = 2\nper_class = 4"),
                 method("kind = \"triplet\"\nminer = \"batch_hard\"\nsoft_margin = true")
             ),
-            0.758562,
+            0.759831,
         ),
         (
             "byol",
@@ -226,7 +231,7 @@ fn every_method_kind_ends_at_its_recorded_loss() {
                 "{IMAGES}{SGD}{}",
                 method("kind = \"byol\"\nmomentum = 0.99")
             ),
-            -0.628855,
+            -0.628821,
         ),
         (
             "ts2vec",
@@ -234,7 +239,7 @@ fn every_method_kind_ends_at_its_recorded_loss() {
                 "{series}{ADAMW}{}",
                 method("kind = \"ts2vec\"\nalpha = 0.5\ntemporal_unit = 0")
             ),
-            1.949815,
+            1.949814,
         ),
         (
             "simclr on series",
@@ -242,7 +247,7 @@ fn every_method_kind_ends_at_its_recorded_loss() {
                 "{series}{SERIES_VIEWS}{ADAMW}{}",
                 method("kind = \"simclr\"\ntemperature = 0.2")
             ),
-            0.731942,
+            0.731941,
         ),
         (
             "moco on series",
@@ -250,7 +255,7 @@ fn every_method_kind_ends_at_its_recorded_loss() {
                 "{series}{SERIES_VIEWS}{ADAMW}{}",
                 method("kind = \"moco\"\ntemperature = 0.2\nqueue_size = 32")
             ),
-            1.741217,
+            1.741216,
         ),
     ];
     let mut wrong = Vec::new();

@@ -68,6 +68,10 @@ impl ActivationOps<Flex> for Flex {
 
     fn gelu(tensor: FloatTensor<Flex>) -> FloatTensor<Flex> {
         // 0.5 * x * (1 + erf(x / sqrt(2)))
+        // contra: f32 through a branch-free erf over slices, so that the loop vectorises.
+        if tensor.dtype() == DType::F32 {
+            return crate::ops::fast_math::gelu(tensor);
+        }
         use crate::ops::unary::{erf_f32, erf_f64};
         let sqrt2_f32: f32 = core::f32::consts::SQRT_2;
         let sqrt2_f64: f64 = core::f64::consts::SQRT_2;
@@ -80,6 +84,11 @@ impl ActivationOps<Flex> for Flex {
 
     fn gelu_backward(x: FloatTensor<Flex>, grad: FloatTensor<Flex>) -> FloatTensor<Flex> {
         // d/dx[gelu(x)] = 0.5 * (1 + erf(x/sqrt(2))) + x * (1/sqrt(2*pi)) * exp(-x^2/2)
+        // contra: f32 through a branch-free erf and exp over slices, so that the loop
+        // vectorises.
+        if x.dtype() == DType::F32 && grad.dtype() == DType::F32 && x.shape() == grad.shape() {
+            return crate::ops::fast_math::gelu_backward(x, grad);
+        }
         use crate::ops::unary::{erf_f32, erf_f64};
         let sqrt2_f32: f32 = core::f32::consts::SQRT_2;
         let sqrt2_f64: f64 = core::f64::consts::SQRT_2;

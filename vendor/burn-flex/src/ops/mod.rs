@@ -90,6 +90,8 @@ pub(crate) fn float_storage_as_f32(tensor: &FlexTensor) -> Cow<'_, [f32]> {
 
 pub mod activation;
 pub mod attention;
+// contra: fused batch normalisation.
+pub mod batch_norm;
 pub mod binary;
 mod bool;
 pub mod cat;
@@ -102,6 +104,8 @@ mod conv_weight_grad;
 pub mod cumulative;
 pub mod deform_conv;
 pub mod expand;
+// contra: vectorisable exp and erf.
+pub mod fast_math;
 #[cfg(feature = "fft")]
 pub mod fft;
 pub mod flip;

@@ -163,6 +163,10 @@ where
 
 /// Exponential: e^x
 pub fn exp(tensor: FlexTensor) -> FlexTensor {
+    // contra: f32 through a branch-free exp over slices, so that the loop vectorises.
+    if tensor.dtype() == DType::F32 {
+        return crate::ops::fast_math::exp(tensor);
+    }
     unary_op(tensor, |x| x.exp(), |x| x.exp())
 }
 
