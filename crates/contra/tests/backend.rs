@@ -377,3 +377,50 @@ fn exp_and_gelu_equal_f64_references() {
     assert!(worst_y < 2.5e-7, "gelu: worst error {worst_y}");
     assert!(worst_dy < 2.5e-7, "gelu gradient: worst error {worst_dy}");
 }
+
+/// 2x2 max pooling with stride 2 (contra's burn-flex takes a direct path for it): values,
+/// and the gradient routed to the first maximum of each window (row by row), on planes of
+/// even and odd size with ties, against the definition.
+#[test]
+fn max_pool_2x2_equals_the_definition() {
+    use burn::nn::pool::MaxPool2dConfig;
+    use burn::prelude::*;
+    let device = contra::device::parse("cpu").unwrap().autodiff();
+    let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+    for (ci, (n, c, h, w)) in [(2, 3, 8, 8), (3, 2, 7, 9), (1, 1, 2, 2)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut rng = Rng::new(ci as u64 + 300);
+        // Values on a coarse grid, so that windows have ties.
+        let x_vals: Vec<f32> = (0..n * c * h * w)
+            .map(|_| (rng.uniform() * 4.0).floor() as f32)
+            .collect();
+        let x = tensor4(x_vals.clone(), [n, c, h, w], &device).require_grad();
+        let y = pool.forward(x.clone());
+        let [_, _, oh, ow] = y.dims();
+        assert_eq!([oh, ow], [h / 2, w / 2]);
+        let r_vals: Vec<f32> = (0..n * c * oh * ow).map(|_| rng.normal() as f32).collect();
+        let r = tensor4(r_vals.clone(), [n, c, oh, ow], &device);
+        let grads = (y.clone() * r).sum().backward();
+        let (got_y, got_dx) = (to_vec(y), to_vec(x.grad(&grads).unwrap()));
+        let mut want_dx = vec![0f32; x_vals.len()];
+        for p in 0..n * c {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let at = |u: usize, v: usize| (p * h + 2 * i + u) * w + 2 * j + v;
+                    let mut best = at(0, 0);
+                    for (u, v) in [(0, 1), (1, 0), (1, 1)] {
+                        if x_vals[at(u, v)] > x_vals[best] {
+                            best = at(u, v);
+                        }
+                    }
+                    let o = (p * oh + i) * ow + j;
+                    assert_eq!(got_y[o], x_vals[best], "case {ci}: output {o}");
+                    want_dx[best] += r_vals[o];
+                }
+            }
+        }
+        assert_eq!(got_dx, want_dx, "case {ci}: input gradient");
+    }
+}

@@ -18,6 +18,8 @@
 //! channel, the runs' totals added in f64), so results do not depend on the thread count.
 
 use crate::{FlexTensor, Layout};
+use alloc::vec;
+use alloc::vec::Vec;
 use burn_backend::{DType, Element};
 use burn_std::{Bytes, Shape, bf16, f16};
 
@@ -165,6 +167,15 @@ fn per_run<E: Real>(out: &mut [E], c: usize, s: usize, f: impl Fn(usize, usize, 
     out.chunks_mut(runs_per_task * s).enumerate().for_each(body);
 }
 
+/// A buffer every element of which the caller writes (`per_run` covers all runs): zeroing
+/// it first would be one more pass over the activation.
+fn unfilled<E: Real>(len: usize) -> Vec<E> {
+    let mut v = Vec::with_capacity(len);
+    // SAFETY: plain floats, every one written by `per_run` before the vector is read.
+    unsafe { v.set_len(len) };
+    v
+}
+
 fn split_mean<E: Real>(mean: f64) -> (E, E) {
     let hi = E::from_wide(mean);
     (hi, E::from_wide(mean - hi.wide()))
@@ -210,7 +221,7 @@ fn train_impl<E: Real>(
     let scale: Vec<E> = (0..c)
         .map(|ch| E::from_wide(gamma[ch].wide() / (variance[ch].wide() + epsilon).sqrt()))
         .collect();
-    let mut output = vec![E::zero(); x.len()];
+    let mut output = unfilled(x.len());
     per_run(&mut output, c, s, |ch, r, out| {
         let ((hi, lo), a, b) = (parts[ch], scale[ch], beta[ch]);
         for (o, &v) in out.iter_mut().zip(&x[r * s..(r + 1) * s]) {
@@ -265,7 +276,7 @@ fn backward_impl<E: Real>(
             )
         })
         .collect();
-    let mut x_grad = vec![E::zero(); x.len()];
+    let mut x_grad = unfilled(x.len());
     per_run(&mut x_grad, c, s, |ch, r, out| {
         let (a, mean_dy, k, lo) = coefficients[ch];
         let hi = mean[ch];
@@ -294,7 +305,7 @@ fn inference_impl<E: Real>(
     let scale: Vec<E> = (0..c)
         .map(|ch| E::from_wide(gamma[ch].wide() / (variance[ch].wide() + epsilon).sqrt()))
         .collect();
-    let mut output = vec![E::zero(); x.len()];
+    let mut output = unfilled(x.len());
     per_run(&mut output, c, s, |ch, r, out| {
         let (m, a, b) = (mean[ch], scale[ch], beta[ch]);
         for (o, &v) in out.iter_mut().zip(&x[r * s..(r + 1) * s]) {

@@ -200,6 +200,24 @@ pub fn max_pool3d_with_indices_bf16(
     (convert_f32_to_bf16(&output_f32), indices)
 }
 
+/// contra: the maximum of the 2x2 window at `at` of a plane with rows `width` apart, and
+/// its index, as the generic loop finds them (row by row; a later value wins only when
+/// greater or NaN).
+#[cfg(feature = "rayon")]
+#[inline(always)]
+fn max_of_2x2<T: Copy + num_traits::Float>(plane: &[T], at: usize, width: usize) -> (T, i64) {
+    let mut best = at;
+    let mut max_val = plane[at];
+    for i in [at + 1, at + width, at + width + 1] {
+        let v = plane[i];
+        if v > max_val || v.is_nan() {
+            max_val = v;
+            best = i;
+        }
+    }
+    (max_val, best as i64)
+}
+
 #[inline]
 fn valid_range_maxpool(
     out: usize,
@@ -262,6 +280,14 @@ where
 
     let spatial_out = out_d * out_h * out_w;
     let x_data: &[T] = x.storage();
+    #[cfg(feature = "rayon")]
+    let two_by_two = kernel_d == 1
+        && in_d == 1
+        && out_d == 1
+        && [kernel_h, kernel_w, stride_h, stride_w] == [2, 2, 2, 2]
+        && [pad_h, pad_w, dilation_h, dilation_w] == [0, 0, 1, 1]
+        && 2 * out_h <= in_h
+        && 2 * out_w <= in_w;
     let kernel = |od: usize, oh: usize, ow: usize, x_offset: usize| {
         let (kd_start, kd_end) =
             valid_range_maxpool(od, kernel_d, stride_d, pad_d, dilation_d, in_d);
@@ -319,6 +345,23 @@ where
                 let c = bc % channels;
                 let x_offset = b * channels * in_d * in_h * in_w + c * in_d * in_h * in_w;
                 let out_offset = bc * spatial_out;
+
+                // contra: 2x2 windows with stride 2 and no padding (the usual image pooling)
+                // without the per-output window arithmetic; same values and indices.
+                if two_by_two {
+                    let plane = &x_data[x_offset..x_offset + in_h * in_w];
+                    for oh in 0..out_h {
+                        let top = 2 * oh * in_w;
+                        for ow in 0..out_w {
+                            let (max_val, max_idx) = max_of_2x2(plane, top + 2 * ow, in_w);
+                            unsafe {
+                                out_ptr.write(out_offset + oh * out_w + ow, max_val);
+                                idx_ptr.write(out_offset + oh * out_w + ow, max_idx);
+                            }
+                        }
+                    }
+                    return;
+                }
 
                 for od in 0..out_d {
                     for oh in 0..out_h {
