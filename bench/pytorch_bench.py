@@ -31,7 +31,46 @@ def resnet18_cifar():
     return m
 
 
-def train(kind, pairs, steps, channels_last, device="cpu"):
+# Where a PyTorch step's time goes: each profiler event's own (self) time, by the phase it ran
+# in (record_function labels below) and its op name. bench/perf_categories.py puts contra's
+# samples into the same rows.
+PROFILE_ROWS = [
+    ("convolution forward", lambda ph, op: ph == "forward" and "conv" in op),
+    ("convolution backward (input and weight gradient)", lambda ph, op: "convolution_backward" in op),
+    ("batch norm", lambda ph, op: "batch_norm" in op),
+    ("pooling", lambda ph, op: "pool" in op),
+    ("optimizer", lambda ph, op: ph == "optimizer"),
+    ("loss", lambda ph, op: ph == "loss"),
+    ("matrix products (head)", lambda ph, op: op in ("aten::addmm", "aten::mm", "aten::bmm", "aten::matmul")),
+    ("copies and concatenation", lambda ph, op: op in ("aten::copy_", "aten::cat", "aten::contiguous", "aten::clone")),
+    ("allocation and zeroing", lambda ph, op: op in ("aten::empty", "aten::empty_strided", "aten::zero_", "aten::fill_", "aten::zeros", "aten::zeros_like", "aten::empty_like")),
+    ("element-wise (activations, gradient sums)", lambda ph, op: True),
+]
+
+
+def profile_rows(prof, steps):
+    events = prof.events()
+    rows = {name: 0.0 for name, _ in PROFILE_ROWS}
+    phases = ("forward", "loss", "backward", "optimizer")
+    for e in events:
+        if e.name in phases or e.name.startswith("ProfilerStep"):
+            continue
+        phase, p = None, e.cpu_parent
+        while p is not None:
+            if p.name in phases:
+                phase = p.name
+                break
+            p = p.cpu_parent
+        # Autograd runs backward ops on its own thread, outside the "backward" label.
+        phase = phase or "backward"
+        for name, match in PROFILE_ROWS:
+            if match(phase, e.name):
+                rows[name] += e.self_cpu_time_total / 1000 / steps
+                break
+    return rows
+
+
+def train(kind, pairs, steps, channels_last, device="cpu", profile=False):
     torch.manual_seed(0)
     if kind == "small_cnn":
         enc, c, hw = SmallCnn(1), 1, 28
@@ -45,19 +84,37 @@ def train(kind, pairs, steps, channels_last, device="cpu"):
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     warmup = 2
+    label = torch.autograd.profiler.record_function
+    prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) if profile else None
     for step in range(warmup + steps):
         if step == warmup:
+            if prof is not None:
+                prof.__enter__()
             start = time.perf_counter()
         x = torch.cat([a, b])
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        z = model(x)
-        loss = nt_xent(z[:pairs], z[pairs:], 0.5)
+        with label("forward"):
+            z = model(x)
+        with label("loss"):
+            loss = nt_xent(z[:pairs], z[pairs:], 0.5)
         loss.item()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        with label("optimizer"):
+            opt.zero_grad()
+        with label("backward"):
+            loss.backward()
+        with label("optimizer"):
+            opt.step()
     secs = time.perf_counter() - start
+    if prof is not None:
+        prof.__exit__(None, None, None)
+        rows = profile_rows(prof, steps)
+        step_ms = 1000 * secs / steps
+        rows["framework (dispatch, autograd engine, Python)"] = step_ms - sum(rows.values())
+        print(json.dumps({"bench": "profile", "impl": "pytorch-eager", "model": kind, "pairs": pairs,
+                          "threads": torch.get_num_threads(), "step_ms": step_ms,
+                          "ms_per_step": {k: round(v, 2) for k, v in rows.items()}}))
+        return
     name = "pytorch-eager" + ("-channels-last" if channels_last else "") + ("" if device == "cpu" else f"-{device}")
     print(json.dumps({"bench": "train", "impl": name, "model": kind, "pairs": pairs, "steps": steps,
                       "threads": torch.get_num_threads(), "images_per_second": 2 * pairs * steps / secs}))
@@ -184,10 +241,11 @@ if __name__ == "__main__":
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--profile", action="store_true", help="train: where a step's time goes")
     o = ap.parse_args()
     torch.set_num_threads(o.threads)
     if o.what == "train":
-        train(o.args[0], int(o.args[1]), int(o.args[2]) if len(o.args) > 2 else 10, o.channels_last, o.device)
+        train(o.args[0], int(o.args[1]), int(o.args[2]) if len(o.args) > 2 else 10, o.channels_last, o.device, o.profile)
     elif o.what == "loss":
         loss_bench(o.args[0], int(o.args[1]) if len(o.args) > 1 else 4096, int(o.args[2]) if len(o.args) > 2 else 128, device=o.device)
     elif o.what == "ts2vec":
