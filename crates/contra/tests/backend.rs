@@ -384,7 +384,6 @@ fn exp_and_gelu_equal_f64_references() {
 #[test]
 fn max_pool_2x2_equals_the_definition() {
     use burn::nn::pool::MaxPool2dConfig;
-    use burn::prelude::*;
     let device = contra::device::parse("cpu").unwrap().autodiff();
     let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
     for (ci, (n, c, h, w)) in [(2, 3, 8, 8), (3, 2, 7, 9), (1, 1, 2, 2)]
