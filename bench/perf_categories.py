@@ -17,7 +17,7 @@ ROWS = [
     ("convolution weight gradient", r"burn_flex::ops::conv_weight_grad"),
     ("convolution input gradient", r"burn_flex::ops::conv_transpose"),
     ("convolution forward", r"burn_flex::ops::conv::|burn_flex::ops::conv_common"),
-    ("batch norm", r"burn_flex::ops::batch_norm|batch_norm"),
+    ("batch norm", r"batch_norm"),
     ("pooling", r"burn_flex::ops::pool"),
     ("optimizer", r"contra::optim|burn_optim"),
     ("loss", r"contra::losses"),

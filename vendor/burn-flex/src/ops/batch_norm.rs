@@ -17,6 +17,7 @@
 //! input in its one reduction pass. Each channel's sums are taken by one task in a fixed order (16 partial sums per run of a
 //! channel, the runs' totals added in f64), so results do not depend on the thread count.
 
+use super::unfilled;
 use crate::{FlexTensor, Layout};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -121,7 +122,7 @@ fn channel_block(c: usize, s: usize) -> usize {
     (256 / s.max(1)).clamp(1, c.max(1))
 }
 
-/// For each channel, `stat(channel, runs)` where `runs` visits the channel's N runs in order.
+/// For each channel, `stat(channel, slot)` fills the channel's slot; channels run in blocks.
 fn per_channel<T: Send + Default + Clone>(
     c: usize,
     s: usize,
@@ -167,15 +168,6 @@ fn per_run<E: Real>(out: &mut [E], c: usize, s: usize, f: impl Fn(usize, usize, 
     out.chunks_mut(runs_per_task * s).enumerate().for_each(body);
 }
 
-/// A buffer every element of which the caller writes (`per_run` covers all runs): zeroing
-/// it first would be one more pass over the activation.
-fn unfilled<E: Real>(len: usize) -> Vec<E> {
-    let mut v = Vec::with_capacity(len);
-    // SAFETY: plain floats, every one written by `per_run` before the vector is read.
-    unsafe { v.set_len(len) };
-    v
-}
-
 fn split_mean<E: Real>(mean: f64) -> (E, E) {
     let hi = E::from_wide(mean);
     (hi, E::from_wide(mean - hi.wide()))
@@ -218,17 +210,33 @@ fn train_impl<E: Real>(
             .sum();
         *slot = E::from_wide(total / count);
     });
+    let output = normalized(x, c, s, &parts, &variance, gamma, beta, epsilon);
+    (output, parts.iter().map(|p| p.0).collect(), variance)
+}
+
+/// `((x - hi) - lo) * gamma / sqrt(var + eps) + beta`, per channel.
+#[allow(clippy::too_many_arguments)]
+fn normalized<E: Real>(
+    x: &[E],
+    c: usize,
+    s: usize,
+    mean: &[(E, E)],
+    variance: &[E],
+    gamma: &[E],
+    beta: &[E],
+    epsilon: f64,
+) -> Vec<E> {
     let scale: Vec<E> = (0..c)
         .map(|ch| E::from_wide(gamma[ch].wide() / (variance[ch].wide() + epsilon).sqrt()))
         .collect();
     let mut output = unfilled(x.len());
     per_run(&mut output, c, s, |ch, r, out| {
-        let ((hi, lo), a, b) = (parts[ch], scale[ch], beta[ch]);
+        let ((hi, lo), a, b) = (mean[ch], scale[ch], beta[ch]);
         for (o, &v) in out.iter_mut().zip(&x[r * s..(r + 1) * s]) {
             *o = ((v - hi) - lo) * a + b;
         }
     });
-    (output, parts.iter().map(|p| p.0).collect(), variance)
+    output
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -302,17 +310,9 @@ fn inference_impl<E: Real>(
     epsilon: f64,
 ) -> Vec<E> {
     let (_, c, s) = split(shape);
-    let scale: Vec<E> = (0..c)
-        .map(|ch| E::from_wide(gamma[ch].wide() / (variance[ch].wide() + epsilon).sqrt()))
-        .collect();
-    let mut output = unfilled(x.len());
-    per_run(&mut output, c, s, |ch, r, out| {
-        let (m, a, b) = (mean[ch], scale[ch], beta[ch]);
-        for (o, &v) in out.iter_mut().zip(&x[r * s..(r + 1) * s]) {
-            *o = (v - m) * a + b;
-        }
-    });
-    output
+    // The given mean is exact as stored: no low part.
+    let parts: Vec<(E, E)> = mean.iter().map(|&m| (m, E::zero())).collect();
+    normalized(x, c, s, &parts, variance, gamma, beta, epsilon)
 }
 
 /// Half-precision tensors run through f32 (as flex's layer norm does).

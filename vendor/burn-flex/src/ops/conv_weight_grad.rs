@@ -15,18 +15,11 @@ use burn_backend::ops::ConvOptions;
 use burn_std::{Bytes, Shape};
 
 use super::matmul::GemmScalar;
+use super::unfilled;
 use crate::{FlexTensor, Layout};
 
 /// Output positions per chunk: enough rows for an efficient GEMM on small feature maps.
 const CHUNK_POSITIONS: usize = 1024;
-
-/// A buffer of plain floats that the caller writes in full before reading.
-fn unfilled<T: Copy>(len: usize) -> Vec<T> {
-    let mut v = Vec::with_capacity(len);
-    // SAFETY: T is a plain float (GemmScalar); every element is written before it is read.
-    unsafe { v.set_len(len) };
-    v
-}
 
 /// `dW` for `x` `[B, C_in, H, W]` and `output_grad` `[B, C_out, OH, OW]` (symmetric padding).
 pub(crate) fn conv2d_weight_grad<T: GemmScalar + Send + Sync + core::ops::AddAssign>(
@@ -53,7 +46,9 @@ pub(crate) fn conv2d_weight_grad<T: GemmScalar + Send + Sync + core::ops::AddAss
     let x_data: &[T] = x.storage();
     let dy_data: &[T] = dy.storage();
 
-    let per_chunk = CHUNK_POSITIONS.div_ceil(positions.max(1)).clamp(1, batch.max(1));
+    let per_chunk = CHUNK_POSITIONS
+        .div_ceil(positions.max(1))
+        .clamp(1, batch.max(1));
     let chunks: Vec<(usize, usize)> = (0..batch)
         .step_by(per_chunk)
         .map(|b0| (b0, (b0 + per_chunk).min(batch)))

@@ -14,8 +14,8 @@
 //!   `erf` uses Abramowitz and Stegun 7.1.26, 1.5e-7). Meant for GELU, where the result is
 //!   `0.5 x (1 + erf)`; `float_erf` itself keeps libm's full precision.
 
+use super::unfilled;
 use crate::{FlexTensor, Layout};
-use alloc::vec::Vec;
 use burn_backend::DType;
 use burn_std::Bytes;
 
@@ -82,9 +82,8 @@ fn map_f32(tensor: FlexTensor, kernel: impl Fn(&[f32], &mut [f32]) + Sync) -> Fl
     let tensor = tensor.to_contiguous();
     let shape = tensor.layout().shape().clone();
     let src: &[f32] = tensor.storage();
-    let mut out = Vec::with_capacity(src.len());
-    // SAFETY: plain floats, every chunk written by `kernel` before the vector is read.
-    unsafe { out.set_len(src.len()) };
+    // Every chunk is written by `kernel`.
+    let mut out = unfilled::<f32>(src.len());
     #[cfg(feature = "rayon")]
     {
         use rayon::prelude::*;
@@ -109,9 +108,8 @@ fn zip_f32(
     let (a, b) = (a.to_contiguous(), b.to_contiguous());
     let shape = a.layout().shape().clone();
     let (x, y): (&[f32], &[f32]) = (a.storage(), b.storage());
-    let mut out = Vec::with_capacity(x.len());
-    // SAFETY: plain floats, every chunk written by `kernel` before the vector is read.
-    unsafe { out.set_len(x.len()) };
+    // Every chunk is written by `kernel`.
+    let mut out = unfilled::<f32>(x.len());
     #[cfg(feature = "rayon")]
     {
         use rayon::prelude::*;

@@ -18,6 +18,16 @@ pub(crate) const INDEX_DTYPE: DType = DType::I32;
 #[cfg(feature = "rayon")]
 pub(crate) const PARALLEL_THRESHOLD: usize = 256 * 1024;
 
+/// contra: a buffer of plain numbers for a kernel that writes every element before anything
+/// reads it; zero-filling it first would be one more pass over memory.
+pub(crate) fn unfilled<T: bytemuck::Pod>(len: usize) -> alloc::vec::Vec<T> {
+    let mut v = alloc::vec::Vec::with_capacity(len);
+    // SAFETY: T is plain data (any bit pattern is valid) and the caller writes every element
+    // before reading it.
+    unsafe { v.set_len(len) };
+    v
+}
+
 /// Wrapper for raw mutable pointers that can be sent across rayon threads.
 ///
 /// # Safety
