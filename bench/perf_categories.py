@@ -14,9 +14,9 @@ import sys
 
 ROWS = [
     ("allocation and zeroing", r"memset|__libc_malloc|_int_malloc|_int_free|cfree|clear_page|do_anonymous_page|handle_mm_fault|exc_page_fault"),
-    ("convolution weight gradient", r"burn_flex::ops::conv_weight_grad"),
-    ("convolution input gradient", r"burn_flex::ops::conv_transpose"),
-    ("convolution forward", r"burn_flex::ops::conv::|burn_flex::ops::conv_common"),
+    ("convolution weight gradient", r"burn_flex::ops::conv2d_chunked::weight_grad"),
+    ("convolution input gradient", r"burn_flex::ops::conv_transpose|burn_flex::ops::conv2d_chunked::input_grad"),
+    ("convolution forward", r"burn_flex::ops::conv::|burn_flex::ops::conv_common|burn_flex::ops::conv2d_chunked::forward"),
     ("batch norm", r"batch_norm"),
     ("pooling", r"burn_flex::ops::pool"),
     ("optimizer", r"contra::optim|burn_optim"),

@@ -1,8 +1,10 @@
 //! The CPU backend's convolution gradients against a direct computation from the definition
-//! (contra patches burn-flex with its own weight-gradient kernel: vendor/burn-flex).
+//! (contra patches burn-flex with its own weight- and input-gradient kernels: vendor/burn-flex).
 
-use burn::nn::PaddingConfig2d;
-use burn::nn::conv::Conv2dConfig;
+use burn::nn::conv::{Conv1dConfig, Conv2dConfig};
+use burn::nn::{PaddingConfig1d, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::TensorData;
 use contra::rng::Rng;
 use contra::tensor_util::{tensor4, to_vec};
 
@@ -19,7 +21,7 @@ struct Case {
 }
 
 #[test]
-fn conv2d_weight_and_input_gradients_equal_the_definition() {
+fn conv2d_output_and_gradients_equal_the_definition() {
     let cases = [
         // The small CNN's blocks, and ResNet's strided and 1x1 convolutions.
         Case {
@@ -33,8 +35,9 @@ fn conv2d_weight_and_input_gradients_equal_the_definition() {
             dilation: [1, 1],
             groups: 1,
         },
+        // 3x3 maps: the input gradient gathers 57 images per GEMM, so two chunks of 57 and 13.
         Case {
-            batch: 40,
+            batch: 70,
             c_in: 6,
             c_out: 5,
             size: [3, 3],
@@ -46,7 +49,7 @@ fn conv2d_weight_and_input_gradients_equal_the_definition() {
         },
         Case {
             batch: 2,
-            c_in: 4,
+            c_in: 8,
             c_out: 6,
             size: [11, 8],
             kernel: [3, 3],
@@ -57,7 +60,7 @@ fn conv2d_weight_and_input_gradients_equal_the_definition() {
         },
         Case {
             batch: 2,
-            c_in: 4,
+            c_in: 8,
             c_out: 2,
             size: [7, 7],
             kernel: [1, 1],
@@ -75,6 +78,18 @@ fn conv2d_weight_and_input_gradients_equal_the_definition() {
             stride: [1, 2],
             padding: [2, 1, 0, 1],
             dilation: [2, 1],
+            groups: 2,
+        },
+        // The last row and column are read by no output: their input gradient is zero.
+        Case {
+            batch: 5,
+            c_in: 4,
+            c_out: 6,
+            size: [8, 8],
+            kernel: [3, 3],
+            stride: [2, 2],
+            padding: [0, 0, 0, 0],
+            dilation: [1, 1],
             groups: 2,
         },
     ];
@@ -95,11 +110,11 @@ fn conv2d_weight_and_input_gradients_equal_the_definition() {
                 c.padding[2],
                 c.padding[3],
             ))
-            .with_bias(false)
             .init(&device);
         let x = tensor4(x_vals.clone(), [c.batch, c.c_in, h, w], &device).require_grad();
         let y = conv.forward(x.clone());
         let [_, _, oh, ow] = y.dims();
+        let got_y = to_vec(y.clone().inner());
         let r_vals: Vec<f32> = (0..c.batch * c.c_out * oh * ow)
             .map(|_| rng.normal() as f32)
             .collect();
@@ -108,17 +123,21 @@ fn conv2d_weight_and_input_gradients_equal_the_definition() {
         let got_w = to_vec(conv.weight.grad(&grads).unwrap());
         let got_x = to_vec(x.grad(&grads).unwrap());
         let weights = to_vec(conv.weight.val().inner());
+        let bias = to_vec(conv.bias.as_ref().unwrap().val().inner());
         // The definition: y[b, o, i, j] = sum w[o, c, u, v] * x[b, g*cg + c, i*s + u*d - p, ...].
         let (cg, og) = (c.c_in / c.groups, c.c_out / c.groups);
         let [kh, kw] = c.kernel;
         let mut want_w = vec![0f64; c.c_out * cg * kh * kw];
         let mut want_x = vec![0f64; x_vals.len()];
+        let mut want_y = vec![0f64; r_vals.len()];
         for b in 0..c.batch {
-            for o in 0..c.c_out {
+            for (o, &bias_o) in bias.iter().enumerate() {
                 let g = o / og;
                 for i in 0..oh {
                     for j in 0..ow {
-                        let dy = r_vals[((b * c.c_out + o) * oh + i) * ow + j] as f64;
+                        let yi = ((b * c.c_out + o) * oh + i) * ow + j;
+                        let dy = r_vals[yi] as f64;
+                        want_y[yi] += bias_o as f64;
                         for ch in 0..cg {
                             for u in 0..kh {
                                 for v in 0..kw {
@@ -132,6 +151,7 @@ fn conv2d_weight_and_input_gradients_equal_the_definition() {
                                     let xi = ((b * c.c_in + g * cg + ch) * h + yy as usize) * w
                                         + xx as usize;
                                     let wi = ((o * cg + ch) * kh + u) * kw + v;
+                                    want_y[yi] += weights[wi] as f64 * x_vals[xi] as f64;
                                     want_w[wi] += dy * x_vals[xi] as f64;
                                     want_x[xi] += dy * weights[wi] as f64;
                                 }
@@ -141,12 +161,107 @@ fn conv2d_weight_and_input_gradients_equal_the_definition() {
                 }
             }
         }
-        for (name, got, want) in [("weight", &got_w, &want_w), ("input", &got_x, &want_x)] {
+        let checks = [
+            ("output", &got_y, &want_y),
+            ("weight gradient", &got_w, &want_w),
+            ("input gradient", &got_x, &want_x),
+        ];
+        for (name, got, want) in checks {
             assert_eq!(got.len(), want.len(), "case {ci} {name}");
             for (k, (g, w)) in got.iter().zip(want.iter()).enumerate() {
                 assert!(
                     (*g as f64 - w).abs() <= 1e-4 * w.abs().max(1.0),
-                    "case {ci}: {name} gradient {k}: {g} vs {w}"
+                    "case {ci}: {name} {k}: {g} vs {w}"
+                );
+            }
+        }
+    }
+}
+
+/// 1D convolutions (TS2Vec's dilated, length-keeping ones among them): output and both
+/// gradients, which burn-flex computes by its 2D kernels at a height of 1.
+#[test]
+fn conv1d_output_and_gradients_equal_the_definition() {
+    // batch, c_in, c_out, length, kernel, stride, padding (left, right), dilation, groups
+    let cases = [
+        (8, 16, 16, 37, 3, 1, (4, 4), 4, 1),
+        (3, 6, 4, 20, 4, 1, (2, 1), 1, 1),
+        (2, 8, 6, 31, 3, 2, (1, 1), 2, 2),
+        (4, 8, 12, 15, 1, 1, (0, 0), 1, 1),
+        // Dilation past the length (TS2Vec's last blocks on short series): outer taps read
+        // only padding.
+        (2, 4, 4, 10, 3, 1, (16, 16), 16, 1),
+    ];
+    let device = contra::device::parse("cpu").unwrap().autodiff();
+    for (ci, &(batch, c_in, c_out, len, k, stride, (pl, pr), dil, groups)) in
+        cases.iter().enumerate()
+    {
+        let mut rng = Rng::new(ci as u64 + 40);
+        let x_vals: Vec<f32> = (0..batch * c_in * len)
+            .map(|_| rng.normal() as f32)
+            .collect();
+        let conv = Conv1dConfig::new(c_in, c_out, k)
+            .with_stride(stride)
+            .with_dilation(dil)
+            .with_groups(groups)
+            .with_padding(PaddingConfig1d::Explicit(pl, pr))
+            .init(&device);
+        let x =
+            Tensor::<3>::from_data(TensorData::new(x_vals.clone(), [batch, c_in, len]), &device)
+                .require_grad();
+        let y = conv.forward(x.clone());
+        let [_, _, out_len] = y.dims();
+        assert_eq!(out_len, (len + pl + pr - dil * (k - 1) - 1) / stride + 1);
+        let got_y = to_vec(y.clone().inner());
+        let r_vals: Vec<f32> = (0..batch * c_out * out_len)
+            .map(|_| rng.normal() as f32)
+            .collect();
+        let r = Tensor::<3>::from_data(
+            TensorData::new(r_vals.clone(), [batch, c_out, out_len]),
+            &device,
+        );
+        let grads = (y * r).sum().backward();
+        let got_w = to_vec(conv.weight.grad(&grads).unwrap());
+        let got_x = to_vec(x.grad(&grads).unwrap());
+        let weights = to_vec(conv.weight.val().inner());
+        let bias = to_vec(conv.bias.as_ref().unwrap().val().inner());
+        let (cg, og) = (c_in / groups, c_out / groups);
+        let mut want_y = vec![0f64; r_vals.len()];
+        let mut want_w = vec![0f64; weights.len()];
+        let mut want_x = vec![0f64; x_vals.len()];
+        for b in 0..batch {
+            for (o, &bias_o) in bias.iter().enumerate() {
+                let g = o / og;
+                for i in 0..out_len {
+                    let yi = (b * c_out + o) * out_len + i;
+                    want_y[yi] += bias_o as f64;
+                    for ch in 0..cg {
+                        for u in 0..k {
+                            let t = (i * stride + u * dil) as isize - pl as isize;
+                            if t < 0 || t >= len as isize {
+                                continue;
+                            }
+                            let xi = (b * c_in + g * cg + ch) * len + t as usize;
+                            let wi = (o * cg + ch) * k + u;
+                            want_y[yi] += weights[wi] as f64 * x_vals[xi] as f64;
+                            want_w[wi] += r_vals[yi] as f64 * x_vals[xi] as f64;
+                            want_x[xi] += r_vals[yi] as f64 * weights[wi] as f64;
+                        }
+                    }
+                }
+            }
+        }
+        let checks = [
+            ("output", &got_y, &want_y),
+            ("weight gradient", &got_w, &want_w),
+            ("input gradient", &got_x, &want_x),
+        ];
+        for (name, got, want) in checks {
+            assert_eq!(got.len(), want.len(), "case {ci} {name}");
+            for (j, (g, w)) in got.iter().zip(want.iter()).enumerate() {
+                assert!(
+                    (*g as f64 - w).abs() <= 1e-4 * w.abs().max(1.0),
+                    "case {ci}: {name} {j}: {g} vs {w}"
                 );
             }
         }

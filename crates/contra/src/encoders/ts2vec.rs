@@ -88,56 +88,15 @@ fn same_conv(
         .init(device)
 }
 
-/// `conv`, a length-keeping convolution (padding as [`same_conv`]), on time-major input
-/// `[B, T, Cin]`, giving `[B, T, Cout]`: the `kernel` shifted copies of the zero-padded input
-/// side by side, `[B * T, kernel * Cin]`, times the weights arranged `[kernel * Cin, Cout]`.
-/// The same sums as burn's convolution on `[B, Cin, T]`, as one large matrix product, which
-/// flex runs much faster than its general convolution.
-fn conv_time_major(conv: &Conv1d, x: Tensor<3>) -> Tensor<3> {
-    let [b, t, cin] = x.dims();
-    let [cout, _, k] = conv.weight.dims();
-    let d = conv.dilation;
-    let field = (k - 1) * d + 1;
-    let left = field / 2;
-    let right = field - 1 - left;
-    let device = x.device();
-    let padded = if field > 1 {
-        Tensor::cat(
-            vec![
-                Tensor::zeros([b, left, cin], &device),
-                x,
-                Tensor::zeros([b, right, cin], &device),
-            ],
-            1,
-        )
-    } else {
-        x
-    };
-    let taps: Vec<Tensor<3>> = (0..k)
-        .map(|j| padded.clone().slice([0..b, j * d..j * d + t, 0..cin]))
-        .collect();
-    let columns = if k > 1 { Tensor::cat(taps, 2) } else { padded };
-    let weights = conv
-        .weight
-        .val()
-        .permute([2, 1, 0])
-        .reshape([k * cin, cout]);
-    let mut y = columns.reshape([b * t, k * cin]).matmul(weights);
-    if let Some(bias) = &conv.bias {
-        y = y + bias.val().reshape([1, cout]);
-    }
-    y.reshape([b, t, cout])
-}
-
 impl DilatedBlock {
-    /// Time-major `[B, T, C]` in and out.
+    /// Channel-major `[B, C, T]` in and out.
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let residual = match &self.projector {
-            Some(p) => conv_time_major(p, x.clone()),
+            Some(p) => p.forward(x.clone()),
             None => x.clone(),
         };
-        let h = conv_time_major(&self.conv1, gelu(x));
-        conv_time_major(&self.conv2, gelu(h)) + residual
+        let h = self.conv1.forward(gelu(x));
+        self.conv2.forward(gelu(h)) + residual
     }
 }
 
@@ -182,11 +141,12 @@ impl Ts2VecEncoder {
     /// values already 0). `keep` (`[B, T, 1]`, 1 or 0) zeroes the projected input of masked and
     /// missing steps. Training passes the rows' keys: dropout masks follow them.
     pub fn forward(&self, x: Tensor<3>, keep: Tensor<3>, keys: Option<&RowKeys>) -> Tensor<3> {
-        let mut h = self.input.forward(x) * keep;
+        // The convolutions run channel-major.
+        let mut h = (self.input.forward(x) * keep).swap_dims(1, 2);
         for b in &self.blocks {
             h = b.forward(h);
         }
-        self.dropout.forward(h, keys)
+        self.dropout.forward(h.swap_dims(1, 2), keys)
     }
 
     /// One vector per series: the representations max-pooled over time, `[B, output]`.
@@ -294,25 +254,6 @@ mod tests {
         assert!(got.iter().all(|v| v.is_finite()));
         for (g, w) in got.iter().zip(&want) {
             assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
-        }
-    }
-
-    #[test]
-    fn the_time_major_convolution_equals_burns_convolution() {
-        let device = crate::device::parse("cpu").unwrap();
-        let (b, t, cin, cout) = (2, 23, 3, 5);
-        let x: Vec<f32> = (0..b * t * cin).map(|i| (i as f32 * 0.61).sin()).collect();
-        let x = Tensor::<3>::from_data(TensorData::new(x, [b, t, cin]), &device);
-        for (kernel, dilation) in [(3, 1), (3, 4), (1, 1), (4, 2)] {
-            let conv = crate::seeding::seeded(&device, 9, || {
-                same_conv(cin, cout, kernel, dilation, &device)
-            });
-            let ours = to_vec(conv_time_major(&conv, x.clone()));
-            let burns = to_vec(conv.forward(x.clone().swap_dims(1, 2)).swap_dims(1, 2));
-            assert_eq!(ours.len(), b * t * cout);
-            for (o, w) in ours.iter().zip(&burns) {
-                assert!((o - w).abs() < 1e-5, "k {kernel} d {dilation}: {o} vs {w}");
-            }
         }
     }
 }

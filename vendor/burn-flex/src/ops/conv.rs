@@ -79,9 +79,55 @@ macro_rules! conv3d_typed {
                     return $fn_direct(x, weight, bias, options);
                 }
             )?
+            // contra: 2D convolutions by GEMMs over chunks of images (conv2d_chunked.rs).
+            if is_2d(x_shape, w_shape, options) {
+                return conv3d_as_2d_chunked::<$T>(x, weight, bias, options, $dtype);
+            }
             conv3d_impl::<$T>(x, weight, bias, options, $dtype, $zero, $gemm_fn)
         }
     };
+}
+
+/// contra: a 2D (or 1D) convolution carried as 3D: no depth in the input or the kernel.
+fn is_2d(x_shape: &[usize], w_shape: &[usize], options: &ConvOptions<3>) -> bool {
+    x_shape[2] == 1
+        && w_shape[2] == 1
+        && options.stride[0] == 1
+        && options.dilation[0] == 1
+        && options.padding_begin()[0] == 0
+        && options.padding_end()[0] == 0
+        && options.padding_begin()[1..] == options.padding_end()[1..]
+}
+
+/// contra: `conv3d` of a 2D case (`is_2d`) by `conv2d_chunked::forward`, then the bias.
+fn conv3d_as_2d_chunked<T: super::matmul::GemmScalar + burn_backend::ElementAdd + Send + Sync>(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    options: &ConvOptions<3>,
+    dtype: DType,
+) -> FlexTensor {
+    let drop_depth = |t: FlexTensor| {
+        let s = t.layout().shape();
+        let shape = Shape::from(vec![s[0], s[1], s[3], s[4]]);
+        t.reshape(shape)
+    };
+    let options_2d = ConvOptions::new(
+        [options.stride[1], options.stride[2]],
+        [options.padding_begin()[1], options.padding_begin()[2]],
+        [options.dilation[1], options.dilation[2]],
+        options.groups,
+    );
+    let out =
+        super::conv2d_chunked::forward::<T>(drop_depth(x), drop_depth(weight), &options_2d, dtype);
+    let s = out.layout().shape().to_vec();
+    let mut out = out;
+    if let Some(bias) = bias {
+        let bias = bias.to_contiguous();
+        let data: &mut [T] = out.storage_mut();
+        add_bias(data, bias.storage(), s[0], s[1], s[2] * s[3]);
+    }
+    out.reshape(Shape::from(vec![s[0], s[1], 1, s[2], s[3]]))
 }
 
 // ============================================================================

@@ -109,8 +109,8 @@ pub mod comparison;
 #[macro_use]
 mod conv_common;
 pub mod conv;
+mod conv2d_chunked;
 pub mod conv_transpose;
-mod conv_weight_grad;
 pub mod cumulative;
 pub mod deform_conv;
 pub mod expand;

@@ -3,15 +3,16 @@
 //! These operations power neural network modules like convolutions and pooling.
 
 use crate::ops::{
-    batch_norm, conv, conv_transpose, conv_weight_grad, deform_conv, interpolate, pool,
+    batch_norm, conv, conv_transpose, conv2d_chunked, deform_conv, interpolate, pool,
 };
 use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
     DType, Element, TensorMetadata,
     ops::{
-        AttentionModuleOptions, BatchNormTrain, BatchNormTrainBackward, ConvOptions, ConvTransposeOptions, DeformConv2dBackward,
-        DeformConvOptions, FloatTensorOps, IntTensorOps, InterpolateMode, InterpolateOptions,
-        MaxPool2dBackward, MaxPool2dWithIndices, ModuleOps, conv::pad_asymmetric_conv_input,
+        AttentionModuleOptions, BatchNormTrain, BatchNormTrainBackward, ConvOptions,
+        ConvTransposeOptions, DeformConv2dBackward, DeformConvOptions, FloatTensorOps,
+        IntTensorOps, InterpolateMode, InterpolateOptions, MaxPool2dBackward, MaxPool2dWithIndices,
+        ModuleOps, conv::pad_asymmetric_conv_input,
     },
     tensor::{BoolTensor, FloatTensor, IntTensor},
 };
@@ -77,14 +78,8 @@ impl ModuleOps<Flex> for Flex {
         epsilon: f64,
         output_grad: FloatTensor<Flex>,
     ) -> BatchNormTrainBackward<Flex> {
-        let (x_grad, gamma_grad, beta_grad) = batch_norm::batch_norm_train_backward(
-            x,
-            gamma,
-            mean,
-            variance,
-            epsilon,
-            output_grad,
-        );
+        let (x_grad, gamma_grad, beta_grad) =
+            batch_norm::batch_norm_train_backward(x, gamma, mean, variance, epsilon, output_grad);
         BatchNormTrainBackward::new(x_grad, gamma_grad, beta_grad)
     }
 
@@ -120,6 +115,88 @@ impl ModuleOps<Flex> for Flex {
         }
     }
 
+    // contra: the gradients of a 1D convolution by the 2D kernels below, at a height of 1
+    // (burn's generic versions run a transposed convolution and an axis-swapped convolution).
+    fn conv1d_x_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<1>,
+    ) -> FloatTensor<Flex> {
+        let grad = Self::conv2d_x_backward(
+            with_unit_height(x),
+            with_unit_height(weight),
+            with_unit_height(output_grad),
+            conv_options_2d(&options),
+        );
+        without_height(grad)
+    }
+
+    fn conv1d_weight_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<1>,
+    ) -> FloatTensor<Flex> {
+        let grad = Self::conv2d_weight_backward(
+            with_unit_height(x),
+            with_unit_height(weight),
+            with_unit_height(output_grad),
+            conv_options_2d(&options),
+        );
+        without_height(grad)
+    }
+
+    // contra: a native input gradient; flex's transposed convolution ran one GEMM per image.
+    fn conv2d_x_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Flex> {
+        let s = x.shape();
+        let x_shape = [s[0], s[1], s[2], s[3]];
+        match output_grad.dtype() {
+            DType::F32 => conv2d_chunked::input_grad::<f32>(
+                x_shape,
+                weight,
+                output_grad,
+                &options,
+                DType::F32,
+            ),
+            DType::F64 => conv2d_chunked::input_grad::<f64>(
+                x_shape,
+                weight,
+                output_grad,
+                &options,
+                DType::F64,
+            ),
+            DType::F16 => {
+                use burn_std::f16;
+                let g = conv2d_chunked::input_grad::<f32>(
+                    x_shape,
+                    cast_to_f32(weight, f16::to_f32),
+                    cast_to_f32(output_grad, f16::to_f32),
+                    &options,
+                    DType::F32,
+                );
+                cast_from_f32(g, f16::from_f32)
+            }
+            DType::BF16 => {
+                use burn_std::bf16;
+                let g = conv2d_chunked::input_grad::<f32>(
+                    x_shape,
+                    cast_to_f32(weight, bf16::to_f32),
+                    cast_to_f32(output_grad, bf16::to_f32),
+                    &options,
+                    DType::F32,
+                );
+                cast_from_f32(g, bf16::from_f32)
+            }
+            dtype => panic!("conv2d_x_backward: unsupported dtype {:?}", dtype),
+        }
+    }
+
     // contra: a native weight gradient instead of burn's generic fallback.
     fn conv2d_weight_backward(
         x: FloatTensor<Flex>,
@@ -131,23 +208,15 @@ impl ModuleOps<Flex> for Flex {
         let s = weight.shape();
         let shape = [s[0], s[1], s[2], s[3]];
         match x.dtype() {
-            DType::F32 => conv_weight_grad::conv2d_weight_grad::<f32>(
-                x,
-                output_grad,
-                shape,
-                &options,
-                DType::F32,
-            ),
-            DType::F64 => conv_weight_grad::conv2d_weight_grad::<f64>(
-                x,
-                output_grad,
-                shape,
-                &options,
-                DType::F64,
-            ),
+            DType::F32 => {
+                conv2d_chunked::weight_grad::<f32>(x, output_grad, shape, &options, DType::F32)
+            }
+            DType::F64 => {
+                conv2d_chunked::weight_grad::<f64>(x, output_grad, shape, &options, DType::F64)
+            }
             DType::F16 => {
                 use burn_std::f16;
-                let g = conv_weight_grad::conv2d_weight_grad::<f32>(
+                let g = conv2d_chunked::weight_grad::<f32>(
                     cast_to_f32(x, f16::to_f32),
                     cast_to_f32(output_grad, f16::to_f32),
                     shape,
@@ -158,7 +227,7 @@ impl ModuleOps<Flex> for Flex {
             }
             DType::BF16 => {
                 use burn_std::bf16;
-                let g = conv_weight_grad::conv2d_weight_grad::<f32>(
+                let g = conv2d_chunked::weight_grad::<f32>(
                     cast_to_f32(x, bf16::to_f32),
                     cast_to_f32(output_grad, bf16::to_f32),
                     shape,
@@ -895,5 +964,29 @@ mod tests {
         assert_eq!(out.shape().to_vec(), vec![1, 1, 1, 1, 4]);
         let values: Vec<f32> = out.into_data().try_into_vec().unwrap();
         assert_eq!(values, vec![3.0, 5.0, 7.0, 4.0]);
+    }
+}
+
+/// contra: `[N, C, L]` as `[N, C, 1, L]`.
+fn with_unit_height(t: FlexTensor) -> FlexTensor {
+    let s = t.layout().shape();
+    let shape = Shape::from(vec![s[0], s[1], 1, s[2]]);
+    t.reshape(shape)
+}
+
+/// contra: `[N, C, 1, L]` as `[N, C, L]`.
+fn without_height(t: FlexTensor) -> FlexTensor {
+    let s = t.layout().shape();
+    let shape = Shape::from(vec![s[0], s[1], s[3]]);
+    t.reshape(shape)
+}
+
+/// contra: the options of a 1D convolution for the same convolution at a height of 1.
+fn conv_options_2d(options: &ConvOptions<1>) -> ConvOptions<2> {
+    ConvOptions {
+        stride: [1, options.stride[0]],
+        padding: [(0, 0), options.padding[0]],
+        dilation: [1, options.dilation[0]],
+        groups: options.groups,
     }
 }

@@ -1,0 +1,515 @@
+//! 2D convolution and its two gradients as GEMMs over chunks of images (added by contra).
+//! burn 0.22.1's flex convolves one image at a time (one GEMM per image and tile after an NHWC
+//! copy), takes the input gradient as a transposed convolution (again one GEMM per image), and
+//! leaves the weight gradient to burn's generic version (input and output gradient copied with
+//! swapped axes, then a convolution with the whole output map as kernel). On small feature maps
+//! (a ResNet's 8x8 and 4x4 stages) a GEMM per image has 16-64 columns and packs the whole
+//! weight matrix again for every image.
+//!
+//! Here each GEMM covers a fixed chunk of images, with `P` their output positions, and the
+//! im2col matrix has a row per `(c_in, kh, kw)` and a column per output position:
+//! - forward: `Y_g [C_out/g, P] = W_g [C_out/g, C_in/g*K*K] . col_g`;
+//! - weight gradient: `dW_g = dY_g [C_out/g, P] . col_g^T`, a partial sum per chunk, added in
+//!   chunk order;
+//! - input gradient: `dX_g = col2im(W_g^T . dY_g)`, each column added back onto the input
+//!   position it was read from, kernel positions in ascending order.
+//!
+//! Chunks run in parallel; nothing sums across threads in an order that depends on their
+//! number, so the results do not depend on the thread count.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use burn_backend::DType;
+use burn_backend::ops::ConvOptions;
+use burn_std::{Bytes, Shape};
+
+use super::matmul::GemmScalar;
+use super::unfilled;
+use crate::{FlexTensor, Layout};
+
+/// Output positions per chunk: enough columns for an efficient GEMM on small feature maps,
+/// few enough that the im2col buffer stays near the caches.
+const CHUNK_POSITIONS: usize = 1024;
+
+/// Images per chunk for `positions` output positions per image.
+fn images_per_chunk(positions: usize, batch: usize) -> usize {
+    CHUNK_POSITIONS
+        .div_ceil(positions.max(1))
+        .clamp(1, batch.max(1))
+}
+
+/// The geometry of one 2D convolution, from the input and output shapes and the options.
+#[derive(Clone, Copy)]
+struct Geometry {
+    c_in: usize,
+    h: usize,
+    w: usize,
+    c_out: usize,
+    oh: usize,
+    ow: usize,
+    cin_g: usize,
+    cout_g: usize,
+    kh: usize,
+    kw: usize,
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    padding: [usize; 2],
+}
+
+impl Geometry {
+    fn new(x: [usize; 4], weight: [usize; 4], out: [usize; 2], options: &ConvOptions<2>) -> Self {
+        Self {
+            c_in: x[1],
+            h: x[2],
+            w: x[3],
+            c_out: weight[0],
+            oh: out[0],
+            ow: out[1],
+            cin_g: weight[1],
+            cout_g: weight[0] / options.groups,
+            kh: weight[2],
+            kw: weight[3],
+            stride: options.stride,
+            dilation: options.dilation,
+            padding: options.padding_begin(),
+        }
+    }
+
+    fn positions(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Rows of the im2col matrix of one group: `(c_in/g, kh, kw)`.
+    fn col_len(&self) -> usize {
+        self.cin_g * self.kh * self.kw
+    }
+
+    /// The output columns `[first, end)` of a row whose input column lies inside the image,
+    /// and the input column of output column 0 (`offset`), for kernel column `kj`.
+    fn column_range(&self, kj: usize) -> (usize, usize, isize) {
+        let (sw, ow, w) = (self.stride[1], self.ow, self.w);
+        let offset = (kj * self.dilation[1]) as isize - self.padding[1] as isize;
+        let first = if offset >= 0 {
+            0
+        } else {
+            (-offset as usize).div_ceil(sw)
+        };
+        let end = if (w as isize) <= offset {
+            0
+        } else {
+            ((w as isize - offset) as usize).div_ceil(sw).min(ow)
+        };
+        (first.min(end), end, offset)
+    }
+
+    /// The input row read by output row `r` at kernel row `ki`, if inside the image.
+    fn input_row(&self, r: usize, ki: usize) -> Option<usize> {
+        let y = (r * self.stride[0] + ki * self.dilation[0]) as isize - self.padding[0] as isize;
+        (y >= 0 && y < self.h as isize).then_some(y as usize)
+    }
+
+    /// im2col of group `g` of `images` consecutive images of `x` (NCHW, starting at the
+    /// first of them) into `col` `[col_len, images * positions]`; outside the image reads 0.
+    fn im2col<T: GemmScalar>(&self, x: &[T], images: usize, g: usize, col: &mut [T]) {
+        let (positions, ow, sw) = (self.positions(), self.ow, self.stride[1]);
+        let k = images * positions;
+        let plane_len = self.h * self.w;
+        for ci in 0..self.cin_g {
+            let channel = g * self.cin_g + ci;
+            for ki in 0..self.kh {
+                for kj in 0..self.kw {
+                    let row = (ci * self.kh + ki) * self.kw + kj;
+                    let dst = &mut col[row * k..(row + 1) * k];
+                    let (first, end, offset) = self.column_range(kj);
+                    for bi in 0..images {
+                        let plane = &x[(bi * self.c_in + channel) * plane_len..][..plane_len];
+                        for r in 0..self.oh {
+                            let line = &mut dst[bi * positions + r * ow..][..ow];
+                            let Some(y) = self.input_row(r, ki) else {
+                                line.fill(T::zero());
+                                continue;
+                            };
+                            let src = &plane[y * self.w..][..self.w];
+                            line[..first].fill(T::zero());
+                            line[end..].fill(T::zero());
+                            if first == end {
+                                // The kernel column reads only padding (dilation past the width).
+                            } else if sw == 1 {
+                                let start = (first as isize + offset) as usize;
+                                line[first..end].copy_from_slice(&src[start..start + end - first]);
+                            } else {
+                                for (c, v) in line[first..end].iter_mut().enumerate() {
+                                    *v = src[(((first + c) * sw) as isize + offset) as usize];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst [C_out/g, images * positions]` from the images' `[C_out, positions]` maps, channels of
+/// group `g`.
+fn gather_group<T: Copy>(
+    src: &[T],
+    images: usize,
+    c_out: usize,
+    group_channels: core::ops::Range<usize>,
+    positions: usize,
+    dst: &mut [T],
+) {
+    let k = images * positions;
+    for (row, co) in group_channels.enumerate() {
+        let dst = &mut dst[row * k..(row + 1) * k];
+        for bi in 0..images {
+            dst[bi * positions..(bi + 1) * positions]
+                .copy_from_slice(&src[(bi * c_out + co) * positions..][..positions]);
+        }
+    }
+}
+
+/// `dst = lhs . rhs` for `dst [m, n]` row-major (`dst_rs` apart), `lhs` and `rhs` given by
+/// their (column, row) strides.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_into<T: GemmScalar>(
+    dst: *mut T,
+    dst_rs: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: (*const T, isize, isize),
+    rhs: (*const T, isize, isize),
+    parallelism: gemm::Parallelism,
+) {
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            false,
+            lhs.0,
+            lhs.1,
+            lhs.2,
+            rhs.0,
+            rhs.1,
+            rhs.2,
+            T::zero(),
+            T::one(),
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Threads for each GEMM: its own when the chunks alone do not fill the pool. The GEMM splits
+/// its output, never its sums, so the values are the same either way.
+fn gemm_parallelism(chunks: usize) -> gemm::Parallelism {
+    #[cfg(feature = "rayon")]
+    if chunks < rayon::current_num_threads() {
+        return gemm::Parallelism::Rayon(0);
+    }
+    let _ = chunks;
+    gemm::Parallelism::None
+}
+
+/// Runs `chunk(index, part)` over consecutive parts of `data` of `part_len` elements.
+fn for_each_chunk<T: Send>(
+    data: &mut [T],
+    part_len: usize,
+    chunk: impl Fn((usize, &mut [T])) + Send + Sync,
+) {
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        if data.len() > part_len {
+            data.par_chunks_mut(part_len).enumerate().for_each(chunk);
+            return;
+        }
+    }
+    data.chunks_mut(part_len).enumerate().for_each(chunk);
+}
+
+fn dims4(shape: &[usize]) -> [usize; 4] {
+    [shape[0], shape[1], shape[2], shape[3]]
+}
+
+/// `Y` `[B, C_out, OH, OW]` for `x` `[B, C_in, H, W]` and `weight` `[C_out, C_in/g, KH, KW]`
+/// (symmetric padding `options.padding_begin()`), without bias.
+pub(crate) fn forward<T: GemmScalar + Send + Sync>(
+    x: FlexTensor,
+    weight: FlexTensor,
+    options: &ConvOptions<2>,
+    dtype: DType,
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let weight = weight.to_contiguous();
+    let xs = dims4(x.layout().shape());
+    let ws = dims4(weight.layout().shape());
+    let out_size = |axis: usize| {
+        burn_backend::ops::conv::calculate_conv_output_size(
+            ws[2 + axis],
+            options.stride[axis],
+            options.padding_begin()[axis],
+            options.dilation[axis],
+            xs[2 + axis],
+        )
+    };
+    let geo = Geometry::new(xs, ws, [out_size(0), out_size(1)], options);
+    let batch = xs[0];
+    let (positions, col_len) = (geo.positions(), geo.col_len());
+    let out_shape = Shape::from(vec![batch, geo.c_out, geo.oh, geo.ow]);
+    let out_len = batch * geo.c_out * positions;
+    if out_len == 0 || col_len == 0 {
+        return FlexTensor::new(
+            Bytes::from_elems(vec![T::zero(); out_len]),
+            Layout::contiguous(out_shape),
+            dtype,
+        );
+    }
+    let x_data: &[T] = x.storage();
+    let w_data: &[T] = weight.storage();
+    let image_len = geo.c_in * geo.h * geo.w;
+    let per_chunk = images_per_chunk(positions, batch);
+    let parallelism = gemm_parallelism(batch.div_ceil(per_chunk));
+
+    let mut out = unfilled::<T>(out_len);
+    for_each_chunk(&mut out, per_chunk * geo.c_out * positions, |(index, y)| {
+        let images = y.len() / (geo.c_out * positions);
+        let k = images * positions;
+        let x = &x_data[index * per_chunk * image_len..];
+        let mut col = unfilled::<T>(col_len * k);
+        // One image writes its output in place; several share a `[C_out, k]` buffer first.
+        let mut product = if images > 1 {
+            unfilled::<T>(geo.c_out * k)
+        } else {
+            Vec::new()
+        };
+        for g in 0..options.groups {
+            geo.im2col(x, images, g, &mut col);
+            let (dst, dst_rs) = if images == 1 {
+                (y[g * geo.cout_g * positions..].as_mut_ptr(), positions)
+            } else {
+                (product[g * geo.cout_g * k..].as_mut_ptr(), k)
+            };
+            let w_group = &w_data[g * geo.cout_g * col_len..];
+            unsafe {
+                gemm_into(
+                    dst,
+                    dst_rs,
+                    geo.cout_g,
+                    k,
+                    col_len,
+                    (w_group.as_ptr(), 1, col_len as isize),
+                    (col.as_ptr(), 1, k as isize),
+                    parallelism,
+                );
+            }
+        }
+        if images > 1 {
+            for bi in 0..images {
+                for co in 0..geo.c_out {
+                    y[(bi * geo.c_out + co) * positions..][..positions]
+                        .copy_from_slice(&product[co * k + bi * positions..][..positions]);
+                }
+            }
+        }
+    });
+    FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(out_shape), dtype)
+}
+
+/// `dW` `[C_out, C_in/g, KH, KW]` for `x` `[B, C_in, H, W]` and `output_grad`
+/// `[B, C_out, OH, OW]` (symmetric padding `options.padding_begin()`).
+pub(crate) fn weight_grad<T: GemmScalar + Send + Sync + core::ops::AddAssign>(
+    x: FlexTensor,
+    output_grad: FlexTensor,
+    weight_shape: [usize; 4],
+    options: &ConvOptions<2>,
+    dtype: DType,
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let dy = output_grad.to_contiguous();
+    let xs = dims4(x.layout().shape());
+    let ys = dims4(dy.layout().shape());
+    let geo = Geometry::new(xs, weight_shape, [ys[2], ys[3]], options);
+    let batch = xs[0];
+    let (positions, col_len, cout_g) = (geo.positions(), geo.col_len(), geo.cout_g);
+    let x_data: &[T] = x.storage();
+    let dy_data: &[T] = dy.storage();
+    let image_len = geo.c_in * geo.h * geo.w;
+    let per_chunk = images_per_chunk(positions, batch);
+    let chunks: Vec<usize> = (0..batch).step_by(per_chunk).collect();
+
+    let partial = |&b0: &usize| -> Vec<T> {
+        let images = per_chunk.min(batch - b0);
+        let k = images * positions;
+        // Every element of the three is written before it is read (the GEMM does not read
+        // `out`): zero-filling them first cost 2-3% of a ResNet-18 step.
+        let mut out = unfilled::<T>(geo.c_out * col_len);
+        let mut col = unfilled::<T>(col_len * k);
+        let mut grad = unfilled::<T>(cout_g * k);
+        for g in 0..options.groups {
+            geo.im2col(&x_data[b0 * image_len..], images, g, &mut col);
+            gather_group(
+                &dy_data[b0 * geo.c_out * positions..],
+                images,
+                geo.c_out,
+                g * cout_g..(g + 1) * cout_g,
+                positions,
+                &mut grad,
+            );
+            // out[g rows] = grad [C_out/g, k] . col^T [k, col_len]
+            unsafe {
+                gemm_into(
+                    out[g * cout_g * col_len..].as_mut_ptr(),
+                    col_len,
+                    cout_g,
+                    col_len,
+                    k,
+                    (grad.as_ptr(), 1, k as isize),
+                    (col.as_ptr(), k as isize, 1),
+                    gemm::Parallelism::None,
+                );
+            }
+        }
+        out
+    };
+
+    #[cfg(feature = "rayon")]
+    let partials: Vec<Vec<T>> = {
+        use rayon::prelude::*;
+        chunks.par_iter().map(partial).collect()
+    };
+    #[cfg(not(feature = "rayon"))]
+    let partials: Vec<Vec<T>> = chunks.iter().map(partial).collect();
+
+    let mut total = vec![T::zero(); geo.c_out * col_len];
+    for p in &partials {
+        total.iter_mut().zip(p).for_each(|(t, &v)| *t += v);
+    }
+    FlexTensor::new(
+        Bytes::from_elems(total),
+        Layout::contiguous(Shape::from(weight_shape.to_vec())),
+        dtype,
+    )
+}
+
+/// `dX` `[B, C_in, H, W]` for `weight` `[C_out, C_in/g, KH, KW]` and `output_grad`
+/// `[B, C_out, OH, OW]` (padding at the start of each axis `options.padding_begin()`; rows and
+/// columns that no output read get a zero gradient).
+pub(crate) fn input_grad<T: GemmScalar + Send + Sync + core::ops::AddAssign>(
+    x_shape: [usize; 4],
+    weight: FlexTensor,
+    output_grad: FlexTensor,
+    options: &ConvOptions<2>,
+    dtype: DType,
+) -> FlexTensor {
+    let weight = weight.to_contiguous();
+    let dy = output_grad.to_contiguous();
+    let ys = dims4(dy.layout().shape());
+    let geo = Geometry::new(
+        x_shape,
+        dims4(weight.layout().shape()),
+        [ys[2], ys[3]],
+        options,
+    );
+    let batch = x_shape[0];
+    let (positions, col_len, cout_g) = (geo.positions(), geo.col_len(), geo.cout_g);
+    let (h, w, c_out) = (geo.h, geo.w, geo.c_out);
+    let image_len = geo.c_in * h * w;
+    let x_shape = Shape::from(x_shape.to_vec());
+    if batch * image_len == 0 || positions == 0 || col_len == 0 || cout_g == 0 {
+        return FlexTensor::new(
+            Bytes::from_elems(vec![T::zero(); batch * image_len]),
+            Layout::contiguous(x_shape),
+            dtype,
+        );
+    }
+    let w_data: &[T] = weight.storage();
+    let dy_data: &[T] = dy.storage();
+    let per_chunk = images_per_chunk(positions, batch);
+    let parallelism = gemm_parallelism(batch.div_ceil(per_chunk));
+
+    let mut dx = unfilled::<T>(batch * image_len);
+    for_each_chunk(&mut dx, per_chunk * image_len, |(index, dx_chunk)| {
+        // Zeroed here, by the thread that accumulates into it.
+        dx_chunk.fill(T::zero());
+        let b0 = index * per_chunk;
+        let images = dx_chunk.len() / image_len;
+        let k = images * positions;
+        let dy_chunk = &dy_data[b0 * c_out * positions..];
+        let mut col = unfilled::<T>(col_len * k);
+        let mut gathered: Vec<T> = if images > 1 {
+            unfilled::<T>(cout_g * k)
+        } else {
+            Vec::new()
+        };
+        for g in 0..options.groups {
+            // The group's output gradient as `[C_out/g, k]`: one image is already that.
+            let (rhs, rhs_rs) = if images == 1 {
+                (&dy_chunk[g * cout_g * positions..], positions)
+            } else {
+                let channels = g * cout_g..(g + 1) * cout_g;
+                gather_group(dy_chunk, images, c_out, channels, positions, &mut gathered);
+                (&gathered[..], k)
+            };
+            // col [col_len, k] = W_g^T [col_len, C_out/g] . rhs [C_out/g, k]
+            let w_group = &w_data[g * cout_g * col_len..];
+            unsafe {
+                gemm_into(
+                    col.as_mut_ptr(),
+                    k,
+                    col_len,
+                    k,
+                    cout_g,
+                    (w_group.as_ptr(), col_len as isize, 1),
+                    (rhs.as_ptr(), 1, rhs_rs as isize),
+                    parallelism,
+                );
+            }
+            // col2im: row (ci, ki, kj), column (image, r, c) adds onto input (ci, y, x).
+            for ci in 0..geo.cin_g {
+                let channel = g * geo.cin_g + ci;
+                for ki in 0..geo.kh {
+                    for kj in 0..geo.kw {
+                        let row = (ci * geo.kh + ki) * geo.kw + kj;
+                        let src_row = &col[row * k..(row + 1) * k];
+                        let (first, end, offset) = geo.column_range(kj);
+                        if first >= end {
+                            continue;
+                        }
+                        for bi in 0..images {
+                            let plane = &mut dx_chunk[(bi * geo.c_in + channel) * h * w..][..h * w];
+                            for r in 0..geo.oh {
+                                let Some(y) = geo.input_row(r, ki) else {
+                                    continue;
+                                };
+                                let line = &mut plane[y * w..][..w];
+                                let src = &src_row[bi * positions + r * geo.ow..][first..end];
+                                if geo.stride[1] == 1 {
+                                    let start = (first as isize + offset) as usize;
+                                    let dst = &mut line[start..start + src.len()];
+                                    for (d, &s) in dst.iter_mut().zip(src) {
+                                        *d += s;
+                                    }
+                                } else {
+                                    for (c, &s) in src.iter().enumerate() {
+                                        let x = ((first + c) * geo.stride[1]) as isize + offset;
+                                        line[x as usize] += s;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+    FlexTensor::new(Bytes::from_elems(dx), Layout::contiguous(x_shape), dtype)
+}
