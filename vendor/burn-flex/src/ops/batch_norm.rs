@@ -116,6 +116,101 @@ fn run_sums_backward<E: Real>(x: &[E], dy: &[E], mean: E) -> (f64, f64, f64) {
     (sa, sb, sd)
 }
 
+// The kernels below are compiled for the best SIMD level found at run time (macerator): as
+// plain loops they only got the baseline SSE2.
+
+/// Sum over a channel's `n` runs of `s` elements.
+#[allow(clippy::extra_unused_type_parameters)]
+#[cfg_attr(feature = "simd", macerator::with_simd)]
+fn channel_total<#[cfg(feature = "simd")] S: macerator::Simd, E: Real>(
+    x: &[E],
+    n: usize,
+    c: usize,
+    s: usize,
+    ch: usize,
+) -> f64 {
+    (0..n)
+        .map(|i| run_sum(&x[(i * c + ch) * s..][..s], |v| v))
+        .sum()
+}
+
+/// Sum over a channel's runs of `((v - hi) - lo)^2`.
+#[allow(clippy::extra_unused_type_parameters, clippy::too_many_arguments)]
+#[cfg_attr(feature = "simd", macerator::with_simd)]
+fn channel_squares<#[cfg(feature = "simd")] S: macerator::Simd, E: Real>(
+    x: &[E],
+    n: usize,
+    c: usize,
+    s: usize,
+    ch: usize,
+    hi: E,
+    lo: E,
+) -> f64 {
+    (0..n)
+        .map(|i| {
+            run_sum(&x[(i * c + ch) * s..][..s], |v| {
+                let d = (v - hi) - lo;
+                d * d
+            })
+        })
+        .sum()
+}
+
+/// `run_sums_backward` summed over a channel's runs.
+#[allow(clippy::extra_unused_type_parameters, clippy::too_many_arguments)]
+#[cfg_attr(feature = "simd", macerator::with_simd)]
+fn channel_sums_backward<#[cfg(feature = "simd")] S: macerator::Simd, E: Real>(
+    x: &[E],
+    dy: &[E],
+    n: usize,
+    c: usize,
+    s: usize,
+    ch: usize,
+    mean: E,
+) -> (f64, f64, f64) {
+    let mut total = (0.0, 0.0, 0.0);
+    for i in 0..n {
+        let at = (i * c + ch) * s;
+        let (a, b, d) = run_sums_backward(&x[at..at + s], &dy[at..at + s], mean);
+        total.0 += a;
+        total.1 += b;
+        total.2 += d;
+    }
+    total
+}
+
+/// `out = ((x - hi) - lo) * a + b`.
+#[allow(clippy::extra_unused_type_parameters)]
+#[cfg_attr(feature = "simd", macerator::with_simd)]
+fn normalize_run<#[cfg(feature = "simd")] S: macerator::Simd, E: Real>(
+    out: &mut [E],
+    x: &[E],
+    mean: (E, E),
+    a: E,
+    b: E,
+) {
+    let (hi, lo) = mean;
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = ((v - hi) - lo) * a + b;
+    }
+}
+
+/// `out = a * (dy - mean_dy) - k * ((x - hi) - lo)`.
+#[allow(clippy::extra_unused_type_parameters)]
+#[cfg_attr(feature = "simd", macerator::with_simd)]
+fn input_grad_run<#[cfg(feature = "simd")] S: macerator::Simd, E: Real>(
+    out: &mut [E],
+    dy: &[E],
+    x: &[E],
+    coefficients: (E, E, E),
+    mean: (E, E),
+) {
+    let ((a, mean_dy, k), (hi, lo)) = (coefficients, mean);
+    for ((o, &g), &v) in out.iter_mut().zip(dy).zip(x) {
+        *o = a * (g - mean_dy) - k * ((v - hi) - lo);
+    }
+}
+
 /// Channels per statistics task: whole runs when they are long, blocks of channels when the
 /// runs are short (a `[N, C]` input has runs of one element).
 fn channel_block(c: usize, s: usize) -> usize {
@@ -190,25 +285,15 @@ fn train_impl<E: Real>(
 ) -> (Vec<E>, Vec<E>, Vec<E>) {
     let (n, c, s) = split(shape);
     let count = (n * s) as f64;
-    let run = |i: usize, ch: usize| &x[(i * c + ch) * s..(i * c + ch + 1) * s];
     let mean: Vec<f64> = per_channel(c, s, |ch, slot: &mut f64| {
-        let total: f64 = (0..n).map(|i| run_sum(run(i, ch), |v| v)).sum();
-        *slot = total / count;
+        *slot = channel_total(x, n, c, s, ch) / count;
     });
     // x - mean as (x - hi) - lo, mean = hi + lo: the first difference is exact for values
     // near the mean, so a channel far from zero keeps its spread.
     let parts: Vec<(E, E)> = mean.iter().map(|&m| split_mean(m)).collect();
     let variance: Vec<E> = per_channel(c, s, |ch, slot: &mut E| {
         let (hi, lo) = parts[ch];
-        let total: f64 = (0..n)
-            .map(|i| {
-                run_sum(run(i, ch), |v| {
-                    let d = (v - hi) - lo;
-                    d * d
-                })
-            })
-            .sum();
-        *slot = E::from_wide(total / count);
+        *slot = E::from_wide(channel_squares(x, n, c, s, ch, hi, lo) / count);
     });
     let output = normalized(x, c, s, &parts, &variance, gamma, beta, epsilon);
     (output, parts.iter().map(|p| p.0).collect(), variance)
@@ -231,10 +316,7 @@ fn normalized<E: Real>(
         .collect();
     let mut output = unfilled(x.len());
     per_run(&mut output, c, s, |ch, r, out| {
-        let ((hi, lo), a, b) = (mean[ch], scale[ch], beta[ch]);
-        for (o, &v) in out.iter_mut().zip(&x[r * s..(r + 1) * s]) {
-            *o = ((v - hi) - lo) * a + b;
-        }
+        normalize_run(out, &x[r * s..(r + 1) * s], mean[ch], scale[ch], beta[ch]);
     });
     output
 }
@@ -254,15 +336,7 @@ fn backward_impl<E: Real>(
     // The stored mean was rounded to E; the same pass measures the rounding (the mean of
     // x - stored) so that the centring below is as exact as the forward's.
     let sums: Vec<(f64, f64, f64)> = per_channel(c, s, |ch, slot: &mut (f64, f64, f64)| {
-        let m = mean[ch];
-        let mut total = (0.0, 0.0, 0.0);
-        for i in 0..n {
-            let at = (i * c + ch) * s;
-            let (a, b, d) = run_sums_backward(&x[at..at + s], &dy[at..at + s], m);
-            total.0 += a;
-            total.1 += b;
-            total.2 += d;
-        }
+        let total = channel_sums_backward(x, dy, n, c, s, ch, mean[ch]);
         let delta = total.2 / count;
         *slot = (total.0, total.1 - delta * total.0, delta);
     });
@@ -287,11 +361,14 @@ fn backward_impl<E: Real>(
     let mut x_grad = unfilled(x.len());
     per_run(&mut x_grad, c, s, |ch, r, out| {
         let (a, mean_dy, k, lo) = coefficients[ch];
-        let hi = mean[ch];
         let span = r * s..(r + 1) * s;
-        for ((o, &g), &v) in out.iter_mut().zip(&dy[span.clone()]).zip(&x[span]) {
-            *o = a * (g - mean_dy) - k * ((v - hi) - lo);
-        }
+        input_grad_run(
+            out,
+            &dy[span.clone()],
+            &x[span],
+            (a, mean_dy, k),
+            (mean[ch], lo),
+        );
     });
     let gamma_grad = (0..c)
         .map(|ch| E::from_wide(sums[ch].1 * inv_std[ch]))
