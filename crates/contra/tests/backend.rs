@@ -124,57 +124,8 @@ fn conv2d_output_and_gradients_equal_the_definition() {
         let got_x = to_vec(x.grad(&grads).unwrap());
         let weights = to_vec(conv.weight.val().inner());
         let bias = to_vec(conv.bias.as_ref().unwrap().val().inner());
-        // The definition: y[b, o, i, j] = sum w[o, c, u, v] * x[b, g*cg + c, i*s + u*d - p, ...].
-        let (cg, og) = (c.c_in / c.groups, c.c_out / c.groups);
-        let [kh, kw] = c.kernel;
-        let mut want_w = vec![0f64; c.c_out * cg * kh * kw];
-        let mut want_x = vec![0f64; x_vals.len()];
-        let mut want_y = vec![0f64; r_vals.len()];
-        for b in 0..c.batch {
-            for (o, &bias_o) in bias.iter().enumerate() {
-                let g = o / og;
-                for i in 0..oh {
-                    for j in 0..ow {
-                        let yi = ((b * c.c_out + o) * oh + i) * ow + j;
-                        let dy = r_vals[yi] as f64;
-                        want_y[yi] += bias_o as f64;
-                        for ch in 0..cg {
-                            for u in 0..kh {
-                                for v in 0..kw {
-                                    let yy = (i * c.stride[0] + u * c.dilation[0]) as isize
-                                        - c.padding[0] as isize;
-                                    let xx = (j * c.stride[1] + v * c.dilation[1]) as isize
-                                        - c.padding[1] as isize;
-                                    if yy < 0 || xx < 0 || yy >= h as isize || xx >= w as isize {
-                                        continue;
-                                    }
-                                    let xi = ((b * c.c_in + g * cg + ch) * h + yy as usize) * w
-                                        + xx as usize;
-                                    let wi = ((o * cg + ch) * kh + u) * kw + v;
-                                    want_y[yi] += weights[wi] as f64 * x_vals[xi] as f64;
-                                    want_w[wi] += dy * x_vals[xi] as f64;
-                                    want_x[xi] += dy * weights[wi] as f64;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let checks = [
-            ("output", &got_y, &want_y),
-            ("weight gradient", &got_w, &want_w),
-            ("input gradient", &got_x, &want_x),
-        ];
-        for (name, got, want) in checks {
-            assert_eq!(got.len(), want.len(), "case {ci} {name}");
-            for (k, (g, w)) in got.iter().zip(want.iter()).enumerate() {
-                assert!(
-                    (*g as f64 - w).abs() <= 1e-4 * w.abs().max(1.0),
-                    "case {ci}: {name} {k}: {g} vs {w}"
-                );
-            }
-        }
+        let want = definition(c, &x_vals, &weights, &bias, &r_vals, [oh, ow]);
+        check(ci, [&got_y, &got_w, &got_x], want);
     }
 }
 
@@ -225,45 +176,84 @@ fn conv1d_output_and_gradients_equal_the_definition() {
         let got_x = to_vec(x.grad(&grads).unwrap());
         let weights = to_vec(conv.weight.val().inner());
         let bias = to_vec(conv.bias.as_ref().unwrap().val().inner());
-        let (cg, og) = (c_in / groups, c_out / groups);
-        let mut want_y = vec![0f64; r_vals.len()];
-        let mut want_w = vec![0f64; weights.len()];
-        let mut want_x = vec![0f64; x_vals.len()];
-        for b in 0..batch {
-            for (o, &bias_o) in bias.iter().enumerate() {
-                let g = o / og;
-                for i in 0..out_len {
-                    let yi = (b * c_out + o) * out_len + i;
+        // The same convolution in 2D at a height of 1.
+        let case = Case {
+            batch,
+            c_in,
+            c_out,
+            size: [1, len],
+            kernel: [1, k],
+            stride: [1, stride],
+            padding: [0, pl, 0, pr],
+            dilation: [1, dil],
+            groups,
+        };
+        let want = definition(&case, &x_vals, &weights, &bias, &r_vals, [1, out_len]);
+        check(ci, [&got_y, &got_w, &got_x], want);
+    }
+}
+
+/// Output, weight gradient and input gradient of `sum(conv(x) * r)` evaluated from the
+/// definition in f64: `y[b, o, i, j] = bias[o] + sum w[o, c, u, v] * x[b, g*cg + c, i*s + u*d - p,
+/// j*s + v*d - p]`.
+fn definition(
+    c: &Case,
+    x_vals: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    r_vals: &[f32],
+    [oh, ow]: [usize; 2],
+) -> [Vec<f64>; 3] {
+    let [h, w] = c.size;
+    let (cg, og) = (c.c_in / c.groups, c.c_out / c.groups);
+    let [kh, kw] = c.kernel;
+    let mut want_y = vec![0f64; r_vals.len()];
+    let mut want_w = vec![0f64; c.c_out * cg * kh * kw];
+    let mut want_x = vec![0f64; x_vals.len()];
+    for b in 0..c.batch {
+        for (o, &bias_o) in bias.iter().enumerate() {
+            let g = o / og;
+            for i in 0..oh {
+                for j in 0..ow {
+                    let yi = ((b * c.c_out + o) * oh + i) * ow + j;
+                    let dy = r_vals[yi] as f64;
                     want_y[yi] += bias_o as f64;
                     for ch in 0..cg {
-                        for u in 0..k {
-                            let t = (i * stride + u * dil) as isize - pl as isize;
-                            if t < 0 || t >= len as isize {
-                                continue;
+                        for u in 0..kh {
+                            for v in 0..kw {
+                                let yy = (i * c.stride[0] + u * c.dilation[0]) as isize
+                                    - c.padding[0] as isize;
+                                let xx = (j * c.stride[1] + v * c.dilation[1]) as isize
+                                    - c.padding[1] as isize;
+                                if yy < 0 || xx < 0 || yy >= h as isize || xx >= w as isize {
+                                    continue;
+                                }
+                                let xi = ((b * c.c_in + g * cg + ch) * h + yy as usize) * w
+                                    + xx as usize;
+                                let wi = ((o * cg + ch) * kh + u) * kw + v;
+                                want_y[yi] += weights[wi] as f64 * x_vals[xi] as f64;
+                                want_w[wi] += dy * x_vals[xi] as f64;
+                                want_x[xi] += dy * weights[wi] as f64;
                             }
-                            let xi = (b * c_in + g * cg + ch) * len + t as usize;
-                            let wi = (o * cg + ch) * k + u;
-                            want_y[yi] += weights[wi] as f64 * x_vals[xi] as f64;
-                            want_w[wi] += r_vals[yi] as f64 * x_vals[xi] as f64;
-                            want_x[xi] += r_vals[yi] as f64 * weights[wi] as f64;
                         }
                     }
                 }
             }
         }
-        let checks = [
-            ("output", &got_y, &want_y),
-            ("weight gradient", &got_w, &want_w),
-            ("input gradient", &got_x, &want_x),
-        ];
-        for (name, got, want) in checks {
-            assert_eq!(got.len(), want.len(), "case {ci} {name}");
-            for (j, (g, w)) in got.iter().zip(want.iter()).enumerate() {
-                assert!(
-                    (*g as f64 - w).abs() <= 1e-4 * w.abs().max(1.0),
-                    "case {ci}: {name} {j}: {g} vs {w}"
-                );
-            }
+    }
+    [want_y, want_w, want_x]
+}
+
+/// `got` (output, weight gradient, input gradient) within 1e-4 relative of `want`.
+fn check(case: usize, got: [&Vec<f32>; 3], want: [Vec<f64>; 3]) {
+    let names = ["output", "weight gradient", "input gradient"];
+    for ((name, got), want) in names.iter().zip(got).zip(&want) {
+        assert_eq!(got.len(), want.len(), "case {case} {name}");
+        for (k, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (*g as f64 - w).abs() <= 1e-4 * w.abs().max(1.0),
+                "case {case}: {name} {k}: {g} vs {w}"
+            );
         }
     }
 }
