@@ -118,10 +118,9 @@ fn conv3d_as_2d_chunked<T: super::matmul::GemmScalar + burn_backend::ElementAdd 
         [options.dilation[1], options.dilation[2]],
         options.groups,
     );
-    let out =
+    let mut out =
         super::conv2d_chunked::forward::<T>(drop_depth(x), drop_depth(weight), &options_2d, dtype);
     let s = out.layout().shape().to_vec();
-    let mut out = out;
     if let Some(bias) = bias {
         let bias = bias.to_contiguous();
         let data: &mut [T] = out.storage_mut();

@@ -387,9 +387,13 @@ pub(crate) fn weight_grad<T: GemmScalar + Send + Sync + core::ops::AddAssign>(
     #[cfg(not(feature = "rayon"))]
     let partials: Vec<Vec<T>> = chunks.iter().map(partial).collect();
 
-    let mut total = vec![T::zero(); geo.c_out * col_len];
-    for p in &partials {
-        total.iter_mut().zip(p).for_each(|(t, &v)| *t += v);
+    // Partial sums added in chunk order, into the first (zeros for an empty batch).
+    let mut partials = partials.into_iter();
+    let mut total = partials
+        .next()
+        .unwrap_or_else(|| vec![T::zero(); geo.c_out * col_len]);
+    for p in partials {
+        total.iter_mut().zip(&p).for_each(|(t, &v)| *t += v);
     }
     // Each group's block from `[col_len, C_out/g]` to `[C_out/g, col_len]`.
     let mut weight_grad = unfilled::<T>(total.len());
