@@ -478,9 +478,10 @@ fn exp_and_gelu_equal_f64_references() {
         worst_y = worst_y.max((g as f64 - x * cdf).abs() / x.abs().max(1.0));
         worst_dy = worst_dy.max((d as f64 - (cdf + x * pdf)).abs());
     }
-    // erf's absolute error is under 1.2e-7 (PyTorch's vectorised erf: 1.5e-7).
+    // erf's absolute error is under 1.5e-7 (Abramowitz and Stegun 7.1.26, as PyTorch's
+    // vectorised erf), so Phi's under 7.5e-8; the rest is f32 rounding of sums near 1.
     assert!(worst_y < 2.5e-7, "gelu: worst error {worst_y}");
-    assert!(worst_dy < 2.5e-7, "gelu gradient: worst error {worst_dy}");
+    assert!(worst_dy < 4e-7, "gelu gradient: worst error {worst_dy}");
 }
 
 /// 2x2 max pooling with stride 2 (contra's burn-flex takes a direct path for it): values,

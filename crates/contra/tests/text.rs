@@ -458,14 +458,18 @@ fn gradcache_gradients_equal_the_plain_loss() {
             plain_grads.keys().collect::<Vec<_>>()
         );
         let mut worst = 0f32;
+        let mut largest = 0f32;
         for (k, g) in &grads {
             for (a, b) in g.iter().zip(&plain_grads[k]) {
                 worst = worst.max((a - b).abs());
+                largest = largest.max(b.abs());
             }
         }
+        // Mini-batches sum in another order: f32 rounding, relative to the largest gradient
+        // (6.9 here; 1.3e-6 and 1.5e-6 of it measured).
         assert!(
-            worst < 1e-5,
-            "mini-batch {mini_batch}: largest difference {worst}"
+            worst < 1e-5 * largest.max(1.0),
+            "mini-batch {mini_batch}: largest difference {worst} (largest gradient {largest})"
         );
     }
     // Dropout is on: other masks (another epoch's) give another gradient.

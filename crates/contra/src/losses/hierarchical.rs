@@ -20,6 +20,7 @@
 //! `temporal_unit`. The sum is divided by the number of scales. A single series has no
 //! instance term, a single step no temporal term (each counts as 0).
 
+use super::kernels::{max_pool_pairs, partner_cross_entropy};
 use crate::tensor_util::diagonal;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
@@ -41,12 +42,27 @@ impl Default for HierarchicalLoss {
     }
 }
 
+/// Whether the fused kernels of [`super::kernels`] serve this device: flex, the CPU backend.
+/// Elsewhere burn's own operations keep the work on the device.
+fn fused(device: &Device) -> bool {
+    #[cfg(feature = "flex")]
+    return device.clone().without_autodiff() == Device::flex();
+    #[cfg(not(feature = "flex"))]
+    return {
+        let _ = device;
+        false
+    };
+}
+
 /// Cross-entropy of each of the `2n` rows of every group against its partner (`r ± n`), the
 /// row itself left out: `z` is `[groups, 2n, C]`.
 fn contrast(z: Tensor<3>, n: usize) -> Tensor<1> {
     let [groups, rows, _] = z.dims();
     let device = z.device();
     let sim = z.clone().matmul(z.swap_dims(1, 2));
+    if fused(&device) {
+        return partner_cross_entropy(sim, n).mean();
+    }
     // A large negative rather than -inf keeps 0 * inf out of the backward pass.
     let mask = diagonal(rows, &device)
         .unsqueeze::<3>()
@@ -59,8 +75,11 @@ fn contrast(z: Tensor<3>, n: usize) -> Tensor<1> {
     log_prob.gather(2, index).mean().neg()
 }
 
-/// Max pooling over time by 2: `[B, T, C]` to `[B, T / 2, C]`.
+/// Max pooling over time by 2: `[B, T, C]` to `[B, T / 2, C]` (an odd last step dropped).
 fn pool(z: Tensor<3>) -> Tensor<3> {
+    if fused(&z.device()) {
+        return max_pool_pairs(z);
+    }
     let [b, t, c] = z.dims();
     let half = t / 2;
     z.slice([0..b, 0..2 * half, 0..c])

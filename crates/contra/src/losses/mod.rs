@@ -6,6 +6,7 @@ pub mod contrastive_pair;
 pub mod dcl;
 pub mod hierarchical;
 pub mod info_nce;
+pub mod kernels;
 pub mod mnrl;
 pub mod nt_xent;
 pub mod shifted_instance;
