@@ -4,6 +4,10 @@
 //! its statistics on it, which makes their gradient exact (PyTorch's SyncBatchNorm
 //! all-reduces the same sums in its backward pass).
 
+// burn 0.22 marks burn-tch deprecated (the extension's generated code names it too);
+// contra keeps it as an opt-in backend.
+#![cfg_attr(feature = "tch", allow(deprecated))]
+
 use burn::backend::{Backend, Dispatch, TensorMetadata, backend_extension, tensor::FloatTensor};
 use burn::prelude::*;
 use burn_autodiff::{

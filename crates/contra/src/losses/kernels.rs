@@ -16,6 +16,10 @@
 //! then the lanes in order), so results do not depend on the thread count or the SIMD width.
 //! Other backends run the same row kernels on a host copy.
 
+// burn 0.22 marks burn-tch deprecated (the extension's generated code names it too);
+// contra keeps it as an opt-in backend.
+#![cfg_attr(feature = "tch", allow(deprecated))]
+
 use burn::backend::{
     AutodiffBackend, Backend, Dispatch, TensorMetadata, backend_extension, tensor::FloatTensor,
 };
