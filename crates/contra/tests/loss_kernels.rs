@@ -162,3 +162,38 @@ fn kernels_give_the_same_digits_for_f64_inputs_and_any_thread_count() {
     assert_eq!(wide_out.dtype(), burn::tensor::DType::F64);
     assert_eq!(to_vec(wide_out), one.0);
 }
+
+/// LibTorch runs the same row kernels on a host copy: the same values and gradients as flex.
+/// Runs only in builds with the `tch` feature (not in CI, which has no LibTorch).
+#[cfg(feature = "tch")]
+#[test]
+fn libtorch_gives_flex_values_and_gradients() {
+    let mut rng = Rng::new(14);
+    let (groups, rows) = (3, 24);
+    let sim_values = normal(&mut rng, groups * rows * rows, 4.0);
+    let series = normal(&mut rng, 2 * 9 * 5, 1.0);
+    let run = |name: &str| {
+        let device = contra::device::parse(name).unwrap().autodiff();
+        let sim = Tensor::<3>::from_data(
+            TensorData::new(sim_values.clone(), [groups, rows, rows]),
+            &device,
+        )
+        .require_grad();
+        let z = Tensor::<3>::from_data(TensorData::new(series.clone(), [2, 9, 5]), &device)
+            .require_grad();
+        let loss = partner_cross_entropy(sim.clone(), rows / 2).sum()
+            + max_pool_pairs(z.clone()).powi_scalar(2).sum();
+        let grads = loss.backward();
+        (
+            to_vec(loss),
+            to_vec(sim.grad(&grads).unwrap()),
+            to_vec(z.grad(&grads).unwrap()),
+        )
+    };
+    let (flex, tch) = (run("cpu"), run("tch-cpu"));
+    for (a, b) in [(&flex.0, &tch.0), (&flex.1, &tch.1), (&flex.2, &tch.2)] {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{x} vs {y}");
+        }
+    }
+}
