@@ -124,6 +124,22 @@ fn max_pool_pairs_equals_its_definition_in_value_and_gradient() {
     assert_eq!(got_grad, want_grad);
 }
 
+/// Empty shapes give empty results (a chunk size of 0 would panic in the row loops).
+#[test]
+fn kernels_take_empty_shapes() {
+    let device = contra::device::parse("cpu").unwrap().autodiff();
+    let sim = Tensor::<3>::zeros([2, 0, 0], &device).require_grad();
+    let out = partner_cross_entropy(sim.clone(), 0);
+    assert_eq!(out.dims(), [2, 0]);
+    for dims in [[2, 1, 3], [2, 5, 0], [0, 4, 3]] {
+        let z = Tensor::<3>::ones(dims, &device).require_grad();
+        let pooled = max_pool_pairs(z.clone());
+        assert_eq!(pooled.dims(), [dims[0], dims[1] / 2, dims[2]]);
+        let grads = (pooled.sum() + z.clone().sum()).backward();
+        assert!(to_vec(z.grad(&grads).unwrap()).iter().all(|&g| g == 1.0));
+    }
+}
+
 #[test]
 fn kernels_give_the_same_digits_for_f64_inputs_and_any_thread_count() {
     let plain = contra::device::parse("cpu").unwrap();

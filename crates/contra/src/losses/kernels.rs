@@ -136,6 +136,9 @@ fn exp_f32(x: f32) -> f32 {
 
 /// Row losses of `sim` (`[G, R, R]`, row-major) into `out` (`[G, R]`).
 fn partner_cross_entropy_rows(sim: &[f32], rows: usize, shift: usize, out: &mut [f32]) {
+    if rows == 0 {
+        return;
+    }
     out.par_iter_mut()
         .zip(sim.par_chunks(rows))
         .enumerate()
@@ -153,6 +156,9 @@ fn partner_cross_entropy_grad_rows(
     shift: usize,
     out: &mut [f32],
 ) {
+    if rows == 0 {
+        return;
+    }
     out.par_chunks_mut(rows)
         .zip(sim.par_chunks(rows))
         .zip(grad.par_iter())
@@ -170,6 +176,9 @@ fn partner_cross_entropy_grad_rows(
 /// `out[b, t, c] = max(z[b, 2t, c], z[b, 2t + 1, c])`, the earlier on ties.
 fn max_pool_pairs_rows(z: &[f32], steps: usize, channels: usize, out: &mut [f32]) {
     let half = steps / 2;
+    if half == 0 || channels == 0 {
+        return;
+    }
     out.par_chunks_mut(channels).enumerate().for_each(|(i, o)| {
         let (b, t) = (i / half, i % half);
         let even = &z[(b * steps + 2 * t) * channels..][..channels];
@@ -208,9 +217,13 @@ fn max_pool_pairs_grad_rows(
     out: &mut [f32],
 ) {
     let half = steps / 2;
+    // Nothing pooled: the gradient stays zero.
+    if half == 0 || channels == 0 {
+        return;
+    }
     out.par_chunks_mut(steps * channels)
         .zip(z.par_chunks(steps * channels))
-        .zip(grad.par_chunks(half.max(1) * channels))
+        .zip(grad.par_chunks(half * channels))
         .for_each(|((o, z), g)| {
             for ((o, z), g) in o
                 .chunks_exact_mut(2 * channels)
