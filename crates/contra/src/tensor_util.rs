@@ -1,7 +1,23 @@
 //! Small helpers between Rust vectors and burn tensors.
 
+use burn::backend::{Backend, tensor::FloatTensor};
 use burn::prelude::*;
-use burn::tensor::{Bool, Int, TensorData};
+use burn::tensor::{Bool, DType, Int, Shape, TensorData};
+
+/// A backend tensor's values on the host as f32, with its shape and float type: for
+/// operations any backend runs through the host (write back with
+/// `TensorData::new(values, shape).convert_dtype(dtype)`).
+pub fn host_f32<B: Backend>(t: FloatTensor<B>) -> (Vec<f32>, Shape, DType) {
+    let data = burn_std::reader::try_read_sync(B::float_into_data(t))
+        .expect("a synchronous backend")
+        .expect("reading the tensor");
+    let (dtype, shape) = (data.dtype(), data.shape().clone());
+    let values = data
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 values");
+    (values, shape, dtype)
+}
 
 pub fn tensor2(values: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(values, shape), device)

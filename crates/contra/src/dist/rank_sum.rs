@@ -8,6 +8,7 @@
 // contra keeps it as an opt-in backend.
 #![cfg_attr(feature = "tch", allow(deprecated))]
 
+use crate::tensor_util::host_f32;
 use burn::backend::{Backend, Dispatch, TensorMetadata, backend_extension, tensor::FloatTensor};
 use burn::prelude::*;
 use burn_autodiff::{
@@ -43,14 +44,7 @@ fn host_rank_sum<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
         return x;
     };
     let device = x.device();
-    let data = burn_std::reader::try_read_sync(B::float_into_data(x))
-        .expect("a synchronous backend")
-        .expect("reading the tensor");
-    let (dtype, shape) = (data.dtype(), data.shape().clone());
-    let mut values: Vec<f32> = data
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("f32 values");
+    let (mut values, shape, dtype) = host_f32::<B>(x);
     group.all_reduce_sum(&mut values);
     B::float_from_data(TensorData::new(values, shape).convert_dtype(dtype), &device)
 }

@@ -20,6 +20,7 @@
 // contra keeps it as an opt-in backend.
 #![cfg_attr(feature = "tch", allow(deprecated))]
 
+use crate::tensor_util::host_f32;
 use burn::backend::{
     AutodiffBackend, Backend, Dispatch, TensorMetadata, backend_extension, tensor::FloatTensor,
 };
@@ -250,17 +251,7 @@ fn on_host<B: Backend>(
 ) -> FloatTensor<B> {
     let device = inputs[0].device();
     let dtype = inputs[0].dtype();
-    let values: Vec<Vec<f32>> = inputs
-        .into_iter()
-        .map(|t| {
-            burn_std::reader::try_read_sync(B::float_into_data(t))
-                .expect("a synchronous backend")
-                .expect("reading the tensor")
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("f32 values")
-        })
-        .collect();
+    let values: Vec<Vec<f32>> = inputs.into_iter().map(|t| host_f32::<B>(t).0).collect();
     let mut out = vec![0.0f32; shape.iter().product()];
     kernel(&values, &mut out);
     B::float_from_data(TensorData::new(out, shape).convert_dtype(dtype), &device)
