@@ -110,6 +110,33 @@ fn killed_nnclr_run_resumes_with_its_support_set() {
     );
 }
 
+/// Mean-shifted contrast's centre is part of the checkpoint (a resume does not refit it from
+/// `train.init`; without the saved centre it would contrast about zero and end elsewhere).
+#[test]
+fn killed_mean_shifted_run_resumes_about_its_fitted_centre() {
+    let dir = tmp("resume-mean-shifted");
+    let start = dir.join("start");
+    ok(contra()
+        .args(["pretrain", "-q", "--no-eval", "-r"])
+        .arg(small_recipe(&dir, 1))
+        .arg("--out")
+        .arg(&start));
+    let recipe = small_recipe(&dir, 30);
+    let text = std::fs::read_to_string(&recipe).unwrap().replace(
+        "batch_size = 32\n",
+        &format!(
+            "batch_size = 32\ninit = {:?}\n",
+            start.join("model.safetensors").display().to_string()
+        ),
+    );
+    std::fs::write(
+        &recipe,
+        format!("{text}[method]\nkind = \"mean_shifted\"\nangular_weight = 1.0\n"),
+    )
+    .unwrap();
+    kill_and_resume_recipe(&dir, &recipe, 300);
+}
+
 /// TS2Vec's encoder has dropout: its masks follow (seed, epoch, item, view), so a resumed
 /// run draws the masks the uninterrupted one drew (with burn's process-wide generator it did
 /// not: the resumed run ended at another loss).

@@ -501,6 +501,20 @@ impl Recipe {
                 "`csi` shifts images (rotations); series and text train with other methods",
             ));
         }
+        if matches!(self.method, MethodSpec::MeanShifted(_)) {
+            if series || text {
+                return Err(Error::config(
+                    "method.kind",
+                    "`mean_shifted` adapts an image encoder; series and text train with other methods",
+                ));
+            }
+            if self.train.init.is_none() {
+                return Err(Error::config(
+                    "train.init",
+                    "`mean_shifted` starts from a pretrained encoder: name its model file (a run on other data, e.g. recipes/simclr-mnist.toml)",
+                ));
+            }
+        }
         if text {
             // No views to check: text brings its own.
         } else if series {

@@ -923,3 +923,81 @@ fn methods_train_any_backbone_on_any_input() {
     );
     assert_eq!(Method::encoder(&byol).output_dim(), 16);
 }
+
+/// Mean-shifted contrast starts from another run's encoder (and refuses to start without
+/// one), fits its centre once to the starting encoder's features of the unaugmented training
+/// images, keeps it through training while the encoder moves, and saves it with the model.
+#[test]
+fn mean_shifted_fits_its_centre_from_the_starting_encoder_and_keeps_it() {
+    use contra::checkpoint::module_tensors;
+    use contra::methods::mean_shifted::{MeanShiftedConfig, centre_of};
+    use contra::methods::{Method, Model};
+    use contra::workflow::modality::ImagePrep;
+    let splits = digits::splits();
+    let dir = std::env::temp_dir().join(format!("contra-mean-shifted-{}", std::process::id()));
+    let mut simclr = Recipe::default_recipe();
+    simclr.train.epochs = 1;
+    simclr.train.out = Some(dir.join("simclr"));
+    train_quietly(&simclr, &splits.train);
+    let file = simclr.out_dir().join("model.safetensors");
+
+    let mut recipe = Recipe::default_recipe();
+    recipe.method = MethodSpec::MeanShifted(MeanShiftedConfig {
+        angular_weight: 0.5,
+        ..Default::default()
+    });
+    recipe.train.epochs = 1;
+    recipe.train.out = Some(dir.join("mean-shifted"));
+    let e = recipe.validate().unwrap_err().to_string();
+    assert!(e.contains("train.init") && e.contains("pretrained"), "{e}");
+    recipe.train.init = Some(file.clone());
+    recipe.validate().unwrap();
+
+    // What the centre must be: the starting encoder's unit features, averaged, made a unit
+    // vector (the angular term is on).
+    let cpu = cpu();
+    let start = contra::train::init_from(
+        contra::train::build_model(&recipe, 1, &cpu.clone().autodiff()).unwrap(),
+        &file,
+    )
+    .unwrap();
+    let prep = ImagePrep::of(&recipe.pipeline(&splits.train).unwrap(), &splits.train);
+    let features = contra::eval::features::encode(
+        start.encoder(),
+        &splits.train,
+        prep.normalize.as_ref(),
+        prep.size,
+        512,
+        &cpu,
+    );
+    let want = centre_of(&features, true);
+    let norm: f32 = want.iter().map(|v| v * v).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-5, "unit centre: {norm}");
+
+    let report = train_quietly(&recipe, &splits.train);
+    assert!(report.final_loss.is_finite() && report.steps > 0);
+    let Model::MeanShifted(trained) = &report.model else {
+        panic!("not a mean-shifted model")
+    };
+    let got = to_vec(trained.centre.value_sync());
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() < 1e-5, "centre {g} vs {w}");
+    }
+    // The encoder trained; the saved model holds the same centre.
+    let before = module_tensors(start.encoder());
+    let after = module_tensors(trained.encoder());
+    assert!(
+        before.iter().any(|(k, v)| after[k] != *v),
+        "encoder unchanged"
+    );
+    let (saved, _) =
+        contra::checkpoint::read_safetensors(&recipe.out_dir().join("model.safetensors")).unwrap();
+    let saved_centre = saved
+        .iter()
+        .find(|(k, _)| k.ends_with("centre"))
+        .map(|(_, v)| v.clone())
+        .expect("the centre is saved");
+    assert_eq!(saved_centre.shape, vec![want.len()]);
+    assert_eq!(saved_centre.data, got);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -861,3 +861,51 @@ fn contextual_loss_matches_pytorch_in_value_and_gradient() {
         );
     }
 }
+
+/// Mean-shifted contrast: the centre (mean of unit features, a unit vector for the angular
+/// variant) and the loss about it equal PyTorch's in value and gradient; the centre takes no
+/// gradient.
+#[test]
+fn mean_shifted_loss_and_centre_match_pytorch() {
+    use contra::features::Features;
+    use contra::losses::MeanShiftedLoss;
+    use contra::methods::mean_shifted::centre_of;
+    let dev = device();
+    let f = fixture("mean_shifted.json");
+    for case in f["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let get = |k: &str| case[k].as_u64().unwrap() as usize;
+        let (n, d, m) = (get("items"), get("dim"), get("normal_rows"));
+        let angular = case["angular_weight"].as_f64().unwrap() as f32;
+        let normal = Features {
+            data: floats(&case["normal"]),
+            rows: m,
+            dim: d,
+        };
+        let centre = centre_of(&normal, angular > 0.0);
+        assert_close(
+            &format!("{name} centre"),
+            &centre,
+            &floats(&case["centre"]),
+            1e-6,
+        );
+        let tensor = |key: &str| {
+            Tensor::<2>::from_data(TensorData::new(floats(&case[key]), [n, d]), &dev).require_grad()
+        };
+        let (a, b) = (tensor("a"), tensor("b"));
+        let centre = Tensor::<1>::from_data(TensorData::new(centre, [d]), &dev).require_grad();
+        let loss = MeanShiftedLoss::new(case["temperature"].as_f64().unwrap() as f32, angular)
+            .forward(a.clone(), b.clone(), centre.clone());
+        let grads = loss.backward();
+        let value = loss.into_scalar::<f32>();
+        assert_close(
+            &format!("{name} loss"),
+            &[value],
+            &[case["loss"].as_f64().unwrap() as f32],
+            1e-5,
+        );
+        assert_grad(&format!("{name} grad a"), &a, &grads, &case["grad_a"]);
+        assert_grad(&format!("{name} grad b"), &b, &grads, &case["grad_b"]);
+        assert!(centre.grad(&grads).is_none(), "{name}: the centre is fixed");
+    }
+}

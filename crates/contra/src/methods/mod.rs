@@ -5,6 +5,7 @@
 pub mod byol;
 pub mod clip;
 pub mod csi;
+pub mod mean_shifted;
 pub mod mnrl;
 pub mod moco;
 pub mod moco_v3;
@@ -129,6 +130,8 @@ method_kinds! {
     Csi = "csi" (csi::CsiConfig),
     /// Contextual contrast with injected anomalies (anomaly detection on sensor streams).
     Ncad = "ncad" (ncad::NcadConfig),
+    /// Mean-shifted contrast from a pretrained encoder (one-class anomaly detection on images).
+    MeanShifted = "mean_shifted" (mean_shifted::MeanShiftedConfig),
 }
 
 impl Default for MethodSpec {
@@ -363,6 +366,7 @@ models! {
     Byol(byol::Byol),
     Csi(csi::Csi),
     Ncad(ncad::Ncad),
+    MeanShifted(mean_shifted::MeanShifted),
 }
 
 /// Any method a text recipe can name: in-batch negatives (MNRL, SimCSE) or, from labels,

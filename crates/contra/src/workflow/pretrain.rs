@@ -41,6 +41,19 @@ pub fn pretrain(
     let mut model = build_model(recipe, train.channels, &ad)?;
     if let (Some(path), false) = (&recipe.train.init, opts.resume) {
         model = init_from(model, path)?;
+        if let Model::MeanShifted(m) = model {
+            // The centre: the starting encoder's features of the unaugmented training images.
+            let prep = super::modality::ImagePrep::of(&pipeline, train);
+            let features = crate::eval::features::encode(
+                m.encoder(),
+                train,
+                prep.normalize.as_ref(),
+                prep.size,
+                512,
+                &device,
+            );
+            model = Model::MeanShifted(m.with_centre(&features)?);
+        }
     }
     let keep = recipe.train.labelled_per_class;
     if keep > 0 {
