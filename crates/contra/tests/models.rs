@@ -990,6 +990,19 @@ fn mean_shifted_fits_its_centre_from_the_starting_encoder_and_keeps_it() {
         before.iter().any(|(k, v)| after[k] != *v),
         "encoder unchanged"
     );
+    // BatchNorm normalised by the starting statistics and left them as they were (the
+    // default `fix_batch_norm`), while its scale and shift trained.
+    let running: Vec<&String> = before.keys().filter(|k| k.contains("running")).collect();
+    assert!(!running.is_empty());
+    for k in running {
+        assert_eq!(after[k], before[k], "{k} moved");
+    }
+    assert!(
+        before
+            .iter()
+            .any(|(k, v)| k.contains("gamma") && after[k] != *v),
+        "BatchNorm's scale did not train"
+    );
     let (saved, _) =
         contra::checkpoint::read_safetensors(&recipe.out_dir().join("model.safetensors")).unwrap();
     let saved_centre = saved
@@ -1000,4 +1013,31 @@ fn mean_shifted_fits_its_centre_from_the_starting_encoder_and_keeps_it() {
     assert_eq!(saved_centre.shape, vec![want.len()]);
     assert_eq!(saved_centre.data, got);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every recipe shipped in `recipes/` parses and passes validation (a renamed key or a method
+/// setting that no longer exists is caught here, not by a user).
+#[test]
+fn every_shipped_recipe_parses_and_validates() {
+    fn walk(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                found.push(path);
+            }
+        }
+    }
+    let mut recipes = Vec::new();
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes"),
+        &mut recipes,
+    );
+    assert!(recipes.len() >= 20, "{} recipes", recipes.len());
+    for path in &recipes {
+        if let Err(e) = Recipe::from_file(path) {
+            panic!("{}: {e}", path.display());
+        }
+    }
 }

@@ -16,6 +16,22 @@ pub use resnet::{ResNet, ResNetConfig, Stem};
 use serde::{Deserialize, Serialize};
 pub use small_cnn::{SmallCnn, SmallCnnConfig};
 
+/// `module` with every BatchNorm normalising by its running statistics, in training too, and
+/// leaving them as they are; its scale and shift still train (burn's training flag off, the
+/// parameters untouched: what PyTorch's `eval()` does to BatchNorm).
+pub fn fix_batch_norm<M: burn::module::Module>(module: M) -> M {
+    struct Fix;
+    impl burn::module::ModuleMapper for Fix {
+        fn map_flag(
+            &mut self,
+            flag: burn::module::Param<burn::module::Flag>,
+        ) -> burn::module::Param<burn::module::Flag> {
+            flag.with_value(false)
+        }
+    }
+    module.map(&mut Fix)
+}
+
 /// Global average pooling: `[b, c, h, w]` to `[b, c]`.
 pub fn global_avg_pool(x: Tensor<4>) -> Tensor<2> {
     let [b, c, h, w] = x.dims();

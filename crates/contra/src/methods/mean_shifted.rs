@@ -22,6 +22,10 @@ pub struct MeanShiftedConfig {
     /// The weight of the angular centre term; above 0 the centre is also made a unit vector,
     /// as the paper's variant does.
     pub angular_weight: f32,
+    /// BatchNorm normalises by the starting encoder's running statistics and keeps them (the
+    /// paper trains its network in evaluation mode); `false`: batch statistics, the running
+    /// ones moving to the normal class as in pretraining.
+    pub fix_batch_norm: bool,
 }
 
 impl Default for MeanShiftedConfig {
@@ -29,6 +33,7 @@ impl Default for MeanShiftedConfig {
         Self {
             temperature: 0.25,
             angular_weight: 0.0,
+            fix_batch_norm: true,
         }
     }
 }
@@ -46,7 +51,10 @@ impl MethodConfig for MeanShiftedConfig {
     }
 
     fn build(&self, parts: &Parts) -> Result<Model> {
-        let encoder = parts.encoder.init(parts.in_channels, parts.device)?;
+        let mut encoder = parts.encoder.init(parts.in_channels, parts.device)?;
+        if self.fix_batch_norm {
+            encoder = crate::encoders::fix_batch_norm(encoder);
+        }
         let centre = Tensor::zeros([encoder.output_dim()], parts.device);
         Ok(Model::MeanShifted(MeanShifted {
             encoder,
