@@ -38,6 +38,12 @@ fn assert_close(name: &str, got: &[f32], want: &[f32], tol: f32) {
     }
 }
 
+/// A fixture case's loss value (`case["loss"]`) equals `got` to 1e-5.
+fn assert_loss(name: &str, got: f32, case: &Value) {
+    let want = case["loss"].as_f64().unwrap() as f32;
+    assert_close(&format!("{name} loss"), &[got], &[want], 1e-5);
+}
+
 /// The gradient of `t` equals the fixture's values.
 fn assert_grad<const D: usize>(
     name: &str,
@@ -70,12 +76,7 @@ fn nt_xent_matches_pytorch_in_value_and_gradient() {
         let loss = NtXentLoss::new(t).forward(a.clone(), b.clone());
         let grads = loss.backward();
         let value = loss.into_scalar::<f32>();
-        assert_close(
-            &format!("{name} loss"),
-            &[value],
-            &[case["loss"].as_f64().unwrap() as f32],
-            1e-5,
-        );
+        assert_loss(name, value, case);
         assert_grad(&format!("{name} grad a"), &a, &grads, &case["grad_a"]);
         assert_grad(&format!("{name} grad b"), &b, &grads, &case["grad_b"]);
     }
@@ -705,12 +706,7 @@ fn shifted_instance_loss_matches_pytorch_in_value_and_gradient() {
         .forward(a.clone(), b.clone(), logits.clone(), k);
         let grads = loss.backward();
         let value = loss.into_scalar::<f32>();
-        assert_close(
-            &format!("{name} loss"),
-            &[value],
-            &[case["loss"].as_f64().unwrap() as f32],
-            1e-5,
-        );
+        assert_loss(name, value, case);
         assert_grad(&format!("{name} grad a"), &a, &grads, &case["grad_a"]);
         assert_grad(&format!("{name} grad b"), &b, &grads, &case["grad_b"]);
         assert_grad(
@@ -841,12 +837,7 @@ fn contextual_loss_matches_pytorch_in_value_and_gradient() {
         let loss = ContextualLoss.forward(whole.clone(), context.clone(), &anomalous);
         let grads = loss.backward();
         let value = loss.into_scalar::<f32>();
-        assert_close(
-            &format!("{name} loss"),
-            &[value],
-            &[case["loss"].as_f64().unwrap() as f32],
-            1e-5,
-        );
+        assert_loss(name, value, case);
         assert_grad(
             &format!("{name} grad whole"),
             &whole,
@@ -898,12 +889,7 @@ fn mean_shifted_loss_and_centre_match_pytorch() {
             .forward(a.clone(), b.clone(), centre.clone());
         let grads = loss.backward();
         let value = loss.into_scalar::<f32>();
-        assert_close(
-            &format!("{name} loss"),
-            &[value],
-            &[case["loss"].as_f64().unwrap() as f32],
-            1e-5,
-        );
+        assert_loss(name, value, case);
         assert_grad(&format!("{name} grad a"), &a, &grads, &case["grad_a"]);
         assert_grad(&format!("{name} grad b"), &b, &grads, &case["grad_b"]);
         assert!(centre.grad(&grads).is_none(), "{name}: the centre is fixed");
