@@ -1195,7 +1195,7 @@ fn ncad_finds_events_in_a_generated_stream() {
         )
         .unwrap();
     };
-    write("kind = \"ncad\"\nsuspect = 4", 24);
+    write("kind = \"ncad\"\nsuspect = 4\nscore = \"contextual\"", 24);
     let (run, stdout) = pretrained(&dir, &recipe);
     assert!(
         stdout
@@ -1212,6 +1212,15 @@ fn ncad_finds_events_in_a_generated_stream() {
         .args(["eval", "anomaly", "-q", "-m"])
         .arg(run.join("model.safetensors")));
     assert_eq!(step_auroc(&again), step_auroc(&stdout));
+    // By default the trained encoder scores by kNN over whole windows, as `--k 5` does.
+    write("kind = \"ncad\"\nsuspect = 4", 24);
+    let (run, knn) = pretrained(&dir, &recipe);
+    assert!(knn.contains("by kNN (k=5) to"), "{knn}");
+    let again = ok(contra()
+        .args(["eval", "anomaly", "-q", "--k", "5", "-m"])
+        .arg(run.join("model.safetensors")));
+    assert_eq!(step_auroc(&again), step_auroc(&knn));
+    assert_ne!(step_auroc(&knn), step_auroc(&stdout));
     for (method, window, needles) in [
         (
             "kind = \"ncad\"\nsuspect = 24",

@@ -128,7 +128,7 @@ pub struct Anomaly {
     #[arg(long, value_delimiter = ',')]
     normal_class: Option<Vec<u32>>,
     /// Score by the mean cosine distance to the k nearest normal items (default: the
-    /// method's own detector where it has one, CSI's, else k = 5).
+    /// method's own detector where it has one (CSI's, NCAD's contextual score), else k = 5).
     #[arg(long)]
     k: Option<usize>,
     /// Score by Mahalanobis distance to the normal items' Gaussian instead of kNN.

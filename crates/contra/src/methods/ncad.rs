@@ -31,6 +31,22 @@ pub struct NcadConfig {
     pub inject: InjectionMix,
     /// Labelled training windows (label above 0) are anomalies; `false` ignores the labels.
     pub use_labels: bool,
+    /// How test windows are scored after training.
+    pub score: NcadScore,
+}
+
+/// How an NCAD model scores test windows (`contra pretrain`'s evaluation and `eval anomaly`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NcadScore {
+    /// Mean cosine distance of the whole window's embedding to the 5 nearest normal training
+    /// windows': the encoder NCAD trained sees a window's level, and kNN flags every window of
+    /// a long event, not only its edges (on KDD-TSAD 135 window AUROC 1.0000 against the
+    /// contextual score's 0.4858; BENCHMARKS.md).
+    #[default]
+    Knn,
+    /// The paper's: the distance between a window's embedding and its context's.
+    Contextual,
 }
 
 impl Default for NcadConfig {
@@ -40,6 +56,7 @@ impl Default for NcadConfig {
             injected: 1.0,
             inject: InjectionMix::default(),
             use_labels: true,
+            score: NcadScore::default(),
         }
     }
 }

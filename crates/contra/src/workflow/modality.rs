@@ -417,6 +417,9 @@ impl Modality for Series {
         let SeriesModel::Instance(Model::Ncad(ncad)) = model else {
             return Ok(None);
         };
+        if ncad.settings.score == crate::methods::ncad::NcadScore::Knn {
+            return Ok(None);
+        }
         Ok(Some((
             format!(
                 "NCAD (each window's distance to its context, the last {} steps suspect)",
