@@ -81,6 +81,53 @@ fn conv2d_output_and_gradients_equal_the_definition() {
             dilation: [2, 1],
             groups: 2,
         },
+        // "Same" padding at stride 1 copies whole shifted planes: a kernel wider than the map
+        // (rows and columns that read only padding), dilation, several images per chunk.
+        Case {
+            batch: 4,
+            c_in: 3,
+            c_out: 5,
+            size: [4, 3],
+            kernel: [5, 5],
+            stride: [1, 1],
+            padding: [2, 2, 2, 2],
+            dilation: [1, 1],
+            groups: 1,
+        },
+        Case {
+            batch: 3,
+            c_in: 4,
+            c_out: 4,
+            size: [6, 7],
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [2, 2, 2, 2],
+            dilation: [2, 2],
+            groups: 2,
+        },
+        Case {
+            batch: 2,
+            c_in: 5,
+            c_out: 3,
+            size: [5, 6],
+            kernel: [1, 1],
+            stride: [1, 1],
+            padding: [0, 0, 0, 0],
+            dilation: [1, 1],
+            groups: 1,
+        },
+        // Asymmetric: an output as wide as the input, but rows cut at the bottom.
+        Case {
+            batch: 2,
+            c_in: 2,
+            c_out: 3,
+            size: [6, 5],
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [0, 1, 0, 1],
+            dilation: [1, 1],
+            groups: 1,
+        },
         // The last row and column are read by no output: their input gradient is zero.
         Case {
             batch: 5,

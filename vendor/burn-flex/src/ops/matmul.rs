@@ -17,6 +17,8 @@ use crate::{FlexTensor, Layout};
 pub(crate) trait GemmScalar: Element + bytemuck::Pod {
     fn zero() -> Self;
     fn one() -> Self;
+    /// contra: `dst[i] += src[i]` (the convolution input gradient's col2im).
+    fn add_assign_slice(dst: &mut [Self], src: &[Self]);
 }
 
 impl GemmScalar for f32 {
@@ -25,6 +27,10 @@ impl GemmScalar for f32 {
     }
     fn one() -> Self {
         1.0
+    }
+    /// Under run-time SIMD dispatch: the plain loop got only the build's baseline SSE2.
+    fn add_assign_slice(dst: &mut [Self], src: &[Self]) {
+        crate::simd::add_inplace_f32(dst, src);
     }
 }
 
@@ -35,6 +41,11 @@ impl GemmScalar for f64 {
     fn one() -> Self {
         1.0
     }
+    fn add_assign_slice(dst: &mut [Self], src: &[Self]) {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d += s;
+        }
+    }
 }
 
 impl GemmScalar for f16 {
@@ -43,6 +54,11 @@ impl GemmScalar for f16 {
     }
     fn one() -> Self {
         f16::from_f32(1.0)
+    }
+    fn add_assign_slice(dst: &mut [Self], src: &[Self]) {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d += s;
+        }
     }
 }
 
