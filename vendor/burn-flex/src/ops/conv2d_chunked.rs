@@ -194,8 +194,10 @@ impl Geometry {
                                 let start = (first as isize + offset) as usize;
                                 line[first..end].copy_from_slice(&src[start..start + end - first]);
                             } else {
-                                for (c, v) in line[first..end].iter_mut().enumerate() {
-                                    *v = src[(((first + c) * sw) as isize + offset) as usize];
+                                let start = ((first * sw) as isize + offset) as usize;
+                                let strided = src[start..].iter().step_by(sw);
+                                for (v, &s) in line[first..end].iter_mut().zip(strided) {
+                                    *v = s;
                                 }
                             }
                         }
@@ -597,9 +599,11 @@ pub(crate) fn input_grad<T: GemmScalar + Send + Sync + core::ops::AddAssign>(
                                     let start = (first as isize + offset) as usize;
                                     T::add_assign_slice(&mut line[start..start + src.len()], src);
                                 } else {
-                                    for (c, &s) in src.iter().enumerate() {
-                                        let x = ((first + c) * geo.stride[1]) as isize + offset;
-                                        line[x as usize] += s;
+                                    let start =
+                                        ((first * geo.stride[1]) as isize + offset) as usize;
+                                    let strided = line[start..].iter_mut().step_by(geo.stride[1]);
+                                    for (d, &s) in strided.zip(src) {
+                                        *d += s;
                                     }
                                 }
                             }
