@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools" / "reference"))
-from fixtures import OPEN_CLIP_LOSS  # noqa: E402  (OpenCLIP's ClipLoss)
+from fixtures import open_clip_losses  # noqa: E402  (OpenCLIP's ClipLoss)
 from models import SmallCnn  # noqa: E402
 from text_bench import model_dir, nouns  # noqa: E402
 
@@ -81,7 +81,7 @@ def main():
         else:
             t = cached
         i = image_proj(image(pixels))
-        loss = OPEN_CLIP_LOSS(F.normalize(i, dim=1), F.normalize(text_proj(t), dim=1), logit_scale.exp())
+        loss = open_clip_losses()[0](F.normalize(i, dim=1), F.normalize(text_proj(t), dim=1), logit_scale.exp())
         loss.item()
         opt.zero_grad()
         loss.backward()

@@ -1,5 +1,6 @@
 """Fixture values for contra's Rust tests, computed with PyTorch (float64 for the reference
 values, float32 inputs as stored)."""
+import functools
 import json
 import math
 import pathlib
@@ -92,9 +93,11 @@ def info_nce(q, k, bank, temperature):
     return F.cross_entropy(logits / temperature, target)
 
 
+@functools.cache
 def open_clip_losses():
     """OpenCLIP's ClipLoss and SigLipLoss (open-clip-torch 3.3.0), from its loss module alone: the
-    package's own import pulls in torchvision and timm, which the losses do not need."""
+    package's own import pulls in torchvision and timm, which the losses do not need. Loaded on
+    first use, so that the benchmarks that import this module for other losses do not need it."""
     import importlib.util
     spec = importlib.util.find_spec("open_clip")
     if spec is None:
@@ -106,17 +109,15 @@ def open_clip_losses():
     return module.ClipLoss(), module.SigLipLoss()
 
 
-OPEN_CLIP_LOSS, OPEN_SIGLIP_LOSS = open_clip_losses()
-
 
 def clip_loss(img, txt, logit_scale):
     # OpenCLIP normalises in the towers and passes exp(logit_scale) unclamped (the clamp to
     # ln 100 follows each optimizer step).
-    return OPEN_CLIP_LOSS(F.normalize(img, dim=1), F.normalize(txt, dim=1), logit_scale.exp())
+    return open_clip_losses()[0](F.normalize(img, dim=1), F.normalize(txt, dim=1), logit_scale.exp())
 
 
 def siglip_loss(img, txt, logit_scale, bias):
-    return OPEN_SIGLIP_LOSS(F.normalize(img, dim=1), F.normalize(txt, dim=1), logit_scale.exp(), bias)
+    return open_clip_losses()[1](F.normalize(img, dim=1), F.normalize(txt, dim=1), logit_scale.exp(), bias)
 
 
 def dcl_one_way(a, b, temperature, weight_sigma):
