@@ -110,15 +110,6 @@ impl Geometry {
         (y >= 0 && y < self.h as isize).then_some(y as usize)
     }
 
-    /// The output rows `[first, end)` whose input row lies inside the image for kernel row
-    /// `ki`, when the stride is 1 (input row = output row + a constant).
-    fn row_range(&self, ki: usize) -> (usize, usize) {
-        let shift = (ki * self.dilation[0]) as isize - self.padding[0] as isize;
-        let first = (-shift).clamp(0, self.oh as isize) as usize;
-        let end = (self.h as isize - shift).clamp(0, self.oh as isize) as usize;
-        (first.min(end), end)
-    }
-
     /// Stride 1 and an output as wide as the input ("same" padding): a row of the im2col
     /// matrix over one image is then the input plane shifted by a constant, one copy instead
     /// of one per output row (a ResNet's 4x4 maps made those copies 16 bytes each).
@@ -126,21 +117,26 @@ impl Geometry {
         self.stride == [1, 1] && self.ow == self.w
     }
 
-    /// For [`Self::shifts_whole_planes`]: the span of an image's im2col row that one copy
-    /// fills (`dst_start`, `len`) and where it starts in the input plane, for kernel position
-    /// `(ki, kj)`; `None` when the kernel position reads only padding.
-    fn plane_span(&self, ki: usize, kj: usize) -> Option<(usize, usize, usize)> {
-        let (r0, r1) = self.row_range(ki);
+    /// For [`Self::shifts_whole_planes`], kernel position `(ki, kj)`: the part of an image's
+    /// im2col row that one shifted copy of the input plane fills; `None` when the kernel
+    /// position reads only padding.
+    fn plane_span(&self, ki: usize, kj: usize) -> Option<PlaneSpan> {
+        let shift = (ki * self.dilation[0]) as isize - self.padding[0] as isize;
+        let rows_first = (-shift).clamp(0, self.oh as isize) as usize;
+        let rows_end = (self.h as isize - shift).clamp(0, self.oh as isize) as usize;
         let (first, end, offset) = self.column_range(kj);
-        if r0 >= r1 || first >= end {
+        if rows_first >= rows_end || first >= end {
             return None;
         }
         let w = self.w;
-        let y0 = (r0 as isize + (ki * self.dilation[0]) as isize - self.padding[0] as isize)
-            as usize;
-        let dst_start = r0 * w + first;
-        let len = (r1 - 1 - r0) * w + end - first;
-        Some((dst_start, len, (y0 * w) + (first as isize + offset) as usize))
+        let y0 = (rows_first as isize + shift) as usize;
+        Some(PlaneSpan {
+            rows: rows_first..rows_end,
+            columns: first..end,
+            start: rows_first * w + first,
+            len: (rows_end - 1 - rows_first) * w + end - first,
+            src: y0 * w + (first as isize + offset) as usize,
+        })
     }
 
     /// im2col of group `g` of `images` consecutive images of `x` (NCHW, starting at the
@@ -155,28 +151,24 @@ impl Geometry {
                 for kj in 0..self.kw {
                     let row = (ci * self.kh + ki) * self.kw + kj;
                     let dst = &mut col[row * k..(row + 1) * k];
-                    let (first, end, offset) = self.column_range(kj);
                     if self.shifts_whole_planes() {
                         let span = self.plane_span(ki, kj);
-                        let (r0, r1) = self.row_range(ki);
                         for bi in 0..images {
                             let plane = &x[(bi * self.c_in + channel) * plane_len..][..plane_len];
                             let image = &mut dst[bi * positions..][..positions];
-                            let Some((start, len, src)) = span else {
+                            let Some(span) = &span else {
                                 image.fill(T::zero());
                                 continue;
                             };
-                            image[..r0 * ow].fill(T::zero());
-                            image[r1 * ow..].fill(T::zero());
-                            image[start..start + len].copy_from_slice(&plane[src..src + len]);
-                            // The copy ran across row ends: the columns that read padding.
-                            for r in r0..r1 {
-                                zero_few(&mut image[r * ow..r * ow + first]);
-                                zero_few(&mut image[r * ow + end..(r + 1) * ow]);
-                            }
+                            image[..span.rows.start * ow].fill(T::zero());
+                            image[span.rows.end * ow..].fill(T::zero());
+                            image[span.start..span.start + span.len]
+                                .copy_from_slice(&plane[span.src..span.src + span.len]);
+                            span.zero_padding_columns(image, ow);
                         }
                         continue;
                     }
+                    let (first, end, offset) = self.column_range(kj);
                     for bi in 0..images {
                         let plane = &x[(bi * self.c_in + channel) * plane_len..][..plane_len];
                         for r in 0..self.oh {
@@ -204,6 +196,30 @@ impl Geometry {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The rows and columns of an image's im2col row (or, in col2im, of its input gradient's
+/// row) that a kernel position reads from inside the plane, at stride 1 and an output as wide
+/// as the input: `len` elements from `start` in the im2col row pair with `len` from `src` in
+/// the plane, one contiguous span across the row ends.
+struct PlaneSpan {
+    rows: core::ops::Range<usize>,
+    columns: core::ops::Range<usize>,
+    start: usize,
+    len: usize,
+    src: usize,
+}
+
+impl PlaneSpan {
+    /// Zeroes the columns that read padding within the span's rows of an im2col row over one
+    /// image (`width` columns a row): one contiguous copy or add across the row ends pairs
+    /// them with the neighbouring row's values.
+    fn zero_padding_columns<T: GemmScalar>(&self, image: &mut [T], width: usize) {
+        for r in self.rows.clone() {
+            zero_few(&mut image[r * width..r * width + self.columns.start]);
+            zero_few(&mut image[r * width + self.columns.end..(r + 1) * width]);
         }
     }
 }
@@ -563,26 +579,26 @@ pub(crate) fn input_grad<T: GemmScalar + Send + Sync + core::ops::AddAssign>(
                 for ki in 0..geo.kh {
                     for kj in 0..geo.kw {
                         let row = (ci * geo.kh + ki) * geo.kw + kj;
-                        let (first, end, offset) = geo.column_range(kj);
                         if geo.shifts_whole_planes() {
                             // One add per image over the shifted plane, the columns that read
-                            // padding zeroed first (they wrap onto the neighbouring row).
-                            let Some((start, len, dst)) = geo.plane_span(ki, kj) else {
+                            // padding zeroed first.
+                            let Some(span) = geo.plane_span(ki, kj) else {
                                 continue;
                             };
-                            let (r0, r1) = geo.row_range(ki);
                             let src_row = &mut col[row * k..(row + 1) * k];
                             for bi in 0..images {
                                 let src = &mut src_row[bi * positions..][..positions];
-                                for r in r0..r1 {
-                                    zero_few(&mut src[r * w..r * w + first]);
-                                    zero_few(&mut src[r * w + end..(r + 1) * w]);
-                                }
-                                let plane = &mut dx_chunk[(bi * geo.c_in + channel) * h * w..][..h * w];
-                                T::add_assign_slice(&mut plane[dst..dst + len], &src[start..start + len]);
+                                span.zero_padding_columns(src, w);
+                                let plane =
+                                    &mut dx_chunk[(bi * geo.c_in + channel) * h * w..][..h * w];
+                                T::add_assign_slice(
+                                    &mut plane[span.src..span.src + span.len],
+                                    &src[span.start..span.start + span.len],
+                                );
                             }
                             continue;
                         }
+                        let (first, end, offset) = geo.column_range(kj);
                         let src_row = &col[row * k..(row + 1) * k];
                         if first >= end {
                             continue;

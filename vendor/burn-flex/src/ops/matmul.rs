@@ -18,7 +18,14 @@ pub(crate) trait GemmScalar: Element + bytemuck::Pod {
     fn zero() -> Self;
     fn one() -> Self;
     /// contra: `dst[i] += src[i]` (the convolution input gradient's col2im).
-    fn add_assign_slice(dst: &mut [Self], src: &[Self]);
+    fn add_assign_slice(dst: &mut [Self], src: &[Self])
+    where
+        Self: core::ops::AddAssign,
+    {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d += s;
+        }
+    }
 }
 
 impl GemmScalar for f32 {
@@ -29,7 +36,10 @@ impl GemmScalar for f32 {
         1.0
     }
     /// Under run-time SIMD dispatch: the plain loop got only the build's baseline SSE2.
-    fn add_assign_slice(dst: &mut [Self], src: &[Self]) {
+    fn add_assign_slice(dst: &mut [Self], src: &[Self])
+    where
+        Self: core::ops::AddAssign,
+    {
         crate::simd::add_inplace_f32(dst, src);
     }
 }
@@ -41,11 +51,6 @@ impl GemmScalar for f64 {
     fn one() -> Self {
         1.0
     }
-    fn add_assign_slice(dst: &mut [Self], src: &[Self]) {
-        for (d, &s) in dst.iter_mut().zip(src) {
-            *d += s;
-        }
-    }
 }
 
 impl GemmScalar for f16 {
@@ -54,11 +59,6 @@ impl GemmScalar for f16 {
     }
     fn one() -> Self {
         f16::from_f32(1.0)
-    }
-    fn add_assign_slice(dst: &mut [Self], src: &[Self]) {
-        for (d, &s) in dst.iter_mut().zip(src) {
-            *d += s;
-        }
     }
 }
 
