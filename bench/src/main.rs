@@ -11,6 +11,9 @@
 //!     contra-bench text-train [batch] [steps] [mini_batch]  MNRL step on WordNet pairs
 //!                                                  (GradCache when mini_batch > 0)
 //!
+//!     contra-bench conv resnet18|small_cnn [batch] [reps]  each stage's 3x3 convolution
+//!                                                  (stride 1, padding 1): forward, and forward
+//!                                                  with both gradients, fastest of reps (ms)
 //!     contra-bench eigen [dim] [reps]                  eigenvalues of a dim x dim Gram matrix
 //!     contra-bench clip-train [batch] [steps] [frozen|scratch]  CLIP step: small CNN on
 //!                                                  3x32x32 and a text tower (cached
@@ -95,6 +98,54 @@ fn train(kind: &str, pairs: usize, steps: usize) {
         "{}",
         serde_json::json!({"bench": "train", "impl": label, "model": kind, "pairs": pairs, "steps": steps, "images_per_second": ips})
     );
+}
+
+/// Fastest of `reps` runs of each 3x3 convolution (stride 1, padding 1) of a model's stages:
+/// ResNet-18's (64 channels at 32x32 to 512 at 4x4) or the small CNN's after its first
+/// (32 -> 64 at 14x14 to 128 -> 256 at 3x3). Forward alone, and forward with the input and
+/// weight gradients.
+fn conv(model: &str, batch: usize, reps: usize) {
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::Conv2dConfig;
+    let shapes: &[(usize, usize, usize)] = match model {
+        "resnet18" => &[(64, 64, 32), (128, 128, 16), (256, 256, 8), (512, 512, 4)],
+        "small_cnn" => &[(32, 64, 14), (64, 128, 7), (128, 256, 3)],
+        other => panic!("unknown model {other}"),
+    };
+    let (device, label) = bench_device();
+    let mut rng = Rng::new(3);
+    for &(c_in, c_out, size) in shapes {
+        let conv = contra::seeding::seeded(&device, 0, || {
+            Conv2dConfig::new([c_in, c_out], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .with_bias(false)
+                .init(&device)
+        });
+        let values: Vec<f32> = (0..batch * c_in * size * size)
+            .map(|_| rng.normal() as f32)
+            .collect();
+        let shape = [batch, c_in, size, size];
+        let fastest = |backward: bool| {
+            (0..reps)
+                .map(|_| {
+                    let x = tensor4(values.clone(), shape, &device).require_grad();
+                    let started = Instant::now();
+                    let y = conv.forward(x.clone());
+                    if backward {
+                        let grads = y.sum().backward();
+                        let _ = x.grad(&grads).unwrap().into_data();
+                    } else {
+                        let _ = y.into_data();
+                    }
+                    started.elapsed().as_secs_f64() * 1e3
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        println!(
+            "{}",
+            serde_json::json!({"bench": "conv", "impl": label, "c_in": c_in, "c_out": c_out, "size": size, "batch": batch, "forward_ms": fastest(false), "forward_backward_ms": fastest(true)})
+        );
+    }
 }
 
 fn augment(images: usize) {
@@ -594,6 +645,16 @@ fn main() {
             };
             text_train(num(1, 64), num(2, 3), num(3, 0))
         }
+        Some("conv") => {
+            let num = |i: usize, default: usize| {
+                args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
+            };
+            conv(
+                args.get(1).map_or("resnet18", String::as_str),
+                num(2, 128),
+                num(3, 5),
+            )
+        }
         Some("eigen") => {
             let num = |i: usize, default: usize| {
                 args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
@@ -620,7 +681,7 @@ fn main() {
         Some("csi-scores") => csi_scores(&args[1..]),
         _ => {
             eprintln!(
-                "usage: contra-bench csi-scores MODEL... | jpeg-folder [DIR N SIZE] | clip-train [BATCH STEPS frozen|scratch] | text-embed [TEXTS BATCH] | text-train [BATCH STEPS MINI_BATCH] | train small_cnn|resnet18 PAIRS [STEPS] | augment [IMAGES] | loss KIND [N D] | search [N D QUERIES K] | ts2vec [B T C STEPS]"
+                "usage: contra-bench csi-scores MODEL... | jpeg-folder [DIR N SIZE] | clip-train [BATCH STEPS frozen|scratch] | text-embed [TEXTS BATCH] | text-train [BATCH STEPS MINI_BATCH] | train small_cnn|resnet18 PAIRS [STEPS] | conv resnet18|small_cnn [BATCH REPS] | augment [IMAGES] | loss KIND [N D] | search [N D QUERIES K] | ts2vec [B T C STEPS]"
             );
             std::process::exit(2);
         }

@@ -140,6 +140,42 @@ fn conv2d_output_and_gradients_equal_the_definition() {
             dilation: [1, 1],
             groups: 2,
         },
+        // 3x3, stride 1, padding 1, even maps and about 64 channels or more run by Winograd's
+        // F(2x2, 3x3) (vendor/burn-flex/src/ops/conv2d_winograd.rs): 24 images of 6 tiles
+        // (three chunks of 8), unequal channels on a 2x10 map, one 4x4 image.
+        Case {
+            batch: 24,
+            c_in: 64,
+            c_out: 64,
+            size: [6, 4],
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1, 1, 1],
+            dilation: [1, 1],
+            groups: 1,
+        },
+        Case {
+            batch: 2,
+            c_in: 128,
+            c_out: 48,
+            size: [2, 10],
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1, 1, 1],
+            dilation: [1, 1],
+            groups: 1,
+        },
+        Case {
+            batch: 1,
+            c_in: 64,
+            c_out: 72,
+            size: [4, 4],
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1, 1, 1],
+            dilation: [1, 1],
+            groups: 1,
+        },
     ];
     let device = contra::device::parse("cpu").unwrap().autodiff();
     for (ci, c) in cases.iter().enumerate() {

@@ -23,6 +23,7 @@ use burn_backend::DType;
 use burn_backend::ops::ConvOptions;
 use burn_std::{Bytes, Shape};
 
+use super::conv2d_winograd as winograd;
 use super::matmul::GemmScalar;
 use super::unfilled;
 use crate::{FlexTensor, Layout};
@@ -261,7 +262,7 @@ fn gather_group<T: Copy>(
 
 /// `dst = lhs . rhs` for `dst [m, n]`; `dst`, `lhs` and `rhs` given by their (column, row)
 /// strides.
-unsafe fn gemm_into<T: GemmScalar>(
+pub(super) unsafe fn gemm_into<T: GemmScalar>(
     dst: (*mut T, isize, isize),
     m: usize,
     n: usize,
@@ -297,7 +298,7 @@ unsafe fn gemm_into<T: GemmScalar>(
 
 /// Threads for each GEMM: its own when the chunks alone do not fill the pool. The GEMM splits
 /// its output, never its sums, so the values are the same either way.
-fn gemm_parallelism(chunks: usize) -> gemm::Parallelism {
+pub(super) fn gemm_parallelism(chunks: usize) -> gemm::Parallelism {
     #[cfg(feature = "rayon")]
     if chunks < rayon::current_num_threads() {
         return gemm::Parallelism::Rayon(0);
@@ -307,7 +308,7 @@ fn gemm_parallelism(chunks: usize) -> gemm::Parallelism {
 }
 
 /// Runs `chunk(index, part)` over consecutive parts of `data` of `part_len` elements.
-fn for_each_chunk<T: Send>(
+pub(super) fn for_each_chunk<T: Send>(
     data: &mut [T],
     part_len: usize,
     chunk: impl Fn((usize, &mut [T])) + Send + Sync,
@@ -359,6 +360,12 @@ pub(crate) fn forward<T: GemmScalar + Send + Sync>(
             Layout::contiguous(out_shape),
             dtype,
         );
+    }
+    if dtype == DType::F32
+        && winograd::applies(xs, ws, [geo.oh, geo.ow], options)
+        && winograd::pays(geo.c_in, geo.c_out, geo.h, geo.w)
+    {
+        return winograd::forward(&x, &weight);
     }
     let x_data: &[T] = x.storage();
     let w_data: &[T] = weight.storage();
@@ -531,6 +538,13 @@ pub(crate) fn input_grad<T: GemmScalar + Send + Sync + core::ops::AddAssign>(
             Layout::contiguous(x_shape),
             dtype,
         );
+    }
+    let ws = dims4(weight.layout().shape());
+    if dtype == DType::F32
+        && winograd::applies([batch, geo.c_in, h, w], ws, [ys[2], ys[3]], options)
+        && winograd::pays(c_out, geo.c_in, h, w)
+    {
+        return winograd::input_grad(&weight, &dy);
     }
     let w_data: &[T] = weight.storage();
     let dy_data: &[T] = dy.storage();

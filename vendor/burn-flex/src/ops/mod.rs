@@ -110,6 +110,7 @@ pub mod comparison;
 mod conv_common;
 pub mod conv;
 mod conv2d_chunked;
+mod conv2d_winograd;
 pub mod conv_transpose;
 pub mod cumulative;
 pub mod deform_conv;
