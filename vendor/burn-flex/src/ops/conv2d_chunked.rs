@@ -36,8 +36,14 @@ const CHUNK_POSITIONS: usize = 1024;
 /// then evened out over the chunks that makes (8 series of 150 steps: 4 + 4, not 7 + 1, which
 /// left one of two threads waiting).
 fn images_per_chunk(positions: usize, batch: usize) -> usize {
+    images_per_chunk_of(CHUNK_POSITIONS, positions, batch)
+}
+
+/// Images per chunk for `per_image` GEMM columns per image: about `target` columns (at least
+/// one image), then evened out over the chunks.
+pub(super) fn images_per_chunk_of(target: usize, per_image: usize, batch: usize) -> usize {
     let batch = batch.max(1);
-    let most = CHUNK_POSITIONS.div_ceil(positions.max(1)).clamp(1, batch);
+    let most = target.div_ceil(per_image.max(1)).clamp(1, batch);
     batch.div_ceil(batch.div_ceil(most))
 }
 

@@ -27,7 +27,7 @@ use burn_backend::DType;
 use burn_backend::ops::ConvOptions;
 use burn_std::{Bytes, Shape};
 
-use super::conv2d_chunked::{for_each_chunk, gemm_into, gemm_parallelism};
+use super::conv2d_chunked::{for_each_chunk, gemm_into, gemm_parallelism, images_per_chunk_of};
 use super::unfilled;
 use crate::{FlexTensor, Layout};
 
@@ -151,13 +151,6 @@ fn transform_kernels(
     u
 }
 
-/// Images per chunk for `tiles` tiles per image, about [`CHUNK_TILES`] and evened out.
-fn images_per_chunk(tiles: usize, batch: usize) -> usize {
-    let batch = batch.max(1);
-    let most = CHUNK_TILES.div_ceil(tiles.max(1)).clamp(1, batch);
-    batch.div_ceil(batch.div_ceil(most))
-}
-
 /// `out` `[B, C_out, H, W]`: the convolution of `input` `[B, C_in, H, W]` with transformed
 /// kernels `u` `[C_out][16][C_in]`.
 fn convolve(
@@ -171,7 +164,7 @@ fn convolve(
         return;
     }
     let tiles = h.div_ceil(2) * w.div_ceil(2);
-    let per_chunk = images_per_chunk(tiles, batch);
+    let per_chunk = images_per_chunk_of(CHUNK_TILES, tiles, batch);
     let parallelism = gemm_parallelism(batch.div_ceil(per_chunk));
     for_each_chunk(out, per_chunk * c_out * h * w, |(index, y)| {
         let images = y.len() / (c_out * h * w);
