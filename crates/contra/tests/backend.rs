@@ -142,7 +142,9 @@ fn conv2d_output_and_gradients_equal_the_definition() {
         },
         // 3x3, stride 1, padding 1, even maps and about 64 channels or more run by Winograd's
         // F(2x2, 3x3) (vendor/burn-flex/src/ops/conv2d_winograd.rs): 24 images of 6 tiles
-        // (three chunks of 8), unequal channels on a 2x10 map, one 4x4 image.
+        // (three chunks of 8), unequal channels on a 2x10 map, one 4x4 image, 9 images of 36
+        // tiles (the weight gradient's partial sums from two chunks, 5 and 4 images) and two
+        // images of 17x16 tiles (each in bands of 4 tile rows and a last band of one).
         Case {
             batch: 24,
             c_in: 64,
@@ -159,6 +161,28 @@ fn conv2d_output_and_gradients_equal_the_definition() {
             c_in: 128,
             c_out: 48,
             size: [2, 10],
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1, 1, 1],
+            dilation: [1, 1],
+            groups: 1,
+        },
+        Case {
+            batch: 9,
+            c_in: 64,
+            c_out: 64,
+            size: [12, 12],
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1, 1, 1],
+            dilation: [1, 1],
+            groups: 1,
+        },
+        Case {
+            batch: 2,
+            c_in: 64,
+            c_out: 64,
+            size: [34, 32],
             kernel: [3, 3],
             stride: [1, 1],
             padding: [1, 1, 1, 1],

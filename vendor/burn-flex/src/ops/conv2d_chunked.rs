@@ -277,6 +277,31 @@ pub(super) unsafe fn gemm_into<T: GemmScalar>(
     rhs: (*const T, isize, isize),
     parallelism: gemm::Parallelism,
 ) {
+    unsafe { gemm_call(dst, [m, n, k], lhs, rhs, parallelism, false) }
+}
+
+/// `dst += lhs . rhs`, otherwise as [`gemm_into`].
+pub(super) unsafe fn gemm_add_into<T: GemmScalar>(
+    dst: (*mut T, isize, isize),
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: (*const T, isize, isize),
+    rhs: (*const T, isize, isize),
+    parallelism: gemm::Parallelism,
+) {
+    unsafe { gemm_call(dst, [m, n, k], lhs, rhs, parallelism, true) }
+}
+
+unsafe fn gemm_call<T: GemmScalar>(
+    dst: (*mut T, isize, isize),
+    [m, n, k]: [usize; 3],
+    lhs: (*const T, isize, isize),
+    rhs: (*const T, isize, isize),
+    parallelism: gemm::Parallelism,
+    accumulate: bool,
+) {
+    let alpha = if accumulate { T::one() } else { T::zero() };
     unsafe {
         gemm::gemm(
             m,
@@ -285,14 +310,14 @@ pub(super) unsafe fn gemm_into<T: GemmScalar>(
             dst.0,
             dst.1,
             dst.2,
-            false,
+            accumulate,
             lhs.0,
             lhs.1,
             lhs.2,
             rhs.0,
             rhs.1,
             rhs.2,
-            T::zero(),
+            alpha,
             T::one(),
             false,
             false,
@@ -437,6 +462,12 @@ pub(crate) fn weight_grad<T: GemmScalar + Send + Sync + core::ops::AddAssign>(
     let xs = dims4(x.layout().shape());
     let ys = dims4(dy.layout().shape());
     let geo = Geometry::new(xs, weight_shape, [ys[2], ys[3]], options);
+    if dtype == DType::F32
+        && winograd::applies(xs, weight_shape, [ys[2], ys[3]], options)
+        && winograd::pays(geo.c_in, geo.c_out, geo.h, geo.w)
+    {
+        return winograd::weight_grad(&x, &dy);
+    }
     let batch = xs[0];
     let (positions, col_len, cout_g) = (geo.positions(), geo.col_len(), geo.cout_g);
     let x_data: &[T] = x.storage();
