@@ -338,6 +338,28 @@ pub(super) fn gemm_parallelism(chunks: usize) -> gemm::Parallelism {
     gemm::Parallelism::None
 }
 
+/// The sum of `partial(chunk)` over `chunks` (zeros of `len` for none): the partial sums run in
+/// parallel and are added in chunk order, so the thread count does not change the result.
+pub(super) fn sum_in_chunk_order<T: GemmScalar + Send + core::ops::AddAssign>(
+    chunks: &[usize],
+    len: usize,
+    partial: impl Fn(&usize) -> Vec<T> + Send + Sync,
+) -> Vec<T> {
+    #[cfg(feature = "rayon")]
+    let partials: Vec<Vec<T>> = {
+        use rayon::prelude::*;
+        chunks.par_iter().map(partial).collect()
+    };
+    #[cfg(not(feature = "rayon"))]
+    let partials: Vec<Vec<T>> = chunks.iter().map(partial).collect();
+    let mut partials = partials.into_iter();
+    let mut total = partials.next().unwrap_or_else(|| vec![T::zero(); len]);
+    for p in partials {
+        total.iter_mut().zip(&p).for_each(|(t, &v)| *t += v);
+    }
+    total
+}
+
 /// Runs `chunk(index, part)` over consecutive parts of `data` of `part_len` elements.
 pub(super) fn for_each_chunk<T: Send>(
     data: &mut [T],
@@ -392,10 +414,7 @@ pub(crate) fn forward<T: GemmScalar + Send + Sync>(
             dtype,
         );
     }
-    if dtype == DType::F32
-        && winograd::applies(xs, ws, [geo.oh, geo.ow], options)
-        && winograd::pays(geo.c_in, geo.c_out, geo.h, geo.w)
-    {
+    if winograd::runs(dtype, xs, ws, [geo.oh, geo.ow], options) {
         return winograd::forward(&x, &weight);
     }
     let x_data: &[T] = x.storage();
@@ -462,10 +481,7 @@ pub(crate) fn weight_grad<T: GemmScalar + Send + Sync + core::ops::AddAssign>(
     let xs = dims4(x.layout().shape());
     let ys = dims4(dy.layout().shape());
     let geo = Geometry::new(xs, weight_shape, [ys[2], ys[3]], options);
-    if dtype == DType::F32
-        && winograd::applies(xs, weight_shape, [ys[2], ys[3]], options)
-        && winograd::pays(geo.c_in, geo.c_out, geo.h, geo.w)
-    {
+    if winograd::runs(dtype, xs, weight_shape, [ys[2], ys[3]], options) {
         return winograd::weight_grad(&x, &dy);
     }
     let batch = xs[0];
@@ -512,22 +528,7 @@ pub(crate) fn weight_grad<T: GemmScalar + Send + Sync + core::ops::AddAssign>(
         out
     };
 
-    #[cfg(feature = "rayon")]
-    let partials: Vec<Vec<T>> = {
-        use rayon::prelude::*;
-        chunks.par_iter().map(partial).collect()
-    };
-    #[cfg(not(feature = "rayon"))]
-    let partials: Vec<Vec<T>> = chunks.iter().map(partial).collect();
-
-    // Partial sums added in chunk order, into the first (zeros for an empty batch).
-    let mut partials = partials.into_iter();
-    let mut total = partials
-        .next()
-        .unwrap_or_else(|| vec![T::zero(); geo.c_out * col_len]);
-    for p in partials {
-        total.iter_mut().zip(&p).for_each(|(t, &v)| *t += v);
-    }
+    let total = sum_in_chunk_order(&chunks, geo.c_out * col_len, partial);
     // Each group's block from `[col_len, C_out/g]` to `[C_out/g, col_len]`.
     let mut weight_grad = unfilled::<T>(total.len());
     for g in 0..options.groups {
@@ -577,10 +578,7 @@ pub(crate) fn input_grad<T: GemmScalar + Send + Sync + core::ops::AddAssign>(
         );
     }
     let ws = dims4(weight.layout().shape());
-    if dtype == DType::F32
-        && winograd::applies([batch, geo.c_in, h, w], ws, [ys[2], ys[3]], options)
-        && winograd::pays(c_out, geo.c_in, h, w)
-    {
+    if winograd::runs(dtype, [batch, geo.c_in, h, w], ws, [ys[2], ys[3]], options) {
         return winograd::input_grad(&weight, &dy);
     }
     let w_data: &[T] = weight.storage();

@@ -31,6 +31,7 @@ use burn_std::{Bytes, Shape};
 
 use super::conv2d_chunked::{
     for_each_chunk, gemm_add_into, gemm_into, gemm_parallelism, images_per_chunk_of,
+    sum_in_chunk_order,
 };
 use super::unfilled;
 use crate::{FlexTensor, Layout};
@@ -55,14 +56,22 @@ const WEIGHT_GRAD_CHUNK_TILES: usize = 256;
 const MIN_MEAN_CHANNELS: usize = 64;
 
 /// Whether a convolution of `x` `[B, C_in, H, W]` by `weight` `[C_out, C_in/g, KH, KW]` with
-/// output map `out` runs here: 3x3, stride 1, no dilation, one group, padding 1 and an output
-/// as large as the input.
-pub(crate) fn applies(
+/// output map `out` (or its input or weight gradient) of `dtype` runs here: f32, it
+/// [`applies`] and it [`pays`].
+pub(crate) fn runs(
+    dtype: DType,
     x: [usize; 4],
     weight: [usize; 4],
     out: [usize; 2],
     options: &ConvOptions<2>,
 ) -> bool {
+    dtype == DType::F32 && applies(x, weight, out, options) && pays(x[1], weight[0], x[2], x[3])
+}
+
+/// Whether a convolution of `x` `[B, C_in, H, W]` by `weight` `[C_out, C_in/g, KH, KW]` with
+/// output map `out` runs here: 3x3, stride 1, no dilation, one group, padding 1 and an output
+/// as large as the input.
+fn applies(x: [usize; 4], weight: [usize; 4], out: [usize; 2], options: &ConvOptions<2>) -> bool {
     weight[2] == 3
         && weight[3] == 3
         && options.stride == [1, 1]
@@ -76,7 +85,7 @@ pub(crate) fn applies(
 /// Whether a convolution that [`applies`] runs faster here than on im2col, for its input and
 /// output channels and map size: odd heights or widths compute a row or column of tiles
 /// half wasted (the small CNN's 7x7 and 3x3 maps ran 15-40% slower).
-pub(crate) fn pays(input_channels: usize, output_channels: usize, h: usize, w: usize) -> bool {
+fn pays(input_channels: usize, output_channels: usize, h: usize, w: usize) -> bool {
     let (k, m) = (input_channels, output_channels);
     2 * k * m >= MIN_MEAN_CHANNELS * (k + m) && h % 2 == 0 && w % 2 == 0
 }
@@ -185,18 +194,7 @@ pub(crate) fn weight_grad(x: &FlexTensor, output_grad: &FlexTensor) -> FlexTenso
         }
         du
     };
-    #[cfg(feature = "rayon")]
-    let partials: alloc::vec::Vec<alloc::vec::Vec<f32>> = {
-        use rayon::prelude::*;
-        chunks.par_iter().map(partial).collect()
-    };
-    #[cfg(not(feature = "rayon"))]
-    let partials: alloc::vec::Vec<alloc::vec::Vec<f32>> = chunks.iter().map(partial).collect();
-    let mut partials = partials.into_iter();
-    let mut du = partials.next().expect("a non-empty batch has a chunk");
-    for p in partials {
-        du.iter_mut().zip(&p).for_each(|(t, &v)| *t += v);
-    }
+    let du = sum_in_chunk_order(&chunks, 16 * c_out * c_in, partial);
     // G^T d: rows 0 + (1 + 2) / 2, (1 - 2) / 2, (1 + 2) / 2 + 3.
     let adjoint = |d: [f32; 4]| {
         let (sum, difference) = (0.5 * (d[1] + d[2]), 0.5 * (d[1] - d[2]));
