@@ -636,4 +636,22 @@ fn max_pool_2x2_equals_the_definition() {
         }
         assert_eq!(got_dx, want_dx, "case {ci}: input gradient");
     }
+    // NaN wins its window and the gradient goes to the window's last NaN, as in PyTorch;
+    // among equal maxima the first (row by row) takes it.
+    let nan = f32::NAN;
+    let x = tensor4(
+        vec![1.0, nan, 3.0, 2.0, nan, 0.0, 5.0, 5.0],
+        [1, 1, 2, 4],
+        &device,
+    )
+    .require_grad();
+    let y = pool.forward(x.clone());
+    let grads = (y.clone() * tensor4(vec![10.0, 20.0], [1, 1, 1, 2], &device))
+        .sum()
+        .backward();
+    let got_y = to_vec(y);
+    assert!(got_y[0].is_nan());
+    assert_eq!(got_y[1], 5.0);
+    let got_dx = to_vec(x.grad(&grads).unwrap());
+    assert_eq!(got_dx, [0.0, 0.0, 0.0, 0.0, 10.0, 0.0, 20.0, 0.0]);
 }
