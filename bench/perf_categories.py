@@ -14,30 +14,42 @@ import sys
 
 ROWS = [
     ("allocation and zeroing", r"memset|__libc_malloc|_int_malloc|_int_free|cfree|clear_page|do_anonymous_page|handle_mm_fault|exc_page_fault"),
-    ("convolution weight gradient", r"burn_flex::ops::conv2d_chunked::weight_grad"),
-    ("convolution input gradient", r"burn_flex::ops::conv_transpose|burn_flex::ops::conv2d_chunked::input_grad"),
-    ("convolution forward", r"burn_flex::ops::conv::|burn_flex::ops::conv_common|burn_flex::ops::conv2d_chunked::forward"),
+    ("convolution weight gradient", r"burn_flex::ops::conv2d_(chunked|winograd)::weight_grad"),
+    ("convolution input gradient", r"burn_flex::ops::conv_transpose|burn_flex::ops::conv2d_(chunked|winograd)::input_grad"),
+    ("convolution forward", r"burn_flex::ops::conv::|burn_flex::ops::conv_common|burn_flex::ops::conv2d_(chunked|winograd)::forward"),
+    # A Winograd transform on a worker thread: the phase (forward or a gradient) is further out.
+    ("Winograd transform, phase not captured", r"burn_flex::ops::conv2d_winograd::"),
     ("batch norm", r"batch_norm"),
     ("pooling", r"burn_flex::ops::pool"),
     ("optimizer", r"contra::optim|burn_optim"),
     ("loss", r"contra::losses"),
     ("matrix products (head)", r"burn_flex::ops::matmul"),
     ("copies and concatenation", r"copy_2d_tiled|copy_contiguous|into_contiguous|burn_flex::ops::cat|burn_flex::ops::slice|memmove|memcpy"),
-    ("element-wise (activations, gradient sums)", r"burn_flex::ops::(binary|unary|activation|comparison|mask|reduce|expand)|burn_flex::zip|burn_flex::simd|macerator"),
+    ("element-wise (activations, gradient sums)", r"burn_flex::ops::(binary|unary|activation|comparison|mask|reduce|expand)|burn_flex::zip|burn_flex::simd"),
     ("threads waiting", r"rayon_core::sleep|rayon_core::registry::WorkerThread::wait|futex|schedule|finish_task_switch|_raw_spin_unlock"),
     ("autodiff bookkeeping", r"burn_autodiff"),
     # A GEMM kernel on a worker thread whose stack was cut before the operation that called it.
     ("GEMM, caller not captured", r"gemm"),
 ]
+# Kernels under run-time SIMD dispatch (macerator) name their operation further out (a
+# Winograd transform inside a convolution, a batch-norm pass); a stack with no operation
+# at all is element-wise.
+SIMD_DISPATCH = re.compile(r"macerator")
+CONVOLVE = re.compile(r"burn_flex::ops::conv2d_winograd::convolve")
 COMPILED = [(name, re.compile(p)) for name, p in ROWS]
-UNCAPTURED = "GEMM, caller not captured"
+# Rows whose samples belong to an operation named further out on the stack; where the stack
+# was cut (a worker thread's), they are shared out like the samples whose operation was seen.
+DEFERRED = ("GEMM, caller not captured", "Winograd transform, phase not captured")
+# What a deferred sample can belong to (not rayon's wait loop that runs a worker's task).
+OPERATIONS = ("convolution weight gradient", "convolution input gradient", "convolution forward",
+              "batch norm", "pooling", "optimizer", "loss", "matrix products (head)")
 
 
 def main():
     model = sys.argv[1] if len(sys.argv) > 1 else "?"
     step_ms = float(sys.argv[2]) if len(sys.argv) > 2 else None
     counts = collections.Counter()
-    gemm_callers = collections.Counter()
+    callers = {row: collections.Counter() for row in DEFERRED}
     total = 0
     for sample in sys.stdin.read().split("\n\n"):
         frames = [line.strip() for line in sample.strip().split("\n")[1:] if line.strip()]
@@ -50,21 +62,29 @@ def main():
             if hit:
                 row = hit
                 break
-        if row == UNCAPTURED:
-            # The calling thread's GEMM samples name their operation further out.
+        if row in ("other", "threads waiting") and any(SIMD_DISPATCH.search(f) for f in frames):
+            # A worker's stack ends in rayon's wait loop, which is not the time spent.
+            row = "element-wise (activations, gradient sums)"
+        if row in DEFERRED:
+            # The calling thread's samples name their operation further out.
             caller = next((name for frame in frames for name, pat in COMPILED
-                           if name != UNCAPTURED and pat.search(frame)), None)
+                           if name in OPERATIONS and pat.search(frame)), None)
             if caller:
+                callers[row][caller] += 1
                 row = caller
-                gemm_callers[caller] += 1
+            elif any(CONVOLVE.search(f) for f in frames):
+                # Winograd's forward and input gradient share `convolve` (on a worker, the
+                # caller is not on the stack); for C -> C convolutions they do the same work.
+                counts["convolution forward"] += 0.5
+                counts["convolution input gradient"] += 0.5
+                continue
         counts[row] += 1
-    # gemm's own worker threads do not see the caller: their samples are shared out like the
-    # GEMM samples whose caller was seen.
-    seen = sum(gemm_callers.values())
-    if seen and counts[UNCAPTURED]:
-        lost = counts.pop(UNCAPTURED)
-        for name, n in gemm_callers.items():
-            counts[name] += lost * n / seen
+    for row, seen_callers in callers.items():
+        seen = sum(seen_callers.values())
+        if seen and counts[row]:
+            lost = counts.pop(row)
+            for name, n in seen_callers.items():
+                counts[name] += lost * n / seen
     share = {name: counts[name] / total for name, _ in ROWS + [("other", "")]}
     out = {"bench": "profile", "impl": "contra-flex", "model": model, "samples": total,
            "share": {k: round(v, 4) for k, v in share.items()}}
