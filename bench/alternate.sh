@@ -14,7 +14,10 @@ AFTER="$CARGO_TARGET_DIR/release/contra-bench"
 step() {
   [ -n "$BEFORE" ] && "$BEFORE" "$@" | sed 's/^/before /'
   "$AFTER" "$@" | sed 's/^/after /'
-  "$PYTHON" bench/pytorch_bench.py "$@" --threads 2 2>/dev/null | grep '^{' | sed 's/^/torch /'
+  # Without torch (or with a failing run) say so, instead of stopping at grep's empty match.
+  out="$("$PYTHON" bench/pytorch_bench.py "$@" --threads 2 2>&1)" ||
+    { printf 'PyTorch side failed (PYTHON=%s):\n%s\n' "$PYTHON" "$(tail -c 2000 <<<"$out")" >&2; exit 1; }
+  printf '%s\n' "$out" | grep '^{' | sed 's/^/torch /'
 }
 for r in $(seq "$ROUNDS"); do
   echo "round $r"
