@@ -25,16 +25,12 @@ ROWS = [
     ("loss", r"contra::losses"),
     ("matrix products (head)", r"burn_flex::ops::matmul"),
     ("copies and concatenation", r"copy_2d_tiled|copy_contiguous|into_contiguous|burn_flex::ops::cat|burn_flex::ops::slice|memmove|memcpy"),
-    ("element-wise (activations, gradient sums)", r"burn_flex::ops::(binary|unary|activation|comparison|mask|reduce|expand)|burn_flex::zip|burn_flex::simd"),
+    ("element-wise (activations, gradient sums)", r"burn_flex::ops::(binary|unary|activation|comparison|mask|reduce|expand)|burn_flex::zip|burn_flex::simd|macerator"),
     ("threads waiting", r"rayon_core::sleep|rayon_core::registry::WorkerThread::wait|futex|schedule|finish_task_switch|_raw_spin_unlock"),
     ("autodiff bookkeeping", r"burn_autodiff"),
     # A GEMM kernel on a worker thread whose stack was cut before the operation that called it.
     ("GEMM, caller not captured", r"gemm"),
 ]
-# Kernels under run-time SIMD dispatch (macerator) name their operation further out (a
-# Winograd transform inside a convolution, a batch-norm pass); a stack with no operation
-# at all is element-wise.
-SIMD_DISPATCH = re.compile(r"macerator")
 CONVOLVE = re.compile(r"burn_flex::ops::conv2d_winograd::convolve")
 COMPILED = [(name, re.compile(p)) for name, p in ROWS]
 # Rows whose samples belong to an operation named further out on the stack; where the stack
@@ -62,9 +58,6 @@ def main():
             if hit:
                 row = hit
                 break
-        if row in ("other", "threads waiting") and any(SIMD_DISPATCH.search(f) for f in frames):
-            # A worker's stack ends in rayon's wait loop, which is not the time spent.
-            row = "element-wise (activations, gradient sums)"
         if row in DEFERRED:
             # The calling thread's samples name their operation further out.
             caller = next((name for frame in frames for name, pat in COMPILED

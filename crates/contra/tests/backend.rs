@@ -20,34 +20,31 @@ struct Case {
     groups: usize,
 }
 
+impl Case {
+    /// 3x3, stride 1, padding 1: the CNNs' usual block (and Winograd's case).
+    fn same_3x3(batch: usize, c_in: usize, c_out: usize, size: [usize; 2]) -> Self {
+        Case {
+            batch,
+            c_in,
+            c_out,
+            size,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1, 1, 1],
+            dilation: [1, 1],
+            groups: 1,
+        }
+    }
+}
+
 #[test]
 fn conv2d_output_and_gradients_equal_the_definition() {
     let cases = [
         // The small CNN's blocks, and ResNet's strided and 1x1 convolutions.
-        Case {
-            batch: 3,
-            c_in: 1,
-            c_out: 4,
-            size: [9, 9],
-            kernel: [3, 3],
-            stride: [1, 1],
-            padding: [1, 1, 1, 1],
-            dilation: [1, 1],
-            groups: 1,
-        },
+        Case::same_3x3(3, 1, 4, [9, 9]),
         // 3x3 maps: at most 114 images per GEMM (1,024 positions), evened out to three chunks
         // of 77, 77 and 76.
-        Case {
-            batch: 230,
-            c_in: 6,
-            c_out: 5,
-            size: [3, 3],
-            kernel: [3, 3],
-            stride: [1, 1],
-            padding: [1, 1, 1, 1],
-            dilation: [1, 1],
-            groups: 1,
-        },
+        Case::same_3x3(230, 6, 5, [3, 3]),
         Case {
             batch: 2,
             c_in: 8,
@@ -145,61 +142,11 @@ fn conv2d_output_and_gradients_equal_the_definition() {
         // (three chunks of 8), unequal channels on a 2x10 map, one 4x4 image, 9 images of 36
         // tiles (the weight gradient's partial sums from two chunks, 5 and 4 images) and two
         // images of 17x16 tiles (each in bands of 4 tile rows and a last band of one).
-        Case {
-            batch: 24,
-            c_in: 64,
-            c_out: 64,
-            size: [6, 4],
-            kernel: [3, 3],
-            stride: [1, 1],
-            padding: [1, 1, 1, 1],
-            dilation: [1, 1],
-            groups: 1,
-        },
-        Case {
-            batch: 2,
-            c_in: 128,
-            c_out: 48,
-            size: [2, 10],
-            kernel: [3, 3],
-            stride: [1, 1],
-            padding: [1, 1, 1, 1],
-            dilation: [1, 1],
-            groups: 1,
-        },
-        Case {
-            batch: 9,
-            c_in: 64,
-            c_out: 64,
-            size: [12, 12],
-            kernel: [3, 3],
-            stride: [1, 1],
-            padding: [1, 1, 1, 1],
-            dilation: [1, 1],
-            groups: 1,
-        },
-        Case {
-            batch: 2,
-            c_in: 64,
-            c_out: 64,
-            size: [34, 32],
-            kernel: [3, 3],
-            stride: [1, 1],
-            padding: [1, 1, 1, 1],
-            dilation: [1, 1],
-            groups: 1,
-        },
-        Case {
-            batch: 1,
-            c_in: 64,
-            c_out: 72,
-            size: [4, 4],
-            kernel: [3, 3],
-            stride: [1, 1],
-            padding: [1, 1, 1, 1],
-            dilation: [1, 1],
-            groups: 1,
-        },
+        Case::same_3x3(24, 64, 64, [6, 4]),
+        Case::same_3x3(2, 128, 48, [2, 10]),
+        Case::same_3x3(9, 64, 64, [12, 12]),
+        Case::same_3x3(2, 64, 64, [34, 32]),
+        Case::same_3x3(1, 64, 72, [4, 4]),
     ];
     let device = contra::device::parse("cpu").unwrap().autodiff();
     for (ci, c) in cases.iter().enumerate() {

@@ -481,19 +481,19 @@ fn transform_output_adjoint(
     // Row 2ty + s of each tile row at even (`blocks[2s]`) and odd (`blocks[2s + 1]`) columns,
     // tile by tile over all the images (runs `n` long, as in `transform_output`).
     let mut blocks = vec![0f32; 4 * n];
-    let mut rows = vec![0f32; 8 * n];
+    let mut a_dy = vec![0f32; 8 * n];
     for co in 0..c_out {
         if h % 2 == 1 || w % 2 == 1 {
             blocks.fill(0.0);
         }
         for bi in 0..images {
             let plane = &dy[(bi * c_out + co) * h * w..][..h * w];
-            let rows = 2 * t0..(2 * t1).min(h);
+            let band_lines = 2 * t0..(2 * t1).min(h);
             for (oy, line) in plane
                 .chunks_exact(w)
                 .enumerate()
-                .take(rows.end)
-                .skip(rows.start)
+                .take(band_lines.end)
+                .skip(band_lines.start)
             {
                 let (ty, s) = (oy / 2 - t0, oy % 2);
                 let (even, odd) = blocks[2 * s * n..][..2 * n].split_at_mut(n);
@@ -510,23 +510,23 @@ fn transform_output_adjoint(
                 }
             }
         }
-        // A dY: rows 0, 0 + 1, 0 - 1 and -1, even and odd columns (`rows[2i]`, `rows[2i + 1]`).
+        // A dY: rows 0, 0 + 1, 0 - 1 and -1, even and odd columns (`a_dy[2i]`, `a_dy[2i + 1]`).
         for b in 0..2 {
             let (y0, y1) = (&blocks[b * n..][..n], &blocks[(2 + b) * n..][..n]);
-            let mut out = rows.chunks_exact_mut(n).skip(b).step_by(2);
-            let (t0, t1) = (out.next().unwrap(), out.next().unwrap());
-            let (t2, t3) = (out.next().unwrap(), out.next().unwrap());
+            let mut out = a_dy.chunks_exact_mut(n).skip(b).step_by(2);
+            let (r0, r1) = (out.next().unwrap(), out.next().unwrap());
+            let (r2, r3) = (out.next().unwrap(), out.next().unwrap());
             for k in 0..n {
-                t0[k] = y0[k];
-                t1[k] = y0[k] + y1[k];
-                t2[k] = y0[k] - y1[k];
-                t3[k] = -y1[k];
+                r0[k] = y0[k];
+                r1[k] = y0[k] + y1[k];
+                r2[k] = y0[k] - y1[k];
+                r3[k] = -y1[k];
             }
         }
         // (A dY) A^T: columns even, even + odd, even - odd and -odd.
         for i in 0..4 {
-            let even = &rows[2 * i * n..][..n];
-            let odd = &rows[(2 * i + 1) * n..][..n];
+            let even = &a_dy[2 * i * n..][..n];
+            let odd = &a_dy[(2 * i + 1) * n..][..n];
             let at = |j: usize| ((4 * i + j) * c_out + co) * n;
             m[at(0)..][..n].copy_from_slice(even);
             let out = &mut m[at(1)..][..n];
