@@ -608,6 +608,7 @@ fn ts2vec_encoder_matches_pytorch() {
         depth: usize_of(&f["depth"]),
         kernel: usize_of(&f["kernel"]),
         dropout: 0.0,
+        ..Default::default()
     };
     let channels = usize_of(&f["channels"]);
     let weights: HashMap<String, HostTensor> = f["weights"]

@@ -184,6 +184,7 @@ mod tests {
             depth: 1,
             kernel: 3,
             dropout: 0.0,
+            ..Default::default()
         };
         let [a, b, c, fresh] =
             crate::seeding::seeded(&d, 3, || [0, 1, 2, 3].map(|_| cfg.init(2, &d)));
