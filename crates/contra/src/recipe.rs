@@ -424,7 +424,14 @@ impl Recipe {
         }
         let text = toml::to_string(&table)
             .map_err(|e| Error::other(format!("cannot write the recipe: {e}")))?;
-        Recipe::parse(&text, Path::new("--set"))
+        Recipe::parse(&text, Path::new("--set")).map_err(|e| match e {
+            // Lines of the recipe as re-written here mean nothing to the user; the key does.
+            Error::Format { path, message } => Error::Format {
+                path,
+                message: without_line(&message),
+            },
+            e => e,
+        })
     }
 
     /// Each component's own checks, then the rules between components.
@@ -734,6 +741,18 @@ impl Recipe {
     }
 }
 
+/// `invalid recipe: line 25, `key`: ...` as `invalid recipe: `key`: ...`.
+fn without_line(message: &str) -> String {
+    message
+        .strip_prefix("invalid recipe: line ")
+        .and_then(|rest| rest.split_once(", "))
+        .filter(|(line, _)| line.chars().all(|c| c.is_ascii_digit()))
+        .map_or_else(
+            || message.to_string(),
+            |(_, rest)| format!("invalid recipe: {rest}"),
+        )
+}
+
 /// A TOML error with the line of the key it is about. Errors inside a tagged table (method,
 /// encoder, ...) come back pointing at the table's header: find the key's own line there.
 fn locate_error(text: &str, e: &toml::de::Error) -> String {
@@ -997,9 +1016,15 @@ mod tests {
             ("train.batch_size=1", "train.batch_size"),
             ("train.epochs", "key=value"),
             ("seed.x=1", "not a table"),
+            (
+                "method.loss=foo",
+                "--set: invalid recipe: `method.loss`: unknown variant `foo`",
+            ),
         ] {
             let e = r.with_overrides(&[set.into()]).unwrap_err().to_string();
             assert!(e.contains(needle), "{set}: {e}");
+            // No line number: the user wrote no file.
+            assert!(!e.contains("line "), "{set}: {e}");
         }
     }
 
