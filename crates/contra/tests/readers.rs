@@ -793,3 +793,51 @@ fn a_streamed_folder_reads_images_when_used() {
         .to_string();
     assert!(e.contains(&streamed.train.names[1]), "{e}");
 }
+
+/// `train_labels = false`: the training windows' labels are read as 0 (normal), so neither
+/// training nor the kNN neighbours learn from them; the test windows keep theirs.
+#[test]
+fn stream_training_labels_can_be_left_unread() {
+    use contra::data::locate::{CsvSpec, load_series};
+    let dir = tmp("train-labels");
+    let mut text = String::from("t,v,label\n");
+    for i in 0..80 {
+        // An event in each half: rows 10-13 (training) and 60-63 (test).
+        let event = (10..14).contains(&i) || (60..64).contains(&i);
+        text += &format!("{i},{},{}\n", (i as f32 * 0.3).sin(), event as u8);
+    }
+    let path = dir.join("s.csv");
+    std::fs::write(&path, text).unwrap();
+    let spec = |train_labels| {
+        DataSpec::Csv(CsvSpec {
+            path: path.clone(),
+            columns: toml::from_str("timestamp = \"t\"\nvalues = [\"v\"]\nlabel = \"label\"")
+                .unwrap(),
+            window: 8,
+            stride: Some(4),
+            train_fraction: Some(0.5),
+            train_labels,
+            ..Default::default()
+        })
+    };
+    let events =
+        |labels: &Option<Vec<u32>>| labels.as_ref().unwrap().iter().filter(|&&l| l > 0).count();
+    let read = load_series(&spec(None)).unwrap();
+    let unread = load_series(&spec(Some(false))).unwrap();
+    // Windows of 8 every 4 rows over rows 0-39: those starting at 4, 8 and 12 hold rows 10-13.
+    assert_eq!(events(&read.train.labels), 3);
+    assert_eq!(events(&unread.train.labels), 0);
+    assert_eq!(unread.train.len(), read.train.len());
+    assert_eq!(unread.train.values, read.train.values);
+    // Over rows 40-79, the windows starting at 56 and 60 hold rows 60-63.
+    assert_eq!(events(&unread.test.labels), 2);
+    assert_eq!(unread.test.labels, read.test.labels);
+    let recipe = "[data]\nsource = \"csv\"\npath = \"s.csv\"\nwindow = 8\ntrain_labels = \"no\"\n";
+    let err = contra::recipe::Recipe::parse(recipe, Path::new("r.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("r.toml") && err.contains("expected a boolean"),
+        "{err}"
+    );
+}

@@ -152,6 +152,12 @@ pub struct CsvSpec {
     /// part (default 0.5).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub train_fraction: Option<f64>,
+    /// `false`: the training part's labels are not read, so nothing learns or selects from
+    /// them: every training window is normal, in training (NCAD's `use_labels` finds no
+    /// events) and in the kNN scores' neighbours, as in a run with no labels at all. The
+    /// test part's labels still measure the scores. Default `true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_labels: Option<bool>,
 }
 
 /// The training subset settings of an image source.
@@ -701,6 +707,11 @@ fn load_stream_windows(spec: &CsvSpec) -> Result<Splits<SeriesDataset>> {
         }
     };
     let mut tr = windows(&train, length, stride)?.series;
+    if spec.train_labels == Some(false)
+        && let Some(labels) = tr.labels.as_mut()
+    {
+        labels.fill(0);
+    }
     let test_windows = windows(&test, length, stride)?;
     // With `train_fraction`, the test part of a stream starts after its training part.
     let offset = |k: usize| {
