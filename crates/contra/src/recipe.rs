@@ -243,8 +243,14 @@ impl Recipe {
     /// Parse recipe text; `origin` names the file in errors. A `version` other than this
     /// contra's is refused: a recipe file is always read as the current schema.
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
-        let r: Recipe =
-            toml::from_str(text).map_err(|e| Error::format(origin, locate_error(text, &e)))?;
+        Self::parse_text(text, origin, true)
+    }
+
+    /// [`Recipe::parse`]; `lines`: errors give the line of the key (not for text the user
+    /// did not write, such as a recipe re-written with `--set` settings).
+    fn parse_text(text: &str, origin: &Path, lines: bool) -> Result<Self> {
+        let r: Recipe = toml::from_str(text)
+            .map_err(|e| Error::format(origin, locate_error(text, &e, lines)))?;
         if r.version != RECIPE_VERSION {
             return Err(Error::format(
                 origin,
@@ -424,14 +430,8 @@ impl Recipe {
         }
         let text = toml::to_string(&table)
             .map_err(|e| Error::other(format!("cannot write the recipe: {e}")))?;
-        Recipe::parse(&text, Path::new("--set")).map_err(|e| match e {
-            // Lines of the recipe as re-written here mean nothing to the user; the key does.
-            Error::Format { path, message } => Error::Format {
-                path,
-                message: without_line(&message),
-            },
-            e => e,
-        })
+        // Lines of the recipe as re-written here mean nothing to the user; the key does.
+        Recipe::parse_text(&text, Path::new("--set"), false)
     }
 
     /// Each component's own checks, then the rules between components.
@@ -741,22 +741,18 @@ impl Recipe {
     }
 }
 
-/// `invalid recipe: line 25, `key`: ...` as `invalid recipe: `key`: ...`.
-fn without_line(message: &str) -> String {
-    message
-        .strip_prefix("invalid recipe: line ")
-        .and_then(|rest| rest.split_once(", "))
-        .filter(|(line, _)| line.chars().all(|c| c.is_ascii_digit()))
-        .map_or_else(
-            || message.to_string(),
-            |(_, rest)| format!("invalid recipe: {rest}"),
-        )
-}
-
-/// A TOML error with the line of the key it is about. Errors inside a tagged table (method,
-/// encoder, ...) come back pointing at the table's header: find the key's own line there.
-fn locate_error(text: &str, e: &toml::de::Error) -> String {
+/// A TOML error with the key it is about and (`lines`) that key's line. Errors inside a
+/// tagged table (method, encoder, ...) come back pointing at the table's header: find the
+/// key's own line there.
+fn locate_error(text: &str, e: &toml::de::Error, lines: bool) -> String {
     let message = e.message().trim_end();
+    let at_line = |n: usize| {
+        if lines {
+            format!("line {n}, ")
+        } else {
+            String::new()
+        }
+    };
     let Some(span) = e.span() else {
         return format!("invalid recipe: {e}");
     };
@@ -787,7 +783,8 @@ fn locate_error(text: &str, e: &toml::de::Error) -> String {
                         .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) =>
             {
                 format!(
-                    "invalid recipe: line {header_line}, `{}{}`: {message}",
+                    "invalid recipe: {}`{}{}`: {message}",
+                    at_line(header_line),
                     header.unwrap_or_default(),
                     key.trim()
                 )
@@ -831,10 +828,13 @@ fn locate_error(text: &str, e: &toml::de::Error) -> String {
     };
     match found {
         Some((offset, key)) => format!(
-            "invalid recipe: line {}, `{key}`: {message}",
-            header_line + offset
+            "invalid recipe: {}`{key}`: {message}",
+            at_line(header_line + offset)
         ),
-        None => format!("invalid recipe: line {header_line}, [{table}]: {message}"),
+        None => format!(
+            "invalid recipe: {}[{table}]: {message}",
+            at_line(header_line)
+        ),
     }
 }
 
