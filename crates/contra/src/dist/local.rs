@@ -16,7 +16,10 @@ struct LocalRank {
     sent: AtomicU64,
 }
 
-/// `n` ranks, one for each thread that will join the group ([`super::within`]).
+/// `n` ranks, one for each thread that will join the group ([`super::within`]). Each thread
+/// builds its own model, as each MPI process does: threads that share a model's parameters
+/// share one autodiff graph behind one lock, and a collective inside the backward pass
+/// (synchronised BatchNorm) then deadlocks.
 pub fn local_group(n: usize) -> Vec<Box<dyn Collective + Send>> {
     let shared = Arc::new(Shared {
         slots: Mutex::new(vec![Vec::new(); n]),
