@@ -1,5 +1,6 @@
 //! The CPU backend's convolution gradients against a direct computation from the definition
-//! (contra patches burn-flex with its own weight- and input-gradient kernels: vendor/burn-flex).
+//! (contra patches burn-flex with its own weight- and input-gradient kernels: vendor/burn-flex),
+//! and its other patched operations.
 
 use burn::nn::conv::{Conv1dConfig, Conv2dConfig};
 use burn::nn::{PaddingConfig1d, PaddingConfig2d};
@@ -601,4 +602,37 @@ fn max_pool_2x2_equals_the_definition() {
     assert_eq!(got_y[1], 5.0);
     let got_dx = to_vec(x.grad(&grads).unwrap());
     assert_eq!(got_dx, [0.0, 0.0, 0.0, 0.0, 10.0, 0.0, 20.0, 0.0]);
+}
+
+/// A sum over a tensor large enough for flex's parallel path (4M elements and more) has the
+/// same bits at any thread count and on every run: the chunks' partial sums are added in
+/// chunk order (vendor/burn-flex), not in a tree shaped by rayon's work stealing.
+#[test]
+fn a_large_sum_is_the_same_at_any_thread_count() {
+    let n = 5 * 1024 * 1024 + 17;
+    let mut rng = Rng::new(7);
+    // Magnitudes over six decades: a different grouping of the partial sums changes the bits.
+    let values: Vec<f32> = (0..n)
+        .map(|_| (rng.normal() * 10f64.powf(3.0 * rng.uniform())) as f32)
+        .collect();
+    let exact: f64 = values.iter().map(|&v| v as f64).sum();
+    let device = Device::default();
+    let x = Tensor::<1>::from_data(TensorData::new(values, [n]), &device);
+    let in_pool = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| x.clone().sum().into_scalar::<f32>())
+    };
+    let one = in_pool(1);
+    let scale: f64 = 1e-5 * (n as f64).sqrt() * 1e3;
+    assert!((one as f64 - exact).abs() < scale, "{one} against {exact}");
+    for threads in [2, 3, 4, 2, 3, 4] {
+        assert_eq!(
+            in_pool(threads).to_bits(),
+            one.to_bits(),
+            "{threads} threads"
+        );
+    }
 }
