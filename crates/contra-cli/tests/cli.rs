@@ -791,42 +791,76 @@ fn help_lists_every_command() {
     );
 }
 
+/// The weights of `pretrain --no-eval` on the recipe `body`, with `threads` compute threads.
+fn weights_with_threads(
+    dir: &Path,
+    body: &str,
+    threads: &str,
+    out: &str,
+) -> std::collections::HashMap<String, contra::checkpoint::HostTensor> {
+    let recipe = dir.join(format!("{out}.toml"));
+    std::fs::write(&recipe, body).unwrap();
+    let o = contra()
+        .env("RAYON_NUM_THREADS", threads)
+        .args(["pretrain", "-q", "--no-eval", "-r"])
+        .arg(&recipe)
+        .arg("--out")
+        .arg(dir.join(out))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    let weights = contra::checkpoint::read_safetensors(&dir.join(out).join("model.safetensors"))
+        .unwrap()
+        .0;
+    assert!(!weights.is_empty());
+    weights
+}
+
+fn assert_same_weights(
+    one: &std::collections::HashMap<String, contra::checkpoint::HostTensor>,
+    other: &std::collections::HashMap<String, contra::checkpoint::HostTensor>,
+) {
+    for (k, t) in one {
+        assert_eq!(
+            Some(t),
+            other.get(k),
+            "tensor {k} depends on the thread count"
+        );
+    }
+}
+
 /// The same seed gives the same weights with 1 or 3 compute threads and 1 or 3 augmentation
 /// workers.
 #[test]
 fn results_do_not_depend_on_the_number_of_threads() {
     let dir = tmp("threads");
     let base = std::fs::read_to_string(small_recipe(&dir, 2)).unwrap();
-    let run = |threads: &str, workers: &str, out: &str| {
-        // Upscaled 24x24 views make the activations large enough for every parallel code path.
-        let body = base
-            .replace("size = 8,", "size = 24,")
-            .replace("workers = 2", &format!("workers = {workers}"));
-        let recipe = dir.join(format!("{out}.toml"));
-        std::fs::write(&recipe, body).unwrap();
-        let o = contra()
-            .env("RAYON_NUM_THREADS", threads)
-            .args(["pretrain", "-q", "--no-eval", "-r"])
-            .arg(&recipe)
-            .arg("--out")
-            .arg(dir.join(out))
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", text(&o).1);
-        contra::checkpoint::read_safetensors(&dir.join(out).join("model.safetensors"))
-            .unwrap()
-            .0
+    // Upscaled 24x24 views make the activations large enough for every parallel code path.
+    let body = |workers: &str| {
+        base.replace("size = 8,", "size = 24,")
+            .replace("workers = 2", &format!("workers = {workers}"))
     };
-    let one = run("1", "1", "one");
-    let three = run("3", "3", "three");
-    assert!(!one.is_empty());
-    for (k, t) in &one {
-        assert_eq!(
-            Some(t),
-            three.get(k),
-            "tensor {k} depends on the thread count"
-        );
+    let one = weights_with_threads(&dir, &body("1"), "1", "one");
+    let three = weights_with_threads(&dir, &body("3"), "3", "three");
+    assert_same_weights(&one, &three);
+}
+
+/// TS2Vec too (dilated 1D convolutions, GELU, the hierarchical loss): the same weights with 1
+/// or 3 compute threads.
+#[test]
+fn ts2vec_results_do_not_depend_on_the_number_of_threads() {
+    if !have_data("ucr/GunPoint/GunPoint_TRAIN.ts") {
+        return;
     }
+    let dir = tmp("ts2vec-threads");
+    let body = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes/ts2vec-gunpoint.toml"),
+    )
+    .unwrap()
+    .replace("steps = 200", "steps = 7");
+    let one = weights_with_threads(&dir, &body, "1", "one");
+    let three = weights_with_threads(&dir, &body, "3", "three");
+    assert_same_weights(&one, &three);
 }
 
 /// `chromium` on PATH; required where CONTRA_REQUIRE_CHROMIUM is set (CI installs it).

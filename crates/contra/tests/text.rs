@@ -486,6 +486,43 @@ fn gradcache_gradients_equal_the_plain_loss() {
     assert!((other_loss - plain_loss).abs() > 1e-4);
 }
 
+/// all-MiniLM-L6-v2's MNRL loss and gradients, dropout on, have the same bits with 1 and 3
+/// compute threads: no matrix product, attention, GELU or LayerNorm splits a sum by thread.
+#[test]
+fn minilm_gradients_do_not_depend_on_the_thread_count() {
+    use contra::methods::{Method, Views};
+    let Some(path) = minilm_dir() else {
+        return;
+    };
+    let texts = strs(&fixture("tiny_bert.json")["sentences"]);
+    let dir = SentenceModelDir::open(&path).unwrap();
+    let ad = cpu().autodiff();
+    let views = Views::new(
+        (0..2)
+            .map(|v| tokens(&dir, &texts[11 * v..11 * (v + 1)], &ad))
+            .collect(),
+        None,
+    );
+    let model = tiny_mnrl(&dir, 0, &ad);
+    let run = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                let (loss, grads) = model.gradients(&views);
+                (loss.to_bits(), gradients_by_path(&model, &grads))
+            })
+    };
+    let one = run(1);
+    assert!(one.1.len() > 90, "{} parameters", one.1.len());
+    let three = run(3);
+    assert_eq!(one.0, three.0, "the loss");
+    for (k, g) in &one.1 {
+        assert!(three.1[k] == *g, "{k} depends on the thread count");
+    }
+}
+
 /// Pairs, triplets and labelled sentences from JSONL, CSV, TSV and text files, columns found
 /// by name; a test file's labels follow the training file's classes.
 #[test]
