@@ -2,6 +2,9 @@
 //! (contra patches burn-flex with its own weight- and input-gradient kernels: vendor/burn-flex),
 //! and its other patched operations.
 
+#[path = "support/threads.rs"]
+mod threads;
+
 use burn::nn::conv::{Conv1dConfig, Conv2dConfig};
 use burn::nn::{PaddingConfig1d, PaddingConfig2d};
 use burn::prelude::*;
@@ -618,13 +621,7 @@ fn a_large_sum_is_the_same_at_any_thread_count() {
     let exact: f64 = values.iter().map(|&v| v as f64).sum();
     let device = Device::default();
     let x = Tensor::<1>::from_data(TensorData::new(values, [n]), &device);
-    let in_pool = |threads| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| x.clone().sum().into_scalar::<f32>())
-    };
+    let in_pool = |threads| threads::with_threads(threads, || x.clone().sum().into_scalar::<f32>());
     let one = in_pool(1);
     let scale: f64 = 1e-5 * (n as f64).sqrt() * 1e3;
     assert!((one as f64 - exact).abs() < scale, "{one} against {exact}");

@@ -2,6 +2,9 @@
 //! their definitions, value and gradient, on flex: f32 storage directly, other float types
 //! through the host path, the same digits at any thread count.
 
+#[path = "support/threads.rs"]
+mod threads;
+
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use contra::losses::kernels::{max_pool_pairs, partner_cross_entropy};
@@ -158,13 +161,7 @@ fn kernels_give_the_same_digits_for_f64_inputs_and_any_thread_count() {
             to_vec(max_pool_pairs(z)),
         )
     };
-    let in_pool = |threads| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(run)
-    };
+    let in_pool = |threads| threads::with_threads(threads, run);
     let one = in_pool(1);
     assert_eq!(one, in_pool(3));
     // f64 tensors take the host path: the same f32 values, computed from f64 storage.

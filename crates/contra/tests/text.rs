@@ -2,6 +2,9 @@
 //! tools/reference/text_fixtures.py). A tiny randomly initialised BERT runs on every machine;
 //! all-MiniLM-L6-v2 runs where `.ci/run` fetched it into $CONTRA_DATA.
 
+#[path = "support/threads.rs"]
+mod threads;
+
 use contra::encoders::bert::{Pooling, TextEncoder};
 use contra::encoders::sentence::{SentenceModelDir, encode_sentences};
 use serde_json::Value;
@@ -505,14 +508,10 @@ fn minilm_gradients_do_not_depend_on_the_thread_count() {
     );
     let model = tiny_mnrl(&dir, 0, &ad);
     let run = |threads| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| {
-                let (loss, grads) = model.gradients(&views);
-                (loss.to_bits(), gradients_by_path(&model, &grads))
-            })
+        threads::with_threads(threads, || {
+            let (loss, grads) = model.gradients(&views);
+            (loss.to_bits(), gradients_by_path(&model, &grads))
+        })
     };
     let one = run(1);
     assert!(one.1.len() > 90, "{} parameters", one.1.len());

@@ -11,6 +11,7 @@ use std::time::Duration;
 const TIMEOUT: Duration = Duration::from_secs(300);
 
 struct Shared {
+    size: usize,
     slots: Mutex<Vec<Vec<u8>>>,
     meeting: Mutex<Meeting>,
     arrived: Condvar,
@@ -43,6 +44,7 @@ pub fn local_group(n: usize) -> Vec<Box<dyn Collective + Send>> {
 
 fn group_with_timeout(n: usize, timeout: Duration) -> Vec<Box<dyn Collective + Send>> {
     let shared = Arc::new(Shared {
+        size: n,
         slots: Mutex::new(vec![Vec::new(); n]),
         meeting: Mutex::new(Meeting::default()),
         arrived: Condvar::new(),
@@ -73,12 +75,11 @@ impl LocalRank {
 
     /// Wait until every rank has reached this barrier.
     fn meet(&self) {
-        let size = self.shared.slots.lock().expect("group lock").len();
         let mut m = self.shared.meeting.lock().expect("group lock");
         if m.broken.is_none() {
             let generation = m.generation;
             m.waiting += 1;
-            if m.waiting == size {
+            if m.waiting == self.shared.size {
                 m.waiting = 0;
                 m.generation += 1;
                 self.shared.arrived.notify_all();
@@ -129,7 +130,7 @@ impl Collective for LocalRank {
         self.rank
     }
     fn size(&self) -> usize {
-        self.shared.slots.lock().expect("group lock").len()
+        self.shared.size
     }
     fn all_reduce_sum(&self, values: &mut [f32]) {
         let all = self.exchange(&super::f32_bytes(values));
