@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 /// register width sets the order of some sums, so the last digits of a loss depend on it (the
 /// same on Intel and AMD at one width, and at any thread count).
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 enum Cpu {
     Avx512,
     Avx2,
