@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 /// The kernels a run uses: gemm and flex pick them by the CPU's vector registers, and the
 /// register width sets the order of some sums, so the last digits of a loss depend on it (the
 /// same on Intel and AMD at one width, and at any thread count).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 enum Cpu {
     Avx512,
